@@ -1,0 +1,86 @@
+# krewind: the one entry point. Non-recursive: each module adds its rules through
+# its own fragment (MODULE/MODULE.mk). Everything is built out of tree in build/.
+#
+#   make            build everything (installs missing dependencies first)
+#   make kernel     the kernel under test only
+#   make test       unit tests + end-to-end tests under real QEMU, one summary line
+#   make demo       record eoi-before-switch, diagnose it, print the replay command
+#   make bench      benchmarks (ratios measured side by side in one run)
+#   make clean
+#
+# SAN=1 builds host code with ASan+UBSan (build/san/), TSAN=1 with TSan (build/tsan/).
+
+BUILD := build
+ifeq ($(SAN),1)
+BUILD := build/san
+endif
+ifeq ($(TSAN),1)
+BUILD := build/tsan
+endif
+# qemu-plugin.h and the dependency stamp live in the top build/ whatever the variant.
+TOP_BUILD := build
+PLUGIN_HEADER := $(TOP_BUILD)/qemu/include/qemu-plugin.h
+DEPS_STAMP := $(TOP_BUILD)/.deps-ok
+
+CC ?= cc
+HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+	-D_GNU_SOURCE -fPIC -MMD -MP -I.
+HOST_LDFLAGS :=
+ifeq ($(SAN),1)
+HOST_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+HOST_LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(TSAN),1)
+HOST_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=thread
+HOST_LDFLAGS += -fsanitize=thread
+endif
+
+GLIB_CFLAGS = $(shell pkg-config --cflags glib-2.0 2>/dev/null)
+GLIB_LIBS = $(shell pkg-config --libs glib-2.0 2>/dev/null)
+
+# Filled in by the fragments.
+ALL_TARGETS :=
+UNIT_TESTS :=        # cmocka binaries, run by tests/run.sh
+E2E_TESTS :=         # tests/e2e/*.sh scripts, run by tests/run.sh after the build
+BENCHES :=           # bench/*.sh scripts
+
+.PHONY: all kernel test demo bench clean deps check-all fuzz
+all:
+
+include kernel/kernel.mk
+include db/db.mk
+include tracer/tracer.mk
+include analysis/analysis.mk
+include replay/replay.mk
+include ui-cli/cli.mk
+include tests/tests.mk
+include bench/bench.mk
+
+all: $(ALL_TARGETS)
+
+# Dependencies: installed once on a fresh machine, re-checked when the script changes.
+$(DEPS_STAMP): scripts/install-deps.sh
+	@scripts/install-deps.sh --check || scripts/install-deps.sh
+	@mkdir -p $(@D) && touch $@
+$(PLUGIN_HEADER): | $(DEPS_STAMP)
+	@test -s $@ || scripts/install-deps.sh
+deps: $(DEPS_STAMP)
+
+# Host objects: build/<variant>/<dir>/<file>.o from <dir>/<file>.c
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) $(CFLAGS_$(dir $<)) -c $< -o $@
+
+test: all
+	@tests/run.sh $(BUILD) $(UNIT_TESTS) -- $(E2E_TESTS)
+
+demo: all
+	@scripts/demo.sh $(BUILD)
+
+bench: all
+	@bench/run.sh $(BUILD) $(BENCHES)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

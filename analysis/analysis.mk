@@ -1,0 +1,1 @@
+# analysis: rules added by its owner.

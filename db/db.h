@@ -1,0 +1,199 @@
+/*
+ * db.h - the trace database: schema, writer and reader.
+ *
+ * One recording is one SQLite file. db/ owns every SQL string of the project:
+ * the tracer writes through db_writer_*, the analyses and the CLI read through
+ * db_reader_* and db_cursor_*. The schema is db/schema.sql, versioned with
+ * PRAGMA user_version (DB_SCHEMA_VERSION) and documented in docs/schema.md.
+ *
+ * Error convention: functions that can fail return 0 on success or a negative
+ * DB_E* code, and on failure set *err (when err is not NULL) to a malloc'd
+ * one-line message that the caller prints and frees.
+ */
+#ifndef KREWIND_DB_H
+#define KREWIND_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DB_SCHEMA_VERSION 1
+
+enum db_error {
+	DB_OK = 0,
+	DB_E_IO = -1,      /* cannot open/create/write the file */
+	DB_E_CORRUPT = -2, /* not a SQLite file, or damaged */
+	DB_E_SCHEMA = -3,  /* not a krewind trace, or a newer schema version */
+	DB_E_NOMEM = -4,
+	DB_E_ARG = -5,     /* bad argument, bad SQL in db_sql, unknown id */
+	DB_E_FULL = -6,    /* disk full: events from this point on were lost */
+};
+
+/*
+ * Event kinds. Stored as small integers (events.kind_id) for size; the
+ * `events` view and db_kind_name() give their names.
+ * Meaning of the payload columns per kind (obj, a, b):
+ */
+enum db_kind {
+	DB_TRAP = 1,      /* interrupt/exception entry: a=vector, b=error code (0 if none) */
+	DB_IRET = 2,      /* iretq: a=vector of the trap being left (-1 if unknown) */
+	DB_IRQL = 3,      /* CR8 write or probed raise/lower: a=old IRQL, b=new IRQL */
+	DB_LOCK_TRY = 4,  /* spinlock attempt: obj=lock addr, a=IRQL */
+	DB_LOCK_ACQ = 5,  /* spinlock acquired: obj=lock addr, a=IRQL, b=instructions spent spinning */
+	DB_LOCK_REL = 6,  /* spinlock release: obj=lock addr, a=IRQL */
+	DB_WAIT = 7,      /* wait on a dispatcher object begins: obj=object addr, a=IRQL, b=timeout */
+	DB_WAIT_END = 8,  /* the wait returned: obj=object addr, a=status */
+	DB_MUTEX_ACQ = 9, /* mutex acquired (owned): obj=mutex addr, a=IRQL */
+	DB_MUTEX_REL = 10, /* mutex released: obj=mutex addr, a=IRQL */
+	DB_SIGNAL = 11,   /* dispatcher object signalled (event set, semaphore released): obj */
+	DB_SWITCH = 12,   /* context switch: thread=old thread addr, a=old thread, b=new thread */
+	DB_EOI = 13,      /* APIC EOI write: a=1 x2APIC wrmsr, 2 xAPIC MMIO */
+	DB_MARKER = 14,   /* text marker (scenario, self-test result, ...): a=marker type, text */
+	DB_BUGCHECK = 15, /* KeBugCheckEx / panic: a=code, b=first parameter */
+	DB_LOCK_INIT = 16, /* lock initialised: obj=lock addr, a=pc of the caller (allocation site) */
+	DB_KIND_MAX = 16,
+};
+
+/* Marker types (events.a for DB_MARKER). */
+enum db_marker {
+	DB_MARK_TEXT = 0,     /* free text */
+	DB_MARK_SCENARIO = 1, /* scenario start: text = scenario name */
+	DB_MARK_RESULT = 2,   /* self-test result: obj=passed, b=failed */
+	DB_MARK_SERIAL = 3,   /* a line of the guest's serial console */
+};
+
+/* Returns the kind's stable name ("trap", "irql", "lock_try", ...), or NULL. */
+const char *db_kind_name(int kind);
+/* Returns the kind for a name, or 0 if unknown. */
+int db_kind_from_name(const char *name);
+
+/* One event as the tracer hands it in and as the reader hands it out.
+ * thread and obj are guest addresses (0 = unknown / none); the database
+ * interns them into the threads and locks tables. */
+struct db_event {
+	int64_t id;      /* set by the reader; ignored by the writer */
+	uint64_t icount; /* guest instructions retired before this one, on this vCPU */
+	uint64_t pc;
+	uint64_t thread; /* current thread object address, 0 if unknown */
+	uint64_t obj;    /* lock / dispatcher object address, or kind-specific */
+	int64_t a, b;
+	uint16_t vcpu;
+	uint8_t kind;    /* enum db_kind */
+};
+
+/* ---------------------------------------------------------------- writer */
+
+/*
+ * The writer owns a background thread that drains a bounded queue into the
+ * database in transactions of a few thousand rows (WAL mode). db_writer_push
+ * may be called concurrently from any number of threads (the vCPU threads);
+ * it never blocks on SQLite. The database is committed at least every 100 ms,
+ * so a SIGKILL loses at most the last ~250 ms of events.
+ */
+struct db_writer;
+
+/* Optional: called on the writer thread the first time a thread or lock
+ * address is seen, to name it. Fills name (size bytes, NUL-terminated);
+ * returns 0 if it found a name. is_lock: 1 lock/object, 0 thread. */
+typedef int (*db_namer)(void *ctx, int is_lock, uint64_t addr, char *name, size_t size);
+
+/* Creates path (which must not exist: nothing recorded is ever overwritten;
+ * DB_E_IO with a message if it does) and starts the writer thread. */
+int db_writer_open(const char *path, db_namer namer, void *namer_ctx, struct db_writer **out, char **err);
+
+/* Queues one event. Thread-safe, wait-free in the common case. Returns 0, or
+ * DB_E_FULL if the queue stayed full (the event is counted as dropped). */
+int db_writer_push(struct db_writer *w, const struct db_event *ev);
+
+/* Queues an event with a text payload (markers, serial lines); text is copied. */
+int db_writer_push_text(struct db_writer *w, const struct db_event *ev, const char *text);
+
+/* Sets a run metadata key (qemu_version, cmdline, kernel_path, kernel_build_id,
+ * probe, started_at, outcome, ...); value is copied. Replaces an earlier value. */
+int db_writer_set_meta(struct db_writer *w, const char *key, const char *value);
+
+/* Records a symbol (for the symbols table, used by readers to symbolize). */
+int db_writer_add_symbol(struct db_writer *w, uint64_t addr, uint64_t size, const char *name);
+
+/* Names a thread or lock explicitly (overrides the namer). */
+int db_writer_name(struct db_writer *w, int is_lock, uint64_t addr, const char *name);
+
+/* Counters, readable at any time from any thread. */
+struct db_writer_stats {
+	uint64_t queued, written, dropped;
+};
+void db_writer_stats(struct db_writer *w, struct db_writer_stats *st);
+
+/* Drains the queue, writes the final metadata (events_total, dropped),
+ * commits, stops the thread and frees w. Returns the first error met. */
+int db_writer_close(struct db_writer *w, char **err);
+
+/* Sets run metadata in an existing, closed trace (the CLI records the outcome,
+ * QEMU version and command line after QEMU has exited). */
+int db_update_meta(const char *path, const char *key, const char *value, char **err);
+
+/* ---------------------------------------------------------------- reader */
+
+struct db_reader;
+
+/* Opens a trace read-only. Refuses: a missing file (DB_E_IO), a non-SQLite or
+ * damaged file (DB_E_CORRUPT), a file without the krewind schema or with a
+ * newer DB_SCHEMA_VERSION (DB_E_SCHEMA), each with a clear message. Several
+ * readers may open the same trace at once, also while a writer appends. */
+int db_reader_open(const char *path, struct db_reader **out, char **err);
+void db_reader_close(struct db_reader *r);
+
+/* Metadata value for key, or NULL. The string is owned by r (valid until close). */
+const char *db_meta(struct db_reader *r, const char *key);
+
+/* Number of events of each kind: counts[kind] for kind 1..DB_KIND_MAX; counts[0] = total. */
+int db_count_by_kind(struct db_reader *r, int64_t counts[DB_KIND_MAX + 1], char **err);
+
+/* Name of a thread or lock address ("" if none known); owned by r. */
+const char *db_thread_name(struct db_reader *r, uint64_t addr);
+const char *db_lock_name(struct db_reader *r, uint64_t addr);
+
+/* Lock class: the lock's static symbol, or "alloc@<site symbol+off>" for
+ * locks initialised at run time, or the address in hex; owned by r. */
+const char *db_lock_class(struct db_reader *r, uint64_t addr);
+
+/* Symbolizes a guest address with the recorded symbols: writes "func+0x1c"
+ * (or "0x..." if unknown) into buf. Returns buf. */
+char *db_symbolize(struct db_reader *r, uint64_t addr, char *buf, size_t size);
+
+/* Threads and locks seen in the trace. */
+struct db_thread_info { uint64_t addr; const char *name; int64_t switches_in; };
+struct db_lock_info { uint64_t addr; const char *name; const char *class_name; const char *type; int64_t acquisitions; };
+/* Arrays owned by r. */
+int db_threads(struct db_reader *r, const struct db_thread_info **out, size_t *n, char **err);
+int db_locks(struct db_reader *r, const struct db_lock_info **out, size_t *n, char **err);
+
+/* Event selection; zero-initialise, then set what you need. */
+struct db_filter {
+	uint32_t kinds;        /* bit (1 << kind); 0 = all kinds */
+	uint64_t thread;       /* 0 = any */
+	uint64_t obj;          /* 0 = any */
+	int64_t from_id, to_id; /* inclusive; 0 = unbounded */
+	uint64_t from_icount, to_icount; /* inclusive; to_icount 0 = unbounded */
+	int64_t limit;         /* 0 = no limit */
+	int descending;        /* newest first */
+};
+
+/* A cursor streams events in id order (the order they happened, per vCPU in
+ * icount order). Memory use is constant whatever the trace size. */
+struct db_cursor;
+int db_cursor_open(struct db_reader *r, const struct db_filter *f, struct db_cursor **out, char **err);
+/* Returns 1 and fills *ev (and *text, owned by the cursor until the next call,
+ * NULL if none) for the next event, 0 at the end, or a negative DB_E_* code. */
+int db_cursor_next(struct db_cursor *c, struct db_event *ev, const char **text);
+void db_cursor_close(struct db_cursor *c);
+
+/* Fetches one event by id. Returns 1 found, 0 not found, < 0 error. */
+int db_event_by_id(struct db_reader *r, int64_t id, struct db_event *ev, char **err);
+
+/* Runs one read-only SQL statement (krewind sql). For each row, calls row()
+ * with the column count, names and values (NULL for SQL NULL). A statement
+ * that would write is refused with DB_E_ARG. */
+typedef int (*db_row_fn)(void *ctx, int ncols, const char *const *names, const char *const *values);
+int db_sql(struct db_reader *r, const char *sql, db_row_fn row, void *ctx, char **err);
+
+#endif

@@ -1,0 +1,1 @@
+# db: rules added by its owner.

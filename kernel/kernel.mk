@@ -1,0 +1,1 @@
+# kernel: rules added by its owner.

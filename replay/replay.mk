@@ -1,0 +1,1 @@
+# replay: rules added by its owner.

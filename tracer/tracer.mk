@@ -1,0 +1,1 @@
+# tracer: rules added by its owner.

@@ -1,0 +1,1 @@
+# ui-cli: rules added by its owner.
