@@ -57,6 +57,8 @@ include tests/tests.mk
 include bench/bench.mk
 
 all: $(ALL_TARGETS)
+# Nothing is built before the dependencies are in place.
+$(ALL_TARGETS): | $(DEPS_STAMP)
 
 # Dependencies: installed once on a fresh machine, re-checked when the script changes.
 $(DEPS_STAMP): scripts/install-deps.sh
