@@ -1,1 +1,10 @@
-# ui-cli: rules added by its owner.
+# ui-cli: the krewind command. Every ui-cli/*.c is part of it (main.c, the
+# shared helpers, one cmd_NAME.c per subcommand); it links the modules' libraries.
+CLI_SRCS := $(sort $(wildcard ui-cli/*.c))
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+CLI_MODULE_LIBS := $(BUILD)/analysis/libkranalysis.a $(BUILD)/replay/libkrreplay.a \
+	$(BUILD)/tracer/libkrprobe.a $(BUILD)/db/libkrdb.a
+CLI_LDLIBS := -lsqlite3 -lcapstone -lelf -lpthread -lm
+
+$(BUILD)/krewind: $(CLI_OBJS) $(CLI_MODULE_LIBS)
+	$(CC) $(HOST_LDFLAGS) -o $@ $(CLI_OBJS) $(CLI_MODULE_LIBS) $(CLI_LDLIBS)

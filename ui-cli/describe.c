@@ -1,0 +1,171 @@
+/*
+ * describe.c - one line of plain words per trace event, as `krewind events`
+ * and `krewind check` print them: "acquire ScenarioLockA (irql 2, spun 37)",
+ * "irql 0 -> 2", "trap 0x0e #PF (error 0x2)", "switch idle -> worker1".
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "ui-cli/cli.h"
+
+static const char *exception_name(int64_t vector)
+{
+	static const char *const names[] = {
+		"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", NULL, "#TS",
+		"#NP", "#SS", "#GP", "#PF", NULL, "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+	};
+
+	if (vector < 0 || vector >= (int64_t)(sizeof(names) / sizeof(names[0])))
+		return NULL;
+	return names[vector];
+}
+
+char *cli_thread_label(const struct cli_names *names, uint64_t addr, char *buf, size_t size)
+{
+	const char *n;
+
+	if (addr == 0) {
+		snprintf(buf, size, "-");
+		return buf;
+	}
+	n = names && names->thread ? names->thread(names->ctx, addr) : NULL;
+	if (n && *n)
+		snprintf(buf, size, "%s", n);
+	else
+		snprintf(buf, size, "0x%" PRIx64, addr);
+	return buf;
+}
+
+char *cli_lock_label(const struct cli_names *names, uint64_t addr, char *buf, size_t size)
+{
+	const char *n;
+
+	if (addr == 0) {
+		snprintf(buf, size, "-");
+		return buf;
+	}
+	n = names && names->lock ? names->lock(names->ctx, addr) : NULL;
+	if (n && *n)
+		snprintf(buf, size, "%s", n);
+	else
+		snprintf(buf, size, "0x%" PRIx64, addr);
+	return buf;
+}
+
+static char *symbol(const struct cli_names *names, uint64_t addr, char *buf, size_t size)
+{
+	if (names && names->symbol)
+		return names->symbol(names->ctx, addr, buf, size);
+	snprintf(buf, size, "0x%" PRIx64, addr);
+	return buf;
+}
+
+static void describe_trap(const struct db_event *ev, char *buf, size_t size)
+{
+	const char *exc = exception_name(ev->a);
+	int n;
+
+	n = snprintf(buf, size, "trap 0x%02" PRIx64, (uint64_t)ev->a);
+	if (exc && n >= 0 && (size_t)n < size)
+		n += snprintf(buf + n, size - n, " %s", exc);
+	if (ev->b != 0 && n >= 0 && (size_t)n < size)
+		snprintf(buf + n, size - n, " (error 0x%" PRIx64 ")", (uint64_t)ev->b);
+}
+
+static void describe_marker(const struct db_event *ev, const char *text, char *buf, size_t size)
+{
+	const char *t = text ? text : "";
+
+	switch (ev->a) {
+	case DB_MARK_SCENARIO:
+		snprintf(buf, size, "scenario %s", t);
+		break;
+	case DB_MARK_RESULT:
+		snprintf(buf, size, "self-test: %" PRIu64 " passed, %" PRId64 " failed", ev->obj, ev->b);
+		break;
+	case DB_MARK_SERIAL:
+		snprintf(buf, size, "serial: %s", t);
+		break;
+	default:
+		snprintf(buf, size, "marker: %s", t);
+		break;
+	}
+}
+
+char *cli_describe_event(const struct db_event *ev, const char *text, const struct cli_names *names, char *buf,
+			 size_t size)
+{
+	char o[128], t2[128], s[160];
+
+	if (size == 0)
+		return buf;
+	switch (ev->kind) {
+	case DB_TRAP:
+		describe_trap(ev, buf, size);
+		break;
+	case DB_IRET:
+		if (ev->a < 0)
+			snprintf(buf, size, "iret");
+		else
+			snprintf(buf, size, "iret from 0x%02" PRIx64, (uint64_t)ev->a);
+		break;
+	case DB_IRQL:
+		snprintf(buf, size, "irql %" PRId64 " -> %" PRId64, ev->a, ev->b);
+		break;
+	case DB_LOCK_TRY:
+		snprintf(buf, size, "try %s (irql %" PRId64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)), ev->a);
+		break;
+	case DB_LOCK_ACQ:
+		snprintf(buf, size, "acquire %s (irql %" PRId64 ", spun %" PRId64 ")",
+			 cli_lock_label(names, ev->obj, o, sizeof(o)), ev->a, ev->b);
+		break;
+	case DB_LOCK_REL:
+		snprintf(buf, size, "release %s (irql %" PRId64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)),
+			 ev->a);
+		break;
+	case DB_WAIT:
+		if (ev->b != 0)
+			snprintf(buf, size, "wait %s (irql %" PRId64 ", timeout 0x%" PRIx64 ")",
+				 cli_lock_label(names, ev->obj, o, sizeof(o)), ev->a, (uint64_t)ev->b);
+		else
+			snprintf(buf, size, "wait %s (irql %" PRId64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)),
+				 ev->a);
+		break;
+	case DB_WAIT_END:
+		snprintf(buf, size, "wait done %s (status 0x%" PRIx64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)),
+			 (uint64_t)ev->a);
+		break;
+	case DB_MUTEX_ACQ:
+		snprintf(buf, size, "own mutex %s (irql %" PRId64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)),
+			 ev->a);
+		break;
+	case DB_MUTEX_REL:
+		snprintf(buf, size, "release mutex %s (irql %" PRId64 ")",
+			 cli_lock_label(names, ev->obj, o, sizeof(o)), ev->a);
+		break;
+	case DB_SIGNAL:
+		snprintf(buf, size, "signal %s", cli_lock_label(names, ev->obj, o, sizeof(o)));
+		break;
+	case DB_SWITCH:
+		snprintf(buf, size, "switch %s -> %s", cli_thread_label(names, (uint64_t)ev->a, o, sizeof(o)),
+			 cli_thread_label(names, (uint64_t)ev->b, t2, sizeof(t2)));
+		break;
+	case DB_EOI:
+		snprintf(buf, size, "eoi (%s)", ev->a == 1 ? "x2apic" : ev->a == 2 ? "xapic" : "?");
+		break;
+	case DB_MARKER:
+		describe_marker(ev, text, buf, size);
+		break;
+	case DB_BUGCHECK:
+		snprintf(buf, size, "bugcheck 0x%" PRIx64 " (0x%" PRIx64 ")", (uint64_t)ev->a, (uint64_t)ev->b);
+		break;
+	case DB_LOCK_INIT:
+		snprintf(buf, size, "init %s (from %s)", cli_lock_label(names, ev->obj, o, sizeof(o)),
+			 symbol(names, (uint64_t)ev->a, s, sizeof(s)));
+		break;
+	default:
+		snprintf(buf, size, "kind %u a=%" PRId64 " b=%" PRId64, ev->kind, ev->a, ev->b);
+		break;
+	}
+	return buf;
+}

@@ -1,0 +1,101 @@
+/*
+ * main.c - the krewind command: dispatches `krewind NAME ARGS...` to
+ * cmd_NAME through the table below, and implements `krewind help`.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ui-cli/cli.h"
+
+/* One line per command, in the order `krewind help` lists them. */
+static const struct cli_command commands[] = {
+	{"ls", cmd_ls, "list the recordings under traces/"},
+	{"info", cmd_info, "show a recording: run metadata, event counts, threads, locks"},
+	{"events", cmd_events, "print a recording's events, filtered and symbolized"},
+	{"sql", cmd_sql, "run a read-only SQL query on a recording's trace"},
+	{"check", cmd_check, "find lock-order, IRQL, interrupt and hang problems in a recording"},
+};
+
+static const struct cli_command *find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void print_overview(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: krewind [--version] [--help] COMMAND [ARGS...]\n\n"
+		   "krewind records a kernel's traps, IRQL changes, spinlocks, context switches\n"
+		   "and EOIs under QEMU, queries and checks the trace, and replays it exactly.\n\n"
+		   "commands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "   %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nREC is a recording directory, a name under traces/ or a trace.db path.\n"
+		   "Every command takes --json. Exit status: 0 ok, 1 findings or failure,\n"
+		   "2 usage or input error.\n"
+		   "See 'krewind help COMMAND' for a command's options.\n");
+}
+
+static int run(const struct cli_command *c, int argc, char **argv)
+{
+	int rc = c->fn(argc, argv);
+
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		/* A closed pipe (krewind events | head) is not worth a message. */
+		return rc ? rc : CLI_FAIL;
+	}
+	return rc;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	const struct cli_command *c;
+	char help_opt[] = "--help";
+	char *sub_argv[3];
+
+	if (argc < 2) {
+		print_overview(stdout);
+		return CLI_OK;
+	}
+	if (argc > 2)
+		return cli_usage_error("help", "expected one command name, got %d", argc - 1);
+	if (strcmp(argv[1], "help") == 0) {
+		printf("usage: krewind help [COMMAND]\n\nLists the commands, or shows COMMAND's usage.\n");
+		return CLI_OK;
+	}
+	c = find_command(argv[1]);
+	if (c == NULL)
+		return cli_error(CLI_USAGE, "'%s' is not a krewind command; see 'krewind help'", argv[1]);
+	sub_argv[0] = argv[1];
+	sub_argv[1] = help_opt;
+	sub_argv[2] = NULL;
+	return run(c, 2, sub_argv);
+}
+
+int main(int argc, char **argv)
+{
+	const struct cli_command *c;
+
+	if (argc < 2) {
+		print_overview(stderr);
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return cmd_help(argc - 1, argv + 1);
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("krewind %s\n", CLI_VERSION);
+		return CLI_OK;
+	}
+	if (argv[1][0] == '-')
+		return cli_error(CLI_USAGE, "unknown option '%s'; see 'krewind help'", argv[1]);
+	c = find_command(argv[1]);
+	if (c == NULL)
+		return cli_error(CLI_USAGE, "'%s' is not a krewind command; see 'krewind help'", argv[1]);
+	return run(c, argc - 1, argv + 1);
+}

@@ -1,0 +1,65 @@
+/*
+ * rec.c - opening a recording named on the command line: resolution through
+ * the replay module (directory, name under traces/, trace.db path), then the
+ * trace database read-only. Both failures are input errors (exit 2) except
+ * running out of memory. Also the db-backed names for describing events.
+ */
+#include <string.h>
+
+#include "replay/replay.h"
+#include "ui-cli/cli.h"
+
+int cli_rec_open(const char *spec, struct cli_rec *out)
+{
+	char *err = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = replay_recording_open(spec, &out->rec, &err);
+	if (rc != REPLAY_OK)
+		return cli_error_msg(rc == REPLAY_E_NOMEM ? CLI_FAIL : CLI_USAGE, NULL,
+				     err ? err : strdup("cannot open the recording"));
+	rc = db_reader_open(out->rec->db_path, &out->db, &err);
+	if (rc != DB_OK) {
+		replay_recording_free(out->rec);
+		out->rec = NULL;
+		return cli_error_msg(rc == DB_E_NOMEM ? CLI_FAIL : CLI_USAGE, NULL,
+				     err ? err : strdup("cannot open the trace"));
+	}
+	return CLI_OK;
+}
+
+void cli_rec_close(struct cli_rec *r)
+{
+	if (r->db)
+		db_reader_close(r->db);
+	if (r->rec)
+		replay_recording_free(r->rec);
+	r->db = NULL;
+	r->rec = NULL;
+}
+
+static const char *db_thread_cb(void *ctx, uint64_t addr)
+{
+	return db_thread_name(ctx, addr);
+}
+
+static const char *db_lock_cb(void *ctx, uint64_t addr)
+{
+	const char *n = db_lock_name(ctx, addr);
+
+	return n && *n ? n : db_lock_class(ctx, addr);
+}
+
+static char *db_symbol_cb(void *ctx, uint64_t addr, char *buf, size_t size)
+{
+	return db_symbolize(ctx, addr, buf, size);
+}
+
+void cli_names_from_db(struct cli_names *n, struct db_reader *r)
+{
+	n->thread = db_thread_cb;
+	n->lock = db_lock_cb;
+	n->symbol = db_symbol_cb;
+	n->ctx = r;
+}
