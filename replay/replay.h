@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum replay_error {
 	REPLAY_OK = 0,
@@ -21,6 +22,8 @@ enum replay_error {
 	REPLAY_E_NOMEM = -5,
 	REPLAY_E_TIMEOUT = -6,
 	REPLAY_E_INTERRUPTED = -7, /* SIGINT/SIGTERM: children were stopped */
+	REPLAY_E_TRUNCATED = -8,   /* JSON text that ends before the value does */
+	REPLAY_E_EXISTS = -9,      /* refusing to overwrite an existing recording */
 };
 
 /* A recording as described by its manifest.json. All strings owned by the
@@ -45,7 +48,21 @@ struct replay_recording {
 	uint64_t icount_total;
 	int64_t events_total;
 	double wall_seconds;
+	/* Added by the replay module: */
+	char *serial_log;     /* dir/serial.log or NULL */
+	char *kernel_source;  /* the kernel's path when it was recorded */
+	char *kernel_sha256;
+	char *krewind_version;
+	char *outcome_detail; /* one line, e.g. "no new events or serial output for 5 s" */
+	struct replay_count { char *kind; int64_t n; } *counts; /* events per kind */
+	size_t n_counts;
 };
+
+/* The version written into manifests. */
+#define REPLAY_KREWIND_VERSION "0.1"
+
+/* SHA-256 of a file as 64 hex digits + NUL. */
+int replay_sha256_file(const char *path, char hex[65]);
 
 /* Resolves rec, which may be a recording directory, a name under traces/
  * (e.g. "eoi-before-switch-1"), or a path to a trace.db inside a recording
@@ -53,5 +70,157 @@ struct replay_recording {
  * and dir are set then). Returns REPLAY_E_IO if nothing matches. */
 int replay_recording_open(const char *rec, struct replay_recording **out, char **err);
 void replay_recording_free(struct replay_recording *r);
+
+
+/* Allocates an empty recording (all fields NULL/0, exit_status -1). */
+struct replay_recording *replay_recording_new(void);
+
+/* Writes r as dir/manifest.json (through a temporary file and rename, so a
+ * reader never sees half a manifest). Paths inside the directory are stored
+ * relative to it. */
+int replay_manifest_write(const struct replay_recording *r, char **err);
+
+/* Parses a manifest text; dir is the directory it lives in (copied, used to
+ * make its relative paths absolute). *out is owned by the caller. */
+int replay_manifest_parse(const char *text, size_t len, const char *dir, struct replay_recording **out, char **err);
+
+/* Picks the directory for a new recording. With requested != NULL: that
+ * directory, created if missing, refused with REPLAY_E_EXISTS if it exists and
+ * is not empty. Otherwise parent/NAME-N with the next free N (N >= 1), created.
+ * *out is malloc'd. */
+int replay_recording_mkdir(const char *requested, const char *parent, const char *name, char **out, char **err);
+
+/* The argument vector for replaying r: its qemu_args with rr=record changed
+ * to rr=replay, followed by extra (NULL-terminated, may be NULL). The vector
+ * and its strings are malloc'd; free with replay_argv_free. */
+int replay_replay_argv(const struct replay_recording *r, char *const *extra, char ***out, char **err);
+void replay_argv_free(char **argv);
+
+/* ================================================================ JSON (QMP) */
+
+/* A parsed JSON value. Numbers keep their integer value exactly when they are
+ * integers (is_int, i / u) as QMP sends 64-bit icounts. */
+enum qmp_json_type { QMP_JSON_NULL, QMP_JSON_BOOL, QMP_JSON_NUMBER, QMP_JSON_STRING, QMP_JSON_ARRAY, QMP_JSON_OBJECT };
+
+struct qmp_json {
+	enum qmp_json_type type;
+	int boolean;
+	int is_int, negative; /* number is an integer; sign */
+	uint64_t u;            /* integer magnitude */
+	double d;              /* the number as a double */
+	char *str;             /* string (NUL-terminated; len excludes NUL) */
+	size_t len;
+	size_t n;              /* array / object members */
+	char **keys;           /* object keys (n of them) */
+	struct qmp_json **items;
+};
+
+/* Parses one JSON value from text[0..len), skipping white space around it.
+ * *used (may be NULL) gets the number of bytes consumed. Returns
+ * REPLAY_E_TRUNCATED if text ends inside the value, REPLAY_E_FORMAT for
+ * anything else invalid (nesting deeper than 64 included). */
+int qmp_json_parse(const char *text, size_t len, struct qmp_json **out, size_t *used, char **err);
+void qmp_json_free(struct qmp_json *v);
+/* Member of an object, or NULL (also when v is NULL or not an object). */
+const struct qmp_json *qmp_json_get(const struct qmp_json *v, const char *key);
+/* The string member key of v, or NULL. */
+const char *qmp_json_get_str(const struct qmp_json *v, const char *key);
+/* Stores the integer member key of v in *out; returns 0 or -1 if absent or not a
+ * non-negative integer. */
+int qmp_json_get_u64(const struct qmp_json *v, const char *key, uint64_t *out);
+
+/* A growing text buffer for writing JSON. Zero-initialise; free buf. On
+ * allocation failure oom is set and later appends do nothing. */
+struct qmp_buf {
+	char *buf;
+	size_t len, cap;
+	int oom;
+};
+void qmp_buf_add(struct qmp_buf *b, const char *s, size_t n);
+void qmp_buf_printf(struct qmp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal (quotes, escapes; NULL gives null). */
+void qmp_buf_str(struct qmp_buf *b, const char *s);
+
+/* ================================================================ processes */
+
+/*
+ * Child processes (QEMU, gdb) that never outlive krewind:
+ *   - qemu_guard_begin blocks SIGINT, SIGTERM, SIGHUP and SIGQUIT for the
+ *     process and turns them into a file descriptor (signalfd) that every
+ *     wait loop of this module polls: a signal stops the children in order and
+ *     makes the waiting call return REPLAY_E_INTERRUPTED;
+ *   - each child gets PR_SET_PDEATHSIG(SIGKILL) as a backstop (krewind killed
+ *     with SIGKILL or crashing), and QEMU runs in its own process group so a
+ *     terminal Ctrl-C reaches krewind, which quits QEMU cleanly.
+ * A guard holds no global state; create one per command, release it last.
+ */
+struct qemu_guard;
+int qemu_guard_begin(struct qemu_guard **out, char **err);
+/* The signal number received, or 0 (reads the descriptor without blocking). */
+int qemu_guard_pending(struct qemu_guard *g);
+/* The descriptor, readable when a signal is pending. */
+int qemu_guard_fd(const struct qemu_guard *g);
+/* Restores the signal mask and frees g. */
+void qemu_guard_end(struct qemu_guard *g);
+
+struct qemu_proc;
+
+struct qemu_spawn_opts {
+	const char *stdout_path;  /* NULL: /dev/null; "-": inherit */
+	const char *stderr_path;  /* NULL: /dev/null; "-": inherit */
+	int own_group;            /* 1: the child gets its own process group */
+	int stdin_inherit;        /* 1: keep our stdin (interactive gdb), else /dev/null */
+	const char *cwd;          /* working directory of the child, NULL: ours */
+};
+
+/* Starts argv[0] (searched in PATH) with argv. *out owns the child: it is
+ * killed (SIGKILL to its group) and reaped by qemu_proc_free if still running. */
+int qemu_spawn(char *const argv[], const struct qemu_spawn_opts *o, struct qemu_proc **out, char **err);
+pid_t qemu_proc_pid(const struct qemu_proc *p);
+/* Non-blocking: 1 and *status (exit status, or 128 + signal) if it exited,
+ * 0 if still running, < 0 on error. */
+int qemu_proc_poll(struct qemu_proc *p, int *status);
+/* Waits up to timeout_ms (-1: forever) for exit, also returning early with
+ * REPLAY_E_INTERRUPTED if g (may be NULL) has a pending signal. Returns 0 and
+ * *status, or REPLAY_E_TIMEOUT. */
+int qemu_proc_wait(struct qemu_proc *p, struct qemu_guard *g, int timeout_ms, int *status);
+/* SIGTERM, then SIGKILL after grace_ms; reaps. Returns the exit status. */
+int qemu_proc_stop(struct qemu_proc *p, int grace_ms);
+void qemu_proc_free(struct qemu_proc *p);
+
+/* The QEMU binary: $KREWIND_QEMU or "qemu-system-x86_64". */
+const char *qemu_binary(void);
+/* QEMU's version ("10.0.2") from `qemu --version`, malloc'd, or NULL. */
+char *qemu_version(const char *binary);
+
+/* ================================================================ QMP */
+
+struct qmp;
+
+/* Connects to the QMP unix socket at path, retrying until timeout_ms (QEMU
+ * creates it shortly after start; proc, if not NULL, is watched so a QEMU
+ * that dies early is reported at once), reads the greeting and negotiates
+ * capabilities. g (may be NULL) is polled for signals by every call on q. */
+int qmp_connect(const char *path, struct qemu_proc *proc, struct qemu_guard *g, int timeout_ms, struct qmp **out,
+		char **err);
+void qmp_close(struct qmp *q);
+
+/* Runs command with args (a JSON object text, or NULL) and waits for its
+ * answer; events that arrive meanwhile are queued. *ret (may be NULL) gets the
+ * "return" value, owned by the caller. An "error" answer is REPLAY_E_QEMU with
+ * QEMU's description in *err. */
+int qmp_execute(struct qmp *q, const char *command, const char *args, struct qmp_json **ret, char **err);
+/* human-monitor-command: *out gets the HMP output (malloc'd). */
+int qmp_hmp(struct qmp *q, const char *cmdline, char **out, char **err);
+/* Waits for the event named name (or any event if NULL) up to timeout_ms (-1:
+ * forever); queued events are looked at first and those that do not match are
+ * dropped. *ev (may be NULL) gets the event. REPLAY_E_TIMEOUT, or REPLAY_E_QEMU
+ * when the connection closes (QEMU exited). */
+int qmp_wait_event(struct qmp *q, const char *name, int timeout_ms, struct qmp_json **ev, char **err);
+/* Takes the oldest queued event named name (any if NULL) without waiting:
+ * 1 and *ev, or 0 if none is queued. Reads what is already on the socket. */
+int qmp_take_event(struct qmp *q, const char *name, struct qmp_json **ev);
+/* query-replay's icount. */
+int qmp_replay_icount(struct qmp *q, uint64_t *icount, char **err);
 
 #endif

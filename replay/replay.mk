@@ -1,1 +1,10 @@
-# replay: rules added by its owner.
+# replay: QMP client, QEMU process control, recordings, replay, gdb, bisection.
+REPLAY_SRCS := replay/json.c replay/qemu.c replay/qmp.c replay/recording.c replay/sha256.c
+REPLAY_OBJS := $(REPLAY_SRCS:%.c=$(BUILD)/%.o)
+REPLAY_LIB := $(BUILD)/replay/libkrreplay.a
+
+$(REPLAY_LIB): $(REPLAY_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+ALL_TARGETS += $(REPLAY_LIB)
