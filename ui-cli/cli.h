@@ -185,6 +185,11 @@ struct cli_rec {
  * CLI_FAIL; on success fills *out, which cli_rec_close releases. */
 int cli_rec_open(const char *spec, struct cli_rec *out);
 void cli_rec_close(struct cli_rec *r);
+/* 1 if r came with a manifest.json (0 for a bare trace.db). */
+int cli_rec_has_manifest(const struct replay_recording *r);
+/* The run's outcome: the manifest's, else the trace's "outcome" metadata,
+ * else NULL. Owned by r. */
+const char *cli_rec_outcome(const struct cli_rec *r);
 
 /* ------------------------------------------------------------ events */
 

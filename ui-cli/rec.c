@@ -63,3 +63,18 @@ void cli_names_from_db(struct cli_names *n, struct db_reader *r)
 	n->symbol = db_symbol_cb;
 	n->ctx = r;
 }
+
+int cli_rec_has_manifest(const struct replay_recording *r)
+{
+	return r->qemu_args != NULL || r->started_at != NULL || r->outcome != NULL || r->qemu_version != NULL ||
+	       r->kernel != NULL || r->scenario != NULL;
+}
+
+const char *cli_rec_outcome(const struct cli_rec *r)
+{
+	const char *o = r->rec->outcome;
+
+	if (o == NULL || *o == '\0')
+		o = db_meta(r->db, "outcome");
+	return o && *o ? o : NULL;
+}

@@ -1,0 +1,222 @@
+/*
+ * cmd_check.c - `krewind check REC`: runs the analyses (analysis/analysis.h)
+ * and prints their findings, most important first, each with what happened,
+ * where, and the command that replays the run to the culprit event.
+ * Exit status: 0 no findings, 1 findings, 2 input error.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/analysis.h"
+#include "replay/replay.h"
+#include "ui-cli/cli.h"
+
+static const char synopsis[] = "krewind check REC [--json]";
+static const char description[] =
+	"Checks a recording for lock-order cycles, locks taken in interrupts and\n"
+	"below their IRQL elsewhere, IRQL rule violations, interrupt protocol errors\n"
+	"(EOI before a switch, missing EOI, nested vectors), hangs and their causal\n"
+	"chain. Prints the findings ranked, each with its events, code locations and\n"
+	"the command to replay to it. Exit status: 0 no findings, 1 findings.\n"
+	"docs/checks.md describes every rule.";
+
+enum { OPT_JSON = 1 };
+static const struct cli_option options[] = {
+	{OPT_JSON, "json", 0, NULL, "print JSON (the shape is in docs/cli.md)"},
+	{0},
+};
+
+struct style {
+	const char *bold, *red, *yellow, *dim, *reset;
+};
+
+/* Prints text as a paragraph wrapped at width columns, each line indented. */
+static void print_wrapped(const char *text, int indent, int width)
+{
+	const char *p = text, *word;
+	int col = 0, len;
+
+	while (*p) {
+		while (*p == ' ' || *p == '\n' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		word = p;
+		while (*p && *p != ' ' && *p != '\n' && *p != '\t')
+			p++;
+		len = p - word;
+		if (col > 0 && col + 1 + len > width) {
+			putchar('\n');
+			col = 0;
+		}
+		if (col == 0) {
+			printf("%*s%.*s", indent, "", len, word);
+			col = indent + len;
+		} else {
+			printf(" %.*s", len, word);
+			col += 1 + len;
+		}
+	}
+	if (col > 0)
+		putchar('\n');
+}
+
+/* Prints s quoted for a POSIX shell when it needs it. */
+static void print_shell_word(const char *s)
+{
+	const char *p;
+
+	if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@+,%") ==
+			  strlen(s)) {
+		fputs(s, stdout);
+		return;
+	}
+	putchar('\'');
+	for (p = s; *p; p++) {
+		if (*p == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*p);
+	}
+	putchar('\'');
+}
+
+static const char *severity_color(const struct style *st, int severity)
+{
+	return severity == ANALYSIS_SEV_ERROR ? st->red : severity == ANALYSIS_SEV_WARNING ? st->yellow : st->dim;
+}
+
+static void print_finding(const struct analysis_finding *f, size_t index, const char *spec,
+			  const struct style *st)
+{
+	size_t i;
+
+	printf("%s%zu. %s%s%s %s%s%s", st->bold, index, st->reset, severity_color(st, f->severity),
+	       analysis_severity_name(f->severity), st->reset, st->bold, f->kind_name);
+	printf(": %s%s", f->title, st->reset);
+	if (f->count > 1)
+		printf(" (%" PRIu64 " times)", f->count);
+	putchar('\n');
+	if (f->explanation && *f->explanation)
+		print_wrapped(f->explanation, 3, 79);
+	if (f->n_steps > 0) {
+		printf("   %-10s %8s %14s %3s %-16s %-32s %s\n", "", "EVENT", "ICOUNT", "CPU", "THREAD", "WHERE",
+		       "WHAT");
+		for (i = 0; i < f->n_steps; i++) {
+			const struct analysis_step *s = &f->steps[i];
+			char id[24];
+
+			if (s->event_id > 0)
+				snprintf(id, sizeof(id), "%" PRId64, s->event_id);
+			else
+				snprintf(id, sizeof(id), "-");
+			printf("   %-10s %8s %14" PRIu64 " %3u %-16s %-32s %s\n", s->role, id, s->icount, s->vcpu,
+			       s->thread_name && *s->thread_name ? s->thread_name : "-",
+			       s->where && *s->where ? s->where : "-", s->text ? s->text : "");
+		}
+	}
+	if (f->n_lock_classes > 0) {
+		printf("   locks:");
+		for (i = 0; i < f->n_lock_classes; i++)
+			printf("%s %s", i ? "," : "", f->lock_classes[i]);
+		putchar('\n');
+	}
+	if (f->n_threads > 0) {
+		printf("   threads:");
+		for (i = 0; i < f->n_threads; i++)
+			printf("%s %s", i ? "," : "",
+			       f->threads[i].name && *f->threads[i].name ? f->threads[i].name : "?");
+		putchar('\n');
+	}
+	if (f->event_id > 0) {
+		printf("   replay to event %" PRId64 " (icount %" PRIu64 ", cpu %u): %skrewind replay ", f->event_id,
+		       f->icount, f->vcpu, st->bold);
+		print_shell_word(spec);
+		printf(" --to %" PRId64 "%s\n", f->event_id, st->reset);
+	}
+}
+
+static void print_text(const struct analysis_report *rep, const char *spec, const struct style *st)
+{
+	size_t i, errors = 0, warnings = 0, notes = 0;
+
+	for (i = 0; i < rep->n_findings; i++) {
+		if (i > 0)
+			putchar('\n');
+		print_finding(&rep->findings[i], i + 1, spec, st);
+		switch (rep->findings[i].severity) {
+		case ANALYSIS_SEV_ERROR: errors++; break;
+		case ANALYSIS_SEV_WARNING: warnings++; break;
+		default: notes++; break;
+		}
+	}
+	if (rep->n_findings == 0) {
+		printf("no findings (%" PRId64 " events checked, outcome %s)\n", rep->events,
+		       rep->outcome && *rep->outcome ? rep->outcome : "unknown");
+		return;
+	}
+	printf("\n%zu finding%s: %zu error%s, %zu warning%s, %zu note%s (%" PRId64 " events checked, outcome %s%s)\n",
+	       rep->n_findings, rep->n_findings == 1 ? "" : "s", errors, errors == 1 ? "" : "s", warnings,
+	       warnings == 1 ? "" : "s", notes, notes == 1 ? "" : "s", rep->events,
+	       rep->outcome && *rep->outcome ? rep->outcome : "unknown", rep->hung ? ", hung" : "");
+}
+
+int cmd_check(int argc, char **argv)
+{
+	struct analysis_report *rep = NULL;
+	struct cli_args a;
+	struct cli_rec r;
+	struct style st = {"", "", "", "", ""};
+	const char *v, *spec = NULL;
+	char *err = NULL;
+	int json = 0, opt, rc;
+
+	cli_args_init(&a, "check", argc, argv);
+	while ((opt = cli_next_opt(&a, options, &v)) != CLI_OPT_END) {
+		switch (opt) {
+		case OPT_JSON: json = 1; break;
+		case CLI_OPT_HELP:
+			cli_print_usage(stdout, synopsis, description, options);
+			return CLI_OK;
+		case CLI_OPT_ARG:
+			if (spec)
+				return cli_usage_error("check", "unexpected argument '%s'", v);
+			spec = v;
+			break;
+		default: return CLI_USAGE;
+		}
+	}
+	if (spec == NULL)
+		return cli_usage_error("check", "missing the recording (REC)");
+	rc = cli_rec_open(spec, &r);
+	if (rc != CLI_OK)
+		return rc;
+	rc = analysis_run(r.db, &rep, &err);
+	if (rc != ANALYSIS_OK) {
+		rc = cli_error_msg(rc == ANALYSIS_E_DB ? CLI_USAGE : CLI_FAIL, "check",
+				   err ? err : strdup("the analysis failed"));
+		goto out;
+	}
+	if (json) {
+		if (analysis_report_json(rep, stdout) != ANALYSIS_OK) {
+			rc = cli_error(CLI_FAIL, "check: writing the JSON report failed");
+			goto out;
+		}
+	} else {
+		if (cli_use_color(stdout)) {
+			st.bold = "\033[1m";
+			st.red = "\033[31m";
+			st.yellow = "\033[33m";
+			st.dim = "\033[2m";
+			st.reset = "\033[0m";
+		}
+		print_text(rep, spec, &st);
+	}
+	rc = rep->n_findings > 0 ? CLI_FAIL : CLI_OK;
+out:
+	if (rep)
+		analysis_report_free(rep);
+	cli_rec_close(&r);
+	return rc;
+}
