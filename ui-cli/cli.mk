@@ -8,3 +8,9 @@ CLI_LDLIBS := -lsqlite3 -lcapstone -lelf -lpthread -lm
 
 $(BUILD)/krewind: $(CLI_OBJS) $(CLI_MODULE_LIBS)
 	$(CC) $(HOST_LDFLAGS) -o $@ $(CLI_OBJS) $(CLI_MODULE_LIBS) $(CLI_LDLIBS)
+
+# The helpers that need no other module, unit-tested on their own.
+CLI_PURE_OBJS := $(addprefix $(BUILD)/ui-cli/,util.o json.o describe.o)
+$(BUILD)/tests/unit/test_cli: $(BUILD)/tests/unit/test_cli.o $(CLI_PURE_OBJS)
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) -lm
+UNIT_TESTS += $(BUILD)/tests/unit/test_cli
