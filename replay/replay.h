@@ -223,4 +223,81 @@ int qmp_take_event(struct qmp *q, const char *name, struct qmp_json **ev);
 /* query-replay's icount. */
 int qmp_replay_icount(struct qmp *q, uint64_t *icount, char **err);
 
+/* Finds a file krewind ships: $env if set (may be NULL), else rel looked up
+ * from the krewind binary's directory and its parents ("tracer/libkrewind.so",
+ * "kernel/kernel.elf", "probes/krewind.probe"). malloc'd absolute path or NULL. */
+char *replay_find_file(const char *env, const char *rel);
+
+/* ================================================================ recording */
+
+struct replay_record_opts {
+	const char *kernel;     /* ELF to boot (required) */
+	const char *symbols;    /* ELF with its symbols, NULL: the kernel */
+	const char *probe;      /* probe file, or NULL */
+	const char *scenario;   /* our kernel's scenario: append "scenario=NAME" */
+	const char *append;     /* kernel command line (added after the scenario) */
+	const char *out_dir;    /* -o DIR, or NULL for traces_dir/name-N */
+	const char *traces_dir; /* NULL: $KREWIND_TRACES or "traces" */
+	const char *name;       /* base name, NULL: scenario or the kernel's file name */
+	const char *plugin;     /* libkrewind.so, or NULL to record without the plugin */
+	double timeout_s;       /* <= 0: 60 */
+	double hang_after_s;    /* <= 0: 5 */
+	int no_rr;              /* 1: no QEMU record/replay (no replay.bin, snap.qcow2) */
+	char *const *extra_args; /* more QEMU arguments (NULL-terminated), or NULL */
+	int progress;           /* 1: one updating progress line on stderr */
+	struct qemu_guard *guard; /* signals stop the recording (may be NULL) */
+};
+
+/* Records a run into a new recording directory: boots QEMU with the plugin and
+ * record/replay, watches it (exit, guest panic, hang, timeout, signals), stops
+ * it cleanly over QMP when krewind ends the run, and writes manifest.json and
+ * the outcome into the trace. On success (whatever the guest did) *out holds
+ * the recording. Errors before QEMU ran remove the directory; a signal still
+ * writes the manifest (outcome "killed") and returns REPLAY_E_INTERRUPTED with
+ * *out set. REPLAY_E_EXISTS: out_dir exists and is not empty. */
+int replay_record(const struct replay_record_opts *o, struct replay_recording **out, char **err);
+
+/* ================================================================ replaying */
+
+struct replay_session;
+
+struct replay_session_opts {
+	struct qemu_guard *guard;
+	const char *plugin_db;   /* record a new trace during the replay (verify), or NULL */
+	const char *plugin;      /* libkrewind.so for plugin_db */
+	int gdb;                 /* 1: open a gdbstub (replay_session_gdb_socket) */
+	const char *serial_path; /* where the replayed serial output goes, NULL: discarded */
+};
+
+/* Starts QEMU replaying r, paused before the first instruction. */
+int replay_session_start(const struct replay_recording *r, const struct replay_session_opts *o,
+			 struct replay_session **out, char **err);
+/* Runs (or seeks back) until exactly icount instructions have executed.
+ * REPLAY_E_ARG if the replay ends before that. */
+int replay_session_goto(struct replay_session *s, uint64_t icount, char **err);
+/* Runs to the end of the recording; *status gets QEMU's exit status and
+ * *icount the last icount seen (exact when the guest stops through QEMU). */
+int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *status, char **err);
+int replay_session_icount(struct replay_session *s, uint64_t *icount, char **err);
+struct qmp *replay_session_qmp(struct replay_session *s);
+struct qemu_proc *replay_session_proc(struct replay_session *s);
+/* The gdbstub's unix socket path (owned by s), or NULL. */
+const char *replay_session_gdb_socket(const struct replay_session *s);
+
+/* Registers as QEMU shows them ("info registers"). */
+struct replay_regs {
+	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp;
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rip, rflags, cr0, cr2, cr3, cr4, efer;
+	uint64_t gs_base, fs_base;
+	int cpl, halted, long_mode;
+};
+/* Parses QEMU's "info registers" text. */
+int replay_parse_registers(const char *text, struct replay_regs *r, char **err);
+int replay_session_registers(struct replay_session *s, struct replay_regs *r, char **err);
+/* Reads len guest-virtual bytes at addr (current CPU's page tables). */
+int replay_session_read(struct replay_session *s, uint64_t addr, uint8_t *buf, size_t len, char **err);
+/* Quits QEMU (QMP quit, then signals), removes the session's temporary files. */
+void replay_session_end(struct replay_session *s);
+
 #endif

@@ -1,0 +1,588 @@
+/*
+ * record.c - krewind record: one run of QEMU into one recording directory.
+ *
+ * QEMU runs with the directory as its working directory and relative file
+ * names, so the recording is self-contained. The run ends when the guest
+ * exits (isa-debug-exit), resets (triple fault: "panic"), panics, makes no
+ * progress for hang_after seconds (neither trace events nor serial output),
+ * runs past the timeout, or krewind gets a signal. In the last three cases
+ * krewind stops QEMU with QMP "quit", which closes the replay log properly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db/db.h"
+#include "replay/replay.h"
+
+static int set_err(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int set_err(char **err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && !*err) {
+		va_start(ap, fmt);
+		if (vasprintf(err, fmt, ap) < 0)
+			*err = NULL;
+		va_end(ap);
+	}
+	return code;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int copy_file(const char *from, const char *to, char **err)
+{
+	char buf[65536];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+	ssize_t n;
+
+	if (in < 0)
+		return set_err(err, REPLAY_E_IO, "cannot read %s: %s", from, strerror(errno));
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (out < 0) {
+		rc = set_err(err, REPLAY_E_IO, "cannot create %s: %s", to, strerror(errno));
+		goto out;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			rc = set_err(err, REPLAY_E_IO, "cannot write %s: %s", to, strerror(errno));
+			goto out;
+		}
+	if (n < 0)
+		rc = set_err(err, REPLAY_E_IO, "cannot read %s: %s", from, strerror(errno));
+out:
+	close(in);
+	if (out >= 0 && close(out) < 0 && rc == 0)
+		rc = set_err(err, REPLAY_E_IO, "cannot write %s: %s", to, strerror(errno));
+	return rc;
+}
+
+static char *path_in(const char *dir, const char *file)
+{
+	char *s;
+	return asprintf(&s, "%s/%s", dir, file) < 0 ? NULL : s;
+}
+
+/* argv builder */
+struct argv {
+	char **v;
+	size_t n, cap;
+	int oom;
+};
+
+static void add(struct argv *a, const char *s)
+{
+	if (a->oom)
+		return;
+	if (a->n + 2 > a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 32;
+		char **nv = realloc(a->v, cap * sizeof(char *));
+		if (!nv) {
+			a->oom = 1;
+			return;
+		}
+		a->v = nv;
+		a->cap = cap;
+	}
+	if (!(a->v[a->n] = strdup(s))) {
+		a->oom = 1;
+		return;
+	}
+	a->v[++a->n] = NULL;
+}
+
+static void addf(struct argv *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void addf(struct argv *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		a->oom = 1;
+		return;
+	}
+	add(a, s);
+	free(s);
+}
+
+static int64_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+static int last_id_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	(void)names;
+	if (ncols > 0 && values[0])
+		*(int64_t *)ctx = strtoll(values[0], NULL, 10);
+	return 0;
+}
+
+/* Number of events in the trace so far (-1 if it cannot be read yet). */
+static int64_t trace_events(struct db_reader **rd, const char *db_path)
+{
+	int64_t n = -1;
+	char *e = NULL;
+
+	if (!*rd && db_reader_open(db_path, rd, &e) < 0) {
+		free(e);
+		*rd = NULL;
+		return -1;
+	}
+	if (db_sql(*rd, "SELECT id FROM events ORDER BY id DESC LIMIT 1", last_id_row, &n, &e) < 0) {
+		free(e);
+		return -1;
+	}
+	return n < 0 ? 0 : n;
+}
+
+static const char *outcome_of_status(int status)
+{
+	switch (status) {
+	case 33: return "pass";
+	case 35: return "fail";
+	case 37: return "bugcheck";
+	case 39: return "completed";
+	default: return NULL;
+	}
+}
+
+static void progress_line(double elapsed, uint64_t icount, int64_t events, int64_t serial)
+{
+	fprintf(stderr, "\r\033[Krecording: %5.1f s  %12llu instructions  %9lld events  %6lld bytes serial", elapsed,
+		(unsigned long long)icount, (long long)(events < 0 ? 0 : events), (long long)(serial < 0 ? 0 : serial));
+	fflush(stderr);
+}
+
+/* Fills r's counts and events_total from the finished trace. */
+static void count_events(struct replay_recording *r)
+{
+	struct db_reader *rd = NULL;
+	int64_t counts[DB_KIND_MAX + 1];
+	char *e = NULL;
+	int k;
+
+	if (db_reader_open(r->db_path, &rd, &e) < 0) {
+		free(e);
+		return;
+	}
+	if (db_count_by_kind(rd, counts, &e) == 0) {
+		r->counts = calloc(DB_KIND_MAX, sizeof(*r->counts));
+		r->events_total = counts[0];
+		for (k = 1; r->counts && k <= DB_KIND_MAX; k++) {
+			const char *name = db_kind_name(k);
+			if (!counts[k] || !name)
+				continue;
+			r->counts[r->n_counts].kind = strdup(name);
+			r->counts[r->n_counts].n = counts[k];
+			if (r->counts[r->n_counts].kind)
+				r->n_counts++;
+		}
+	}
+	free(e);
+	db_reader_close(rd);
+}
+
+static void rmdir_recording(const char *dir)
+{
+	static const char *const files[] = { "kernel.elf", "symbols.elf", "probe", "snap.qcow2", "replay.bin",
+					     "serial.log", "qemu.log", "trace.db", "trace.db-wal", "trace.db-shm",
+					     "manifest.json", NULL };
+	size_t i;
+
+	for (i = 0; files[i]; i++) {
+		char *p = path_in(dir, files[i]);
+		if (p)
+			unlink(p);
+		free(p);
+	}
+	rmdir(dir);
+}
+
+/* The last line of the QEMU log that says something (for error messages). */
+static char *qemu_log_tail(const char *dir)
+{
+	char *p = path_in(dir, "qemu.log"), line[512], *last = NULL;
+	FILE *f = p ? fopen(p, "r") : NULL;
+
+	free(p);
+	if (!f)
+		return NULL;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (*line) {
+			free(last);
+			last = strdup(line);
+		}
+	}
+	fclose(f);
+	return last;
+}
+
+int replay_record(const struct replay_record_opts *o, struct replay_recording **out, char **err)
+{
+	const char *traces = o->traces_dir;
+	struct replay_recording *r = NULL;
+	struct argv a = { 0 };
+	struct qemu_proc *qemu = NULL;
+	struct qmp *q = NULL;
+	struct db_reader *rd = NULL;
+	char *dir = NULL, *name = NULL, *sock_dir = NULL, *sock = NULL, *qlog = NULL, *append = NULL;
+	char sha[65], tmpl[] = "/tmp/krewind-rec.XXXXXX";
+	const char *outcome = NULL;
+	double t0 = now_s(), last_progress_t, timeout = o->timeout_s > 0 ? o->timeout_s : 60;
+	double hang_after = o->hang_after_s > 0 ? o->hang_after_s : 5;
+	int64_t last_events = -1, last_serial = -1;
+	uint64_t icount = 0;
+	int rc = 0, status = -1, qemu_ran = 0, interrupted = 0, drawn = 0;
+	size_t i;
+
+	if (!o->kernel)
+		return set_err(err, REPLAY_E_ARG, "no kernel given");
+	if (access(o->kernel, R_OK) < 0)
+		return set_err(err, REPLAY_E_IO, "cannot read kernel %s: %s", o->kernel, strerror(errno));
+	if (o->symbols && access(o->symbols, R_OK) < 0)
+		return set_err(err, REPLAY_E_IO, "cannot read symbols %s: %s", o->symbols, strerror(errno));
+	if (o->probe && access(o->probe, R_OK) < 0)
+		return set_err(err, REPLAY_E_IO, "cannot read probe %s: %s", o->probe, strerror(errno));
+	if (o->plugin && access(o->plugin, R_OK) < 0)
+		return set_err(err, REPLAY_E_IO, "cannot read the plugin %s: %s", o->plugin, strerror(errno));
+	if (!traces)
+		traces = getenv("KREWIND_TRACES");
+	if (!traces || !*traces)
+		traces = "traces";
+	if (o->name) {
+		name = strdup(o->name);
+	} else if (o->scenario) {
+		name = strdup(o->scenario);
+	} else {
+		const char *b = strrchr(o->kernel, '/');
+		name = strdup(b ? b + 1 : o->kernel);
+		if (name && strchr(name, '.'))
+			*strchr(name, '.') = 0;
+	}
+	if (!name)
+		return set_err(err, REPLAY_E_NOMEM, "out of memory");
+	if ((rc = replay_recording_mkdir(o->out_dir, traces, name, &dir, err)) < 0)
+		goto out;
+
+	r = replay_recording_new();
+	if (!r) {
+		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		goto out;
+	}
+	r->dir = strdup(dir);
+	r->name = strdup(strrchr(dir, '/') + 1);
+	r->db_path = path_in(dir, "trace.db");
+	r->kernel = path_in(dir, "kernel.elf");
+	r->kernel_source = realpath(o->kernel, NULL);
+	r->serial_log = path_in(dir, "serial.log");
+	r->scenario = o->scenario ? strdup(o->scenario) : NULL;
+	r->krewind_version = strdup(REPLAY_KREWIND_VERSION);
+	r->qemu_version = qemu_version(qemu_binary());
+	qlog = path_in(dir, "qemu.log");
+	if (!r->dir || !r->name || !r->db_path || !r->kernel || !r->kernel_source || !r->serial_log || !qlog ||
+	    !r->krewind_version) {
+		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		goto out;
+	}
+	{
+		time_t t = time(NULL);
+		struct tm tm;
+		char buf[32];
+		gmtime_r(&t, &tm);
+		strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		r->started_at = strdup(buf);
+	}
+	if ((rc = copy_file(o->kernel, r->kernel, err)) < 0)
+		goto out;
+	if (replay_sha256_file(r->kernel, sha) == 0)
+		r->kernel_sha256 = strdup(sha);
+	if (o->symbols) {
+		r->symbols = path_in(dir, "symbols.elf");
+		if (!r->symbols || (rc = copy_file(o->symbols, r->symbols, err)) < 0)
+			goto out;
+	} else {
+		r->symbols = strdup(r->kernel);
+	}
+	if (o->probe) {
+		r->probe = path_in(dir, "probe");
+		if (!r->probe || (rc = copy_file(o->probe, r->probe, err)) < 0)
+			goto out;
+	}
+	if (o->scenario && o->append)
+		rc = asprintf(&append, "scenario=%s %s", o->scenario, o->append);
+	else if (o->scenario)
+		rc = asprintf(&append, "scenario=%s", o->scenario);
+	else if (o->append)
+		append = strdup(o->append), rc = append ? 0 : -1;
+	if (rc < 0) {
+		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = 0;
+	r->append = append ? strdup(append) : NULL;
+
+	if (!o->no_rr) {
+		char *img_argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "snap.qcow2", "64M", NULL };
+		struct qemu_spawn_opts so = { .cwd = dir, .stderr_path = qlog };
+		struct qemu_proc *img = NULL;
+		if ((rc = qemu_spawn(img_argv, &so, &img, err)) < 0)
+			goto out;
+		rc = qemu_proc_wait(img, o->guard, 30000, &status);
+		qemu_proc_free(img);
+		if (rc < 0 || status != 0) {
+			rc = set_err(err, rc < 0 ? rc : REPLAY_E_QEMU, "qemu-img create failed (see %s)", qlog);
+			goto out;
+		}
+		r->snapshot_image = path_in(dir, "snap.qcow2");
+		r->replay_log = path_in(dir, "replay.bin");
+	}
+
+	/* The recorded command line: relative names, run in dir. */
+	add(&a, qemu_binary());
+	add(&a, "-cpu");
+	add(&a, "max");
+	add(&a, "-m");
+	add(&a, "128M");
+	add(&a, "-smp");
+	add(&a, "1");
+	add(&a, "-kernel");
+	add(&a, "kernel.elf");
+	if (append) {
+		add(&a, "-append");
+		add(&a, append);
+	}
+	add(&a, "-serial");
+	add(&a, "file:serial.log");
+	add(&a, "-display");
+	add(&a, "none");
+	add(&a, "-monitor");
+	add(&a, "none");
+	add(&a, "-no-reboot");
+	add(&a, "-device");
+	add(&a, "isa-debug-exit,iobase=0xf4,iosize=0x04");
+	add(&a, "-net");
+	add(&a, "none");
+	if (!o->no_rr) {
+		add(&a, "-icount");
+		add(&a, "shift=auto,rr=record,rrfile=replay.bin,rrsnapshot=init");
+		add(&a, "-drive");
+		add(&a, "file=snap.qcow2,if=none,id=rrsnap");
+	}
+	if (o->plugin) {
+		add(&a, "-plugin");
+		addf(&a, "%s,db=trace.db%s,symbols=%s", o->plugin, o->probe ? ",probe=probe" : "",
+		     o->symbols ? "symbols.elf" : "kernel.elf");
+	}
+	for (i = 0; o->extra_args && o->extra_args[i]; i++)
+		add(&a, o->extra_args[i]);
+	r->qemu_args = calloc(a.n + 1, sizeof(char *));
+	if (!r->qemu_args || a.oom) {
+		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < a.n; i++)
+		if (!(r->qemu_args[r->n_qemu_args++] = strdup(a.v[i]))) {
+			rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+			goto out;
+		}
+
+	/* Runtime only: the QMP socket. */
+	if (!(sock_dir = mkdtemp(tmpl))) {
+		rc = set_err(err, REPLAY_E_IO, "mkdtemp: %s", strerror(errno));
+		goto out;
+	}
+	sock = path_in(sock_dir, "qmp.sock");
+	add(&a, "-qmp");
+	addf(&a, "unix:%s,server=on,wait=off", sock ? sock : "");
+	if (!sock || a.oom) {
+		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		goto out;
+	}
+	{
+		struct qemu_spawn_opts so = { .cwd = dir, .stderr_path = qlog, .stdout_path = qlog, .own_group = 1 };
+		if ((rc = qemu_spawn(a.v, &so, &qemu, err)) < 0)
+			goto out;
+	}
+	qemu_ran = 1;
+	rc = qmp_connect(sock, qemu, o->guard, 15000, &q, err);
+	if (rc == REPLAY_E_INTERRUPTED) {
+		interrupted = 1;
+		rc = 0;
+	} else if (rc < 0) {
+		/* QEMU refused the command line or the plugin its arguments. */
+		char *tail = qemu_log_tail(dir);
+		if (qemu_proc_wait(qemu, NULL, 2000, &status) == 0 && tail) {
+			free(*err);
+			*err = NULL;
+			rc = set_err(err, REPLAY_E_QEMU, "QEMU failed: %s", tail);
+		}
+		free(tail);
+		r->exit_status = status;
+		outcome = "error";
+		goto finish;
+	}
+
+	last_progress_t = now_s();
+	while (!interrupted) {
+		struct qmp_json *ev = NULL;
+		double t = now_s();
+		int64_t events, serial;
+
+		if (qemu_proc_poll(qemu, &status) == 1)
+			break;
+		if (qemu_guard_pending(o->guard)) {
+			interrupted = 1;
+			break;
+		}
+		if (qmp_take_event(q, "GUEST_PANICKED", &ev) ||
+		    (qmp_take_event(q, "SHUTDOWN", &ev) &&
+		     strcmp(qmp_json_get_str(qmp_json_get(ev, "data"), "reason") ?: "", "guest-reset") == 0)) {
+			const char *what = qmp_json_get_str(ev, "event");
+			outcome = "panic";
+			r->outcome_detail = strdup(what && strcmp(what, "SHUTDOWN") == 0 ? "the guest reset (triple fault?)"
+											    : "the guest reported a panic");
+			qmp_json_free(ev);
+			break;
+		}
+		qmp_json_free(ev);
+		events = trace_events(&rd, r->db_path);
+		serial = file_size(r->serial_log);
+		if (events != last_events || serial != last_serial) {
+			last_events = events;
+			last_serial = serial;
+			last_progress_t = t;
+		}
+		if (!o->no_rr)
+			qmp_replay_icount(q, &icount, NULL);
+		if (o->progress) {
+			progress_line(t - t0, icount, events, serial);
+			drawn = 1;
+		}
+		if (t - last_progress_t >= hang_after) {
+			outcome = "hang";
+			if (asprintf(&r->outcome_detail, "no new trace events or serial output for %.0f s", hang_after) < 0)
+				r->outcome_detail = NULL;
+			break;
+		}
+		if (t - t0 >= timeout) {
+			outcome = "timeout";
+			if (asprintf(&r->outcome_detail, "still running after %.0f s", timeout) < 0)
+				r->outcome_detail = NULL;
+			break;
+		}
+		{
+			struct pollfd pfd = { qemu_guard_fd(o->guard), POLLIN, 0 };
+			poll(&pfd, pfd.fd >= 0 ? 1 : 0, 200);
+		}
+	}
+	if (drawn)
+		fputc('\n', stderr);
+	if (interrupted && !outcome) {
+		outcome = "killed";
+		r->outcome_detail = strdup("krewind was interrupted; QEMU was stopped");
+	}
+	if (qemu_proc_poll(qemu, &status) != 1) {
+		/* We end the run: quit over QMP so the replay log is complete. */
+		if (q && !o->no_rr)
+			qmp_replay_icount(q, &icount, NULL);
+		if (q) {
+			char *e = NULL;
+			qmp_execute(q, "quit", NULL, NULL, &e);
+			free(e);
+		}
+		if (qemu_proc_wait(qemu, NULL, 5000, &status) < 0)
+			status = qemu_proc_stop(qemu, 1000);
+	}
+	r->exit_status = status;
+	if (!outcome)
+		outcome = outcome_of_status(status);
+	if (!outcome) {
+		outcome = "error";
+		if (asprintf(&r->outcome_detail, "QEMU exited with status %d", status) < 0)
+			r->outcome_detail = NULL;
+	}
+	r->icount_total = icount;
+
+finish:
+	r->wall_seconds = now_s() - t0;
+	r->outcome = strdup(outcome ? outcome : "error");
+	if (rd) {
+		db_reader_close(rd);
+		rd = NULL;
+	}
+	count_events(r);
+	if (access(r->db_path, F_OK) == 0) {
+		char *e = NULL;
+		char buf[32];
+		db_update_meta(r->db_path, "outcome", r->outcome, &e);
+		free(e), e = NULL;
+		if (r->qemu_version)
+			db_update_meta(r->db_path, "qemu_version", r->qemu_version, &e);
+		free(e), e = NULL;
+		snprintf(buf, sizeof(buf), "%d", r->exit_status);
+		db_update_meta(r->db_path, "exit_status", buf, &e);
+		free(e);
+	} else {
+		free(r->db_path);
+		r->db_path = NULL;
+	}
+	if (access(r->serial_log, F_OK) != 0) {
+		free(r->serial_log);
+		r->serial_log = NULL;
+	}
+	{
+		char *e = NULL;
+		int wrc = replay_manifest_write(r, &e);
+		if (wrc < 0 && rc == 0)
+			rc = set_err(err, wrc, "%s", e ? e : "cannot write the manifest");
+		free(e);
+	}
+	if (rc == 0 && interrupted)
+		rc = set_err(err, REPLAY_E_INTERRUPTED, "interrupted: recording stopped, kept in %s", dir);
+out:
+	if (rd)
+		db_reader_close(rd);
+	qmp_close(q);
+	qemu_proc_free(qemu);
+	if (sock) {
+		unlink(sock);
+		free(sock);
+	}
+	if (sock_dir)
+		rmdir(sock_dir);
+	replay_argv_free(a.v);
+	if (rc < 0 && rc != REPLAY_E_INTERRUPTED && !qemu_ran && dir && rc != REPLAY_E_EXISTS) {
+		rmdir_recording(dir);
+		replay_recording_free(r);
+		r = NULL;
+	}
+	if (r && (rc == 0 || rc == REPLAY_E_INTERRUPTED || qemu_ran))
+		*out = r;
+	else
+		replay_recording_free(r);
+	free(dir);
+	free(name);
+	free(qlog);
+	free(append);
+	return rc;
+}

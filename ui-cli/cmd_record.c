@@ -1,0 +1,240 @@
+/*
+ * cmd_record.c - `krewind record`: run a kernel under QEMU with the tracer
+ * plugin and QEMU's record/replay, into a new recording directory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "replay/replay.h"
+#include "tracer/tracer.h"
+#include "ui-cli/cli.h"
+
+static const char synopsis[] =
+	"krewind record --scenario NAME [-o DIR] [--timeout S] [--hang-after S] [--no-rr] [--json]\n"
+	"krewind record --kernel ELF [--symbols ELF] [--probe FILE] [--append ARGS] [-o DIR] [-- QEMU-ARGS...]";
+static const char description[] =
+	"Boots a kernel under QEMU 10 with the krewind plugin and QEMU's record/replay\n"
+	"(icount, replay log, a snapshot at start) and writes one recording directory:\n"
+	"trace.db, replay.bin, snap.qcow2, kernel.elf, serial.log, manifest.json.\n"
+	"--scenario boots krewind's own kernel with its probe file. The run ends when the\n"
+	"guest exits, resets, makes no progress for --hang-after seconds (no trace\n"
+	"events, no serial output), or after --timeout seconds; the outcome is kept in\n"
+	"the manifest and the trace. Exit 0 whenever a recording was made.\n"
+	"Environment: KREWIND_PLUGIN, KREWIND_KERNEL, KREWIND_QEMU, KREWIND_TRACES.";
+
+enum { OPT_SCENARIO = 1, OPT_KERNEL, OPT_SYMBOLS, OPT_PROBE, OPT_APPEND, OPT_OUT, OPT_TIMEOUT, OPT_HANG, OPT_NORR,
+       OPT_NOPLUGIN, OPT_JSON, OPT_QUIET };
+static const struct cli_option options[] = {
+	{OPT_SCENARIO, "scenario", 0, "NAME", "boot krewind's kernel with scenario=NAME"},
+	{OPT_KERNEL, "kernel", 0, "ELF", "boot this kernel instead"},
+	{OPT_SYMBOLS, "symbols", 0, "ELF", "unstripped twin of the kernel for symbols"},
+	{OPT_PROBE, "probe", 0, "FILE", "probe file (needs symbols)"},
+	{OPT_APPEND, "append", 0, "ARGS", "kernel command line"},
+	{OPT_OUT, "output", 'o', "DIR", "recording directory (default traces/NAME-N; never overwritten)"},
+	{OPT_TIMEOUT, "timeout", 0, "S", "stop the run after S seconds (default 60)"},
+	{OPT_HANG, "hang-after", 0, "S", "call it a hang after S seconds without progress (default 5)"},
+	{OPT_NORR, "no-rr", 0, NULL, "no QEMU record/replay (the recording cannot be replayed)"},
+	{OPT_NOPLUGIN, "no-plugin", 0, NULL, "record without the tracer plugin (no trace.db)"},
+	{OPT_JSON, "json", 0, NULL, "print the summary as JSON"},
+	{OPT_QUIET, "quiet", 'q', NULL, "no progress line"},
+	{0},
+};
+
+static int parse_seconds(const char *s, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (!*s || *end || v <= 0 || v > 86400)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Input errors a probe can have, found before QEMU starts. */
+static int validate_probe(const char *probe, const char *symbols)
+{
+	struct elfsym_table *t = NULL;
+	struct probe_file *p = NULL;
+	char *err = NULL;
+	int rc = CLI_OK;
+
+	if (elfsym_load(symbols, &t, &err) < 0) {
+		rc = cli_error_msg(CLI_USAGE, NULL, err);
+		goto out;
+	}
+	if (elfsym_count(t) == 0) {
+		rc = cli_error(CLI_USAGE, "%s has no symbols: a probe needs them (give --symbols ELF)", symbols);
+		goto out;
+	}
+	if (probe_load(probe, &p, &err) < 0 || probe_resolve(p, t, &err) < 0)
+		rc = cli_error_msg(CLI_USAGE, NULL, err);
+out:
+	probe_free(p);
+	elfsym_free(t);
+	return rc;
+}
+
+static void print_summary(const struct replay_recording *r, int json)
+{
+	char *cwd = getcwd(NULL, 0);
+	const char *shown = r->dir;
+	size_t n = cwd ? strlen(cwd) : 0;
+	size_t i;
+
+	if (cwd && strncmp(r->dir, cwd, n) == 0 && r->dir[n] == '/')
+		shown = r->dir + n + 1;
+	if (json) {
+		struct cli_json j;
+		cli_json_init(&j, stdout);
+		cli_json_object(&j);
+		cli_json_kstr(&j, "recording", r->dir);
+		cli_json_kstr(&j, "name", r->name);
+		cli_json_kstr(&j, "outcome", r->outcome);
+		cli_json_kstr(&j, "outcome_detail", r->outcome_detail);
+		cli_json_kint(&j, "exit_status", r->exit_status);
+		cli_json_kuint(&j, "icount_total", r->icount_total);
+		cli_json_kint(&j, "events_total", r->events_total);
+		cli_json_key(&j, "event_counts");
+		cli_json_object(&j);
+		for (i = 0; i < r->n_counts; i++)
+			cli_json_kint(&j, r->counts[i].kind, r->counts[i].n);
+		cli_json_close(&j);
+		cli_json_key(&j, "wall_seconds");
+		cli_json_double(&j, r->wall_seconds);
+		cli_json_kstr(&j, "replay_log", r->replay_log);
+		cli_json_close(&j);
+		cli_json_end(&j);
+	} else {
+		printf("recorded %s: %s", shown, r->outcome);
+		if (r->outcome_detail)
+			printf(" (%s)", r->outcome_detail);
+		else
+			printf(" (QEMU exit status %d)", r->exit_status);
+		printf("\n  %llu instructions, %lld events in %.1f s\n", (unsigned long long)r->icount_total,
+		       (long long)r->events_total, r->wall_seconds);
+		for (i = 0; i < r->n_counts; i++)
+			printf("%s%s %lld", i ? ", " : "  ", r->counts[i].kind, (long long)r->counts[i].n);
+		if (r->n_counts)
+			printf("\n");
+		printf("  next: krewind check %s", shown);
+		if (r->replay_log)
+			printf("; krewind replay %s --to EVENT", shown);
+		printf("\n");
+	}
+	free(cwd);
+}
+
+int cmd_record(int argc, char **argv)
+{
+	struct replay_record_opts o = { 0 };
+	struct replay_recording *r = NULL;
+	struct qemu_guard *g = NULL;
+	struct cli_args a;
+	const char *v;
+	char *kernel = NULL, *probe = NULL, *plugin = NULL, *err = NULL;
+	int opt, json = 0, quiet = 0, no_plugin = 0, rc;
+	int explicit_probe = 0;
+
+	cli_args_init(&a, "record", argc, argv);
+	while ((opt = cli_next_opt(&a, options, &v)) != CLI_OPT_END) {
+		switch (opt) {
+		case CLI_OPT_HELP:
+			cli_print_usage(stdout, synopsis, description, options);
+			return CLI_OK;
+		case CLI_OPT_ERROR:
+			return CLI_USAGE;
+		case CLI_OPT_ARG:
+			/* Everything after "--" goes to QEMU. */
+			if (!a.only_args)
+				return cli_usage_error("record", "unexpected argument '%s'", v);
+			o.extra_args = argv + a.i - 1;
+			a.i = argc;
+			break;
+		case OPT_SCENARIO: o.scenario = v; break;
+		case OPT_KERNEL: o.kernel = v; break;
+		case OPT_SYMBOLS: o.symbols = v; break;
+		case OPT_PROBE: o.probe = v; explicit_probe = 1; break;
+		case OPT_APPEND: o.append = v; break;
+		case OPT_OUT: o.out_dir = v; break;
+		case OPT_TIMEOUT:
+			if (parse_seconds(v, &o.timeout_s) < 0)
+				return cli_usage_error("record", "--timeout wants seconds, not '%s'", v);
+			break;
+		case OPT_HANG:
+			if (parse_seconds(v, &o.hang_after_s) < 0)
+				return cli_usage_error("record", "--hang-after wants seconds, not '%s'", v);
+			break;
+		case OPT_NORR: o.no_rr = 1; break;
+		case OPT_NOPLUGIN: no_plugin = 1; break;
+		case OPT_JSON: json = 1; break;
+		case OPT_QUIET: quiet = 1; break;
+		}
+	}
+	if (!o.scenario && !o.kernel)
+		return cli_usage_error("record", "give --scenario NAME or --kernel ELF");
+	if (o.scenario && (!*o.scenario || strpbrk(o.scenario, "/ \t")))
+		return cli_usage_error("record", "bad scenario name '%s'", o.scenario);
+	if (!o.kernel) {
+		kernel = replay_find_file("KREWIND_KERNEL", "kernel/kernel.elf");
+		if (!kernel) {
+			rc = cli_error(CLI_USAGE, "cannot find krewind's kernel (build/kernel/kernel.elf; make kernel)");
+			goto out;
+		}
+		o.kernel = kernel;
+		if (!o.probe)
+			o.probe = probe = replay_find_file(NULL, "probes/krewind.probe");
+	}
+	if (access(o.kernel, R_OK) < 0) {
+		rc = cli_error(CLI_USAGE, "cannot read kernel %s", o.kernel);
+		goto out;
+	}
+	if (o.symbols && access(o.symbols, R_OK) < 0) {
+		rc = cli_error(CLI_USAGE, "cannot read symbols %s", o.symbols);
+		goto out;
+	}
+	if (o.probe && access(o.probe, R_OK) < 0) {
+		rc = cli_error(CLI_USAGE, "cannot read probe file %s", o.probe);
+		goto out;
+	}
+	if (o.probe && (rc = validate_probe(o.probe, o.symbols ? o.symbols : o.kernel)) != CLI_OK)
+		goto out;
+	(void)explicit_probe;
+	if (!no_plugin) {
+		plugin = replay_find_file("KREWIND_PLUGIN", "tracer/libkrewind.so");
+		if (!plugin) {
+			rc = cli_error(CLI_FAIL, "cannot find the plugin build/tracer/libkrewind.so (set KREWIND_PLUGIN)");
+			goto out;
+		}
+		o.plugin = plugin;
+	} else {
+		o.probe = NULL;
+	}
+	o.progress = !quiet && isatty(2);
+	if (qemu_guard_begin(&g, &err) < 0) {
+		rc = cli_error_msg(CLI_FAIL, NULL, err);
+		goto out;
+	}
+	o.guard = g;
+	rc = replay_record(&o, &r, &err);
+	if (rc == REPLAY_E_EXISTS || rc == REPLAY_E_ARG || (rc == REPLAY_E_IO && !r)) {
+		rc = cli_error_msg(CLI_USAGE, NULL, err);
+		goto out;
+	}
+	if (r && (rc == 0 || rc == REPLAY_E_INTERRUPTED))
+		print_summary(r, json);
+	if (rc < 0) {
+		rc = cli_error_msg(CLI_FAIL, NULL, err);
+		goto out;
+	}
+	rc = CLI_OK;
+out:
+	replay_recording_free(r);
+	qemu_guard_end(g);
+	free(kernel);
+	free(probe);
+	free(plugin);
+	return rc;
+}
