@@ -14,6 +14,7 @@ static const struct cli_command commands[] = {
 	{"events", cmd_events, "print a recording's events, filtered and symbolized"},
 	{"sql", cmd_sql, "run a read-only SQL query on a recording's trace"},
 	{"check", cmd_check, "find lock-order, IRQL, interrupt and hang problems in a recording"},
+	{"record", cmd_record, "record a kernel run under QEMU (trace + replay log) into traces/NAME-N"},
 };
 
 static const struct cli_command *find_command(const char *name)
