@@ -1,1 +1,40 @@
-# tracer: rules added by its owner.
+# tracer: the QEMU plugin build/tracer/libkrewind.so, the probe/ELF library
+# $(BUILD)/tracer/libkrprobe.a for the CLI, and the tracer's unit tests.
+#
+# The plugin is loaded by QEMU, so it is always built without sanitizers into
+# the top build/, from its own objects (build/tracer/obj/), db sources included.
+
+TRACER_PROBE_SRCS := tracer/probe.c tracer/elfsym.c
+TRACER_PLUGIN_SRCS := tracer/plugin.c tracer/insn.c $(TRACER_PROBE_SRCS)
+PLUGIN := $(TOP_BUILD)/tracer/libkrewind.so
+PLUGIN_OBJDIR := $(TOP_BUILD)/tracer/obj
+PLUGIN_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+	-D_GNU_SOURCE -fPIC -MMD -MP -I. -I$(TOP_BUILD)/qemu/include $(GLIB_CFLAGS)
+PLUGIN_OBJS := $(patsubst %.c,$(PLUGIN_OBJDIR)/%.o,$(TRACER_PLUGIN_SRCS) $(DB_SRCS))
+
+$(PLUGIN_OBJDIR)/%.o: %.c $(PLUGIN_HEADER) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) -c $< -o $@
+
+$(PLUGIN_OBJDIR)/db/schema.o: $(DB_SCHEMA)
+
+$(PLUGIN): $(PLUGIN_OBJS)
+	@mkdir -p $(@D)
+	$(CC) -shared -o $@ $(PLUGIN_OBJS) $(GLIB_LIBS) -lcapstone -lelf -lsqlite3 -lpthread
+
+$(BUILD)/tracer/libkrprobe.a: $(patsubst %.c,$(BUILD)/%.o,$(TRACER_PROBE_SRCS))
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+# Unit tests: probe parser + ELF symbols (test_probe), instruction classes (test_tracer).
+$(BUILD)/tests/unit/test_probe: $(BUILD)/tests/unit/test_probe.o $(BUILD)/tracer/libkrprobe.a
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) -lelf
+$(BUILD)/tests/unit/test_tracer: $(BUILD)/tests/unit/test_tracer.o $(BUILD)/tracer/insn.o
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) -lcapstone
+
+.PHONY: tracer
+tracer: $(PLUGIN) $(BUILD)/tracer/libkrprobe.a
+ALL_TARGETS += $(PLUGIN) $(BUILD)/tracer/libkrprobe.a
+UNIT_TESTS += $(BUILD)/tests/unit/test_probe $(BUILD)/tests/unit/test_tracer
+
+-include $(shell find $(PLUGIN_OBJDIR) -name '*.d' 2>/dev/null)

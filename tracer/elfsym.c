@@ -1,0 +1,227 @@
+/*
+ * elfsym.c - function and object symbols of a kernel ELF, and its build-id.
+ *
+ * The plugin resolves probe symbols with it and copies the symbols into the
+ * trace so readers can symbolize; the CLI uses it to validate a probe file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tracer/tracer.h"
+
+struct elfsym_table {
+	char *path;
+	char build_id[2 * 64 + 1];
+	struct elfsym *syms; /* sorted by address */
+	size_t n;
+	char *names;         /* all names, NUL-separated */
+};
+
+static int fail(char **err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		if (vasprintf(err, fmt, ap) < 0)
+			*err = NULL;
+		va_end(ap);
+	}
+	return code;
+}
+
+static int by_addr(const void *a, const void *b)
+{
+	const struct elfsym *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Reads the NT_GNU_BUILD_ID note of any SHT_NOTE section into t->build_id. */
+static void read_build_id(Elf *e, struct elfsym_table *t)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(e, scn)) != NULL) {
+		Elf_Data *d;
+		GElf_Nhdr nh;
+		size_t off = 0, noff, doff;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+			continue;
+		d = elf_getdata(scn, NULL);
+		while (d && (off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0) {
+			const unsigned char *p = (const unsigned char *)d->d_buf + doff;
+			size_t i;
+
+			if (nh.n_type != NT_GNU_BUILD_ID || nh.n_namesz != 4 ||
+			    memcmp((const char *)d->d_buf + noff, "GNU", 4) != 0 || nh.n_descsz > 64)
+				continue;
+			for (i = 0; i < nh.n_descsz; i++)
+				sprintf(t->build_id + 2 * i, "%02x", p[i]);
+			return;
+		}
+	}
+}
+
+/* Collects the symbols of one symbol table section into t (appending). */
+static int read_symtab(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct elfsym_table *t,
+		       size_t *names_len, char **err)
+{
+	Elf_Data *d = elf_getdata(scn, NULL);
+	size_t i, count;
+	struct elfsym *grown;
+
+	if (!d || sh->sh_entsize == 0)
+		return 0;
+	count = sh->sh_size / sh->sh_entsize;
+	grown = realloc(t->syms, (t->n + count) * sizeof(*grown));
+	if (!grown && count)
+		return fail(err, TRACER_E_NOMEM, "out of memory reading %s", t->path);
+	t->syms = grown;
+	for (i = 0; i < count; i++) {
+		GElf_Sym s;
+		const char *name;
+		int type;
+		size_t len;
+		char *names;
+
+		if (!gelf_getsym(d, (int)i, &s))
+			continue;
+		type = GELF_ST_TYPE(s.st_info);
+		if ((type != STT_FUNC && type != STT_OBJECT) || s.st_value == 0 ||
+		    s.st_shndx == SHN_UNDEF)
+			continue;
+		name = elf_strptr(e, sh->sh_link, s.st_name);
+		if (!name || !*name)
+			continue;
+		len = strlen(name) + 1;
+		names = realloc(t->names, *names_len + len);
+		if (!names)
+			return fail(err, TRACER_E_NOMEM, "out of memory reading %s", t->path);
+		t->names = names;
+		memcpy(t->names + *names_len, name, len);
+		/* name holds an offset until every name is in place (realloc moves them) */
+		t->syms[t->n].name = (const char *)(uintptr_t)*names_len;
+		t->syms[t->n].addr = s.st_value;
+		t->syms[t->n].size = s.st_size;
+		t->syms[t->n].is_func = type == STT_FUNC;
+		t->n++;
+		*names_len += len;
+	}
+	return 0;
+}
+
+int elfsym_load(const char *path, struct elfsym_table **out, char **err)
+{
+	struct elfsym_table *t = NULL;
+	Elf *e = NULL;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	size_t names_len = 0, i;
+	int fd = -1, rc = 0;
+
+	*out = NULL;
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return fail(err, TRACER_E_ELF, "libelf: %s", elf_errmsg(-1));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, TRACER_E_IO, "cannot open %s: %s", path, strerror(errno));
+	t = calloc(1, sizeof(*t));
+	if (!t || !(t->path = strdup(path))) {
+		rc = fail(err, TRACER_E_NOMEM, "out of memory reading %s", path);
+		goto out;
+	}
+	e = elf_begin(fd, ELF_C_READ, NULL);
+	if (!e || elf_kind(e) != ELF_K_ELF || gelf_getclass(e) == ELFCLASSNONE) {
+		rc = fail(err, TRACER_E_ELF, "%s: not an ELF file", path);
+		goto out;
+	}
+	while ((scn = elf_nextscn(e, scn)) != NULL) {
+		if (!gelf_getshdr(scn, &sh)) {
+			rc = fail(err, TRACER_E_ELF, "%s: damaged section header: %s", path,
+				  elf_errmsg(-1));
+			goto out;
+		}
+		if (sh.sh_type == SHT_SYMTAB && (rc = read_symtab(e, scn, &sh, t, &names_len, err)))
+			goto out;
+	}
+	/* Only .symtab: .dynsym of a kernel is empty, and a stripped ELF has neither. */
+	for (i = 0; i < t->n; i++)
+		t->syms[i].name = t->names + (uintptr_t)t->syms[i].name;
+	qsort(t->syms, t->n, sizeof(*t->syms), by_addr);
+	read_build_id(e, t);
+out:
+	if (e)
+		elf_end(e);
+	close(fd);
+	if (rc) {
+		elfsym_free(t);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+void elfsym_free(struct elfsym_table *t)
+{
+	if (!t)
+		return;
+	free(t->path);
+	free(t->syms);
+	free(t->names);
+	free(t);
+}
+
+const char *elfsym_path(const struct elfsym_table *t) { return t->path; }
+const char *elfsym_build_id(const struct elfsym_table *t) { return t->build_id; }
+size_t elfsym_count(const struct elfsym_table *t) { return t->n; }
+
+const struct elfsym *elfsym_at(const struct elfsym_table *t, size_t i)
+{
+	return i < t->n ? &t->syms[i] : NULL;
+}
+
+const struct elfsym *elfsym_find(const struct elfsym_table *t, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (strcmp(t->syms[i].name, name) == 0)
+			return &t->syms[i];
+	return NULL;
+}
+
+const struct elfsym *elfsym_lookup(const struct elfsym_table *t, uint64_t addr)
+{
+	size_t lo = 0, hi = t->n;
+
+	/* last symbol with sym.addr <= addr, then walk back over same-address aliases */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->syms[mid].addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	while (lo > 0) {
+		const struct elfsym *s = &t->syms[--lo];
+		uint64_t size = s->size ? s->size : 1;
+
+		if (addr - s->addr < size)
+			return s;
+		if (s->addr + 0x100000 < addr)
+			break;
+	}
+	return NULL;
+}

@@ -1,0 +1,174 @@
+/*
+ * insn.c - classifies the few x86-64 instructions the tracer instruments.
+ *
+ * Runs at translation time only (once per translated instruction), so it can
+ * afford Capstone with operand details. A cheap opcode-byte filter skips
+ * Capstone for the vast majority of instructions.
+ */
+#include <capstone/capstone.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tracer/tracer.h"
+
+struct insn_decoder {
+	csh cs;
+	cs_insn *insn;
+};
+
+int insn_decoder_open(struct insn_decoder **out, char **err)
+{
+	struct insn_decoder *d = calloc(1, sizeof(*d));
+
+	*out = NULL;
+	if (!d) {
+		if (err)
+			*err = strdup("out of memory");
+		return TRACER_E_NOMEM;
+	}
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &d->cs) != CS_ERR_OK ||
+	    cs_option(d->cs, CS_OPT_DETAIL, CS_OPT_ON) != CS_ERR_OK ||
+	    !(d->insn = cs_malloc(d->cs))) {
+		if (err)
+			*err = strdup("capstone: cannot open an x86-64 decoder");
+		if (d->cs)
+			cs_close(&d->cs);
+		free(d);
+		return TRACER_E_NOMEM;
+	}
+	*out = d;
+	return 0;
+}
+
+void insn_decoder_free(struct insn_decoder *d)
+{
+	if (!d)
+		return;
+	cs_free(d->insn, 1);
+	cs_close(&d->cs);
+	free(d);
+}
+
+static int map_reg(x86_reg r)
+{
+	static const x86_reg r64[PROBE_NREGS] = {
+		X86_REG_RAX, X86_REG_RBX, X86_REG_RCX, X86_REG_RDX, X86_REG_RSI, X86_REG_RDI,
+		X86_REG_RBP, X86_REG_RSP, X86_REG_R8, X86_REG_R9, X86_REG_R10, X86_REG_R11,
+		X86_REG_R12, X86_REG_R13, X86_REG_R14, X86_REG_R15,
+	};
+	int i;
+
+	if (r == X86_REG_INVALID)
+		return INSN_REG_NONE;
+	if (r == X86_REG_RIP)
+		return INSN_REG_RIP;
+	for (i = 0; i < PROBE_NREGS; i++)
+		if (r64[i] == r)
+			return i;
+	return -1;
+}
+
+static int fill_mem(const cs_x86_op *op, struct insn_mem *m)
+{
+	m->base = map_reg(op->mem.base);
+	m->index = map_reg(op->mem.index);
+	if (m->base < 0 || m->index < 0 || m->index == INSN_REG_RIP)
+		return -1; /* 32-bit addressing: not something a 64-bit kernel does */
+	m->scale = op->mem.scale;
+	m->disp = op->mem.disp;
+	m->seg_gs = op->mem.segment == X86_REG_GS;
+	m->seg_fs = op->mem.segment == X86_REG_FS;
+	return 0;
+}
+
+/* The opcode byte after legacy and REX prefixes; the second byte for 0F xx. */
+static int worth_decoding(const uint8_t *c, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && (c[i] == 0x66 || c[i] == 0x67 || c[i] == 0xf0 || c[i] == 0xf2 ||
+			   c[i] == 0xf3 || c[i] == 0x2e || c[i] == 0x3e || c[i] == 0x26 ||
+			   c[i] == 0x36 || c[i] == 0x64 || c[i] == 0x65))
+		i++;
+	if (i < len && (c[i] & 0xf0) == 0x40)
+		i++;
+	if (i >= len)
+		return 0;
+	switch (c[i]) {
+	case 0xcf: /* iret */
+	case 0xee: /* out dx, al */
+	case 0xc3: case 0xc2: /* ret */
+	case 0x89: case 0xc7: /* mov m32, r32 / imm32 */
+		return 1;
+	case 0x0f:
+		/* 0f 01 /3 lidt, 0f 22 mov crN, 0f 30 wrmsr */
+		return i + 1 < len && (c[i + 1] == 0x01 || c[i + 1] == 0x22 || c[i + 1] == 0x30);
+	}
+	return 0;
+}
+
+int insn_classify(struct insn_decoder *d, const uint8_t *code, size_t len, uint64_t addr,
+		  struct insn_info *info)
+{
+	const uint8_t *p = code;
+	size_t n = len;
+	uint64_t a = addr;
+	const cs_x86 *x;
+
+	memset(info, 0, sizeof(*info));
+	info->cls = INSN_OTHER;
+	info->len = (unsigned)len;
+	if (!worth_decoding(code, len) || !cs_disasm_iter(d->cs, &p, &n, &a, d->insn))
+		return 0;
+	info->len = d->insn->size;
+	x = &d->insn->detail->x86;
+	switch (d->insn->id) {
+	case X86_INS_LIDT:
+		if (x->op_count == 1 && x->operands[0].type == X86_OP_MEM &&
+		    fill_mem(&x->operands[0], &info->mem) == 0)
+			info->cls = INSN_LIDT;
+		break;
+	case X86_INS_MOV:
+		if (x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
+		    x->operands[0].reg == X86_REG_CR8 && x->operands[1].type == X86_OP_REG) {
+			info->reg = map_reg(x->operands[1].reg);
+			if (info->reg >= 0 && info->reg < PROBE_NREGS)
+				info->cls = INSN_MOV_CR8;
+		} else if (x->op_count == 2 && x->operands[0].type == X86_OP_MEM &&
+			   x->operands[0].size == 4 && (x->operands[0].mem.disp & 0xfff) == 0xb0 &&
+			   fill_mem(&x->operands[0], &info->mem) == 0) {
+			info->cls = INSN_STORE32_B0;
+		}
+		break;
+	case X86_INS_WRMSR:
+		info->cls = INSN_WRMSR;
+		break;
+	case X86_INS_IRETQ:
+		info->cls = INSN_IRETQ;
+		break;
+	case X86_INS_OUT:
+		if (x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
+		    x->operands[0].reg == X86_REG_DX && x->operands[1].type == X86_OP_REG &&
+		    x->operands[1].reg == X86_REG_AL)
+			info->cls = INSN_OUT_DX_AL;
+		break;
+	case X86_INS_RET:
+		info->cls = INSN_RET;
+		break;
+	}
+	return 0;
+}
+
+uint64_t insn_mem_addr(const struct insn_mem *m, const uint64_t regs[PROBE_NREGS], uint64_t pc,
+		       unsigned len)
+{
+	uint64_t ea = (uint64_t)m->disp;
+
+	if (m->base == INSN_REG_RIP)
+		ea += pc + len;
+	else if (m->base < PROBE_NREGS)
+		ea += regs[m->base];
+	if (m->index < PROBE_NREGS)
+		ea += regs[m->index] * (uint64_t)m->scale;
+	return ea;
+}

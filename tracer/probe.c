@@ -1,0 +1,455 @@
+/*
+ * probe.c - the probe file parser (format: docs/probe.md).
+ *
+ * A probe file tells the tracer what a kernel's functions mean: which symbol is
+ * a spinlock acquire, where its lock pointer is, where the current thread
+ * lives. One directive per line; errors name the file and the line.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tracer/tracer.h"
+
+/* Per kind: operand names (index = slot in probe.op), which are required,
+ * which are strings. */
+struct kind_desc {
+	const char *name;
+	const char *ops[PROBE_MAX_OPS];
+	unsigned required, strings;
+	int has_return; /* the event (also) fires at the return */
+};
+
+static const struct kind_desc kinds[PROBE_KIND_MAX + 1] = {
+	[PROBE_RAISE] = {"raise", {"new"}, 1, 0, 0},
+	[PROBE_LOWER] = {"lower", {"new"}, 1, 0, 0},
+	[PROBE_LOCK_ACQUIRE] = {"lock-acquire", {"lock"}, 1, 0, 1},
+	[PROBE_LOCK_TRYACQUIRE] = {"lock-tryacquire", {"lock"}, 1, 0, 1},
+	[PROBE_LOCK_RELEASE] = {"lock-release", {"lock"}, 1, 0, 0},
+	[PROBE_LOCK_INIT] = {"lock-init", {"lock"}, 1, 0, 0},
+	[PROBE_SWITCH] = {"switch", {"old", "new"}, 3, 0, 0},
+	[PROBE_WAIT] = {"wait", {"object", "timeout"}, 1, 0, 1},
+	[PROBE_MUTEX_ACQUIRE] = {"mutex-acquire", {"mutex"}, 1, 0, 0},
+	[PROBE_MUTEX_RELEASE] = {"mutex-release", {"mutex"}, 1, 0, 0},
+	[PROBE_SIGNAL] = {"signal", {"object"}, 1, 0, 0},
+	[PROBE_BUGCHECK] = {"bugcheck", {"code", "param", "text"}, 0, 4, 0},
+	[PROBE_RESULT] = {"result", {"passed", "failed"}, 3, 0, 0},
+	[PROBE_SCENARIO] = {"scenario", {"name"}, 1, 1, 0},
+	[PROBE_MARKER] = {"marker", {"text"}, 1, 1, 0},
+};
+
+static const char *const regs[PROBE_NREGS] = {
+	"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+	"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+};
+
+const char *probe_kind_name(enum probe_kind k)
+{
+	return k >= PROBE_RAISE && k <= PROBE_KIND_MAX ? kinds[k].name : NULL;
+}
+
+const char *probe_reg_name(enum probe_reg r)
+{
+	return r < PROBE_NREGS ? regs[r] : NULL;
+}
+
+int probe_needs_return(const struct probe *p)
+{
+	return p->at_return || kinds[p->kind].has_return;
+}
+
+static int fail(char **err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		if (vasprintf(err, fmt, ap) < 0)
+			*err = NULL;
+		va_end(ap);
+	}
+	return code;
+}
+
+static int parse_reg(const char *s, size_t n)
+{
+	int r;
+
+	for (r = 0; r < PROBE_NREGS; r++)
+		if (strlen(regs[r]) == n && strncmp(s, regs[r], n) == 0)
+			return r;
+	return -1;
+}
+
+/* Parses a whole token as an integer (decimal or 0x hex, optional sign). */
+static int parse_int(const char *s, int64_t *v)
+{
+	char *end;
+
+	if (!*s)
+		return -1;
+	errno = 0;
+	*v = strtoll(s, &end, 0);
+	return errno || *end ? -1 : 0;
+}
+
+/* REG | [REG] | [REG+N] | [REG-N], each optionally :WIDTH; or str:REG | str:[REG+N]. */
+static int parse_loc(const char *s, int want_string, struct probe_loc *l, const char **why)
+{
+	const char *p = s, *close;
+	char *colon;
+	char buf[64];
+	int64_t width = 8;
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	if (strlen(s) >= sizeof(buf)) {
+		*why = "operand too long";
+		return -1;
+	}
+	if (strncmp(p, "str:", 4) == 0) {
+		if (!want_string) {
+			*why = "a string operand is not allowed here";
+			return -1;
+		}
+		p += 4;
+		l->kind = PROBE_LOC_STR;
+	} else if (want_string) {
+		*why = "expected a string operand (str:REG or str:[REG+N])";
+		return -1;
+	}
+	strcpy(buf, p);
+	colon = strrchr(buf, ':');
+	if (colon) {
+		if (l->kind == PROBE_LOC_STR || parse_int(colon + 1, &width) ||
+		    (width != 1 && width != 2 && width != 4 && width != 8)) {
+			*why = "bad width (expected :1, :2, :4 or :8)";
+			return -1;
+		}
+		*colon = '\0';
+	}
+	l->width = (unsigned)width;
+	if (buf[0] == '[') {
+		size_t n;
+
+		close = strchr(buf, ']');
+		if (!close || close[1] != '\0') {
+			*why = "expected [REG], [REG+N] or [REG-N]";
+			return -1;
+		}
+		n = strcspn(buf + 1, "+-]");
+		r = parse_reg(buf + 1, n);
+		if (r < 0) {
+			*why = "unknown register in memory operand";
+			return -1;
+		}
+		if (buf[1 + n] != ']') {
+			char num[64];
+			size_t len = (size_t)(close - (buf + 1 + n));
+
+			memcpy(num, buf + 1 + n, len);
+			num[len] = '\0';
+			if (parse_int(num, &l->disp) || (num[1] == '+' || num[1] == '-')) {
+				*why = "bad displacement";
+				return -1;
+			}
+		}
+		l->reg = (enum probe_reg)r;
+		if (l->kind == PROBE_LOC_STR)
+			l->deref = 1;
+		else
+			l->kind = PROBE_LOC_MEM;
+		return 0;
+	}
+	r = parse_reg(buf, strlen(buf));
+	if (r < 0) {
+		*why = "unknown register (rax..r15, [REG+N], str:REG)";
+		return -1;
+	}
+	l->reg = (enum probe_reg)r;
+	if (l->kind != PROBE_LOC_STR)
+		l->kind = PROBE_LOC_REG;
+	return 0;
+}
+
+/* `thread gs:OFF`, `thread fs:SYMBOL+N`, `thread none` */
+static int parse_thread(struct probe_file *pf, char *arg, int line, char **err)
+{
+	char *plus;
+	int64_t off = 0;
+
+	if (strcmp(arg, "none") == 0) {
+		pf->thread_seg = PROBE_SEG_NONE;
+		return 0;
+	}
+	if (strncmp(arg, "gs:", 3) == 0)
+		pf->thread_seg = PROBE_SEG_GS;
+	else if (strncmp(arg, "fs:", 3) == 0)
+		pf->thread_seg = PROBE_SEG_FS;
+	else
+		return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: expected gs:OFFSET, fs:OFFSET or none",
+			    pf->path, line);
+	arg += 3;
+	pf->thread_line = line;
+	if (parse_int(arg, &off) == 0) {
+		pf->thread_off = off;
+		return 0;
+	}
+	plus = strchr(arg, '+');
+	if (plus) {
+		*plus = '\0';
+		if (parse_int(plus + 1, &off))
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: bad offset '%s'", pf->path,
+				    line, plus + 1);
+	}
+	if (!isalpha((unsigned char)arg[0]) && arg[0] != '_')
+		return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: bad offset '%s'", pf->path, line, arg);
+	free(pf->thread_sym);
+	pf->thread_sym = strdup(arg);
+	if (!pf->thread_sym)
+		return fail(err, TRACER_E_NOMEM, "out of memory");
+	pf->thread_off = off;
+	return 0;
+}
+
+/* Splits s on blanks into at most max tokens (in place). */
+static int split(char *s, char **tok, int max)
+{
+	int n = 0;
+
+	for (;;) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s)
+			return n;
+		if (n == max)
+			return max + 1;
+		tok[n++] = s;
+		while (*s && *s != ' ' && *s != '\t')
+			s++;
+		if (*s)
+			*s++ = '\0';
+	}
+}
+
+static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, char **err)
+{
+	struct probe pr = {0};
+	const struct kind_desc *kd = NULL;
+	unsigned seen = 0;
+	int k, i, j;
+	struct probe *grown;
+
+	for (k = PROBE_RAISE; k <= PROBE_KIND_MAX; k++)
+		if (strcmp(tok[1], kinds[k].name) == 0)
+			kd = &kinds[k];
+	if (!kd)
+		return fail(err, TRACER_E_SYNTAX, "%s:%d: unknown event '%s' for symbol '%s'", pf->path,
+			    line, tok[1], tok[0]);
+	pr.kind = (enum probe_kind)(kd - kinds);
+	pr.line = line;
+	for (i = 2; i < ntok; i++) {
+		char *eq = strchr(tok[i], '=');
+		const char *why = NULL;
+
+		if (!eq || eq == tok[i])
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: expected NAME=OPERAND, got '%s'",
+				    pf->path, line, tok[i]);
+		*eq = '\0';
+		if (strcmp(tok[i], "at") == 0) {
+			if (strcmp(eq + 1, "return") == 0 && !kd->has_return)
+				pr.at_return = 1;
+			else if (strcmp(eq + 1, "entry") != 0)
+				return fail(err, TRACER_E_SYNTAX,
+					    "%s:%d: at=%s: expected at=entry or at=return (not for %s)",
+					    pf->path, line, eq + 1, kd->name);
+			continue;
+		}
+		for (j = 0; j < PROBE_MAX_OPS; j++)
+			if (kd->ops[j] && strcmp(kd->ops[j], tok[i]) == 0)
+				break;
+		if (j == PROBE_MAX_OPS)
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: %s has no operand '%s'", pf->path,
+				    line, kd->name, tok[i]);
+		if (seen & (1u << j))
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: operand '%s' given twice", pf->path,
+				    line, tok[i]);
+		if (parse_loc(eq + 1, !!(kd->strings & (1u << j)), &pr.op[j], &why))
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: %s=%s: %s", pf->path, line, tok[i],
+				    eq + 1, why);
+		seen |= 1u << j;
+	}
+	for (j = 0; j < PROBE_MAX_OPS; j++)
+		if ((kd->required & (1u << j)) && !(seen & (1u << j)))
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: %s needs %s=OPERAND", pf->path, line,
+				    kd->name, kd->ops[j]);
+	for (j = 0; j < (int)pf->nprobes; j++)
+		if (strcmp(pf->probes[j].symbol, tok[0]) == 0)
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: symbol '%s' already probed at line %d",
+				    pf->path, line, tok[0], pf->probes[j].line);
+	pr.symbol = strdup(tok[0]);
+	grown = realloc(pf->probes, (pf->nprobes + 1) * sizeof(*grown));
+	if (!pr.symbol || !grown) {
+		free(pr.symbol);
+		if (grown)
+			pf->probes = grown;
+		return fail(err, TRACER_E_NOMEM, "out of memory");
+	}
+	pf->probes = grown;
+	pf->probes[pf->nprobes++] = pr;
+	return 0;
+}
+
+static int parse_line(struct probe_file *pf, char *s, int line, char **err)
+{
+	char *tok[8];
+	char *hash = strchr(s, '#');
+	int n;
+	int64_t v;
+
+	if (hash)
+		*hash = '\0';
+	n = split(s, tok, 8);
+	if (n == 0)
+		return 0;
+	if (n > 8)
+		return fail(err, TRACER_E_SYNTAX, "%s:%d: too many fields", pf->path, line);
+	if (strcmp(tok[0], "thread") == 0) {
+		if (n != 2)
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: usage: thread gs:OFFSET", pf->path, line);
+		return parse_thread(pf, tok[1], line, err);
+	}
+	if (strcmp(tok[0], "thread-name") == 0) {
+		if (n != 3 || parse_int(tok[1], &pf->name_off) || parse_int(tok[2], &v) || v < 1 ||
+		    v > 64 || pf->name_off < 0)
+			return fail(err, TRACER_E_SYNTAX,
+				    "%s:%d: usage: thread-name OFFSET LENGTH (LENGTH 1..64)", pf->path,
+				    line);
+		pf->name_len = (unsigned)v;
+		return 0;
+	}
+	if (n < 2)
+		return fail(err, TRACER_E_SYNTAX, "%s:%d: expected SYMBOL EVENT [NAME=OPERAND...]",
+			    pf->path, line);
+	return parse_probe(pf, tok, n, line, err);
+}
+
+int probe_parse(const char *text, const char *path, struct probe_file **out, char **err)
+{
+	struct probe_file *pf;
+	char *copy = NULL, *s, *nl;
+	int line = 1, rc = 0;
+
+	*out = NULL;
+	pf = calloc(1, sizeof(*pf));
+	if (!pf || !(pf->path = strdup(path)) || !(copy = strdup(text))) {
+		rc = fail(err, TRACER_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (s = copy; *s; s = nl + 1, line++) {
+		nl = strchr(s, '\n');
+		if (nl)
+			*nl = '\0';
+		if ((rc = parse_line(pf, s, line, err)))
+			goto out;
+		if (!nl)
+			break;
+	}
+out:
+	free(copy);
+	if (rc) {
+		probe_free(pf);
+		return rc;
+	}
+	*out = pf;
+	return 0;
+}
+
+int probe_load(const char *path, struct probe_file **out, char **err)
+{
+	FILE *f;
+	char *text = NULL;
+	size_t len = 0, cap = 0, got;
+	int rc;
+
+	*out = NULL;
+	f = fopen(path, "r");
+	if (!f)
+		return fail(err, TRACER_E_IO, "cannot open probe file %s: %s", path, strerror(errno));
+	do {
+		if (len + 4096 + 1 > cap) {
+			char *grown = realloc(text, cap = 2 * cap + 4096 + 1);
+
+			if (!grown) {
+				free(text);
+				fclose(f);
+				return fail(err, TRACER_E_NOMEM, "out of memory");
+			}
+			text = grown;
+		}
+		got = fread(text + len, 1, 4096, f);
+		len += got;
+	} while (got > 0);
+	if (ferror(f)) {
+		rc = fail(err, TRACER_E_IO, "cannot read probe file %s", path);
+	} else if (memchr(text, '\0', len)) {
+		rc = fail(err, TRACER_E_SYNTAX, "%s: not a text file", path);
+	} else {
+		text[len] = '\0';
+		rc = probe_parse(text, path, out, err);
+	}
+	free(text);
+	fclose(f);
+	return rc;
+}
+
+int probe_resolve(struct probe_file *p, const struct elfsym_table *syms, char **err)
+{
+	size_t i;
+
+	if (p->thread_sym) {
+		const struct elfsym *s = elfsym_find(syms, p->thread_sym);
+
+		if (!s)
+			return fail(err, TRACER_E_SYMBOL, "%s:%d: symbol '%s' not found in %s", p->path,
+				    p->thread_line, p->thread_sym, elfsym_path(syms));
+		p->thread_off += (int64_t)s->addr;
+		free(p->thread_sym);
+		p->thread_sym = NULL;
+	}
+	for (i = 0; i < p->nprobes; i++) {
+		struct probe *pr = &p->probes[i];
+		const struct elfsym *s = elfsym_find(syms, pr->symbol);
+
+		if (!s)
+			return fail(err, TRACER_E_SYMBOL, "%s:%d: symbol '%s' not found in %s", p->path,
+				    pr->line, pr->symbol, elfsym_path(syms));
+		if (!s->is_func)
+			return fail(err, TRACER_E_SYMBOL, "%s:%d: symbol '%s' in %s is not a function",
+				    p->path, pr->line, pr->symbol, elfsym_path(syms));
+		if (probe_needs_return(pr) && s->size == 0)
+			return fail(err, TRACER_E_SYMBOL,
+				    "%s:%d: symbol '%s' in %s has no size, needed to find its returns",
+				    p->path, pr->line, pr->symbol, elfsym_path(syms));
+		pr->addr = s->addr;
+		pr->size = s->size;
+	}
+	return 0;
+}
+
+void probe_free(struct probe_file *p)
+{
+	size_t i;
+
+	if (!p)
+		return;
+	for (i = 0; i < p->nprobes; i++)
+		free(p->probes[i].symbol);
+	free(p->probes);
+	free(p->thread_sym);
+	free(p->path);
+	free(p);
+}

@@ -1,0 +1,201 @@
+/*
+ * tracer.h - the tracer module: probe files, ELF symbols, instruction classes.
+ *
+ * The QEMU plugin (build/tracer/libkrewind.so, tracer/plugin.c) is built from
+ * this module; the CLI links libkrprobe.a (probe_* and elfsym_*) to validate a
+ * probe file against a kernel before it starts QEMU. The probe file format is
+ * documented in docs/probe.md, the plugin in docs/tracer.md.
+ *
+ * Prefixes: probe_ (probe files), elfsym_ (ELF symbols), insn_ (instruction
+ * classification with Capstone; plugin and tests only, needs -lcapstone).
+ *
+ * Error convention (as db/db.h): functions that can fail return 0 or a negative
+ * TRACER_E* code and, when err is not NULL, set *err to a malloc'd one-line
+ * message naming the file (and line) at fault; the caller prints and frees it.
+ */
+#ifndef KREWIND_TRACER_H
+#define KREWIND_TRACER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum tracer_error {
+	TRACER_OK = 0,
+	TRACER_E_IO = -1,     /* cannot open or read a file */
+	TRACER_E_SYNTAX = -2, /* probe file syntax error (message has file:line) */
+	TRACER_E_SYMBOL = -3, /* a probe names a symbol missing from the ELF, or unusable */
+	TRACER_E_ELF = -4,    /* not an ELF file, or a damaged one */
+	TRACER_E_NOMEM = -5,
+};
+
+/* ------------------------------------------------------------ ELF symbols */
+
+struct elfsym {
+	uint64_t addr;
+	uint64_t size;  /* 0 when the ELF gives none */
+	const char *name;
+	int is_func;    /* 1 STT_FUNC, 0 STT_OBJECT */
+};
+
+struct elfsym_table;
+
+/* Loads the function and object symbols (STT_FUNC, STT_OBJECT with a non-zero
+ * address) of the ELF at path, and its GNU build-id. A stripped ELF loads fine
+ * with zero symbols. Not an ELF: TRACER_E_ELF. *out is freed by elfsym_free. */
+int elfsym_load(const char *path, struct elfsym_table **out, char **err);
+void elfsym_free(struct elfsym_table *t);
+
+/* The path given to elfsym_load; owned by t. */
+const char *elfsym_path(const struct elfsym_table *t);
+/* Build-id as lowercase hex ("" if the ELF has no NT_GNU_BUILD_ID note); owned by t. */
+const char *elfsym_build_id(const struct elfsym_table *t);
+/* Symbols sorted by address; i < elfsym_count(t). Owned by t. */
+size_t elfsym_count(const struct elfsym_table *t);
+const struct elfsym *elfsym_at(const struct elfsym_table *t, size_t i);
+/* The symbol called name (the first by address if several), or NULL. */
+const struct elfsym *elfsym_find(const struct elfsym_table *t, const char *name);
+/* The symbol whose [addr, addr+size) holds addr (size 0 counts as 1), or NULL. */
+const struct elfsym *elfsym_lookup(const struct elfsym_table *t, uint64_t addr);
+
+/* ------------------------------------------------------------- probe files */
+
+/* Registers an operand can name (SysV order is irrelevant here). */
+enum probe_reg {
+	PROBE_RAX, PROBE_RBX, PROBE_RCX, PROBE_RDX, PROBE_RSI, PROBE_RDI, PROBE_RBP, PROBE_RSP,
+	PROBE_R8, PROBE_R9, PROBE_R10, PROBE_R11, PROBE_R12, PROBE_R13, PROBE_R14, PROBE_R15,
+	PROBE_NREGS,
+};
+
+/* Where an operand's value comes from, read at function entry. */
+enum probe_loc_kind {
+	PROBE_LOC_NONE = 0,
+	PROBE_LOC_REG,  /* the register's value */
+	PROBE_LOC_MEM,  /* `width` bytes at [reg + disp] (a NULL reg reads as absent) */
+	PROBE_LOC_STR,  /* NUL-terminated string at reg, or at [reg+disp] when deref */
+};
+
+struct probe_loc {
+	enum probe_loc_kind kind;
+	enum probe_reg reg;
+	int64_t disp;
+	int deref;     /* PROBE_LOC_STR only: the string pointer is at [reg+disp] */
+	unsigned width; /* bytes kept of the value: 1, 2, 4 or 8 (zero-extended) */
+};
+
+/* What a probed function means. Operand names per kind: see docs/probe.md. */
+enum probe_kind {
+	PROBE_RAISE = 1,   /* new=LOC: DB_IRQL at entry, obj=PROBE_IRQL_RAISE */
+	PROBE_LOWER,       /* new=LOC: DB_IRQL at entry, obj=PROBE_IRQL_LOWER */
+	PROBE_LOCK_ACQUIRE, /* lock=LOC: DB_LOCK_TRY at entry, DB_LOCK_ACQ at return */
+	PROBE_LOCK_TRYACQUIRE, /* lock=LOC: TRY at entry, ACQ at return if rax != 0 */
+	PROBE_LOCK_RELEASE, /* lock=LOC */
+	PROBE_LOCK_INIT,   /* lock=LOC: a = return address read at [rsp] */
+	PROBE_SWITCH,      /* old=LOC new=LOC */
+	PROBE_WAIT,        /* object=LOC [timeout=LOC]: DB_WAIT at entry, DB_WAIT_END at return */
+	PROBE_MUTEX_ACQUIRE, /* mutex=LOC */
+	PROBE_MUTEX_RELEASE, /* mutex=LOC */
+	PROBE_SIGNAL,      /* object=LOC */
+	PROBE_BUGCHECK,    /* [code=LOC] [param=LOC] [text=STR] */
+	PROBE_RESULT,      /* passed=LOC failed=LOC */
+	PROBE_SCENARIO,    /* name=STR */
+	PROBE_MARKER,      /* text=STR */
+	PROBE_KIND_MAX = PROBE_MARKER,
+};
+
+/* DB_IRQL events' obj says where the change came from. */
+enum probe_irql_source {
+	PROBE_IRQL_CR8 = 0,   /* a `mov cr8, reg` executed */
+	PROBE_IRQL_RAISE = 1, /* a probed raise function was called */
+	PROBE_IRQL_LOWER = 2, /* a probed lower function was called */
+};
+
+#define PROBE_MAX_OPS 3
+
+struct probe {
+	char *symbol;
+	enum probe_kind kind;
+	int at_return;     /* `at=return`: the event is emitted when the function returns */
+	int line;
+	struct probe_loc op[PROBE_MAX_OPS]; /* by kind, in the order of docs/probe.md */
+	/* Filled by probe_resolve: */
+	uint64_t addr, size;
+};
+
+/* Where the current thread pointer lives: a read of 8 bytes at segbase+off. */
+enum probe_seg { PROBE_SEG_NONE = 0, PROBE_SEG_GS, PROBE_SEG_FS };
+
+struct probe_file {
+	char *path;
+	struct probe *probes;
+	size_t nprobes;
+	enum probe_seg thread_seg;
+	char *thread_sym;   /* `thread gs:SYMBOL+N`: offset is the symbol's address + off */
+	int64_t thread_off; /* final offset after probe_resolve */
+	int thread_line;
+	int64_t name_off;   /* `thread-name OFF LEN`; name_len 0 = not declared */
+	unsigned name_len;
+};
+
+/* Parses the probe file text (NUL-terminated); path is used in messages.
+ * On success *out (free with probe_free) holds the probes in file order. */
+int probe_parse(const char *text, const char *path, struct probe_file **out, char **err);
+/* Reads and parses the file at path. */
+int probe_load(const char *path, struct probe_file **out, char **err);
+/* Resolves every symbol against syms: sets addr/size. A missing symbol, or a
+ * symbol without size for a probe that needs its returns: TRACER_E_SYMBOL, with
+ * a message naming the symbol, the probe line and the ELF file. */
+int probe_resolve(struct probe_file *p, const struct elfsym_table *syms, char **err);
+void probe_free(struct probe_file *p);
+
+/* Names as written in probe files; NULL if out of range. */
+const char *probe_kind_name(enum probe_kind k);
+const char *probe_reg_name(enum probe_reg r);
+/* 1 if the kind needs the function's return (so a symbol size). */
+int probe_needs_return(const struct probe *p);
+
+/* ------------------------------------------------------ instruction classes */
+
+enum insn_class {
+	INSN_OTHER = 0,
+	INSN_LIDT,      /* lidt m: mem operand in .mem */
+	INSN_MOV_CR8,   /* mov cr8, r64: source register in .reg */
+	INSN_WRMSR,     /* wrmsr (ecx selects the MSR) */
+	INSN_IRETQ,     /* iretq (64-bit operand size) */
+	INSN_OUT_DX_AL, /* out dx, al */
+	INSN_RET,       /* ret / ret imm16 (near) */
+	INSN_STORE32_B0, /* 32-bit store whose displacement ends in 0xb0: maybe an xAPIC EOI */
+};
+
+/* A memory operand: address = base + index*scale + disp; base may be PROBE_NREGS
+ * (none) or INSN_REG_RIP (then disp is relative to the next instruction). */
+#define INSN_REG_NONE PROBE_NREGS
+#define INSN_REG_RIP (PROBE_NREGS + 1)
+struct insn_mem {
+	int base, index; /* enum probe_reg, INSN_REG_NONE or INSN_REG_RIP */
+	int scale;
+	int64_t disp;
+	int seg_gs, seg_fs; /* a segment override prefix (gs:/fs:) */
+};
+
+struct insn_info {
+	enum insn_class cls;
+	unsigned len;
+	int reg;            /* INSN_MOV_CR8: source register (enum probe_reg) */
+	struct insn_mem mem;
+};
+
+struct insn_decoder;
+/* Opens a Capstone x86-64 decoder; free with insn_decoder_free. */
+int insn_decoder_open(struct insn_decoder **out, char **err);
+void insn_decoder_free(struct insn_decoder *d);
+/* Decodes the instruction at code[0..len) (at guest address addr) and
+ * classifies it. Returns 0 (info filled; INSN_OTHER for anything not listed or
+ * undecodable). Not thread-safe: one decoder per thread or a lock. */
+int insn_classify(struct insn_decoder *d, const uint8_t *code, size_t len, uint64_t addr,
+		  struct insn_info *info);
+/* Effective address of a memory operand given the register file and the
+ * instruction's address and length (segment bases are added by the caller). */
+uint64_t insn_mem_addr(const struct insn_mem *m, const uint64_t regs[PROBE_NREGS], uint64_t pc,
+		       unsigned len);
+
+#endif
