@@ -14,3 +14,9 @@ CLI_PURE_OBJS := $(addprefix $(BUILD)/ui-cli/,util.o json.o describe.o)
 $(BUILD)/tests/unit/test_cli: $(BUILD)/tests/unit/test_cli.o $(CLI_PURE_OBJS)
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) -lm
 UNIT_TESTS += $(BUILD)/tests/unit/test_cli
+
+# mktrace: writes exact traces from a text script for the e2e tests (tests/e2e/cli_*.sh).
+$(BUILD)/ui-cli/test/mktrace: $(BUILD)/ui-cli/test/mktrace.o $(BUILD)/db/libkrdb.a
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ -lsqlite3 -lpthread
+
+ALL_TARGETS += $(BUILD)/tests/unit/test_cli $(BUILD)/ui-cli/test/mktrace

@@ -159,15 +159,17 @@ struct saved {
 };
 
 /* --around: up to context events before id (read newest first, printed in
- * order), then id and up to context events after it. */
+ * order), then id itself if it passes the filter, then up to context events
+ * after it. */
 static int around(struct printer *p, const struct db_filter *base, int64_t id, int64_t context)
 {
 	struct db_filter f = *base;
 	struct db_cursor *c = NULL;
 	struct saved *before;
+	struct db_event ev;
 	const char *text;
 	char *err = NULL;
-	int64_t n = 0, i;
+	int64_t n = 0, i, after;
 	int rc;
 
 	before = calloc(context > 0 ? (size_t)context : 1, sizeof(*before));
@@ -195,10 +197,22 @@ static int around(struct printer *p, const struct db_filter *base, int64_t id, i
 	}
 	for (i = n - 1; i >= 0; i--)
 		print_event(p, &before[i].ev, before[i].text);
+	/* The event itself if it passes the filter, then context more. */
 	f = *base;
 	f.from_id = id;
-	f.limit = context + 1;
-	rc = stream(p, &f);
+	rc = db_cursor_open(p->db, &f, &c, &err);
+	if (rc != DB_OK) {
+		rc = cursor_error(rc, err);
+		goto out;
+	}
+	after = 0;
+	while (after < context && (rc = db_cursor_next(c, &ev, &text)) == 1) {
+		if (ev.id != id)
+			after++;
+		print_event(p, &ev, text);
+	}
+	db_cursor_close(c);
+	rc = rc < 0 ? cursor_error(rc, strdup("reading the trace's events failed")) : CLI_OK;
 out:
 	for (i = 0; i < n; i++)
 		free(before[i].text);

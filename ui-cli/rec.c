@@ -4,21 +4,58 @@
  * trace database read-only. Both failures are input errors (exit 2) except
  * running out of memory. Also the db-backed names for describing events.
  */
+#include <libgen.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "replay/replay.h"
 #include "ui-cli/cli.h"
 
+/* A recording for a trace file that replay_recording_open does not take
+ * (not named trace.db): only dir, name and db_path are set. */
+static int bare_trace(const char *path, struct replay_recording **out)
+{
+	struct replay_recording *r = replay_recording_new();
+	char *copy = strdup(path);
+
+	if (r == NULL || copy == NULL)
+		goto oom;
+	r->db_path = strdup(path);
+	r->dir = strdup(dirname(copy));
+	strcpy(copy, path);
+	r->name = strdup(basename(copy));
+	if (r->db_path == NULL || r->dir == NULL || r->name == NULL)
+		goto oom;
+	free(copy);
+	*out = r;
+	return CLI_OK;
+oom:
+	if (r)
+		replay_recording_free(r);
+	free(copy);
+	return cli_error(CLI_FAIL, "out of memory");
+}
+
 int cli_rec_open(const char *spec, struct cli_rec *out)
 {
+	struct stat st;
 	char *err = NULL;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	rc = replay_recording_open(spec, &out->rec, &err);
-	if (rc != REPLAY_OK)
+	if (rc == REPLAY_E_IO && stat(spec, &st) == 0 && S_ISREG(st.st_mode)) {
+		/* Any trace file, whatever its name: a bare trace. */
+		free(err);
+		err = NULL;
+		rc = bare_trace(spec, &out->rec);
+		if (rc != CLI_OK)
+			return rc;
+	} else if (rc != REPLAY_OK) {
 		return cli_error_msg(rc == REPLAY_E_NOMEM ? CLI_FAIL : CLI_USAGE, NULL,
 				     err ? err : strdup("cannot open the recording"));
+	}
 	rc = db_reader_open(out->rec->db_path, &out->db, &err);
 	if (rc != DB_OK) {
 		replay_recording_free(out->rec);
