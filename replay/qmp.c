@@ -172,11 +172,11 @@ int qmp_execute(struct qmp *q, const char *command, const char *args, struct qmp
 	const struct qmp_json *e;
 	int rc;
 
-	qmp_buf_add(&b, "{\"execute\":", 11);
+	qmp_buf_add(&b, "{\"execute\":", sizeof("{\"execute\":") - 1);
 	qmp_buf_str(&b, command);
 	if (args)
 		qmp_buf_printf(&b, ",\"arguments\":%s", args);
-	qmp_buf_add(&b, "}\n", 2);
+	qmp_buf_add(&b, "}\n", sizeof("}\n") - 1);
 	if (b.oom) {
 		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
@@ -215,9 +215,9 @@ int qmp_hmp(struct qmp *q, const char *cmdline, char **out, char **err)
 	struct qmp_json *r = NULL;
 	int rc;
 
-	qmp_buf_add(&a, "{\"command-line\":", 16);
+	qmp_buf_add(&a, "{\"command-line\":", sizeof("{\"command-line\":") - 1);
 	qmp_buf_str(&a, cmdline);
-	qmp_buf_add(&a, "}", 1);
+	qmp_buf_add(&a, "}", sizeof("}") - 1);
 	if (a.oom) {
 		free(a.buf);
 		return set_err(err, REPLAY_E_NOMEM, "out of memory");

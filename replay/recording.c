@@ -133,7 +133,7 @@ int replay_manifest_write(const struct replay_recording *r, char **err)
 	size_t i;
 	int rc = 0;
 
-	qmp_buf_add(&b, "{\n  \"krewind_version\": ", 23);
+	qmp_buf_add(&b, "{\n  \"krewind_version\": ", sizeof("{\n  \"krewind_version\": ") - 1);
 	qmp_buf_str(&b, r->krewind_version ? r->krewind_version : REPLAY_KREWIND_VERSION);
 	kstr(&b, "qemu_version", r->qemu_version);
 	kstr(&b, "started_at", r->started_at);
@@ -153,20 +153,20 @@ int replay_manifest_write(const struct replay_recording *r, char **err)
 	qmp_buf_printf(&b, ",\n  \"exit_status\": %d", r->exit_status);
 	qmp_buf_printf(&b, ",\n  \"icount_total\": %llu", (unsigned long long)r->icount_total);
 	qmp_buf_printf(&b, ",\n  \"events_total\": %lld", (long long)r->events_total);
-	qmp_buf_add(&b, ",\n  \"event_counts\": {", 20);
+	qmp_buf_add(&b, ",\n  \"event_counts\": {", sizeof(",\n  \"event_counts\": {") - 1);
 	for (i = 0; i < r->n_counts; i++) {
 		qmp_buf_add(&b, i ? ", " : "", i ? 2 : 0);
 		qmp_buf_str(&b, r->counts[i].kind);
 		qmp_buf_printf(&b, ": %lld", (long long)r->counts[i].n);
 	}
-	qmp_buf_add(&b, "}", 1);
+	qmp_buf_add(&b, "}", sizeof("}") - 1);
 	qmp_buf_printf(&b, ",\n  \"wall_seconds\": %.3f", r->wall_seconds);
-	qmp_buf_add(&b, ",\n  \"qemu_args\": [", 18);
+	qmp_buf_add(&b, ",\n  \"qemu_args\": [", sizeof(",\n  \"qemu_args\": [") - 1);
 	for (i = 0; i < r->n_qemu_args; i++) {
 		qmp_buf_add(&b, i ? ",\n    " : "\n    ", i ? 6 : 5);
 		qmp_buf_str(&b, r->qemu_args[i]);
 	}
-	qmp_buf_add(&b, "\n  ]\n}\n", 7);
+	qmp_buf_add(&b, "\n  ]\n}\n", sizeof("\n  ]\n}\n") - 1);
 	if (b.oom) {
 		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
@@ -328,7 +328,7 @@ static int read_text(const char *path, char **text, size_t *len)
 	}
 	fclose(f);
 	if (!b.buf)
-		qmp_buf_add(&b, "", 0);
+		qmp_buf_add(&b, "", sizeof("") - 1);
 	*text = b.buf;
 	*len = b.len;
 	return b.buf ? 0 : REPLAY_E_NOMEM;

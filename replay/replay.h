@@ -279,6 +279,8 @@ int replay_session_goto(struct replay_session *s, uint64_t icount, char **err);
  * *icount the last icount seen (exact when the guest stops through QEMU). */
 int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *status, char **err);
 int replay_session_icount(struct replay_session *s, uint64_t *icount, char **err);
+/* The icount seen last (after run_to_end: where the replay ended). */
+uint64_t replay_session_last_icount(const struct replay_session *s);
 struct qmp *replay_session_qmp(struct replay_session *s);
 struct qemu_proc *replay_session_proc(struct replay_session *s);
 /* The gdbstub's unix socket path (owned by s), or NULL. */
@@ -299,5 +301,32 @@ int replay_session_registers(struct replay_session *s, struct replay_regs *r, ch
 int replay_session_read(struct replay_session *s, uint64_t addr, uint8_t *buf, size_t len, char **err);
 /* Quits QEMU (QMP quit, then signals), removes the session's temporary files. */
 void replay_session_end(struct replay_session *s);
+
+/* ================================================================ trace state */
+
+struct db_reader;
+
+/* A lock (or mutex) held at some point, from the trace. */
+struct replay_held {
+	uint64_t lock, thread, pc, icount;
+	int64_t event_id, irql;
+	int mutex;
+};
+
+/* The guest's state at a point of the trace. Owned by the caller, released
+ * with replay_state_free. */
+struct replay_state {
+	int64_t irql;          /* last IRQL written (CR8 or probed), -1 if none yet */
+	uint64_t thread;       /* current thread (last switch's new thread) */
+	struct replay_held *held; /* acquisitions not yet released, oldest first */
+	size_t n_held, cap_held;
+	int trap_depth;        /* traps entered and not left by iretq */
+	int64_t events_before; /* events of the kinds above before the point */
+};
+
+/* The state just before event before_id (if > 0), else just before icount:
+ * from the events that precede it. */
+int replay_state_at(struct db_reader *db, uint64_t icount, int64_t before_id, struct replay_state *out, char **err);
+void replay_state_free(struct replay_state *s);
 
 #endif

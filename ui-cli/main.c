@@ -15,6 +15,7 @@ static const struct cli_command commands[] = {
 	{"sql", cmd_sql, "run a read-only SQL query on a recording's trace"},
 	{"check", cmd_check, "find lock-order, IRQL, interrupt and hang problems in a recording"},
 	{"record", cmd_record, "record a kernel run under QEMU (trace + replay log) into traces/NAME-N"},
+	{"replay", cmd_replay, "replay a recording exactly to an event or icount and show the machine there"},
 };
 
 static const struct cli_command *find_command(const char *name)

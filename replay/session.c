@@ -1,0 +1,384 @@
+/*
+ * session.c - one replay of a recording: QEMU in rr=replay mode, paused at
+ * start, driven over QMP to exact instruction counts.
+ *
+ * Forward: replay-break N + cont, then wait for STOP. Backward: replay-seek N,
+ * which loads the nearest snapshot (only "init" exists: rrsnapshot at start)
+ * and replays forward to N, then stops. Either way query-replay must then
+ * say icount N, or the step failed.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "replay/replay.h"
+
+struct replay_session {
+	struct qemu_proc *qemu;
+	struct qmp *qmp;
+	struct qemu_guard *guard;
+	char *tmpdir, *qmp_sock, *gdb_sock;
+	uint64_t last_icount;
+	int ended;
+};
+
+static int set_err(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int set_err(char **err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && !*err) {
+		va_start(ap, fmt);
+		if (vasprintf(err, fmt, ap) < 0)
+			*err = NULL;
+		va_end(ap);
+	}
+	return code;
+}
+
+int replay_session_start(const struct replay_recording *r, const struct replay_session_opts *o,
+			 struct replay_session **out, char **err)
+{
+	struct replay_session *s = calloc(1, sizeof(*s));
+	char tmpl[] = "/tmp/krewind-replay.XXXXXX", *extra[10] = { 0 }, **argv = NULL, *qlog = NULL;
+	struct qemu_spawn_opts so = { .own_group = 1 };
+	int rc = 0, n = 0;
+	size_t i;
+
+	if (!s)
+		return set_err(err, REPLAY_E_NOMEM, "out of memory");
+	s->guard = o ? o->guard : NULL;
+	if (!r->replay_log || access(r->replay_log, R_OK) < 0) {
+		rc = set_err(err, REPLAY_E_ARG, "%s has no replay log (recorded with --no-rr?)", r->name);
+		goto fail;
+	}
+	if (!(s->tmpdir = mkdtemp(tmpl)) || !(s->tmpdir = strdup(tmpl))) {
+		rc = set_err(err, REPLAY_E_IO, "mkdtemp: %s", strerror(errno));
+		goto fail;
+	}
+	if (asprintf(&s->qmp_sock, "%s/qmp.sock", s->tmpdir) < 0 || asprintf(&qlog, "%s/qemu.log", s->tmpdir) < 0) {
+		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	extra[n++] = "-S";
+	extra[n++] = "-qmp";
+	if (asprintf(&extra[n++], "unix:%s,server=on,wait=off", s->qmp_sock) < 0)
+		goto oom;
+	if (o && o->gdb) {
+		if (asprintf(&s->gdb_sock, "%s/gdb.sock", s->tmpdir) < 0)
+			goto oom;
+		extra[n++] = "-chardev";
+		if (asprintf(&extra[n++], "socket,path=%s,server=on,wait=off,id=krgdb", s->gdb_sock) < 0)
+			goto oom;
+		extra[n++] = "-gdb";
+		extra[n++] = "chardev:krgdb";
+	}
+	if (o && o->plugin_db) {
+		extra[n++] = "-plugin";
+		if (asprintf(&extra[n++], "%s,db=%s%s%s,symbols=%s", o->plugin, o->plugin_db, r->probe ? ",probe=" : "",
+			     r->probe ? r->probe : "", r->symbols ? r->symbols : r->kernel) < 0)
+			goto oom;
+	}
+	if ((rc = replay_replay_argv(r, extra, &argv, err)) < 0)
+		goto fail;
+	/* The replayed serial output must not overwrite the recorded one. */
+	for (i = 0; argv[i]; i++)
+		if (strcmp(argv[i], "-serial") == 0 && argv[i + 1]) {
+			char *v = NULL;
+			if (o && o->serial_path ? asprintf(&v, "file:%s", o->serial_path) < 0 : !(v = strdup("null")))
+				goto oom;
+			free(argv[i + 1]);
+			argv[i + 1] = v;
+		}
+	so.cwd = r->dir;
+	so.stderr_path = qlog;
+	if ((rc = qemu_spawn(argv, &so, &s->qemu, err)) < 0)
+		goto fail;
+	if ((rc = qmp_connect(s->qmp_sock, s->qemu, s->guard, 15000, &s->qmp, err)) < 0) {
+		char line[512] = "";
+		FILE *f = fopen(qlog, "r");
+		int status;
+		if (f) {
+			char buf[512];
+			while (fgets(buf, sizeof(buf), f))
+				if (buf[0] != '\n')
+					strcpy(line, buf);
+			fclose(f);
+		}
+		line[strcspn(line, "\n")] = 0;
+		if (rc != REPLAY_E_INTERRUPTED && qemu_proc_wait(s->qemu, NULL, 1000, &status) == 0 && *line) {
+			free(*err);
+			*err = NULL;
+			rc = set_err(err, REPLAY_E_QEMU, "QEMU refused to replay: %s", line);
+		}
+		goto fail;
+	}
+	goto done;
+oom:
+	rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+fail:
+	replay_session_end(s);
+	s = NULL;
+done:
+	for (i = 2; i < (size_t)n; i++)
+		if (extra[i] && extra[i][0] != '-' && strcmp(extra[i], "chardev:krgdb") != 0)
+			free(extra[i]);
+	replay_argv_free(argv);
+	if (qlog)
+		unlink(qlog);
+	free(qlog);
+	if (s)
+		*out = s;
+	return rc;
+}
+
+struct qmp *replay_session_qmp(struct replay_session *s)
+{
+	return s->qmp;
+}
+
+struct qemu_proc *replay_session_proc(struct replay_session *s)
+{
+	return s->qemu;
+}
+
+const char *replay_session_gdb_socket(const struct replay_session *s)
+{
+	return s->gdb_sock;
+}
+
+int replay_session_icount(struct replay_session *s, uint64_t *icount, char **err)
+{
+	int rc = qmp_replay_icount(s->qmp, icount, err);
+	if (rc == 0)
+		s->last_icount = *icount;
+	return rc;
+}
+
+/* Waits for the VM to stop; REPLAY_E_ARG if QEMU exits first (end of log). */
+static int wait_stop(struct replay_session *s, uint64_t target, char **err)
+{
+	char *e = NULL;
+	int rc = qmp_wait_event(s->qmp, "STOP", -1, NULL, &e);
+	int status;
+
+	if (rc == REPLAY_E_QEMU) {
+		free(e);
+		qemu_proc_wait(s->qemu, NULL, 2000, &status);
+		s->ended = 1;
+		return set_err(err, REPLAY_E_ARG, "the replay ended (QEMU status %d) before icount %llu", status,
+			       (unsigned long long)target);
+	}
+	if (rc < 0) {
+		if (err && !*err)
+			*err = e;
+		else
+			free(e);
+		return rc;
+	}
+	return 0;
+}
+
+int replay_session_goto(struct replay_session *s, uint64_t icount, char **err)
+{
+	char args[64];
+	uint64_t now;
+	int rc;
+
+	if ((rc = replay_session_icount(s, &now, err)) < 0)
+		return rc;
+	if (now == icount)
+		return 0;
+	snprintf(args, sizeof(args), "{\"icount\":%llu}", (unsigned long long)icount);
+	if (icount > now) {
+		if ((rc = qmp_execute(s->qmp, "replay-break", args, NULL, err)) < 0)
+			return rc;
+		if ((rc = qmp_execute(s->qmp, "cont", NULL, NULL, err)) < 0)
+			return rc;
+	} else {
+		if ((rc = qmp_execute(s->qmp, "replay-seek", args, NULL, err)) < 0)
+			return rc;
+	}
+	if ((rc = wait_stop(s, icount, err)) < 0)
+		return rc;
+	if ((rc = replay_session_icount(s, &now, err)) < 0)
+		return rc;
+	if (now != icount)
+		return set_err(err, REPLAY_E_QEMU, "QEMU stopped at icount %llu instead of %llu", (unsigned long long)now,
+			       (unsigned long long)icount);
+	return 0;
+}
+
+int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *status, char **err)
+{
+	struct timespec t0, t;
+	uint64_t ic;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if ((rc = qmp_execute(s->qmp, "cont", NULL, NULL, err)) < 0)
+		return rc;
+	for (;;) {
+		char *e = NULL;
+		rc = qmp_wait_event(s->qmp, "STOP", 200, NULL, &e);
+		free(e);
+		if (rc == 0) {
+			/* Stopped with the log exhausted: the recording was ended by a
+			 * QMP quit (hang, timeout), so this is its last instruction. */
+			replay_session_icount(s, &ic, NULL);
+			*status = -1;
+			return 0;
+		}
+		if (rc == REPLAY_E_INTERRUPTED)
+			return set_err(err, rc, "interrupted");
+		if (qemu_proc_poll(s->qemu, status) == 1 ||
+		    (rc == REPLAY_E_QEMU && qemu_proc_wait(s->qemu, s->guard, 2000, status) == 0)) {
+			s->ended = 1;
+			return 0;
+		}
+		if (rc != REPLAY_E_QEMU)
+			replay_session_icount(s, &ic, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (timeout_s > 0 && (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 > timeout_s)
+			return set_err(err, REPLAY_E_TIMEOUT, "the replay did not finish in %.0f s", timeout_s);
+	}
+}
+
+uint64_t replay_session_last_icount(const struct replay_session *s)
+{
+	return s->last_icount;
+}
+
+static int reg_value(const char *text, const char *name, uint64_t *out)
+{
+	const char *p = text;
+	size_t n = strlen(name);
+
+	while ((p = strstr(p, name))) {
+		if ((p == text || p[-1] == ' ' || p[-1] == '\n' || p[-1] == '\r') && p[n] == '=') {
+			*out = strtoull(p + n + 1, NULL, 16);
+			return 0;
+		}
+		p += n;
+	}
+	return -1;
+}
+
+int replay_parse_registers(const char *text, struct replay_regs *r, char **err)
+{
+	static const char *const n64[] = { "RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "RSP",
+					   "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15", "RIP", "RFL" };
+	static const char *const n32[] = { "EAX", "EBX", "ECX", "EDX", "ESI", "EDI", "EBP", "ESP",
+					   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "EIP", "EFL" };
+	uint64_t *slots[] = { &r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi, &r->rbp, &r->rsp,
+			      &r->r8, &r->r9, &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15, &r->rip, &r->rflags };
+	const char *p;
+	uint64_t v;
+	size_t i;
+
+	memset(r, 0, sizeof(*r));
+	r->long_mode = reg_value(text, "RIP", &v) == 0;
+	for (i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+		const char *name = r->long_mode ? n64[i] : n32[i];
+		if (name && reg_value(text, name, slots[i]) < 0)
+			return set_err(err, REPLAY_E_FORMAT, "no %s in QEMU's register dump", name);
+	}
+	reg_value(text, "CR0", &r->cr0);
+	reg_value(text, "CR2", &r->cr2);
+	reg_value(text, "CR3", &r->cr3);
+	reg_value(text, "CR4", &r->cr4);
+	reg_value(text, "EFER", &r->efer);
+	if (reg_value(text, "CPL", &v) == 0)
+		r->cpl = (int)v;
+	if (reg_value(text, "HLT", &v) == 0)
+		r->halted = (int)v;
+	/* "GS =0000 0000000000000000 ffffffff 00c00000": selector, then base. */
+	if ((p = strstr(text, "GS =")))
+		r->gs_base = strtoull(p + 9, NULL, 16);
+	if ((p = strstr(text, "FS =")))
+		r->fs_base = strtoull(p + 9, NULL, 16);
+	return 0;
+}
+
+int replay_session_registers(struct replay_session *s, struct replay_regs *r, char **err)
+{
+	char *text = NULL;
+	int rc = qmp_hmp(s->qmp, "info registers", &text, err);
+
+	if (rc == 0)
+		rc = replay_parse_registers(text, r, err);
+	free(text);
+	return rc;
+}
+
+int replay_session_read(struct replay_session *s, uint64_t addr, uint8_t *buf, size_t len, char **err)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		size_t chunk = len - got > 64 ? 64 : len - got;
+		char cmd[64], *text = NULL, *p;
+		int rc;
+
+		snprintf(cmd, sizeof(cmd), "x/%zuxb 0x%llx", chunk, (unsigned long long)(addr + got));
+		if ((rc = qmp_hmp(s->qmp, cmd, &text, err)) < 0)
+			return rc;
+		if (strstr(text, "Cannot access")) {
+			free(text);
+			return set_err(err, REPLAY_E_ARG, "cannot read guest memory at 0x%llx",
+				       (unsigned long long)(addr + got));
+		}
+		/* Lines "ADDR: 0x.. 0x..": every token after the colon. */
+		for (p = text; *p && got < len;) {
+			char *colon = strchr(p, ':'), *eol;
+			if (!colon)
+				break;
+			eol = strchr(colon, '\n');
+			for (p = colon + 1; (!eol || p < eol) && got < len;) {
+				char *end;
+				while (*p == ' ')
+					p++;
+				if (strncmp(p, "0x", 2) != 0)
+					break;
+				buf[got++] = (uint8_t)strtoul(p, &end, 16);
+				p = end;
+			}
+			p = eol ? eol + 1 : p + strlen(p);
+		}
+		free(text);
+		if (got < len && chunk && got % 64 != 0 && got < len)
+			return set_err(err, REPLAY_E_FORMAT, "short memory dump from QEMU");
+	}
+	return 0;
+}
+
+void replay_session_end(struct replay_session *s)
+{
+	int status;
+
+	if (!s)
+		return;
+	if (s->qmp && s->qemu && qemu_proc_poll(s->qemu, &status) == 0) {
+		char *e = NULL;
+		qmp_execute(s->qmp, "quit", NULL, NULL, &e);
+		free(e);
+		if (qemu_proc_wait(s->qemu, NULL, 3000, &status) < 0)
+			qemu_proc_stop(s->qemu, 500);
+	}
+	qmp_close(s->qmp);
+	qemu_proc_free(s->qemu);
+	if (s->qmp_sock)
+		unlink(s->qmp_sock);
+	if (s->gdb_sock)
+		unlink(s->gdb_sock);
+	if (s->tmpdir)
+		rmdir(s->tmpdir);
+	free(s->qmp_sock);
+	free(s->gdb_sock);
+	free(s->tmpdir);
+	free(s);
+}

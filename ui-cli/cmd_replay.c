@@ -1,0 +1,353 @@
+/*
+ * cmd_replay.c - `krewind replay REC --to EVENT|icount:N`: replays the
+ * recording deterministically and stops exactly before that event's
+ * instruction, then shows the machine there: registers, the instruction at
+ * pc, the current thread, the IRQL, the locks held and the events around.
+ */
+#include <capstone/capstone.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "replay/replay.h"
+#include "ui-cli/cli.h"
+
+static const char synopsis[] = "krewind replay REC --to EVENT|icount:N [--context N] [--json]";
+static const char description[] =
+	"Replays REC under QEMU (rr=replay, the recorded command line) and stops when\n"
+	"exactly icount instructions have retired: before the instruction of event\n"
+	"EVENT (an id from `krewind events`) or at icount:N. Prints the icount, pc with\n"
+	"its symbol, the registers, the instruction at pc, the current thread, the IRQL\n"
+	"and the locks held (from the trace), and the events around that point.";
+
+enum { OPT_TO = 1, OPT_JSON, OPT_CONTEXT };
+static const struct cli_option options[] = {
+	{OPT_TO, "to", 0, "EVENT|icount:N", "where to stop"},
+	{OPT_CONTEXT, "context", 'C', "N", "events shown on each side (default 4)"},
+	{OPT_JSON, "json", 0, NULL, "print JSON"},
+	{0},
+};
+
+struct view {
+	struct cli_rec rec;
+	struct cli_names names;
+	struct db_event ev; /* the target event (ev.id 0 for icount:N) */
+	const char *ev_text;
+	char *ev_text_copy;
+	uint64_t icount;
+	struct replay_regs regs;
+	uint8_t code[16];
+	int have_code;
+	char insn[128];
+	uint64_t guest_thread; /* from gs:[0x188], 0 if not read */
+	char guest_thread_name[17];
+	struct replay_state st;
+};
+
+static void disassemble(struct view *v)
+{
+	csh h;
+	cs_insn *insn;
+	size_t n;
+
+	snprintf(v->insn, sizeof(v->insn), "?");
+	if (!v->have_code || cs_open(CS_ARCH_X86, v->regs.long_mode ? CS_MODE_64 : CS_MODE_32, &h) != CS_ERR_OK)
+		return;
+	n = cs_disasm(h, v->code, sizeof(v->code), v->regs.rip, 1, &insn);
+	if (n > 0) {
+		int m = snprintf(v->insn, sizeof(v->insn), "%.31s", insn[0].mnemonic);
+		if (insn[0].op_str[0])
+			snprintf(v->insn + m, sizeof(v->insn) - (size_t)m, " %.90s", insn[0].op_str);
+		cs_free(insn, n);
+	}
+	cs_close(&h);
+}
+
+/* The guest's own idea of the current thread: KPCR.Prcb.CurrentThread at
+ * gs:[0x188] and KTHREAD.Name at +0x40 (docs/architecture.md). */
+static void read_guest_thread(struct replay_session *s, struct view *v)
+{
+	uint8_t b[16];
+	char *err = NULL;
+	int i;
+
+	if (!v->regs.long_mode || !v->regs.gs_base)
+		return;
+	if (replay_session_read(s, v->regs.gs_base + 0x188, b, 8, &err) < 0) {
+		free(err);
+		return;
+	}
+	for (i = 7; i >= 0; i--)
+		v->guest_thread = v->guest_thread << 8 | b[i];
+	if (v->guest_thread && replay_session_read(s, v->guest_thread + 0x40, b, 16, &err) == 0) {
+		memcpy(v->guest_thread_name, b, 16);
+		v->guest_thread_name[16] = 0;
+		for (i = 0; v->guest_thread_name[i]; i++)
+			if (v->guest_thread_name[i] < 0x20 || v->guest_thread_name[i] > 0x7e)
+				v->guest_thread_name[i] = '?';
+	}
+	free(err);
+}
+
+static void print_events_around(struct view *v, int context, struct cli_json *j)
+{
+	struct db_filter f = { 0 };
+	struct db_cursor *c = NULL;
+	struct db_event ev;
+	const char *text;
+	char *err = NULL, desc[512], sym[160], th[64];
+	int64_t from;
+
+	if (v->ev.id > 0) {
+		from = v->ev.id - context;
+	} else {
+		/* icount:N: the events just before N. */
+		f.to_icount = v->icount ? v->icount - 1 : 0;
+		f.descending = 1;
+		f.limit = context;
+		from = 1;
+		if (v->icount && db_cursor_open(v->rec.db, &f, &c, &err) == 0) {
+			while (db_cursor_next(c, &ev, &text) == 1)
+				from = ev.id;
+			db_cursor_close(c);
+			c = NULL;
+		}
+		free(err);
+		err = NULL;
+		memset(&f, 0, sizeof(f));
+	}
+	f.from_id = from < 1 ? 1 : from;
+	f.limit = 2 * context + 1;
+	if (db_cursor_open(v->rec.db, &f, &c, &err) < 0) {
+		free(err);
+		return;
+	}
+	if (j) {
+		cli_json_key(j, "events");
+		cli_json_array(j);
+	} else {
+		printf("\nevents around:\n");
+	}
+	while (db_cursor_next(c, &ev, &text) == 1) {
+		int here = v->ev.id ? ev.id == v->ev.id : ev.icount >= v->icount;
+		cli_describe_event(&ev, text, &v->names, desc, sizeof(desc));
+		db_symbolize(v->rec.db, ev.pc, sym, sizeof(sym));
+		cli_thread_label(&v->names, ev.thread, th, sizeof(th));
+		if (j) {
+			cli_json_object(j);
+			cli_json_kint(j, "id", ev.id);
+			cli_json_kuint(j, "icount", ev.icount);
+			cli_json_kstr(j, "kind", db_kind_name(ev.kind));
+			cli_json_khex(j, "pc", ev.pc);
+			cli_json_kstr(j, "symbol", sym);
+			cli_json_kstr(j, "thread", th);
+			cli_json_kstr(j, "description", desc);
+			cli_json_close(j);
+		} else {
+			printf("%s %8" PRId64 " %#14" PRIx64 " %-14s %-28s %s\n", here ? "=>" : "  ", ev.id, ev.icount, th,
+			       sym, desc);
+		}
+		if (!v->ev.id && here)
+			v->ev.id = -1; /* mark once */
+	}
+	if (j)
+		cli_json_close(j);
+	db_cursor_close(c);
+}
+
+static void print_text(struct view *v, int context)
+{
+	char sym[160], th[64], lk[128];
+	const struct replay_regs *r = &v->regs;
+	size_t i;
+
+	printf("stopped at icount %#" PRIx64 " (%" PRIu64 ")", v->icount, v->icount);
+	if (v->ev.id > 0) {
+		char desc[512];
+		cli_describe_event(&v->ev, v->ev_text, &v->names, desc, sizeof(desc));
+		printf(", before event %" PRId64 ": %s %s", v->ev.id, db_kind_name(v->ev.kind), desc);
+	}
+	printf("\n");
+	printf("pc      %#" PRIx64 " %s\n", r->rip, db_symbolize(v->rec.db, r->rip, sym, sizeof(sym)));
+	printf("insn    %s\n", v->insn);
+	if (v->guest_thread)
+		printf("thread  %s (%#" PRIx64 ", from gs:[0x188])\n", *v->guest_thread_name ? v->guest_thread_name : "?",
+		       v->guest_thread);
+	else
+		printf("thread  %s (from the trace)\n", cli_thread_label(&v->names, v->st.thread, th, sizeof(th)));
+	if (v->st.irql >= 0)
+		printf("irql    %" PRId64 " (from the trace)\n", v->st.irql);
+	else
+		printf("irql    unknown (no IRQL event before this point)\n");
+	printf("locks held (%zu):\n", v->st.n_held);
+	for (i = 0; i < v->st.n_held; i++) {
+		const struct replay_held *h = &v->st.held[i];
+		printf("  %-24s by %-16s since event %" PRId64 " at %s\n", cli_lock_label(&v->names, h->lock, lk, sizeof(lk)),
+		       cli_thread_label(&v->names, h->thread, th, sizeof(th)), h->event_id,
+		       db_symbolize(v->rec.db, h->pc, sym, sizeof(sym)));
+	}
+	printf("\nregisters:\n");
+	printf("  rax %016" PRIx64 "  rbx %016" PRIx64 "  rcx %016" PRIx64 "  rdx %016" PRIx64 "\n", r->rax, r->rbx, r->rcx, r->rdx);
+	printf("  rsi %016" PRIx64 "  rdi %016" PRIx64 "  rbp %016" PRIx64 "  rsp %016" PRIx64 "\n", r->rsi, r->rdi, r->rbp, r->rsp);
+	printf("  r8  %016" PRIx64 "  r9  %016" PRIx64 "  r10 %016" PRIx64 "  r11 %016" PRIx64 "\n", r->r8, r->r9, r->r10, r->r11);
+	printf("  r12 %016" PRIx64 "  r13 %016" PRIx64 "  r14 %016" PRIx64 "  r15 %016" PRIx64 "\n", r->r12, r->r13, r->r14, r->r15);
+	printf("  rip %016" PRIx64 "  rfl %016" PRIx64 "  cr3 %016" PRIx64 "  gs  %016" PRIx64 "\n", r->rip, r->rflags, r->cr3,
+	       r->gs_base);
+	print_events_around(v, context, NULL);
+}
+
+static void print_json(struct view *v, int context)
+{
+	struct cli_json j;
+	char sym[160], th[64], lk[128];
+	const struct replay_regs *r = &v->regs;
+	size_t i;
+
+	cli_json_init(&j, stdout);
+	cli_json_object(&j);
+	cli_json_kstr(&j, "recording", v->rec.rec->dir);
+	cli_json_kuint(&j, "icount", v->icount);
+	cli_json_khex(&j, "icount_hex", v->icount);
+	if (v->ev.id > 0) {
+		cli_json_kint(&j, "event", v->ev.id);
+		cli_json_kstr(&j, "event_kind", db_kind_name(v->ev.kind));
+		cli_json_khex(&j, "event_pc", v->ev.pc);
+	}
+	cli_json_khex(&j, "pc", r->rip);
+	cli_json_kstr(&j, "symbol", db_symbolize(v->rec.db, r->rip, sym, sizeof(sym)));
+	cli_json_kstr(&j, "insn", v->insn);
+	cli_json_key(&j, "registers");
+	cli_json_object(&j);
+	cli_json_khex(&j, "rax", r->rax); cli_json_khex(&j, "rbx", r->rbx); cli_json_khex(&j, "rcx", r->rcx);
+	cli_json_khex(&j, "rdx", r->rdx); cli_json_khex(&j, "rsi", r->rsi); cli_json_khex(&j, "rdi", r->rdi);
+	cli_json_khex(&j, "rbp", r->rbp); cli_json_khex(&j, "rsp", r->rsp); cli_json_khex(&j, "r8", r->r8);
+	cli_json_khex(&j, "r9", r->r9); cli_json_khex(&j, "r10", r->r10); cli_json_khex(&j, "r11", r->r11);
+	cli_json_khex(&j, "r12", r->r12); cli_json_khex(&j, "r13", r->r13); cli_json_khex(&j, "r14", r->r14);
+	cli_json_khex(&j, "r15", r->r15); cli_json_khex(&j, "rip", r->rip); cli_json_khex(&j, "rflags", r->rflags);
+	cli_json_khex(&j, "cr0", r->cr0); cli_json_khex(&j, "cr3", r->cr3); cli_json_khex(&j, "cr4", r->cr4);
+	cli_json_khex(&j, "gs_base", r->gs_base);
+	cli_json_close(&j);
+	if (v->guest_thread) {
+		cli_json_khex(&j, "thread", v->guest_thread);
+		cli_json_kstr(&j, "thread_name", v->guest_thread_name);
+	} else {
+		cli_json_khex(&j, "thread", v->st.thread);
+		cli_json_kstr(&j, "thread_name", cli_thread_label(&v->names, v->st.thread, th, sizeof(th)));
+	}
+	if (v->st.irql >= 0)
+		cli_json_kint(&j, "irql", v->st.irql);
+	else
+		cli_json_kstr(&j, "irql", NULL);
+	cli_json_key(&j, "locks_held");
+	cli_json_array(&j);
+	for (i = 0; i < v->st.n_held; i++) {
+		const struct replay_held *h = &v->st.held[i];
+		cli_json_object(&j);
+		cli_json_khex(&j, "lock", h->lock);
+		cli_json_kstr(&j, "name", cli_lock_label(&v->names, h->lock, lk, sizeof(lk)));
+		cli_json_khex(&j, "thread", h->thread);
+		cli_json_kint(&j, "since_event", h->event_id);
+		cli_json_close(&j);
+	}
+	cli_json_close(&j);
+	print_events_around(v, context, &j);
+	cli_json_close(&j);
+	cli_json_end(&j);
+}
+
+int cmd_replay(int argc, char **argv)
+{
+	struct view v;
+	struct cli_args a;
+	struct cli_pos pos;
+	struct qemu_guard *g = NULL;
+	struct replay_session *s = NULL;
+	struct replay_session_opts so = { 0 };
+	const char *val, *spec = NULL, *to = NULL;
+	char *err = NULL;
+	uint64_t context = 4;
+	int opt, json = 0, rc;
+
+	memset(&v, 0, sizeof(v));
+	cli_args_init(&a, "replay", argc, argv);
+	while ((opt = cli_next_opt(&a, options, &val)) != CLI_OPT_END) {
+		switch (opt) {
+		case CLI_OPT_HELP:
+			cli_print_usage(stdout, synopsis, description, options);
+			return CLI_OK;
+		case CLI_OPT_ERROR:
+			return CLI_USAGE;
+		case CLI_OPT_ARG:
+			if (spec)
+				return cli_usage_error("replay", "unexpected argument '%s'", val);
+			spec = val;
+			break;
+		case OPT_TO: to = val; break;
+		case OPT_JSON: json = 1; break;
+		case OPT_CONTEXT:
+			if (cli_parse_u64(val, &context) < 0 || context > 1000)
+				return cli_usage_error("replay", "--context wants a number up to 1000, not '%s'", val);
+			break;
+		}
+	}
+	if (!spec)
+		return cli_usage_error("replay", "no recording given");
+	if (!to)
+		return cli_usage_error("replay", "--to EVENT|icount:N is required");
+	if (cli_parse_pos(to, &pos) < 0)
+		return cli_usage_error("replay", "--to wants an event id or icount:N, not '%s'", to);
+	if ((rc = cli_rec_open(spec, &v.rec)) != CLI_OK)
+		return rc;
+	cli_names_from_db(&v.names, v.rec.db);
+	if (pos.is_icount) {
+		v.icount = pos.value;
+	} else {
+		rc = db_event_by_id(v.rec.db, (int64_t)pos.value, &v.ev, &err);
+		if (rc <= 0) {
+			rc = rc < 0 ? cli_error_msg(CLI_USAGE, NULL, err)
+				    : cli_error(CLI_USAGE, "%s has no event %" PRIu64, v.rec.rec->name, pos.value);
+			goto out;
+		}
+		v.icount = v.ev.icount;
+	}
+	if ((rc = replay_state_at(v.rec.db, v.icount, v.ev.id, &v.st, &err)) < 0) {
+		rc = cli_error_msg(CLI_FAIL, NULL, err);
+		goto out;
+	}
+	if (qemu_guard_begin(&g, &err) < 0) {
+		rc = cli_error_msg(CLI_FAIL, NULL, err);
+		goto out;
+	}
+	so.guard = g;
+	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) < 0) {
+		rc = cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
+		goto out;
+	}
+	if ((rc = replay_session_goto(s, v.icount, &err)) < 0) {
+		rc = cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
+		goto out;
+	}
+	if ((rc = replay_session_registers(s, &v.regs, &err)) < 0) {
+		rc = cli_error_msg(CLI_FAIL, NULL, err);
+		goto out;
+	}
+	v.have_code = replay_session_read(s, v.regs.rip, v.code, sizeof(v.code), NULL) == 0;
+	disassemble(&v);
+	read_guest_thread(s, &v);
+	if (json)
+		print_json(&v, (int)context);
+	else
+		print_text(&v, (int)context);
+	if (v.ev.id > 0 && v.ev.pc != v.regs.rip)
+		cli_warning("QEMU stopped at pc %#" PRIx64 " but event %" PRId64 " was at pc %#" PRIx64
+			    ": the trace's icount and QEMU's disagree here",
+			    v.regs.rip, v.ev.id, v.ev.pc);
+	rc = CLI_OK;
+out:
+	replay_session_end(s);
+	qemu_guard_end(g);
+	replay_state_free(&v.st);
+	cli_rec_close(&v.rec);
+	return rc;
+}
