@@ -1,0 +1,809 @@
+/*
+ * reader.c - read-only access to a trace: checks on open, metadata, names and
+ * classes, cursors over the events, and `krewind sql`.
+ *
+ * Strings and arrays handed out are kept in r->kept until db_reader_close, so
+ * a caller may hold them as long as the reader lives. Names are cached per
+ * address; a miss asks the database again, which lets a reader follow a trace
+ * that is still being written.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "db/internal.h"
+
+#define LOCK_KINDS "4,5,6,7,8,9,10,11,16" /* kinds.obj_is_lock */
+
+struct kept {
+	struct kept *next;
+	void *p;
+};
+
+/* A cached per-address string (name or class). */
+struct strcache {
+	struct db_map idx; /* addr -> index in v */
+	const char **v;
+	size_t n, cap;
+};
+
+struct db_reader {
+	sqlite3 *db;
+	char *path;
+	struct kept *kept;
+	struct db_symtab syms;
+	int syms_loaded;
+	struct strcache thread_names, lock_names, lock_classes;
+};
+
+struct db_cursor {
+	struct db_reader *r;
+	sqlite3_stmt *st;
+};
+
+/* Takes ownership of p (freed at close); returns p, or NULL if p is NULL or
+ * there was no memory (p is then freed). */
+static void *keep(struct db_reader *r, void *p)
+{
+	struct kept *k;
+
+	if (!p)
+		return NULL;
+	k = malloc(sizeof(*k));
+	if (!k) {
+		free(p);
+		return NULL;
+	}
+	k->p = p;
+	k->next = r->kept;
+	r->kept = k;
+	return p;
+}
+
+static const char *keep_str(struct db_reader *r, const char *s)
+{
+	return keep(r, strdup(s ? s : ""));
+}
+
+static const char *cache_get(struct strcache *c, uint64_t addr)
+{
+	uint32_t i;
+
+	return addr && db_map_get(&c->idx, addr, &i) ? c->v[i] : NULL;
+}
+
+static const char *cache_put(struct strcache *c, uint64_t addr, const char *s)
+{
+	if (!addr || !s)
+		return s;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		const char **v = realloc(c->v, cap * sizeof(*v));
+		if (!v)
+			return s;
+		c->v = v;
+		c->cap = cap;
+	}
+	if (db_map_put(&c->idx, addr, (uint32_t)c->n) != DB_OK)
+		return s;
+	c->v[c->n++] = s;
+	return s;
+}
+
+static void cache_free(struct strcache *c)
+{
+	db_map_free(&c->idx);
+	free(c->v);
+}
+
+static int sqlite_to_db(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		return DB_E_CORRUPT;
+	case SQLITE_NOMEM:
+		return DB_E_NOMEM;
+	case SQLITE_FULL:
+		return DB_E_FULL;
+	default:
+		return DB_E_IO;
+	}
+}
+
+/* Checks the file itself before SQLite sees it: present, a SQLite file, and
+ * (unless a WAL holds newer pages) as long as its header says. */
+static int check_file(const char *path, char **err)
+{
+	unsigned char h[100];
+	char wal[4096];
+	struct stat sb, wb;
+	FILE *f;
+	size_t n;
+
+	if (stat(path, &sb) != 0)
+		return db_fail(err, DB_E_IO, "cannot open %s: %s", path, strerror(errno));
+	if (!S_ISREG(sb.st_mode))
+		return db_fail(err, DB_E_IO, "cannot open %s: not a regular file", path);
+	f = fopen(path, "rb");
+	if (!f)
+		return db_fail(err, DB_E_IO, "cannot open %s: %s", path, strerror(errno));
+	n = fread(h, 1, sizeof(h), f);
+	fclose(f);
+	if (n == 0)
+		return db_fail(err, DB_E_CORRUPT, "%s: empty file, not a trace", path);
+	if (n < sizeof(h) || memcmp(h, "SQLite format 3", 16) != 0)
+		return db_fail(err, DB_E_CORRUPT, "%s: not a SQLite database (damaged or not a trace)", path);
+	uint32_t page = (uint32_t)h[16] << 8 | h[17]; /* big-endian; 1 means 65536 */
+	if (page == 1)
+		page = 65536;
+	uint32_t pages = (uint32_t)h[28] << 24 | (uint32_t)h[29] << 16 | (uint32_t)h[30] << 8 | h[31];
+	int header_valid = memcmp(h + 24, h + 92, 4) == 0; /* change counter == version-valid-for */
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	int has_wal = stat(wal, &wb) == 0 && wb.st_size > 0;
+	if (header_valid && !has_wal && pages && (uint64_t)sb.st_size < (uint64_t)pages * page)
+		return db_fail(err, DB_E_CORRUPT, "%s: truncated (%lld of %llu bytes)", path,
+			       (long long)sb.st_size, (unsigned long long)pages * page);
+	return DB_OK;
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *v)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*v = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Checks an open connection holds a krewind trace this code can read. Shared
+ * with db_update_meta. */
+int db_check_trace(sqlite3 *db, const char *path, char **err)
+{
+	int64_t app = 0, ver = 0, probe = 0;
+	int rc;
+
+	rc = pragma_int(db, "PRAGMA application_id", &app);
+	if (rc == SQLITE_OK)
+		rc = pragma_int(db, "PRAGMA user_version", &ver);
+	if (rc != SQLITE_OK)
+		return db_fail(err, sqlite_to_db(rc), "%s: %s", path, sqlite3_errstr(rc));
+	if (app != DB_APPLICATION_ID)
+		return db_fail(err, DB_E_SCHEMA, "%s: not a krewind trace (no krewind schema)", path);
+	if (ver > DB_SCHEMA_VERSION)
+		return db_fail(err, DB_E_SCHEMA,
+			       "%s: schema version %" PRId64 " is newer than this krewind reads (%d); upgrade krewind",
+			       path, ver, DB_SCHEMA_VERSION);
+	if (ver < 1)
+		return db_fail(err, DB_E_SCHEMA, "%s: krewind trace with unknown schema version %" PRId64, path, ver);
+	/* Reads the rightmost pages of the events b-tree: a cut file fails here. */
+	rc = pragma_int(db, "SELECT coalesce(max(id), 0) + (SELECT count(*) FROM kinds) FROM event_rows", &probe);
+	if (rc != SQLITE_OK)
+		return db_fail(err, sqlite_to_db(rc) == DB_E_IO ? DB_E_SCHEMA : sqlite_to_db(rc), "%s: %s", path,
+			       sqlite3_errmsg(db));
+	return DB_OK;
+}
+
+int db_reader_open(const char *path, struct db_reader **out, char **err)
+{
+	struct db_reader *r = NULL;
+	int rc, ret;
+
+	*out = NULL;
+	if (!path || !*path)
+		return db_fail(err, DB_E_ARG, "no trace database path given");
+	ret = check_file(path, err);
+	if (ret != DB_OK)
+		return ret;
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->path = strdup(path))) {
+		ret = db_fail(err, DB_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	rc = sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		ret = db_fail(err, sqlite_to_db(rc), "cannot open %s: %s", path, sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_busy_timeout(r->db, 5000);
+	sqlite3_limit(r->db, SQLITE_LIMIT_ATTACHED, 0);
+	ret = db_check_trace(r->db, path, err);
+	if (ret != DB_OK)
+		goto fail;
+	*out = r;
+	return DB_OK;
+fail:
+	db_reader_close(r);
+	return ret;
+}
+
+void db_reader_close(struct db_reader *r)
+{
+	struct kept *k, *next;
+
+	if (!r)
+		return;
+	sqlite3_close(r->db);
+	for (k = r->kept; k; k = next) {
+		next = k->next;
+		free(k->p);
+		free(k);
+	}
+	db_symtab_free(&r->syms);
+	cache_free(&r->thread_names);
+	cache_free(&r->lock_names);
+	cache_free(&r->lock_classes);
+	free(r->path);
+	free(r);
+}
+
+/* Prepares sql or sets *err. */
+static int prepare(struct db_reader *r, const char *sql, sqlite3_stmt **st, char **err)
+{
+	int rc = sqlite3_prepare_v2(r->db, sql, -1, st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errmsg(r->db));
+	return DB_OK;
+}
+
+const char *db_meta(struct db_reader *r, const char *key)
+{
+	sqlite3_stmt *st;
+	const char *v = NULL;
+
+	if (!key || prepare(r, "SELECT value FROM meta WHERE key = ?1", &st, NULL) != DB_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = keep_str(r, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return v;
+}
+
+int db_count_by_kind(struct db_reader *r, int64_t counts[DB_KIND_MAX + 1], char **err)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	memset(counts, 0, sizeof(int64_t) * (DB_KIND_MAX + 1));
+	ret = prepare(r, "SELECT kind_id, count(*) FROM event_rows GROUP BY kind_id", &st, err);
+	if (ret != DB_OK)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int k = sqlite3_column_int(st, 0);
+		int64_t n = sqlite3_column_int64(st, 1);
+		if (k >= 1 && k <= DB_KIND_MAX)
+			counts[k] = n;
+		counts[0] += n;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errstr(rc));
+	return DB_OK;
+}
+
+/* Name of a thread or lock from its table, cached; "" if unknown. */
+static const char *lookup_name(struct db_reader *r, struct strcache *c, const char *sql, uint64_t addr)
+{
+	sqlite3_stmt *st;
+	const char *name = cache_get(c, addr);
+
+	if (name)
+		return name;
+	if (!addr || prepare(r, sql, &st, NULL) != DB_OK)
+		return "";
+	sqlite3_bind_int64(st, 1, (int64_t)addr);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		name = keep_str(r, (const char *)sqlite3_column_text(st, 0));
+		cache_put(c, addr, name);
+	}
+	sqlite3_finalize(st);
+	return name ? name : "";
+}
+
+const char *db_thread_name(struct db_reader *r, uint64_t addr)
+{
+	return lookup_name(r, &r->thread_names, "SELECT coalesce(name, '') FROM threads WHERE addr = ?1", addr);
+}
+
+const char *db_lock_name(struct db_reader *r, uint64_t addr)
+{
+	return lookup_name(r, &r->lock_names, "SELECT coalesce(name, '') FROM locks WHERE addr = ?1", addr);
+}
+
+/* Loads the symbols table the first time it is needed. */
+static void load_symbols(struct db_reader *r)
+{
+	sqlite3_stmt *st;
+
+	if (r->syms_loaded || prepare(r, "SELECT addr, size, name FROM symbols", &st, NULL) != DB_OK)
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (db_symtab_add(&r->syms, (uint64_t)sqlite3_column_int64(st, 0),
+				  (uint64_t)sqlite3_column_int64(st, 1),
+				  (const char *)sqlite3_column_text(st, 2)) != DB_OK)
+			break;
+	sqlite3_finalize(st);
+	r->syms_loaded = 1;
+}
+
+char *db_symbolize(struct db_reader *r, uint64_t addr, char *buf, size_t size)
+{
+	load_symbols(r);
+	return db_symtab_format(&r->syms, addr, buf, size);
+}
+
+const char *db_lock_class(struct db_reader *r, uint64_t addr)
+{
+	sqlite3_stmt *st;
+	uint64_t site = 0;
+	char buf[512];
+	const char *cls = cache_get(&r->lock_classes, addr);
+
+	if (cls)
+		return cls;
+	load_symbols(r);
+	if (prepare(r, "SELECT coalesce(init_site, 0) FROM locks WHERE addr = ?1", &st, NULL) == DB_OK) {
+		sqlite3_bind_int64(st, 1, (int64_t)addr);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			site = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	db_symtab_lock_class(&r->syms, addr, site, buf, sizeof(buf));
+	cls = keep_str(r, buf);
+	return cls ? cache_put(&r->lock_classes, addr, cls) : "";
+}
+
+/* Runs "SELECT key, count" and adds each count to the matching element of
+ * v (n elements of stride bytes, addr at offset 0, count at cnt_off). */
+static int add_counts(struct db_reader *r, const char *sql, void *v, size_t n, size_t stride,
+		      size_t cnt_off, char **err)
+{
+	sqlite3_stmt *st;
+	struct db_map idx = { 0 };
+	int rc, ret = DB_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t addr = *(uint64_t *)((char *)v + i * stride);
+		if (addr && db_map_put(&idx, addr, (uint32_t)i) != DB_OK) {
+			db_map_free(&idx);
+			return db_fail(err, DB_E_NOMEM, "out of memory");
+		}
+	}
+	ret = prepare(r, sql, &st, err);
+	if (ret != DB_OK)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint32_t i;
+		if (db_map_get(&idx, (uint64_t)sqlite3_column_int64(st, 0), &i))
+			*(int64_t *)((char *)v + i * stride + cnt_off) += sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		ret = db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errstr(rc));
+out:
+	db_map_free(&idx);
+	return ret;
+}
+
+int db_threads(struct db_reader *r, const struct db_thread_info **out, size_t *n, char **err)
+{
+	sqlite3_stmt *st;
+	struct db_thread_info *v = NULL, *nv;
+	size_t cnt = 0, cap = 0;
+	int rc, ret;
+
+	*out = NULL;
+	*n = 0;
+	ret = prepare(r, "SELECT addr, coalesce(name, '') FROM threads ORDER BY id", &st, err);
+	if (ret != DB_OK)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 32;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[cnt].addr = (uint64_t)sqlite3_column_int64(st, 0);
+		v[cnt].name = keep_str(r, (const char *)sqlite3_column_text(st, 1));
+		v[cnt].switches_in = 0;
+		if (!v[cnt].name) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		cnt++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errstr(rc));
+	}
+	/* SWITCH: b = the thread switched in (a raw address). */
+	ret = add_counts(r, "SELECT b, count(*) FROM event_rows WHERE kind_id = 12 GROUP BY b", v, cnt,
+			 sizeof(*v), offsetof(struct db_thread_info, switches_in), err);
+	if (ret != DB_OK) {
+		free(v);
+		return ret;
+	}
+	if (cnt && !keep(r, v))
+		return db_fail(err, DB_E_NOMEM, "out of memory");
+	if (!cnt)
+		free(v);
+	*out = cnt ? v : NULL;
+	*n = cnt;
+	return DB_OK;
+}
+
+int db_locks(struct db_reader *r, const struct db_lock_info **out, size_t *n, char **err)
+{
+	sqlite3_stmt *st;
+	struct db_lock_info *v = NULL, *nv;
+	size_t cnt = 0, cap = 0;
+	int rc, ret;
+
+	*out = NULL;
+	*n = 0;
+	ret = prepare(r, "SELECT addr, coalesce(name, ''), type FROM locks ORDER BY id", &st, err);
+	if (ret != DB_OK)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 32;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[cnt].addr = (uint64_t)sqlite3_column_int64(st, 0);
+		v[cnt].name = keep_str(r, (const char *)sqlite3_column_text(st, 1));
+		v[cnt].type = keep_str(r, (const char *)sqlite3_column_text(st, 2));
+		v[cnt].class_name = NULL;
+		v[cnt].acquisitions = 0;
+		if (!v[cnt].name || !v[cnt].type) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		cnt++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errstr(rc));
+	}
+	for (size_t i = 0; i < cnt; i++)
+		v[i].class_name = db_lock_class(r, v[i].addr);
+	/* Acquisitions: lock_acq and mutex_acq; obj is locks.id in event_rows. */
+	ret = add_counts(r,
+			 "SELECT l.addr, c.n FROM (SELECT obj, count(*) AS n FROM event_rows"
+			 " WHERE kind_id IN (5, 9) GROUP BY obj) c JOIN locks l ON l.id = c.obj",
+			 v, cnt, sizeof(*v), offsetof(struct db_lock_info, acquisitions), err);
+	if (ret != DB_OK) {
+		free(v);
+		return ret;
+	}
+	if (cnt && !keep(r, v))
+		return db_fail(err, DB_E_NOMEM, "out of memory");
+	if (!cnt)
+		free(v);
+	*out = cnt ? v : NULL;
+	*n = cnt;
+	return DB_OK;
+}
+
+/* ------------------------------------------------------------ cursors */
+
+#define EVENT_COLUMNS                                                                            \
+	"SELECT e.id, e.icount, e.vcpu, e.kind_id, e.pc, coalesce(t.addr, 0),"                   \
+	" CASE WHEN e.kind_id IN (" LOCK_KINDS ") THEN coalesce(l.addr, 0) ELSE e.obj END,"      \
+	" e.a, e.b, x.text"                                                                      \
+	" FROM event_rows e"                                                                     \
+	" LEFT JOIN threads t ON t.id = e.thread_id"                                             \
+	" LEFT JOIN locks l ON e.kind_id IN (" LOCK_KINDS ") AND l.id = e.obj"                   \
+	" LEFT JOIN texts x ON x.event_id = e.id"
+
+static void row_to_event(sqlite3_stmt *st, struct db_event *ev, const char **text)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->id = sqlite3_column_int64(st, 0);
+	ev->icount = (uint64_t)sqlite3_column_int64(st, 1);
+	ev->vcpu = (uint16_t)sqlite3_column_int(st, 2);
+	ev->kind = (uint8_t)sqlite3_column_int(st, 3);
+	ev->pc = (uint64_t)sqlite3_column_int64(st, 4);
+	ev->thread = (uint64_t)sqlite3_column_int64(st, 5);
+	ev->obj = (uint64_t)sqlite3_column_int64(st, 6);
+	ev->a = sqlite3_column_int64(st, 7);
+	ev->b = sqlite3_column_int64(st, 8);
+	if (text)
+		*text = (const char *)sqlite3_column_text(st, 9);
+}
+
+/*
+ * The id bounds of an icount range: per vCPU, ids follow icount, so the first
+ * event at or after from_icount and the last at or before to_icount, found
+ * with the (vcpu, icount) index, bound the ids to scan. The icount condition
+ * itself stays in the query; these bounds only keep it from scanning the
+ * whole table. Sets *lo > *hi when nothing can match.
+ */
+static int icount_id_bounds(struct db_reader *r, const struct db_filter *f, int64_t *lo, int64_t *hi,
+			    char **err)
+{
+	sqlite3_stmt *next_vcpu = NULL, *first = NULL, *last = NULL;
+	int64_t vcpu = -1, min_id = INT64_MAX, max_id = 0;
+	int rc, ret;
+
+	ret = prepare(r, "SELECT vcpu FROM event_rows WHERE vcpu > ?1 ORDER BY vcpu LIMIT 1", &next_vcpu, err);
+	if (ret == DB_OK)
+		ret = prepare(r,
+			      "SELECT id FROM event_rows WHERE vcpu = ?1 AND icount >= ?2"
+			      " ORDER BY vcpu, icount, id LIMIT 1",
+			      &first, err);
+	if (ret == DB_OK)
+		ret = prepare(r,
+			      "SELECT id FROM event_rows WHERE vcpu = ?1 AND icount <= ?2"
+			      " ORDER BY vcpu DESC, icount DESC, id DESC LIMIT 1",
+			      &last, err);
+	if (ret != DB_OK)
+		goto out;
+	for (;;) {
+		sqlite3_bind_int64(next_vcpu, 1, vcpu);
+		rc = sqlite3_step(next_vcpu);
+		if (rc != SQLITE_ROW)
+			break;
+		vcpu = sqlite3_column_int64(next_vcpu, 0);
+		sqlite3_reset(next_vcpu);
+		sqlite3_bind_int64(first, 1, vcpu);
+		sqlite3_bind_int64(first, 2, (int64_t)f->from_icount);
+		if ((rc = sqlite3_step(first)) == SQLITE_ROW && sqlite3_column_int64(first, 0) < min_id)
+			min_id = sqlite3_column_int64(first, 0);
+		sqlite3_reset(first);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			break;
+		if (!f->to_icount) {
+			max_id = INT64_MAX;
+			continue;
+		}
+		sqlite3_bind_int64(last, 1, vcpu);
+		sqlite3_bind_int64(last, 2, (int64_t)f->to_icount);
+		if ((rc = sqlite3_step(last)) == SQLITE_ROW && sqlite3_column_int64(last, 0) > max_id)
+			max_id = sqlite3_column_int64(last, 0);
+		sqlite3_reset(last);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			break;
+	}
+	if (rc != SQLITE_DONE)
+		ret = db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errmsg(r->db));
+	*lo = min_id;
+	*hi = max_id;
+out:
+	sqlite3_finalize(next_vcpu);
+	sqlite3_finalize(first);
+	sqlite3_finalize(last);
+	return ret;
+}
+
+/* Builds the WHERE clause and binds for f into a statement for cursors. */
+static int prepare_filtered(struct db_reader *r, const struct db_filter *f, sqlite3_stmt **out, char **err)
+{
+	char sql[2048], kinds[128] = "";
+	int nkinds = 0, single = 0, ret;
+	int64_t lo = f->from_id, hi = f->to_id;
+	size_t len;
+	sqlite3_stmt *st;
+
+	*out = NULL;
+	if (f->kinds & ~(uint32_t)(((1u << (DB_KIND_MAX + 1)) - 1) & ~1u))
+		return db_fail(err, DB_E_ARG, "unknown event kind in filter (mask 0x%x)", f->kinds);
+	if (f->limit < 0 || f->from_id < 0 || f->to_id < 0)
+		return db_fail(err, DB_E_ARG, "negative id or limit in filter");
+	if (f->to_icount && f->to_icount < f->from_icount)
+		return db_fail(err, DB_E_ARG, "empty icount range in filter");
+	for (int k = 1; k <= DB_KIND_MAX; k++) {
+		if (!(f->kinds & (1u << k)))
+			continue;
+		len = strlen(kinds);
+		snprintf(kinds + len, sizeof(kinds) - len, "%s%d", nkinds ? "," : "", k);
+		single = k;
+		nkinds++;
+	}
+	if (f->from_icount || f->to_icount) {
+		int64_t ilo, ihi;
+		ret = icount_id_bounds(r, f, &ilo, &ihi, err);
+		if (ret != DB_OK)
+			return ret;
+		if (ilo > lo)
+			lo = ilo;
+		if (ihi != INT64_MAX && (!hi || ihi < hi))
+			hi = ihi;
+		if (ilo > ihi) { /* Nothing in range: an empty id range. */
+			lo = 1;
+			hi = -1;
+		}
+	}
+	len = (size_t)snprintf(sql, sizeof(sql), "%s WHERE 1", EVENT_COLUMNS);
+	/* One kind: the kind index yields id order. Several: scan in id order
+	 * (unary + keeps the planner off the index, which would need a sort). */
+	if (nkinds == 1)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.kind_id = %d", single);
+	else if (nkinds > 1)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND +e.kind_id IN (%s)", kinds);
+	if (f->thread)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len,
+					" AND +e.thread_id = coalesce((SELECT id FROM threads WHERE addr = :thread), -1)");
+	if (f->obj)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len,
+					" AND (CASE WHEN e.kind_id IN (" LOCK_KINDS ") THEN +e.obj ="
+					" coalesce((SELECT id FROM locks WHERE addr = :obj), -1)"
+					" ELSE +e.obj = :obj END)");
+	if (lo)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.id >= :lo");
+	if (hi)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.id <= :hi");
+	if (f->from_icount)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND +e.icount >= :from_ic");
+	if (f->to_icount)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND +e.icount <= :to_ic");
+	len += (size_t)snprintf(sql + len, sizeof(sql) - len, " ORDER BY e.id%s", f->descending ? " DESC" : "");
+	if (f->limit)
+		snprintf(sql + len, sizeof(sql) - len, " LIMIT :limit");
+	ret = prepare(r, sql, &st, err);
+	if (ret != DB_OK)
+		return ret;
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":thread"), (int64_t)f->thread);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":obj"), (int64_t)f->obj);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":lo"), lo);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":hi"), hi);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":from_ic"), (int64_t)f->from_icount);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":to_ic"), (int64_t)f->to_icount);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"), f->limit);
+	*out = st;
+	return DB_OK;
+}
+
+int db_cursor_open(struct db_reader *r, const struct db_filter *f, struct db_cursor **out, char **err)
+{
+	static const struct db_filter all;
+	struct db_cursor *c;
+	int ret;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return db_fail(err, DB_E_NOMEM, "out of memory");
+	c->r = r;
+	ret = prepare_filtered(r, f ? f : &all, &c->st, err);
+	if (ret != DB_OK) {
+		free(c);
+		return ret;
+	}
+	*out = c;
+	return DB_OK;
+}
+
+int db_cursor_next(struct db_cursor *c, struct db_event *ev, const char **text)
+{
+	int rc = sqlite3_step(c->st);
+
+	if (rc == SQLITE_ROW) {
+		row_to_event(c->st, ev, text);
+		return 1;
+	}
+	if (text)
+		*text = NULL;
+	return rc == SQLITE_DONE ? 0 : sqlite_to_db(rc);
+}
+
+void db_cursor_close(struct db_cursor *c)
+{
+	if (!c)
+		return;
+	sqlite3_finalize(c->st);
+	free(c);
+}
+
+int db_event_by_id(struct db_reader *r, int64_t id, struct db_event *ev, char **err)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	ret = prepare(r, EVENT_COLUMNS " WHERE e.id = ?1", &st, err);
+	if (ret != DB_OK)
+		return ret;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		row_to_event(st, ev, NULL);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errstr(rc));
+}
+
+/* ------------------------------------------------------------ sql */
+
+/* True if s holds only blanks, semicolons and SQL comments. */
+static int only_trailer(const char *s)
+{
+	while (*s) {
+		if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == ';') {
+			s++;
+		} else if (s[0] == '-' && s[1] == '-') {
+			while (*s && *s != '\n')
+				s++;
+		} else if (s[0] == '/' && s[1] == '*') {
+			const char *end = strstr(s + 2, "*/");
+			if (!end)
+				return 1;
+			s = end + 2;
+		} else {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int db_sql(struct db_reader *r, const char *sql, db_row_fn row, void *ctx, char **err)
+{
+	sqlite3_stmt *st = NULL;
+	const char *tail = NULL;
+	const char **names = NULL, **values = NULL;
+	int rc, ncols, ret = DB_OK;
+
+	if (!sql)
+		return db_fail(err, DB_E_ARG, "no SQL given");
+	rc = sqlite3_prepare_v2(r->db, sql, -1, &st, &tail);
+	if (rc != SQLITE_OK)
+		return db_fail(err, DB_E_ARG, "bad SQL: %s", sqlite3_errmsg(r->db));
+	if (!st)
+		return db_fail(err, DB_E_ARG, "no SQL statement given");
+	if (tail && !only_trailer(tail)) {
+		ret = db_fail(err, DB_E_ARG, "one SQL statement at a time, please");
+		goto out;
+	}
+	if (!sqlite3_stmt_readonly(st)) {
+		ret = db_fail(err, DB_E_ARG, "read-only: the trace cannot be changed with SQL");
+		goto out;
+	}
+	ncols = sqlite3_column_count(st);
+	names = calloc((size_t)ncols + 1, sizeof(*names));
+	values = calloc((size_t)ncols + 1, sizeof(*values));
+	if (!names || !values) {
+		ret = db_fail(err, DB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < ncols; i++)
+		names[i] = sqlite3_column_name(st, i);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (int i = 0; i < ncols; i++)
+			values[i] = (const char *)sqlite3_column_text(st, i);
+		if (row && row(ctx, ncols, names, values) != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = db_fail(err, rc == SQLITE_READONLY ? DB_E_ARG : sqlite_to_db(rc), "SQL failed: %s",
+			      sqlite3_errmsg(r->db));
+out:
+	free(names);
+	free(values);
+	sqlite3_finalize(st);
+	return ret;
+}

@@ -1,0 +1,799 @@
+/*
+ * writer.c - the trace writer: vCPU threads push events into a lock-free ring
+ * (db/queue.c); one background thread owns the SQLite connection, interns
+ * thread and lock addresses, and commits a transaction at least every
+ * COMMIT_MS so that a killed recording keeps all but its last moments.
+ *
+ * Threads: db_writer_push* and the counters may run on any thread; the setters
+ * (meta, symbols, names) hand their work to the writer thread through a short
+ * mutex-protected list, since they are rare. The SQLite connection is touched
+ * by the writer thread only, and by db_writer_open/close before it starts and
+ * after it has been joined.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db/internal.h"
+
+#define QUEUE_SLOTS (1u << 18) /* ~260 ms of events at 1 M/s */
+#define DRAIN_BATCH 4096       /* events popped between checks of the clock */
+#define COMMIT_ROWS 16384      /* commit after this many rows... */
+#define COMMIT_MS 50           /* ...or when the transaction is this old */
+#define IDLE_SLEEP_US 1000     /* writer thread nap when the ring is empty */
+#define NAME_MAX_LEN 64
+#define ROW_BATCH 32           /* rows per multi-row INSERT statement */
+#define ROW_COLS 9
+
+enum ctl_op { CTL_META, CTL_SYMBOL, CTL_NAME };
+
+/* A rare request for the writer thread: meta, symbol or name. */
+struct ctl {
+	struct ctl *next;
+	enum ctl_op op;
+	int is_lock;
+	uint64_t addr, size;
+	char *key;   /* meta key, symbol or thread/lock name */
+	char *value; /* meta value */
+};
+
+/* Lock types, as stored in locks.type. */
+enum { LOCK_OBJECT, LOCK_SPIN, LOCK_MUTEX };
+static const char *const lock_type_names[] = { "object", "spinlock", "mutex" };
+
+struct lock_state {
+	uint64_t addr, init_site;
+	uint8_t type;
+};
+
+enum {
+	ST_INS_EVENT,
+	ST_INS_TEXT,
+	ST_INS_THREAD,
+	ST_INS_LOCK,
+	ST_LOCK_TYPE,
+	ST_LOCK_INIT,
+	ST_SET_META,
+	ST_INS_SYMBOL,
+	ST_THREAD_NAME,
+	ST_LOCK_NAME,
+	ST_LOCK_CLASS,
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_COUNT
+};
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_INS_EVENT] = "INSERT INTO event_rows VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[ST_INS_TEXT] = "INSERT INTO texts VALUES (?1, ?2)",
+	[ST_INS_THREAD] = "INSERT INTO threads VALUES (?1, ?2, ?3)",
+	[ST_INS_LOCK] = "INSERT INTO locks (id, addr, name, type) VALUES (?1, ?2, ?3, ?4)",
+	[ST_LOCK_TYPE] = "UPDATE locks SET type = ?2 WHERE id = ?1",
+	[ST_LOCK_INIT] = "UPDATE locks SET init_site = ?2 WHERE id = ?1",
+	[ST_SET_META] = "INSERT OR REPLACE INTO meta VALUES (?1, ?2)",
+	[ST_INS_SYMBOL] = "INSERT INTO symbols VALUES (?1, ?2, ?3)",
+	[ST_THREAD_NAME] = "UPDATE threads SET name = ?2 WHERE id = ?1",
+	[ST_LOCK_NAME] = "UPDATE locks SET name = ?2 WHERE id = ?1",
+	[ST_LOCK_CLASS] = "UPDATE locks SET class = ?2 WHERE id = ?1",
+	[ST_BEGIN] = "BEGIN",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+};
+
+struct db_writer {
+	struct db_queue q;
+	char *path;
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+	sqlite3_stmt *ins_batch; /* INSERT of ROW_BATCH rows */
+	db_namer namer;
+	void *namer_ctx;
+	pthread_t thread;
+	int thread_started;
+
+	pthread_mutex_t ctl_lock;
+	struct ctl *ctl_head, **ctl_tail;
+
+	_Atomic int stop;       /* close asked the thread to finish */
+	_Atomic int failed;     /* a write failed: nothing more is stored */
+	_Atomic uint64_t written; /* events committed */
+	_Atomic uint64_t dropped; /* events accepted or offered but not stored */
+
+	/* Writer thread only. */
+	int in_txn;
+	uint64_t txn_rows;      /* events in the open transaction */
+	struct timespec txn_start;
+	int64_t next_id;
+	int64_t rows[ROW_BATCH][ROW_COLS]; /* event rows not yet inserted */
+	unsigned nrows;
+	struct db_map thread_ids, lock_ids; /* guest address -> id */
+	uint32_t nthreads;
+	struct lock_state *locks; /* locks[id - 1] */
+	uint32_t nlocks, lock_cap;
+	uint64_t last_thread;   /* one-entry cache in front of thread_ids */
+	uint32_t last_thread_id;
+	struct db_symtab syms;
+	int err;                /* first error, DB_OK if none */
+	char *errmsg;
+};
+
+static uint64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Records the first SQLite failure and stops storing. Disk full is DB_E_FULL,
+ * anything else DB_E_IO; the message is completed by db_writer_close. */
+static int sql_fail(struct db_writer *w, int rc)
+{
+	if (w->err == DB_OK) {
+		w->err = (rc == SQLITE_FULL) ? DB_E_FULL : (rc == SQLITE_NOMEM ? DB_E_NOMEM : DB_E_IO);
+		w->errmsg = strdup(sqlite3_errmsg(w->db));
+	}
+	atomic_store(&w->failed, 1);
+	return w->err;
+}
+
+/* Runs a prepared statement that returns no rows, then resets it. */
+static int step(struct db_writer *w, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sql_fail(w, rc);
+	return DB_OK;
+}
+
+static int begin(struct db_writer *w)
+{
+	if (w->in_txn)
+		return DB_OK;
+	if (step(w, w->st[ST_BEGIN]) != DB_OK)
+		return w->err;
+	w->in_txn = 1;
+	w->txn_rows = 0;
+	clock_gettime(CLOCK_MONOTONIC, &w->txn_start);
+	return DB_OK;
+}
+
+static int flush_rows(struct db_writer *w);
+static void abandon(struct db_writer *w);
+
+static int commit(struct db_writer *w)
+{
+	if (!w->in_txn)
+		return DB_OK;
+	if (flush_rows(w) != DB_OK) {
+		abandon(w);
+		return w->err;
+	}
+	w->in_txn = 0;
+	if (step(w, w->st[ST_COMMIT]) != DB_OK) {
+		/* A failed COMMIT may leave the transaction open. */
+		if (!sqlite3_get_autocommit(w->db))
+			sqlite3_step(w->st[ST_ROLLBACK]), sqlite3_reset(w->st[ST_ROLLBACK]);
+		atomic_fetch_add(&w->dropped, w->txn_rows);
+		return w->err;
+	}
+	atomic_fetch_add(&w->written, w->txn_rows);
+	w->txn_rows = 0;
+	return DB_OK;
+}
+
+/* Gives up the open transaction after a failed statement: its events are lost. */
+static void abandon(struct db_writer *w)
+{
+	if (w->in_txn && !sqlite3_get_autocommit(w->db)) {
+		sqlite3_step(w->st[ST_ROLLBACK]);
+		sqlite3_reset(w->st[ST_ROLLBACK]);
+	}
+	if (w->in_txn)
+		atomic_fetch_add(&w->dropped, w->txn_rows);
+	w->in_txn = 0;
+	w->txn_rows = 0;
+	w->nrows = 0;
+}
+
+/* Inserts the pending rows: ROW_BATCH at once, or one by one for fewer. */
+static int flush_rows(struct db_writer *w)
+{
+	sqlite3_stmt *st = w->nrows == ROW_BATCH ? w->ins_batch : w->st[ST_INS_EVENT];
+	unsigned per_stmt = w->nrows == ROW_BATCH ? ROW_BATCH : 1;
+
+	for (unsigned r = 0; r < w->nrows; r += per_stmt) {
+		for (unsigned i = 0; i < per_stmt * ROW_COLS; i++)
+			sqlite3_bind_int64(st, (int)i + 1, w->rows[r + i / ROW_COLS][i % ROW_COLS]);
+		if (step(w, st) != DB_OK)
+			return w->err;
+	}
+	w->nrows = 0;
+	return DB_OK;
+}
+
+static int bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+	return s && *s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+/* Returns the id for a thread address, inserting (and naming) it the first
+ * time; name overrides the namer. 0 on failure (w->err set). */
+static uint32_t intern_thread(struct db_writer *w, uint64_t addr, const char *name)
+{
+	char buf[NAME_MAX_LEN] = "";
+	uint32_t id;
+	sqlite3_stmt *st = w->st[ST_INS_THREAD];
+
+	if (addr == w->last_thread && addr)
+		return w->last_thread_id;
+	if (!db_map_get(&w->thread_ids, addr, &id)) {
+		if (!name && w->namer && w->namer(w->namer_ctx, 0, addr, buf, sizeof(buf)) == 0)
+			name = buf;
+		buf[sizeof(buf) - 1] = 0;
+		id = w->nthreads + 1;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, (int64_t)addr);
+		bind_text_or_null(st, 3, name);
+		if (step(w, st) != DB_OK)
+			return 0;
+		if (db_map_put(&w->thread_ids, addr, id) != DB_OK) {
+			w->err = w->err ? w->err : DB_E_NOMEM;
+			atomic_store(&w->failed, 1);
+			return 0;
+		}
+		w->nthreads++;
+	}
+	w->last_thread = addr;
+	w->last_thread_id = id;
+	return id;
+}
+
+static int lock_type_of(int kind)
+{
+	switch (kind) {
+	case DB_LOCK_TRY:
+	case DB_LOCK_ACQ:
+	case DB_LOCK_REL:
+	case DB_LOCK_INIT:
+		return LOCK_SPIN;
+	case DB_MUTEX_ACQ:
+	case DB_MUTEX_REL:
+		return LOCK_MUTEX;
+	default:
+		return LOCK_OBJECT;
+	}
+}
+
+/* Like intern_thread for locks and objects; kind refines the lock's type
+ * (an object later seen as a spinlock or mutex becomes one). */
+static uint32_t intern_lock(struct db_writer *w, uint64_t addr, int kind, const char *name)
+{
+	char buf[NAME_MAX_LEN] = "";
+	uint32_t id;
+	int type = lock_type_of(kind);
+
+	if (db_map_get(&w->lock_ids, addr, &id)) {
+		struct lock_state *l = &w->locks[id - 1];
+		if (l->type == LOCK_OBJECT && type != LOCK_OBJECT) {
+			sqlite3_stmt *st = w->st[ST_LOCK_TYPE];
+			sqlite3_bind_int64(st, 1, id);
+			sqlite3_bind_text(st, 2, lock_type_names[type], -1, SQLITE_STATIC);
+			if (step(w, st) != DB_OK)
+				return 0;
+			l->type = (uint8_t)type;
+		}
+		return id;
+	}
+	if (w->nlocks == w->lock_cap) {
+		uint32_t cap = w->lock_cap ? w->lock_cap * 2 : 256;
+		struct lock_state *v = realloc(w->locks, cap * sizeof(*v));
+		if (!v)
+			goto nomem;
+		w->locks = v;
+		w->lock_cap = cap;
+	}
+	if (!name && w->namer && w->namer(w->namer_ctx, 1, addr, buf, sizeof(buf)) == 0)
+		name = buf;
+	buf[sizeof(buf) - 1] = 0;
+	id = w->nlocks + 1;
+	sqlite3_stmt *st = w->st[ST_INS_LOCK];
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)addr);
+	bind_text_or_null(st, 3, name);
+	sqlite3_bind_text(st, 4, lock_type_names[type], -1, SQLITE_STATIC);
+	if (step(w, st) != DB_OK)
+		return 0;
+	if (db_map_put(&w->lock_ids, addr, id) != DB_OK)
+		goto nomem;
+	w->locks[w->nlocks++] = (struct lock_state){ addr, 0, (uint8_t)type };
+	return id;
+nomem:
+	w->err = w->err ? w->err : DB_E_NOMEM;
+	atomic_store(&w->failed, 1);
+	return 0;
+}
+
+/* Stores one event (the transaction is open). Takes ownership of text. */
+static int store_event(struct db_writer *w, const struct db_event *ev, char *text)
+{
+	uint32_t thread_id = 0;
+	int64_t obj = (int64_t)ev->obj;
+	int64_t id = w->next_id;
+
+	w->txn_rows++; /* from here on, a failure loses it with the transaction */
+	if (ev->thread && !(thread_id = intern_thread(w, ev->thread, NULL)))
+		goto out;
+	if (ev->kind == DB_SWITCH && ev->b && !intern_thread(w, (uint64_t)ev->b, NULL))
+		goto out;
+	if (db_kind_obj_is_lock(ev->kind) && ev->obj) {
+		uint32_t lock_id = intern_lock(w, ev->obj, ev->kind, NULL);
+		if (!lock_id)
+			goto out;
+		obj = lock_id;
+		if (ev->kind == DB_LOCK_INIT && w->locks[lock_id - 1].init_site != (uint64_t)ev->a) {
+			sqlite3_stmt *li = w->st[ST_LOCK_INIT];
+			sqlite3_bind_int64(li, 1, lock_id);
+			sqlite3_bind_int64(li, 2, ev->a);
+			if (step(w, li) != DB_OK)
+				goto out;
+			w->locks[lock_id - 1].init_site = (uint64_t)ev->a;
+		}
+	}
+	int64_t *row = w->rows[w->nrows++];
+	row[0] = id;
+	row[1] = (int64_t)ev->icount;
+	row[2] = ev->vcpu;
+	row[3] = ev->kind;
+	row[4] = (int64_t)ev->pc;
+	row[5] = thread_id;
+	row[6] = obj;
+	row[7] = ev->a;
+	row[8] = ev->b;
+	w->next_id++;
+	if (w->nrows == ROW_BATCH && flush_rows(w) != DB_OK)
+		goto out;
+	if (text) {
+		sqlite3_stmt *tx = w->st[ST_INS_TEXT];
+		sqlite3_bind_int64(tx, 1, id);
+		sqlite3_bind_text(tx, 2, text, -1, SQLITE_STATIC);
+		step(w, tx);
+		sqlite3_clear_bindings(tx);
+	}
+out:
+	free(text);
+	return w->err;
+}
+
+static void free_ctl(struct ctl *c)
+{
+	free(c->key);
+	free(c->value);
+	free(c);
+}
+
+static int run_ctl(struct db_writer *w, const struct ctl *c)
+{
+	sqlite3_stmt *st;
+	uint32_t id;
+
+	switch (c->op) {
+	case CTL_META:
+		st = w->st[ST_SET_META];
+		sqlite3_bind_text(st, 1, c->key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, c->value, -1, SQLITE_STATIC);
+		return step(w, st);
+	case CTL_SYMBOL:
+		st = w->st[ST_INS_SYMBOL];
+		sqlite3_bind_int64(st, 1, (int64_t)c->addr);
+		sqlite3_bind_int64(st, 2, (int64_t)c->size);
+		sqlite3_bind_text(st, 3, c->key, -1, SQLITE_STATIC);
+		if (step(w, st) != DB_OK)
+			return w->err;
+		if (db_symtab_add(&w->syms, c->addr, c->size, c->key) != DB_OK)
+			return w->err = w->err ? w->err : DB_E_NOMEM;
+		return DB_OK;
+	case CTL_NAME:
+		if (c->is_lock ? !db_map_get(&w->lock_ids, c->addr, &id)
+			       : !db_map_get(&w->thread_ids, c->addr, &id)) {
+			id = c->is_lock ? intern_lock(w, c->addr, 0, c->key)
+					: intern_thread(w, c->addr, c->key);
+			return id ? DB_OK : w->err;
+		}
+		st = w->st[c->is_lock ? ST_LOCK_NAME : ST_THREAD_NAME];
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, c->key, -1, SQLITE_STATIC);
+		return step(w, st);
+	}
+	return DB_E_ARG;
+}
+
+/* Runs the queued setters. Returns the number run. */
+static size_t drain_ctl(struct db_writer *w)
+{
+	struct ctl *list, *next;
+	size_t n = 0;
+
+	pthread_mutex_lock(&w->ctl_lock);
+	list = w->ctl_head;
+	w->ctl_head = NULL;
+	w->ctl_tail = &w->ctl_head;
+	pthread_mutex_unlock(&w->ctl_lock);
+	for (; list; list = next, n++) {
+		next = list->next;
+		if (!atomic_load_explicit(&w->failed, memory_order_relaxed) && begin(w) == DB_OK &&
+		    run_ctl(w, list) != DB_OK)
+			abandon(w);
+		free_ctl(list);
+	}
+	return n;
+}
+
+/* Pops up to DRAIN_BATCH events into the open transaction. After a failure
+ * it only counts them as dropped. Returns the number popped. */
+static size_t drain_events(struct db_writer *w)
+{
+	struct db_event ev;
+	char *text;
+	size_t n;
+
+	for (n = 0; n < DRAIN_BATCH && db_queue_pop(&w->q, &ev, &text); n++) {
+		if (atomic_load_explicit(&w->failed, memory_order_relaxed)) {
+			free(text);
+			atomic_fetch_add(&w->dropped, 1);
+			continue;
+		}
+		if (begin(w) != DB_OK) {
+			free(text);
+			atomic_fetch_add(&w->dropped, 1);
+			abandon(w);
+		} else if (store_event(w, &ev, text) != DB_OK) {
+			abandon(w);
+		}
+	}
+	return n;
+}
+
+static void *writer_main(void *arg)
+{
+	struct db_writer *w = arg;
+
+	for (;;) {
+		int stopping = atomic_load_explicit(&w->stop, memory_order_acquire);
+		size_t n = drain_events(w) + drain_ctl(w);
+
+		if (w->in_txn && (stopping || w->txn_rows >= COMMIT_ROWS ||
+				  ms_since(&w->txn_start) >= COMMIT_MS))
+			commit(w);
+		if (n == 0) {
+			if (stopping)
+				break;
+			usleep(IDLE_SLEEP_US);
+		}
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ public */
+
+static int queue_ctl(struct db_writer *w, struct ctl *c)
+{
+	c->next = NULL;
+	pthread_mutex_lock(&w->ctl_lock);
+	*w->ctl_tail = c;
+	w->ctl_tail = &c->next;
+	pthread_mutex_unlock(&w->ctl_lock);
+	return DB_OK;
+}
+
+/* Releases everything; the thread must not be running. */
+static void writer_free(struct db_writer *w)
+{
+	struct ctl *c, *next;
+
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(w->st[i]);
+	sqlite3_finalize(w->ins_batch);
+	sqlite3_close(w->db);
+	for (c = w->ctl_head; c; c = next) {
+		next = c->next;
+		free_ctl(c);
+	}
+	pthread_mutex_destroy(&w->ctl_lock);
+	db_queue_free(&w->q);
+	db_map_free(&w->thread_ids);
+	db_map_free(&w->lock_ids);
+	db_symtab_free(&w->syms);
+	free(w->locks);
+	free(w->errmsg);
+	free(w->path);
+	free(w);
+}
+
+/* Prepares the ROW_BATCH-row INSERT. */
+static int prepare_batch(struct db_writer *w, char **err)
+{
+	char sql[ROW_BATCH * 64 + 64];
+	size_t len = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO event_rows VALUES ");
+
+	for (unsigned r = 0; r < ROW_BATCH; r++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?,?,?,?,?,?,?,?)", r ? "," : "");
+	if (sqlite3_prepare_v3(w->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &w->ins_batch, NULL) != SQLITE_OK)
+		return db_fail(err, DB_E_IO, "%s: %s", w->path, sqlite3_errmsg(w->db));
+	return DB_OK;
+}
+
+static void unlink_trace(const char *path)
+{
+	char side[4096];
+
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+}
+
+int db_writer_open(const char *path, db_namer namer, void *namer_ctx, struct db_writer **out,
+		   char **err)
+{
+	struct db_writer *w = NULL;
+	int fd, rc, created = 0, ret;
+	char *sqlerr = NULL;
+
+	*out = NULL;
+	if (!path || !*path)
+		return db_fail(err, DB_E_ARG, "no trace database path given");
+	fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return db_fail(err, DB_E_IO, "%s: already exists (a trace is never overwritten)", path);
+		return db_fail(err, DB_E_IO, "cannot create %s: %s", path, strerror(errno));
+	}
+	close(fd);
+	created = 1;
+	w = calloc(1, sizeof(*w));
+	if (!w || !(w->path = strdup(path))) {
+		ret = db_fail(err, DB_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	pthread_mutex_init(&w->ctl_lock, NULL);
+	w->ctl_tail = &w->ctl_head;
+	w->namer = namer;
+	w->namer_ctx = namer_ctx;
+	w->next_id = 1;
+	if (db_queue_init(&w->q, QUEUE_SLOTS) != DB_OK) {
+		ret = db_fail(err, DB_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	rc = sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		ret = db_fail(err, DB_E_IO, "cannot open %s: %s", path, sqlite3_errstr(rc));
+		goto fail;
+	}
+	rc = sqlite3_exec(w->db,
+			  "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+			  "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;",
+			  NULL, NULL, &sqlerr);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_exec(w->db, "BEGIN", NULL, NULL, &sqlerr);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(w->db, db_schema_sql, NULL, NULL, &sqlerr);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(w->db, "COMMIT", NULL, NULL, &sqlerr);
+	}
+	if (rc != SQLITE_OK) {
+		ret = db_fail(err, rc == SQLITE_FULL ? DB_E_FULL : DB_E_IO, "cannot create the schema in %s: %s",
+			      path, sqlerr ? sqlerr : sqlite3_errstr(rc));
+		goto fail;
+	}
+	for (int i = 0; i < ST_COUNT; i++) {
+		rc = sqlite3_prepare_v3(w->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->st[i], NULL);
+		if (rc != SQLITE_OK) {
+			ret = db_fail(err, DB_E_IO, "%s: %s", path, sqlite3_errmsg(w->db));
+			goto fail;
+		}
+	}
+	ret = prepare_batch(w, err);
+	if (ret != DB_OK)
+		goto fail;
+	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		ret = db_fail(err, DB_E_NOMEM, "cannot start the writer thread: %s", strerror(errno));
+		goto fail;
+	}
+	w->thread_started = 1;
+	*out = w;
+	return DB_OK;
+fail:
+	sqlite3_free(sqlerr);
+	if (w)
+		writer_free(w);
+	if (created)
+		unlink_trace(path);
+	return ret;
+}
+
+int db_writer_push(struct db_writer *w, const struct db_event *ev)
+{
+	if (atomic_load_explicit(&w->failed, memory_order_relaxed) ||
+	    db_queue_push(&w->q, ev, NULL) != DB_OK) {
+		atomic_fetch_add_explicit(&w->dropped, 1, memory_order_relaxed);
+		return DB_E_FULL;
+	}
+	return DB_OK;
+}
+
+int db_writer_push_text(struct db_writer *w, const struct db_event *ev, const char *text)
+{
+	char *copy = text ? strdup(text) : NULL;
+
+	if ((text && !copy) || atomic_load_explicit(&w->failed, memory_order_relaxed) ||
+	    db_queue_push(&w->q, ev, copy) != DB_OK) {
+		free(copy);
+		atomic_fetch_add_explicit(&w->dropped, 1, memory_order_relaxed);
+		return copy || !text ? DB_E_FULL : DB_E_NOMEM;
+	}
+	return DB_OK;
+}
+
+int db_writer_set_meta(struct db_writer *w, const char *key, const char *value)
+{
+	struct ctl *c;
+
+	if (!key || !*key || !value)
+		return DB_E_ARG;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->key = strdup(key)) || !(c->value = strdup(value))) {
+		if (c)
+			free_ctl(c);
+		return DB_E_NOMEM;
+	}
+	c->op = CTL_META;
+	return queue_ctl(w, c);
+}
+
+int db_writer_add_symbol(struct db_writer *w, uint64_t addr, uint64_t size, const char *name)
+{
+	struct ctl *c;
+
+	if (!name || !*name)
+		return DB_E_ARG;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->key = strdup(name))) {
+		free(c);
+		return DB_E_NOMEM;
+	}
+	c->op = CTL_SYMBOL;
+	c->addr = addr;
+	c->size = size;
+	return queue_ctl(w, c);
+}
+
+int db_writer_name(struct db_writer *w, int is_lock, uint64_t addr, const char *name)
+{
+	struct ctl *c;
+
+	if (!addr || !name)
+		return DB_E_ARG;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->key = strdup(name))) {
+		free(c);
+		return DB_E_NOMEM;
+	}
+	c->op = CTL_NAME;
+	c->is_lock = is_lock != 0;
+	c->addr = addr;
+	return queue_ctl(w, c);
+}
+
+void db_writer_stats(struct db_writer *w, struct db_writer_stats *st)
+{
+	st->queued = atomic_load_explicit(&w->q.head, memory_order_relaxed);
+	st->written = atomic_load_explicit(&w->written, memory_order_relaxed);
+	st->dropped = atomic_load_explicit(&w->dropped, memory_order_relaxed);
+}
+
+/* After the thread has stopped: lock classes, final counters, one commit. */
+static int finish(struct db_writer *w)
+{
+	char buf[64], cls[512];
+	sqlite3_stmt *st = w->st[ST_LOCK_CLASS];
+
+	if (begin(w) != DB_OK)
+		return w->err;
+	for (uint32_t i = 0; i < w->nlocks; i++) {
+		db_symtab_lock_class(&w->syms, w->locks[i].addr, w->locks[i].init_site, cls, sizeof(cls));
+		sqlite3_bind_int64(st, 1, i + 1);
+		sqlite3_bind_text(st, 2, cls, -1, SQLITE_STATIC);
+		if (step(w, st) != DB_OK)
+			goto fail;
+	}
+	st = w->st[ST_SET_META];
+	sqlite3_bind_text(st, 1, "events_total", -1, SQLITE_STATIC);
+	snprintf(buf, sizeof(buf), "%" PRIu64, atomic_load(&w->written));
+	sqlite3_bind_text(st, 2, buf, -1, SQLITE_TRANSIENT);
+	if (step(w, st) != DB_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, "dropped", -1, SQLITE_STATIC);
+	snprintf(buf, sizeof(buf), "%" PRIu64, atomic_load(&w->dropped));
+	sqlite3_bind_text(st, 2, buf, -1, SQLITE_TRANSIENT);
+	if (step(w, st) != DB_OK)
+		goto fail;
+	return commit(w);
+fail:
+	abandon(w);
+	return w->err;
+}
+
+int db_writer_close(struct db_writer *w, char **err)
+{
+	int ret;
+
+	if (!w)
+		return DB_OK;
+	atomic_store_explicit(&w->stop, 1, memory_order_release);
+	if (w->thread_started)
+		pthread_join(w->thread, NULL);
+	w->thread_started = 0;
+	if (w->err == DB_OK)
+		finish(w);
+	else if (w->err == DB_E_FULL) /* Try anyway: the counters may still fit. */
+		finish(w);
+	/* Back to a single self-contained file; harmless if a reader holds it. */
+	if (w->err == DB_OK)
+		sqlite3_exec(w->db, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+	ret = w->err;
+	if (ret == DB_E_FULL)
+		db_fail(err, ret, "%s: disk full: %" PRIu64 " events lost, %" PRIu64 " kept", w->path,
+			atomic_load(&w->dropped), atomic_load(&w->written));
+	else if (ret != DB_OK)
+		db_fail(err, ret, "cannot write %s: %s (%" PRIu64 " events lost)", w->path,
+			w->errmsg ? w->errmsg : "error", atomic_load(&w->dropped));
+	writer_free(w);
+	return ret;
+}
+
+int db_update_meta(const char *path, const char *key, const char *value, char **err)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	struct stat sb;
+	int rc, ret;
+
+	if (!path || !key || !*key || !value)
+		return db_fail(err, DB_E_ARG, "db_update_meta: missing path, key or value");
+	if (stat(path, &sb) != 0)
+		return db_fail(err, DB_E_IO, "cannot open %s: %s", path, strerror(errno));
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc != SQLITE_OK) {
+		ret = db_fail(err, DB_E_IO, "cannot open %s: %s", path, sqlite3_errstr(rc));
+		goto out;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	ret = db_check_trace(db, path, err);
+	if (ret != DB_OK)
+		goto out;
+	rc = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta VALUES (?1, ?2)", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+	}
+	if (rc != SQLITE_DONE)
+		ret = db_fail(err, rc == SQLITE_FULL ? DB_E_FULL : DB_E_IO, "cannot update %s: %s", path,
+			      sqlite3_errmsg(db));
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ret;
+}
