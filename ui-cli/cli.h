@@ -141,6 +141,7 @@ struct cli_json {
 	int depth;
 	int count[CLI_JSON_MAX_DEPTH]; /* values written at each level */
 	char closer[CLI_JSON_MAX_DEPTH]; /* '}' or ']' for each open level */
+	char flat[CLI_JSON_MAX_DEPTH];   /* 1: level written on one line */
 	int after_key;
 	int error; /* set on misuse (too deep, unbalanced); checked by cli_json_end */
 };
@@ -148,6 +149,9 @@ struct cli_json {
 void cli_json_init(struct cli_json *j, FILE *f);
 void cli_json_object(struct cli_json *j); /* { */
 void cli_json_array(struct cli_json *j);  /* [ */
+/* [ on one line: for short arrays of scalars ([1, 2, 3]); nothing nested in
+ * it is indented either. */
+void cli_json_array_flat(struct cli_json *j);
 void cli_json_close(struct cli_json *j);  /* } or ] */
 void cli_json_key(struct cli_json *j, const char *key);
 void cli_json_str(struct cli_json *j, const char *s); /* NULL writes null */

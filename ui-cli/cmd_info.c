@@ -210,7 +210,7 @@ static int print_json(const struct info *in)
 		cli_json_kuint(&j, "icount_total", rec->icount_total);
 		cli_json_kint(&j, "events_total", rec->events_total);
 		cli_json_key(&j, "qemu_args");
-		cli_json_array(&j);
+		cli_json_array_flat(&j);
 		for (i = 0; rec->qemu_args && rec->qemu_args[i]; i++)
 			cli_json_str(&j, rec->qemu_args[i]);
 		cli_json_close(&j);

@@ -139,7 +139,7 @@ static const char *or_dash(const char *s)
 static void print_table(const struct entry *es, size_t n)
 {
 	int wn = 4, ws = 8, wo = 7;
-	char ev[32];
+	char ev[32], ic[32];
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -157,8 +157,12 @@ static void print_table(const struct entry *es, size_t n)
 			snprintf(ev, sizeof(ev), "%" PRId64, es[i].events);
 		else
 			snprintf(ev, sizeof(ev), "-");
-		printf("%-*s  %-*s  %-*s  %10s  %14" PRIu64 "  %s\n", wn, es[i].name, ws, or_dash(es[i].scenario), wo,
-		       or_dash(es[i].outcome), ev, es[i].icount, es[i].date);
+		if (es[i].icount > 0)
+			snprintf(ic, sizeof(ic), "%" PRIu64, es[i].icount);
+		else
+			snprintf(ic, sizeof(ic), "-");
+		printf("%-*s  %-*s  %-*s  %10s  %14s  %s\n", wn, es[i].name, ws, or_dash(es[i].scenario), wo,
+		       or_dash(es[i].outcome), ev, ic, es[i].date);
 	}
 }
 

@@ -83,7 +83,7 @@ static int first_row(struct table *t, int ncols, const char *const *names)
 	t->ncols = ncols;
 	if (t->json) {
 		cli_json_key(&t->j, "columns");
-		cli_json_array(&t->j);
+		cli_json_array_flat(&t->j);
 		for (c = 0; c < ncols; c++)
 			cli_json_str(&t->j, names[c]);
 		cli_json_close(&t->j);
@@ -118,7 +118,7 @@ static int on_row(void *ctx, int ncols, const char *const *names, const char *co
 		return 0;
 	}
 	if (t->json) {
-		cli_json_array(&t->j);
+		cli_json_array_flat(&t->j);
 		for (c = 0; c < ncols; c++)
 			cli_json_str(&t->j, values[c]);
 		cli_json_close(&t->j);
@@ -253,7 +253,7 @@ int cmd_sql(int argc, char **argv)
 	if (json) {
 		if (t.total == 0) {
 			cli_json_key(&t.j, "columns");
-			cli_json_array(&t.j);
+			cli_json_array_flat(&t.j);
 			cli_json_close(&t.j);
 			cli_json_key(&t.j, "rows");
 			cli_json_array(&t.j);

@@ -1,6 +1,6 @@
 /*
  * json.c - a streaming JSON writer for --json output (RFC 8259), two-space
- * indented. Strings are escaped and always valid UTF-8: bytes that do not
+ * indented, short arrays on one line when asked. Strings are escaped and always valid UTF-8: bytes that do not
  * form valid UTF-8 (overlong forms, surrogates, truncated sequences) are
  * written as U+FFFD.
  */
@@ -41,11 +41,12 @@ static void before_value(struct cli_json *j)
 	if (j->closer[j->depth - 1] == '}')
 		j->error = 1; /* a value without a key inside an object */
 	if (j->count[j->depth]++ > 0)
-		fputc(',', j->f);
-	newline(j);
+		fputs(j->flat[j->depth - 1] ? ", " : ",", j->f);
+	if (!j->flat[j->depth - 1])
+		newline(j);
 }
 
-static void open_level(struct cli_json *j, char open, char close)
+static void open_level(struct cli_json *j, char open, char close, int flat)
 {
 	before_value(j);
 	if (j->depth >= CLI_JSON_MAX_DEPTH - 1) {
@@ -54,18 +55,24 @@ static void open_level(struct cli_json *j, char open, char close)
 	}
 	fputc(open, j->f);
 	j->closer[j->depth] = close;
+	j->flat[j->depth] = flat || (j->depth > 0 && j->flat[j->depth - 1]);
 	j->depth++;
 	j->count[j->depth] = 0;
 }
 
 void cli_json_object(struct cli_json *j)
 {
-	open_level(j, '{', '}');
+	open_level(j, '{', '}', 0);
 }
 
 void cli_json_array(struct cli_json *j)
 {
-	open_level(j, '[', ']');
+	open_level(j, '[', ']', 0);
+}
+
+void cli_json_array_flat(struct cli_json *j)
+{
+	open_level(j, '[', ']', 1);
 }
 
 void cli_json_close(struct cli_json *j)
@@ -78,7 +85,7 @@ void cli_json_close(struct cli_json *j)
 	}
 	had = j->count[j->depth];
 	j->depth--;
-	if (had)
+	if (had && !j->flat[j->depth])
 		newline(j);
 	fputc(j->closer[j->depth], j->f);
 }
@@ -161,8 +168,9 @@ void cli_json_key(struct cli_json *j, const char *key)
 		return;
 	}
 	if (j->count[j->depth]++ > 0)
-		fputc(',', j->f);
-	newline(j);
+		fputs(j->flat[j->depth - 1] ? ", " : ",", j->f);
+	if (!j->flat[j->depth - 1])
+		newline(j);
 	write_string(j->f, key, strlen(key));
 	fputs(": ", j->f);
 	j->after_key = 1;

@@ -128,6 +128,40 @@ static void test_json_nests_with_commas_and_indentation(void **state)
 	free(b.data);
 }
 
+static void test_json_flat_array_stays_on_one_line(void **state)
+{
+	struct cli_json j;
+	struct buf b;
+
+	(void)state;
+	buf_open(&b);
+	cli_json_init(&j, b.f);
+	cli_json_object(&j);
+	cli_json_key(&j, "rows");
+	cli_json_array(&j);
+	cli_json_array_flat(&j);
+	cli_json_str(&j, "1");
+	cli_json_null(&j);
+	cli_json_object(&j);
+	cli_json_kint(&j, "x", 1);
+	cli_json_kint(&j, "y", 2);
+	cli_json_close(&j);
+	cli_json_close(&j);
+	cli_json_array_flat(&j);
+	cli_json_close(&j);
+	cli_json_close(&j);
+	cli_json_close(&j);
+	assert_int_equal(cli_json_end(&j), 0);
+	buf_close(&b);
+	assert_string_equal(b.data, "{\n"
+				    "  \"rows\": [\n"
+				    "    [\"1\", null, {\"x\": 1, \"y\": 2}],\n"
+				    "    []\n"
+				    "  ]\n"
+				    "}\n");
+	free(b.data);
+}
+
 static void test_json_double_nan_becomes_null(void **state)
 {
 	struct cli_json j;
@@ -459,6 +493,7 @@ int main(void)
 		cmocka_unit_test(test_json_replaces_invalid_utf8),
 		cmocka_unit_test(test_json_keeps_embedded_nul_escaped),
 		cmocka_unit_test(test_json_nests_with_commas_and_indentation),
+		cmocka_unit_test(test_json_flat_array_stays_on_one_line),
 		cmocka_unit_test(test_json_double_nan_becomes_null),
 		cmocka_unit_test(test_json_end_reports_unbalanced_document),
 		cmocka_unit_test(test_json_value_without_key_in_object_is_an_error),
