@@ -1,0 +1,215 @@
+/*
+ * test_tracer.c - Capstone classification of the instructions the plugin
+ * instruments (lidt, mov cr8, wrmsr, iretq, out dx,al, ret, xAPIC-EOI-like
+ * stores) and the effective-address computation used for lidt.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tracer/tracer.h"
+
+static int open_dec(void **state)
+{
+	struct insn_decoder *d = NULL;
+
+	if (insn_decoder_open(&d, NULL))
+		return -1;
+	*state = d;
+	return 0;
+}
+
+static int close_dec(void **state)
+{
+	insn_decoder_free(*state);
+	return 0;
+}
+
+#define CLASSIFY(state, info, ...)                                                      \
+	do {                                                                            \
+		static const uint8_t code_[] = {__VA_ARGS__};                           \
+		assert_int_equal(insn_classify(*(state), code_, sizeof(code_), 0x1000, (info)), 0); \
+	} while (0)
+
+static void test_insn_lidt_register_base(void **state)
+{
+	struct insn_info ii;
+
+	CLASSIFY(state, &ii, 0x0f, 0x01, 0x18); /* lidt [rax] */
+	assert_int_equal(ii.cls, INSN_LIDT);
+	assert_int_equal(ii.len, 3);
+	assert_int_equal(ii.mem.base, PROBE_RAX);
+	assert_int_equal(ii.mem.index, INSN_REG_NONE);
+	assert_int_equal(ii.mem.disp, 0);
+}
+
+static void test_insn_lidt_rip_relative(void **state)
+{
+	struct insn_info ii;
+	uint64_t regs[PROBE_NREGS] = {0};
+
+	CLASSIFY(state, &ii, 0x0f, 0x01, 0x1d, 0x00, 0x01, 0x00, 0x00); /* lidt [rip+0x100] */
+	assert_int_equal(ii.cls, INSN_LIDT);
+	assert_int_equal(ii.len, 7);
+	assert_int_equal(ii.mem.base, INSN_REG_RIP);
+	assert_int_equal(insn_mem_addr(&ii.mem, regs, 0x1000, ii.len), 0x1107);
+}
+
+static void test_insn_lgdt_is_not_lidt(void **state)
+{
+	struct insn_info ii;
+
+	CLASSIFY(state, &ii, 0x0f, 0x01, 0x10); /* lgdt [rax] */
+	assert_int_equal(ii.cls, INSN_OTHER);
+}
+
+static void test_insn_mov_cr8_gives_source_register(void **state)
+{
+	struct insn_info ii;
+
+	CLASSIFY(state, &ii, 0x44, 0x0f, 0x22, 0xc7); /* mov cr8, rdi */
+	assert_int_equal(ii.cls, INSN_MOV_CR8);
+	assert_int_equal(ii.reg, PROBE_RDI);
+	CLASSIFY(state, &ii, 0x45, 0x0f, 0x22, 0xc1); /* mov cr8, r9 */
+	assert_int_equal(ii.cls, INSN_MOV_CR8);
+	assert_int_equal(ii.reg, PROBE_R9);
+}
+
+static void test_insn_other_control_registers_are_ignored(void **state)
+{
+	struct insn_info ii;
+
+	CLASSIFY(state, &ii, 0x0f, 0x22, 0xd8); /* mov cr3, rax */
+	assert_int_equal(ii.cls, INSN_OTHER);
+	CLASSIFY(state, &ii, 0x44, 0x0f, 0x20, 0xc0); /* mov rax, cr8 (a read) */
+	assert_int_equal(ii.cls, INSN_OTHER);
+}
+
+static void test_insn_wrmsr(void **state)
+{
+	struct insn_info ii;
+
+	CLASSIFY(state, &ii, 0x0f, 0x30);
+	assert_int_equal(ii.cls, INSN_WRMSR);
+	CLASSIFY(state, &ii, 0x0f, 0x32); /* rdmsr */
+	assert_int_equal(ii.cls, INSN_OTHER);
+}
+
+static void test_insn_iretq_but_not_iretd(void **state)
+{
+	struct insn_info ii;
+
+	CLASSIFY(state, &ii, 0x48, 0xcf);
+	assert_int_equal(ii.cls, INSN_IRETQ);
+	assert_int_equal(ii.len, 2);
+	CLASSIFY(state, &ii, 0xcf);
+	assert_int_equal(ii.cls, INSN_OTHER);
+}
+
+static void test_insn_out_dx_al_only(void **state)
+{
+	struct insn_info ii;
+
+	CLASSIFY(state, &ii, 0xee);
+	assert_int_equal(ii.cls, INSN_OUT_DX_AL);
+	CLASSIFY(state, &ii, 0xef); /* out dx, eax */
+	assert_int_equal(ii.cls, INSN_OTHER);
+	CLASSIFY(state, &ii, 0xe6, 0xf4); /* out 0xf4, al */
+	assert_int_equal(ii.cls, INSN_OTHER);
+}
+
+static void test_insn_ret_forms(void **state)
+{
+	struct insn_info ii;
+
+	CLASSIFY(state, &ii, 0xc3);
+	assert_int_equal(ii.cls, INSN_RET);
+	CLASSIFY(state, &ii, 0xc2, 0x08, 0x00);
+	assert_int_equal(ii.cls, INSN_RET);
+	assert_int_equal(ii.len, 3);
+	CLASSIFY(state, &ii, 0xf3, 0xc3); /* rep ret */
+	assert_int_equal(ii.cls, INSN_RET);
+	CLASSIFY(state, &ii, 0xcb); /* far ret */
+	assert_int_equal(ii.cls, INSN_OTHER);
+}
+
+static void test_insn_store32_at_b0_is_eoi_candidate(void **state)
+{
+	struct insn_info ii;
+	uint64_t regs[PROBE_NREGS] = {0};
+
+	CLASSIFY(state, &ii, 0x89, 0x88, 0xb0, 0x00, 0x00, 0x00); /* mov [rax+0xb0], ecx */
+	assert_int_equal(ii.cls, INSN_STORE32_B0);
+	regs[PROBE_RAX] = 0xfee00000;
+	assert_int_equal(insn_mem_addr(&ii.mem, regs, 0x1000, ii.len), 0xfee000b0);
+	/* mov dword [0xfffffffffee000b0], 0 (absolute, sign-extended disp32) */
+	CLASSIFY(state, &ii, 0xc7, 0x04, 0x25, 0xb0, 0x00, 0xe0, 0xfe, 0x00, 0x00, 0x00, 0x00);
+	assert_int_equal(ii.cls, INSN_STORE32_B0);
+	assert_int_equal(ii.mem.base, INSN_REG_NONE);
+}
+
+static void test_insn_other_stores_are_not_eoi_candidates(void **state)
+{
+	struct insn_info ii;
+
+	CLASSIFY(state, &ii, 0x89, 0x88, 0xb4, 0x00, 0x00, 0x00); /* mov [rax+0xb4], ecx */
+	assert_int_equal(ii.cls, INSN_OTHER);
+	CLASSIFY(state, &ii, 0x48, 0x89, 0x88, 0xb0, 0x00, 0x00, 0x00); /* 64-bit store */
+	assert_int_equal(ii.cls, INSN_OTHER);
+	CLASSIFY(state, &ii, 0x8b, 0x88, 0xb0, 0x00, 0x00, 0x00); /* a load */
+	assert_int_equal(ii.cls, INSN_OTHER);
+}
+
+static void test_insn_ordinary_instructions_are_other(void **state)
+{
+	struct insn_info ii;
+
+	CLASSIFY(state, &ii, 0x90);
+	assert_int_equal(ii.cls, INSN_OTHER);
+	CLASSIFY(state, &ii, 0x48, 0x89, 0xe5); /* mov rbp, rsp */
+	assert_int_equal(ii.cls, INSN_OTHER);
+	CLASSIFY(state, &ii, 0xe8, 0x00, 0x00, 0x00, 0x00); /* call */
+	assert_int_equal(ii.cls, INSN_OTHER);
+}
+
+static void test_insn_mem_addr_base_index_scale(void **state)
+{
+	struct insn_info ii;
+	uint64_t regs[PROBE_NREGS] = {0};
+
+	/* lidt [rbx + rcx*8 + 0x10] */
+	CLASSIFY(state, &ii, 0x0f, 0x01, 0x5c, 0xcb, 0x10);
+	assert_int_equal(ii.cls, INSN_LIDT);
+	assert_int_equal(ii.mem.base, PROBE_RBX);
+	assert_int_equal(ii.mem.index, PROBE_RCX);
+	assert_int_equal(ii.mem.scale, 8);
+	regs[PROBE_RBX] = 0x5000;
+	regs[PROBE_RCX] = 3;
+	assert_int_equal(insn_mem_addr(&ii.mem, regs, 0x1000, ii.len), 0x5028);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_insn_lidt_register_base),
+		cmocka_unit_test(test_insn_lidt_rip_relative),
+		cmocka_unit_test(test_insn_lgdt_is_not_lidt),
+		cmocka_unit_test(test_insn_mov_cr8_gives_source_register),
+		cmocka_unit_test(test_insn_other_control_registers_are_ignored),
+		cmocka_unit_test(test_insn_wrmsr),
+		cmocka_unit_test(test_insn_iretq_but_not_iretd),
+		cmocka_unit_test(test_insn_out_dx_al_only),
+		cmocka_unit_test(test_insn_ret_forms),
+		cmocka_unit_test(test_insn_store32_at_b0_is_eoi_candidate),
+		cmocka_unit_test(test_insn_other_stores_are_not_eoi_candidates),
+		cmocka_unit_test(test_insn_ordinary_instructions_are_other),
+		cmocka_unit_test(test_insn_mem_addr_base_index_scale),
+	};
+
+	return cmocka_run_group_tests_name("tracer", tests, open_dec, close_dec);
+}
