@@ -19,4 +19,4 @@ UNIT_TESTS += $(BUILD)/tests/unit/test_cli
 $(BUILD)/ui-cli/test/mktrace: $(BUILD)/ui-cli/test/mktrace.o $(BUILD)/db/libkrdb.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ -lsqlite3 -lpthread
 
-ALL_TARGETS += $(BUILD)/tests/unit/test_cli $(BUILD)/ui-cli/test/mktrace
+ALL_TARGETS += $(BUILD)/krewind $(BUILD)/tests/unit/test_cli $(BUILD)/ui-cli/test/mktrace
