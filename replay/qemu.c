@@ -93,6 +93,12 @@ int qemu_guard_pending(struct qemu_guard *g)
 	return g->pending;
 }
 
+void qemu_guard_clear(struct qemu_guard *g)
+{
+	if (g)
+		g->pending = 0;
+}
+
 int qemu_guard_fd(const struct qemu_guard *g)
 {
 	return g ? g->fd : -1;

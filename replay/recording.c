@@ -559,6 +559,17 @@ int replay_replay_argv(const struct replay_recording *r, char *const *extra, cha
 		s = strdup(a);
 		if (!s)
 			goto oom;
+		/* Replays only read the snapshot image: let several run at once. */
+		if (i > 0 && strcmp(r->qemu_args[i - 1], "-drive") == 0 && strstr(s, "if=none") &&
+		    !strstr(s, "locking=")) {
+			char *t = NULL;
+			if (asprintf(&t, "%s,file.locking=off", s) < 0) {
+				free(s);
+				goto oom;
+			}
+			free(s);
+			s = t;
+		}
 		if (i > 0 && strcmp(r->qemu_args[i - 1], "-icount") == 0) {
 			char *rr = strstr(s, "rr=record");
 			if (rr) {

@@ -285,6 +285,8 @@ struct qmp *replay_session_qmp(struct replay_session *s);
 struct qemu_proc *replay_session_proc(struct replay_session *s);
 /* The gdbstub's unix socket path (owned by s), or NULL. */
 const char *replay_session_gdb_socket(const struct replay_session *s);
+/* With gdb: a second QMP socket for the gdb commands (owned by s). */
+const char *replay_session_gdb_qmp_socket(const struct replay_session *s);
 
 /* Registers as QEMU shows them ("info registers"). */
 struct replay_regs {
@@ -299,6 +301,8 @@ int replay_parse_registers(const char *text, struct replay_regs *r, char **err);
 int replay_session_registers(struct replay_session *s, struct replay_regs *r, char **err);
 /* Reads len guest-virtual bytes at addr (current CPU's page tables). */
 int replay_session_read(struct replay_session *s, uint64_t addr, uint8_t *buf, size_t len, char **err);
+/* Forgets a pending SIGINT (interactive gdb uses Ctrl-C for itself). */
+void qemu_guard_clear(struct qemu_guard *g);
 /* Quits QEMU (QMP quit, then signals), removes the session's temporary files. */
 void replay_session_end(struct replay_session *s);
 

@@ -21,7 +21,7 @@ struct replay_session {
 	struct qemu_proc *qemu;
 	struct qmp *qmp;
 	struct qemu_guard *guard;
-	char *tmpdir, *qmp_sock, *gdb_sock;
+	char *tmpdir, *qmp_sock, *gdb_sock, *qmp2_sock;
 	uint64_t last_icount;
 	int ended;
 };
@@ -44,7 +44,7 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 			 struct replay_session **out, char **err)
 {
 	struct replay_session *s = calloc(1, sizeof(*s));
-	char tmpl[] = "/tmp/krewind-replay.XXXXXX", *extra[10] = { 0 }, **argv = NULL, *qlog = NULL;
+	char tmpl[] = "/tmp/krewind-replay.XXXXXX", *extra[16] = { 0 }, **argv = NULL, *qlog = NULL;
 	struct qemu_spawn_opts so = { .own_group = 1 };
 	int rc = 0, n = 0;
 	size_t i;
@@ -76,6 +76,12 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 			goto oom;
 		extra[n++] = "-gdb";
 		extra[n++] = "chardev:krgdb";
+		/* A second monitor for the gdb commands (kr-goto seeks through it). */
+		if (asprintf(&s->qmp2_sock, "%s/qmp-gdb.sock", s->tmpdir) < 0)
+			goto oom;
+		extra[n++] = "-qmp";
+		if (asprintf(&extra[n++], "unix:%s,server=on,wait=off", s->qmp2_sock) < 0)
+			goto oom;
 	}
 	if (o && o->plugin_db) {
 		extra[n++] = "-plugin";
@@ -149,6 +155,11 @@ struct qemu_proc *replay_session_proc(struct replay_session *s)
 const char *replay_session_gdb_socket(const struct replay_session *s)
 {
 	return s->gdb_sock;
+}
+
+const char *replay_session_gdb_qmp_socket(const struct replay_session *s)
+{
+	return s->qmp2_sock;
 }
 
 int replay_session_icount(struct replay_session *s, uint64_t *icount, char **err)
@@ -375,6 +386,9 @@ void replay_session_end(struct replay_session *s)
 		unlink(s->qmp_sock);
 	if (s->gdb_sock)
 		unlink(s->gdb_sock);
+	if (s->qmp2_sock)
+		unlink(s->qmp2_sock);
+	free(s->qmp2_sock);
 	if (s->tmpdir)
 		rmdir(s->tmpdir);
 	free(s->qmp_sock);

@@ -16,6 +16,7 @@ static const struct cli_command commands[] = {
 	{"check", cmd_check, "find lock-order, IRQL, interrupt and hang problems in a recording"},
 	{"record", cmd_record, "record a kernel run under QEMU (trace + replay log) into traces/NAME-N"},
 	{"replay", cmd_replay, "replay a recording exactly to an event or icount and show the machine there"},
+	{"gdb", cmd_gdb, "replay to an event and attach gdb there (reverse-stepi, kr-* commands)"},
 };
 
 static const struct cli_command *find_command(const char *name)

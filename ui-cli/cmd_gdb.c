@@ -1,0 +1,179 @@
+/*
+ * cmd_gdb.c - `krewind gdb REC --at EVENT`: replays to the event and hands
+ * the stopped machine to the system gdb (QEMU's gdbstub, the kernel's
+ * symbols, krewind's kr-* commands). reverse-stepi and reverse-continue work
+ * through QEMU's reverse debugging (snapshot at start + replay).
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "replay/replay.h"
+#include "ui-cli/cli.h"
+
+static const char synopsis[] = "krewind gdb REC --at EVENT|icount:N [--batch FILE]";
+static const char description[] =
+	"Replays REC to just before event EVENT (or to icount N), then runs gdb attached\n"
+	"to QEMU's gdbstub with the kernel's ELF loaded, stopped at that instruction.\n"
+	"reverse-stepi, reverse-continue and krewind's commands work there:\n"
+	"  kr-events [N]   the trace's events around the current icount\n"
+	"  kr-goto EVENT   move the replay to another event (or icount:N), back or forth\n"
+	"  kr-locks        locks held now (from the trace)\n"
+	"  kr-irql         CR8 and the trace's IRQL\n"
+	"  kr-threads      threads of the trace, the current one marked\n"
+	"  kr-icount       instructions retired so far\n"
+	"--batch FILE runs the gdb script FILE non-interactively and exits with gdb.\n"
+	"Environment: KREWIND_GDB (the gdb binary).";
+
+enum { OPT_AT = 1, OPT_BATCH };
+static const struct cli_option options[] = {
+	{OPT_AT, "at", 0, "EVENT|icount:N", "where to stop"},
+	{OPT_BATCH, "batch", 0, "FILE", "run this gdb script and exit"},
+	{0},
+};
+
+int cmd_gdb(int argc, char **argv)
+{
+	struct cli_args a;
+	struct cli_pos pos;
+	struct cli_rec rec = { 0 };
+	struct qemu_guard *g = NULL;
+	struct replay_session *s = NULL;
+	struct replay_session_opts so = { 0 };
+	struct qemu_proc *gdbp = NULL;
+	struct db_event ev;
+	const char *val, *spec = NULL, *at = NULL, *batch = NULL, *gdb_bin = getenv("KREWIND_GDB");
+	char *err = NULL, *py = NULL, *ex_file = NULL, *ex_target = NULL, *ex_source = NULL;
+	uint64_t icount;
+	int opt, rc, status = 0;
+
+	cli_args_init(&a, "gdb", argc, argv);
+	while ((opt = cli_next_opt(&a, options, &val)) != CLI_OPT_END) {
+		switch (opt) {
+		case CLI_OPT_HELP:
+			cli_print_usage(stdout, synopsis, description, options);
+			return CLI_OK;
+		case CLI_OPT_ERROR:
+			return CLI_USAGE;
+		case CLI_OPT_ARG:
+			if (spec)
+				return cli_usage_error("gdb", "unexpected argument '%s'", val);
+			spec = val;
+			break;
+		case OPT_AT: at = val; break;
+		case OPT_BATCH: batch = val; break;
+		}
+	}
+	if (!spec)
+		return cli_usage_error("gdb", "no recording given");
+	if (!at)
+		return cli_usage_error("gdb", "--at EVENT|icount:N is required");
+	if (cli_parse_pos(at, &pos) < 0)
+		return cli_usage_error("gdb", "--at wants an event id or icount:N, not '%s'", at);
+	if (batch && access(batch, R_OK) < 0)
+		return cli_error(CLI_USAGE, "cannot read gdb script %s", batch);
+	if ((rc = cli_rec_open(spec, &rec)) != CLI_OK)
+		return rc;
+	if (pos.is_icount) {
+		icount = pos.value;
+	} else {
+		rc = db_event_by_id(rec.db, (int64_t)pos.value, &ev, &err);
+		if (rc <= 0) {
+			rc = rc < 0 ? cli_error_msg(CLI_USAGE, NULL, err)
+				    : cli_error(CLI_USAGE, "%s has no event %" PRIu64, rec.rec->name, pos.value);
+			goto out;
+		}
+		icount = ev.icount;
+	}
+	py = replay_find_file("KREWIND_GDB_PY", "replay/krewind-gdb.py");
+	if (!py) {
+		rc = cli_error(CLI_FAIL, "cannot find replay/krewind-gdb.py next to krewind (set KREWIND_GDB_PY)");
+		goto out;
+	}
+	if (qemu_guard_begin(&g, &err) < 0) {
+		rc = cli_error_msg(CLI_FAIL, NULL, err);
+		goto out;
+	}
+	so.guard = g;
+	so.gdb = 1;
+	if ((rc = replay_session_start(rec.rec, &so, &s, &err)) < 0) {
+		rc = cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
+		goto out;
+	}
+	if ((rc = replay_session_goto(s, icount, &err)) < 0) {
+		rc = cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
+		goto out;
+	}
+	if (asprintf(&ex_file, "file %s", rec.rec->symbols ? rec.rec->symbols : rec.rec->kernel) < 0 ||
+	    asprintf(&ex_target, "target remote %s", replay_session_gdb_socket(s)) < 0 ||
+	    asprintf(&ex_source, "source %s", py) < 0) {
+		rc = cli_error(CLI_FAIL, "out of memory");
+		goto out;
+	}
+	setenv("KREWIND_DB", rec.rec->db_path, 1);
+	setenv("KREWIND_QMP", replay_session_gdb_qmp_socket(s), 1);
+	setenv("KREWIND_GDB_SOCK", replay_session_gdb_socket(s), 1);
+	{
+		char *gv[24];
+		int n = 0;
+		struct qemu_spawn_opts po = { .stdout_path = "-", .stderr_path = "-", .stdin_inherit = !batch };
+
+		gv[n++] = (char *)(gdb_bin && *gdb_bin ? gdb_bin : "gdb");
+		gv[n++] = "-q";
+		gv[n++] = "-nx";
+		if (batch)
+			gv[n++] = "-batch";
+		gv[n++] = "-ex";
+		gv[n++] = "set pagination off";
+		gv[n++] = "-ex";
+		gv[n++] = "set confirm off";
+		if (rec.rec->kernel || rec.rec->symbols) {
+			gv[n++] = "-ex";
+			gv[n++] = ex_file;
+		}
+		/* qemu-system-x86_64's stub always describes an x86-64 CPU; a
+		 * 32-bit (multiboot) ELF would make gdb pick i386 and refuse it. */
+		gv[n++] = "-ex";
+		gv[n++] = "set architecture i386:x86-64";
+		gv[n++] = "-ex";
+		gv[n++] = ex_target;
+		gv[n++] = "-ex";
+		gv[n++] = ex_source;
+		if (batch) {
+			gv[n++] = "-x";
+			gv[n++] = (char *)batch;
+		}
+		gv[n] = NULL;
+		if ((rc = qemu_spawn(gv, &po, &gdbp, &err)) < 0) {
+			rc = cli_error_msg(CLI_FAIL, NULL, err);
+			goto out;
+		}
+	}
+	for (;;) {
+		rc = qemu_proc_wait(gdbp, g, -1, &status);
+		if (rc == 0)
+			break;
+		/* Interactive gdb takes Ctrl-C for itself (it is in our process
+		 * group); anything else ends the session. */
+		if (rc == REPLAY_E_INTERRUPTED && !batch && qemu_guard_pending(g) == SIGINT) {
+			qemu_guard_clear(g);
+			continue;
+		}
+		rc = cli_error(CLI_FAIL, "interrupted: gdb and QEMU stopped");
+		goto out;
+	}
+	rc = status == 0 ? CLI_OK : cli_error(CLI_FAIL, "gdb exited with status %d", status);
+out:
+	qemu_proc_free(gdbp);
+	replay_session_end(s);
+	qemu_guard_end(g);
+	cli_rec_close(&rec);
+	free(py);
+	free(ex_file);
+	free(ex_target);
+	free(ex_source);
+	return rc;
+}
