@@ -18,11 +18,26 @@ void cli_json_init(struct cli_json *j, FILE *f)
 
 static void newline(struct cli_json *j)
 {
-	int i;
+	static const char spaces[] = "\n                                                                ";
+	size_t n = 1 + 2 * (size_t)j->depth;
 
-	fputc('\n', j->f);
-	for (i = 0; i < j->depth; i++)
-		fputs("  ", j->f);
+	if (n > sizeof(spaces) - 1)
+		n = sizeof(spaces) - 1;
+	fwrite_unlocked(spaces, 1, n, j->f);
+}
+
+/* Writes v in decimal (a negative sign when neg); faster than fprintf. */
+static void write_u64(FILE *f, uint64_t v, int neg)
+{
+	char buf[24], *p = buf + sizeof(buf);
+
+	do {
+		*--p = '0' + v % 10;
+		v /= 10;
+	} while (v);
+	if (neg)
+		*--p = '-';
+	fwrite_unlocked(p, 1, buf + sizeof(buf) - p, f);
 }
 
 /* Writes what comes before a value or a key: a comma and a new line inside
@@ -128,10 +143,19 @@ static void write_string(FILE *f, const char *str, size_t n)
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0, len;
 
-	fputc('"', f);
+	fputc_unlocked('"', f);
 	while (i < n) {
 		unsigned char c = s[i];
+		size_t run = i;
 
+		/* Most text needs no escaping: write it in one piece. */
+		while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' && s[run] != '\\')
+			run++;
+		if (run > i) {
+			fwrite_unlocked(s + i, 1, run - i, f);
+			i = run;
+			continue;
+		}
 		switch (c) {
 		case '"': fputs("\\\"", f); break;
 		case '\\': fputs("\\\\", f); break;
@@ -158,7 +182,7 @@ static void write_string(FILE *f, const char *str, size_t n)
 		}
 		i++;
 	}
-	fputc('"', f);
+	fputc_unlocked('"', f);
 }
 
 void cli_json_key(struct cli_json *j, const char *key)
@@ -194,13 +218,13 @@ void cli_json_str(struct cli_json *j, const char *s)
 void cli_json_int(struct cli_json *j, int64_t v)
 {
 	before_value(j);
-	fprintf(j->f, "%" PRId64, v);
+	write_u64(j->f, v < 0 ? -(uint64_t)v : (uint64_t)v, v < 0);
 }
 
 void cli_json_uint(struct cli_json *j, uint64_t v)
 {
 	before_value(j);
-	fprintf(j->f, "%" PRIu64, v);
+	write_u64(j->f, v, 0);
 }
 
 void cli_json_double(struct cli_json *j, double v)

@@ -101,6 +101,8 @@ static void test_json_nests_with_commas_and_indentation(void **state)
 	cli_json_key(&j, "list");
 	cli_json_array(&j);
 	cli_json_int(&j, -3);
+	cli_json_int(&j, INT64_MIN);
+	cli_json_int(&j, 0);
 	cli_json_uint(&j, UINT64_MAX);
 	cli_json_null(&j);
 	cli_json_bool(&j, 1);
@@ -117,6 +119,8 @@ static void test_json_nests_with_commas_and_indentation(void **state)
 				    "  \"name\": \"x\",\n"
 				    "  \"list\": [\n"
 				    "    -3,\n"
+				    "    -9223372036854775808,\n"
+				    "    0,\n"
 				    "    18446744073709551615,\n"
 				    "    null,\n"
 				    "    true\n"

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db/db.h"
 
@@ -78,7 +79,15 @@ static int event_line(struct db_writer *w, int kind, char *rest, int lineno)
 			return -1;
 		}
 	}
-	return text ? db_writer_push_text(w, &ev, text) : db_writer_push(w, &ev);
+	/* The queue may fill when scripts are big: wait for the writer rather than
+	 * lose events (each refusal is counted in the trace's "dropped"). */
+	for (;;) {
+		int rc = text ? db_writer_push_text(w, &ev, text) : db_writer_push(w, &ev);
+
+		if (rc != DB_E_FULL)
+			return rc;
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
 }
 
 int main(int argc, char **argv)
@@ -139,6 +148,8 @@ int main(int argc, char **argv)
 			rc = -1;
 		}
 	}
+	if (rc != 0)
+		fprintf(stderr, "mktrace: line %d: writing failed (%d)\n", lineno, rc);
 	if (db_writer_close(w, &err) != DB_OK) {
 		fprintf(stderr, "mktrace: %s\n", err ? err : "closing the trace failed");
 		free(err);
