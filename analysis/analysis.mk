@@ -8,15 +8,14 @@ $(ANALYSIS_LIB): $(ANALYSIS_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@ && $(AR) rcs $@ $^
 
-ALL_TARGETS += $(ANALYSIS_LIB)
-
-# Unit tests drive the analyses from in-memory events; they link db only for
-# the db_kind_name() helpers used in failure messages (none needed today).
+# Unit and property tests drive the analyses from in-memory events: no db.
 $(BUILD)/tests/unit/test_analysis: $(BUILD)/tests/unit/test_analysis.o $(ANALYSIS_LIB)
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
 $(BUILD)/tests/unit/test_property: $(BUILD)/tests/unit/test_property.o $(ANALYSIS_LIB)
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
-UNIT_TESTS += $(BUILD)/tests/unit/test_analysis $(BUILD)/tests/unit/test_property
+ANALYSIS_TESTS := $(BUILD)/tests/unit/test_analysis
+UNIT_TESTS += $(ANALYSIS_TESTS)
+ALL_TARGETS += $(ANALYSIS_LIB) $(ANALYSIS_TESTS)
 
 # bench/check_gen: writes a synthetic trace of N events through db_writer.
 $(BUILD)/bench/check_gen: $(BUILD)/bench/check_gen.o $(BUILD)/db/libkrdb.a

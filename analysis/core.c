@@ -308,14 +308,15 @@ static int innermost_vector(const struct thread *t)
 	return t->n_frames ? t->frames[t->n_frames - 1].vector : -1;
 }
 
-/* The IRQL the code runs at: the CR8 value, but inside an interrupt at least
- * the vector's priority class (vector >> 4), as the local APIC masks by it. */
+/* The IRQL the code runs at: the CR8 value, but inside an interrupt whose
+ * EOI has not been sent at least the vector's priority class (vector >> 4):
+ * the local APIC's processor priority is max(TPR, in-service class). */
 int effective_irql(const struct analysis *a, const struct thread *t, int irql)
 {
 	(void)a;
 	for (size_t i = 0; i < t->n_frames; i++) {
 		int v = t->frames[i].vector;
-		if (v >= FIRST_INTERRUPT_VECTOR && v != SPURIOUS_VECTOR && (v >> 4) > irql)
+		if (v >= FIRST_INTERRUPT_VECTOR && v != SPURIOUS_VECTOR && !t->frames[i].eoi && (v >> 4) > irql)
 			irql = v >> 4;
 	}
 	return irql;

@@ -1,46 +1,12 @@
 /*
- * run.c - analysis_finish, and analysis_run: the driver that streams a trace
- * from db/ through the state machines with one cursor, naming through the
- * reader.
+ * run.c - analysis_run: the driver that streams a trace from db/ through the
+ * state machines with one cursor, naming through the reader. Kept apart so
+ * that callers feeding events themselves do not link db/.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "analysis/internal.h"
-
-int analysis_finish(struct analysis *a, const char *outcome, struct analysis_report **out, char **err)
-{
-	if (!a || !out) {
-		if (err)
-			*err = strdup("analysis_finish: bad argument");
-		return ANALYSIS_E_ARG;
-	}
-	*out = NULL;
-	struct analysis_report *rep = calloc(1, sizeof(*rep));
-	int hung = 0;
-	int rc = rep ? a->error : ANALYSIS_E_NOMEM;
-	if (!rc)
-		rc = finish_checks(a, outcome, &hung);
-	if (!rc && !(rep->outcome = strdup(outcome ? outcome : "")))
-		rc = ANALYSIS_E_NOMEM;
-	if (!rc)
-		rc = report_build(a, rep);
-	if (rc) {
-		if (err)
-			*err = strdup(rc == ANALYSIS_E_NOMEM ? "out of memory while analysing the trace"
-							     : "analysis failed");
-		analysis_report_free(rep);
-		return rc;
-	}
-	rep->hung = hung;
-	rep->events = a->events;
-	rep->last_event_id = a->last_id;
-	rep->lock_classes = a->n_classes;
-	rep->lock_order_edges = a->n_edges;
-	rep->threads = a->n_threads;
-	*out = rep;
-	return 0;
-}
 
 static const char *r_lock_class(void *ctx, uint64_t lock)
 {
