@@ -272,7 +272,7 @@ static int chain_cmp(const void *x, const void *y)
 
 static void chain_flush(struct analysis *a, struct analysis_finding *f, struct chain *c, int sort)
 {
-	if (sort)
+	if (sort && c->n)
 		qsort(c->items, c->n, sizeof(*c->items), chain_cmp);
 	for (size_t i = 0; i < c->n; i++) {
 		finding_step(a, f, c->items[i].role, &c->items[i].s, "%s", c->items[i].text);

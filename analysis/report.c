@@ -321,7 +321,8 @@ int report_build(struct analysis *a, struct analysis_report *rep)
 		if (!a->findings[i].title || !a->findings[i].explanation)
 			return ANALYSIS_E_NOMEM;
 	}
-	qsort(a->findings, a->n_findings, sizeof(*a->findings), finding_cmp);
+	if (a->n_findings)
+		qsort(a->findings, a->n_findings, sizeof(*a->findings), finding_cmp);
 	rep->findings = a->findings;
 	rep->n_findings = a->n_findings;
 	a->findings = NULL;
