@@ -502,7 +502,13 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		r->outcome_detail = strdup("krewind was interrupted; QEMU was stopped");
 	}
 	if (qemu_proc_poll(qemu, &status) != 1) {
-		/* We end the run: quit over QMP so the replay log is complete. */
+		/* We end the run: stop the CPU first so the icount read is the
+		 * last one, then quit over QMP so the replay log is complete. */
+		if (q) {
+			char *e = NULL;
+			qmp_execute(q, "stop", NULL, NULL, &e);
+			free(e);
+		}
 		if (q && !o->no_rr)
 			qmp_replay_icount(q, &icount, NULL);
 		if (q) {

@@ -275,10 +275,15 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 /* Runs (or seeks back) until exactly icount instructions have executed.
  * REPLAY_E_ARG if the replay ends before that. */
 int replay_session_goto(struct replay_session *s, uint64_t icount, char **err);
-/* Runs to the end of the recording; *status gets QEMU's exit status and
- * *icount the last icount seen (exact when the guest stops through QEMU). */
+/* Runs to the end of the recording; *status gets QEMU's exit status, -1 if
+ * the replay stopped with its log exhausted (a run krewind ended with quit).
+ * QEMU 10 does not replay isa-debug-exit's status reliably (the replayed
+ * shutdown may win the race and exit 0): compare the shutdown reason. */
 int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *status, char **err);
 int replay_session_icount(struct replay_session *s, uint64_t *icount, char **err);
+/* The reason of QEMU's SHUTDOWN event seen by run_to_end ("guest-shutdown",
+ * "host-qmp-quit", ...), or NULL. Owned by s. */
+const char *replay_session_shutdown_reason(const struct replay_session *s);
 /* The icount seen last (after run_to_end: where the replay ended). */
 uint64_t replay_session_last_icount(const struct replay_session *s);
 struct qmp *replay_session_qmp(struct replay_session *s);

@@ -22,6 +22,7 @@ struct replay_session {
 	struct qmp *qmp;
 	struct qemu_guard *guard;
 	char *tmpdir, *qmp_sock, *gdb_sock, *qmp2_sock;
+	char *shutdown_reason;
 	uint64_t last_icount;
 	int ended;
 };
@@ -234,9 +235,21 @@ int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *s
 	if ((rc = qmp_execute(s->qmp, "cont", NULL, NULL, err)) < 0)
 		return rc;
 	for (;;) {
+		struct qmp_json *ev = NULL;
 		char *e = NULL;
-		rc = qmp_wait_event(s->qmp, "STOP", 200, NULL, &e);
+		const char *name;
+
+		rc = qmp_wait_event(s->qmp, NULL, 200, &ev, &e);
 		free(e);
+		name = rc == 0 ? qmp_json_get_str(ev, "event") : NULL;
+		if (name && strcmp(name, "SHUTDOWN") == 0) {
+			const char *reason = qmp_json_get_str(qmp_json_get(ev, "data"), "reason");
+			free(s->shutdown_reason);
+			s->shutdown_reason = strdup(reason ? reason : "?");
+		}
+		qmp_json_free(ev);
+		if (rc == 0 && (!name || strcmp(name, "STOP") != 0))
+			continue;
 		if (rc == 0) {
 			/* Stopped with the log exhausted: the recording was ended by a
 			 * QMP quit (hang, timeout), so this is its last instruction. */
@@ -257,6 +270,11 @@ int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *s
 		if (timeout_s > 0 && (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 > timeout_s)
 			return set_err(err, REPLAY_E_TIMEOUT, "the replay did not finish in %.0f s", timeout_s);
 	}
+}
+
+const char *replay_session_shutdown_reason(const struct replay_session *s)
+{
+	return s->shutdown_reason;
 }
 
 uint64_t replay_session_last_icount(const struct replay_session *s)
@@ -389,6 +407,7 @@ void replay_session_end(struct replay_session *s)
 	if (s->qmp2_sock)
 		unlink(s->qmp2_sock);
 	free(s->qmp2_sock);
+	free(s->shutdown_reason);
 	if (s->tmpdir)
 		rmdir(s->tmpdir);
 	free(s->qmp_sock);

@@ -1,0 +1,277 @@
+/*
+ * cmd_verify.c - `krewind verify REC`: replays the whole recording and checks
+ * that it is deterministic: same end (final icount or exit status), same
+ * serial output, and, with the plugin running during the replay, the same
+ * event stream (kind, icount, pc of every event).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "replay/replay.h"
+#include "ui-cli/cli.h"
+
+static const char synopsis[] = "krewind verify REC [--no-plugin] [--json]";
+static const char description[] =
+	"Replays all of REC and checks that the replay is the recording: the run ends at\n"
+	"the same icount (runs krewind stopped: hang, timeout) or with the same QEMU exit\n"
+	"status (runs the guest ended), the serial output is byte for byte the same and,\n"
+	"with the tracer plugin loaded into the replay, every event has the same kind,\n"
+	"icount and pc. Exit 0 when deterministic, 1 when not.";
+
+enum { OPT_JSON = 1, OPT_NOPLUGIN };
+static const struct cli_option options[] = {
+	{OPT_NOPLUGIN, "no-plugin", 0, NULL, "do not trace the replay (compare the end and serial only)"},
+	{OPT_JSON, "json", 0, NULL, "print JSON"},
+	{0},
+};
+
+struct check {
+	const char *name;
+	int ran, ok;
+	char detail[256];
+};
+
+static int files_equal(const char *a, const char *b, long *size)
+{
+	FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+	int ca, cb, eq = 1;
+
+	*size = 0;
+	if (!fa || !fb) {
+		eq = !fa && !fb;
+		goto out;
+	}
+	do {
+		ca = getc(fa);
+		cb = getc(fb);
+		if (ca != cb) {
+			eq = 0;
+			break;
+		}
+		if (ca != EOF)
+			(*size)++;
+	} while (ca != EOF);
+out:
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	return eq;
+}
+
+/* Compares the two traces event by event. */
+static void compare_traces(const char *orig, const char *replayed, struct check *c)
+{
+	struct db_reader *ra = NULL, *rb = NULL;
+	struct db_cursor *ca = NULL, *cb = NULL;
+	struct db_filter f = { 0 };
+	struct db_event ea, eb;
+	const char *ta, *tb;
+	char *err = NULL;
+	int64_t n = 0;
+	int na, nb;
+
+	c->ran = 1;
+	if (db_reader_open(orig, &ra, &err) < 0 || db_reader_open(replayed, &rb, &err) < 0 ||
+	    db_cursor_open(ra, &f, &ca, &err) < 0 || db_cursor_open(rb, &f, &cb, &err) < 0) {
+		snprintf(c->detail, sizeof(c->detail), "cannot read the traces: %s", err ? err : "?");
+		goto out;
+	}
+	for (;;) {
+		na = db_cursor_next(ca, &ea, &ta);
+		nb = db_cursor_next(cb, &eb, &tb);
+		if (na < 0 || nb < 0) {
+			snprintf(c->detail, sizeof(c->detail), "cannot read the traces");
+			goto out;
+		}
+		if (na == 0 && nb == 0)
+			break;
+		if (na == 0 || nb == 0) {
+			snprintf(c->detail, sizeof(c->detail), "%s has more events: the first %" PRId64 " agree",
+				 na ? "the recording" : "the replay", n);
+			goto out;
+		}
+		if (ea.kind != eb.kind || ea.icount != eb.icount || ea.pc != eb.pc) {
+			snprintf(c->detail, sizeof(c->detail),
+				 "event %" PRId64 " differs: recorded %s at icount %" PRIu64 " pc %#" PRIx64
+				 ", replayed %s at icount %" PRIu64 " pc %#" PRIx64,
+				 ea.id, db_kind_name(ea.kind), ea.icount, ea.pc, db_kind_name(eb.kind), eb.icount, eb.pc);
+			goto out;
+		}
+		n++;
+	}
+	c->ok = 1;
+	snprintf(c->detail, sizeof(c->detail), "%" PRId64 " events identical (kind, icount, pc)", n);
+out:
+	free(err);
+	db_cursor_close(ca);
+	db_cursor_close(cb);
+	db_reader_close(ra);
+	db_reader_close(rb);
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	struct cli_args a;
+	struct replay_recording *r = NULL;
+	struct qemu_guard *g = NULL;
+	struct replay_session *s = NULL;
+	struct replay_session_opts so = { 0 };
+	struct check end = { "end" }, serial = { "serial" }, events = { "events" };
+	struct check *checks[] = { &end, &serial, &events };
+	const char *val, *spec = NULL;
+	char *err = NULL, *plugin = NULL, tmpl[] = "/tmp/krewind-verify.XXXXXX", *tmp = NULL;
+	char *serial_out = NULL, *db_out = NULL;
+	int opt, json = 0, no_plugin = 0, rc, status = -1, ok = 1;
+	size_t i;
+
+	cli_args_init(&a, "verify", argc, argv);
+	while ((opt = cli_next_opt(&a, options, &val)) != CLI_OPT_END) {
+		switch (opt) {
+		case CLI_OPT_HELP:
+			cli_print_usage(stdout, synopsis, description, options);
+			return CLI_OK;
+		case CLI_OPT_ERROR:
+			return CLI_USAGE;
+		case CLI_OPT_ARG:
+			if (spec)
+				return cli_usage_error("verify", "unexpected argument '%s'", val);
+			spec = val;
+			break;
+		case OPT_JSON: json = 1; break;
+		case OPT_NOPLUGIN: no_plugin = 1; break;
+		}
+	}
+	if (!spec)
+		return cli_usage_error("verify", "no recording given");
+	if (replay_recording_open(spec, &r, &err) < 0)
+		return cli_error_msg(CLI_USAGE, NULL, err);
+	if (!(tmp = mkdtemp(tmpl))) {
+		rc = cli_error(CLI_FAIL, "cannot create a temporary directory");
+		goto out;
+	}
+	if (asprintf(&serial_out, "%s/serial.log", tmp) < 0 || asprintf(&db_out, "%s/trace.db", tmp) < 0) {
+		rc = cli_error(CLI_FAIL, "out of memory");
+		goto out;
+	}
+	if (!no_plugin && r->db_path && access(r->db_path, R_OK) == 0)
+		plugin = replay_find_file("KREWIND_PLUGIN", "tracer/libkrewind.so");
+	if (qemu_guard_begin(&g, &err) < 0) {
+		rc = cli_error_msg(CLI_FAIL, NULL, err);
+		goto out;
+	}
+	so.guard = g;
+	so.serial_path = serial_out;
+	if (plugin) {
+		so.plugin = plugin;
+		so.plugin_db = db_out;
+	}
+	if ((rc = replay_session_start(r, &so, &s, &err)) < 0) {
+		rc = cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
+		goto out;
+	}
+	end.ran = 1;
+	if (r->exit_status == 0 && r->icount_total > 0) {
+		/* krewind stopped this run (hang, timeout, signal) at icount_total:
+		 * the replay must reach exactly that point, then end. */
+		rc = replay_session_goto(s, r->icount_total, &err);
+		if (rc == REPLAY_E_INTERRUPTED) {
+			rc = cli_error_msg(CLI_FAIL, NULL, err);
+			goto out;
+		}
+		end.ok = rc == 0;
+		if (end.ok)
+			snprintf(end.detail, sizeof(end.detail), "reached the final icount %" PRIu64 " exactly",
+				 r->icount_total);
+		else
+			snprintf(end.detail, sizeof(end.detail), "%s", err ? err : "did not reach the final icount");
+		free(err);
+		err = NULL;
+		replay_session_end(s); /* quit: the plugin writes its last events */
+		s = NULL;
+	} else {
+		rc = replay_session_run_to_end(s, 600, &status, &err);
+		if (rc < 0) {
+			rc = cli_error_msg(CLI_FAIL, NULL, err);
+			goto out;
+		}
+		/* The guest ended the recorded run (isa-debug-exit, reset): the
+		 * replay must end with the guest's own shutdown too. Its exit
+		 * status is not replayed reliably by QEMU 10 (docs/replay.md). */
+		const char *why = replay_session_shutdown_reason(s);
+		int guest_end = why && (strcmp(why, "guest-shutdown") == 0 || strcmp(why, "guest-reset") == 0 ||
+					strcmp(why, "guest-panic") == 0);
+		end.ok = guest_end && (status == r->exit_status || status == 0);
+		snprintf(end.detail, sizeof(end.detail), "the replay ended with %s (QEMU status %d; recorded %s, status %d)",
+			 why ? why : "no shutdown", status, r->outcome ? r->outcome : "?", r->exit_status);
+		replay_session_end(s);
+		s = NULL;
+	}
+	if (r->serial_log) {
+		long n;
+		serial.ran = 1;
+		serial.ok = files_equal(r->serial_log, serial_out, &n);
+		if (serial.ok)
+			snprintf(serial.detail, sizeof(serial.detail), "serial output identical (%ld bytes)", n);
+		else
+			snprintf(serial.detail, sizeof(serial.detail), "serial output differs from %s", r->serial_log);
+	}
+	if (plugin)
+		compare_traces(r->db_path, db_out, &events);
+	for (i = 0; i < 3; i++)
+		if (checks[i]->ran && !checks[i]->ok)
+			ok = 0;
+	if (json) {
+		struct cli_json j;
+		cli_json_init(&j, stdout);
+		cli_json_object(&j);
+		cli_json_kstr(&j, "recording", r->dir);
+		cli_json_key(&j, "deterministic");
+		cli_json_bool(&j, ok);
+		for (i = 0; i < 3; i++) {
+			if (!checks[i]->ran)
+				continue;
+			cli_json_key(&j, checks[i]->name);
+			cli_json_object(&j);
+			cli_json_key(&j, "ok");
+			cli_json_bool(&j, checks[i]->ok);
+			cli_json_kstr(&j, "detail", checks[i]->detail);
+			cli_json_close(&j);
+		}
+		cli_json_close(&j);
+		cli_json_end(&j);
+	} else {
+		printf("verify %s: %s\n", r->name, ok ? "deterministic" : "NOT deterministic");
+		for (i = 0; i < 3; i++)
+			if (checks[i]->ran)
+				printf("  %-6s %-4s %s\n", checks[i]->name, checks[i]->ok ? "ok" : "FAIL", checks[i]->detail);
+		if (!events.ran)
+			printf("  events skip %s\n", no_plugin ? "--no-plugin" : "no plugin or no trace to compare with");
+	}
+	rc = ok ? CLI_OK : CLI_FAIL;
+out:
+	replay_session_end(s);
+	qemu_guard_end(g);
+	replay_recording_free(r);
+	if (serial_out)
+		unlink(serial_out);
+	if (db_out) {
+		char *p = NULL;
+		unlink(db_out);
+		if (asprintf(&p, "%s-wal", db_out) >= 0)
+			unlink(p);
+		free(p);
+		if (asprintf(&p, "%s-shm", db_out) >= 0)
+			unlink(p);
+		free(p);
+	}
+	if (tmp)
+		rmdir(tmp);
+	free(serial_out);
+	free(db_out);
+	free(plugin);
+	return rc;
+}
