@@ -1,0 +1,246 @@
+/*
+ * scenario.c: the broken scenarios, selected with -append "scenario=NAME".
+ *
+ * Each sets a KiBugFlags bit (or misuses an API) so the bug happens through
+ * the kernel's real code paths, never a printed imitation of the symptom.
+ * docs/scenarios.md says, per scenario, what it models and what to expect.
+ * A scenario that runs to its end powers off with 0x13 ("ran, bug not
+ * caught by the kernel"); the hanging ones never get there.
+ */
+#include "ke.h"
+
+/* Recognizable lock and mutex symbols for the trace (lock-order checks). */
+KSPIN_LOCK ScenarioLockA, ScenarioLockB, ScenarioIsrLock, ScenarioRecursiveLock;
+KMUTEX ScenarioMutexA, ScenarioMutexB;
+static KEVENT ScenarioEvent1, ScenarioEvent2;
+
+NOINLINE void KiScenarioStart(const char *Name)
+{
+	DbgPrint("scenario %s: start\n", Name);
+}
+
+static NORETURN void ScenarioFinished(const char *Name)
+{
+	DbgPrint("scenario %s: finished, bug not caught by the kernel\n", Name);
+	KiPowerOff(KI_EXIT_UNCAUGHT);
+}
+
+static void Wait(PVOID Object)
+{
+	KeWaitForSingleObject(Object, Executive, KernelMode, FALSE, NULL);
+}
+
+/* ---- eoi-before-switch ---- */
+static void BusyWorker(PVOID Context)
+{
+	(void)Context;
+	PKTHREAD me = KeGetCurrentThread();
+	while (me->QuantumEnds < 6)
+		YieldProcessor();
+}
+
+static void EoiBeforeSwitch(void)
+{
+	/* The clock ISR moves to the per-processor interrupt stack (IST2) and
+	 * switches threads from inside itself after its EOI. */
+	KiSetIdtIst(CLOCK_VECTOR, 2);
+	KiBugFlags |= KI_BUG_EOI_BEFORE_SWITCH;
+	PKTHREAD a = KeCreateThread("EbsWorkerA", BusyWorker, NULL);
+	PKTHREAD b = KeCreateThread("EbsWorkerB", BusyWorker, NULL);
+	Wait(a);
+	Wait(b);
+	ScenarioFinished("eoi-before-switch");
+}
+
+/* ---- missing-eoi ---- */
+static void MissingEoi(void)
+{
+	KiBugFlags |= KI_BUG_MISSING_EOI;
+	for (int i = 1; i <= 20; i++) {
+		LARGE_INTEGER t = {-KeMaximumIncrement};
+		KeDelayExecutionThread(KernelMode, FALSE, &t);
+		DbgPrint("missing-eoi: woke up %d, tick %lu\n", i, KeTickCount);
+	}
+	ScenarioFinished("missing-eoi");
+}
+
+/* ---- global-irql ---- */
+static volatile KIRQL GlobalIrqlBefore, GlobalIrqlAfter;
+
+static void GlobalIrqlThreadB(PVOID Context)
+{
+	(void)Context;
+	GlobalIrqlBefore = KeGetCurrentIrql();
+	KeSetEvent(&ScenarioEvent2, 0, FALSE);
+	Wait(&ScenarioEvent1);
+	GlobalIrqlAfter = KeGetCurrentIrql();
+	DbgPrint("global-irql: thread %s waited at IRQL %u and resumed at IRQL %u\n",
+		 KeGetCurrentThread()->Name, GlobalIrqlBefore, GlobalIrqlAfter);
+	if (GlobalIrqlAfter != PASSIVE_LEVEL)
+		KeLowerIrql(PASSIVE_LEVEL);
+}
+
+static void GlobalIrql(void)
+{
+	KIRQL old;
+	KiBugFlags |= KI_BUG_GLOBAL_IRQL;
+	KeInitializeEvent(&ScenarioEvent1, SynchronizationEvent, FALSE);
+	KeInitializeEvent(&ScenarioEvent2, SynchronizationEvent, FALSE);
+	PKTHREAD b = KeCreateThread("GlobalIrqlB", GlobalIrqlThreadB, NULL);
+	Wait(&ScenarioEvent2);         /* B is about to wait at PASSIVE_LEVEL */
+	KeRaiseIrql(APC_LEVEL, &old);
+	KeSetEvent(&ScenarioEvent1, 0, FALSE);
+	Wait(b);                       /* waits at APC_LEVEL: B runs next */
+	KeLowerIrql(old);
+	if (GlobalIrqlAfter != GlobalIrqlBefore)
+		DbgPrint("global-irql: IRQL leaked across the switch (%u -> %u)\n",
+			 GlobalIrqlBefore, GlobalIrqlAfter);
+	ScenarioFinished("global-irql");
+}
+
+/* ---- lock-order ---- */
+static void LockOrderAB(PVOID Context)
+{
+	(void)Context;
+	KIRQL old;
+	KeAcquireSpinLock(&ScenarioLockA, &old);
+	KeAcquireSpinLockAtDpcLevel(&ScenarioLockB);
+	KeReleaseSpinLockFromDpcLevel(&ScenarioLockB);
+	KeReleaseSpinLock(&ScenarioLockA, old);
+	DbgPrint("lock-order: %s took A then B\n", KeGetCurrentThread()->Name);
+}
+
+static void LockOrderBA(PVOID Context)
+{
+	(void)Context;
+	KIRQL old;
+	KeAcquireSpinLock(&ScenarioLockB, &old);
+	KeAcquireSpinLockAtDpcLevel(&ScenarioLockA);
+	KeReleaseSpinLockFromDpcLevel(&ScenarioLockA);
+	KeReleaseSpinLock(&ScenarioLockB, old);
+	DbgPrint("lock-order: %s took B then A\n", KeGetCurrentThread()->Name);
+}
+
+static void LockOrder(void)
+{
+	KeInitializeSpinLock(&ScenarioLockA);
+	KeInitializeSpinLock(&ScenarioLockB);
+	PKTHREAD t1 = KeCreateThread("LockOrderAB", LockOrderAB, NULL);
+	Wait(t1);
+	PKTHREAD t2 = KeCreateThread("LockOrderBA", LockOrderBA, NULL);
+	Wait(t2);
+	ScenarioFinished("lock-order");
+}
+
+/* ---- lock-order-deadlock ---- */
+static void DeadlockAB(PVOID Context)
+{
+	(void)Context;
+	Wait(&ScenarioMutexA);
+	DbgPrint("lock-order-deadlock: %s holds A, wants B\n", KeGetCurrentThread()->Name);
+	KeSetEvent(&ScenarioEvent1, 0, FALSE);
+	Wait(&ScenarioEvent2);
+	Wait(&ScenarioMutexB);
+	KeReleaseMutex(&ScenarioMutexB, FALSE);
+	KeReleaseMutex(&ScenarioMutexA, FALSE);
+}
+
+static void DeadlockBA(PVOID Context)
+{
+	(void)Context;
+	Wait(&ScenarioEvent1);
+	Wait(&ScenarioMutexB);
+	DbgPrint("lock-order-deadlock: %s holds B, wants A\n", KeGetCurrentThread()->Name);
+	KeSetEvent(&ScenarioEvent2, 0, FALSE);
+	Wait(&ScenarioMutexA);
+	KeReleaseMutex(&ScenarioMutexA, FALSE);
+	KeReleaseMutex(&ScenarioMutexB, FALSE);
+}
+
+static void LockOrderDeadlock(void)
+{
+	KeInitializeMutex(&ScenarioMutexA, 0);
+	KeInitializeMutex(&ScenarioMutexB, 0);
+	KeInitializeEvent(&ScenarioEvent1, SynchronizationEvent, FALSE);
+	KeInitializeEvent(&ScenarioEvent2, SynchronizationEvent, FALSE);
+	PKTHREAD t1 = KeCreateThread("DeadlockAB", DeadlockAB, NULL);
+	PKTHREAD t2 = KeCreateThread("DeadlockBA", DeadlockBA, NULL);
+	Wait(t1);
+	Wait(t2);
+	ScenarioFinished("lock-order-deadlock");
+}
+
+/* ---- spinlock-high-irql ---- */
+static void SpinlockHighIrql(void)
+{
+	KIRQL old;
+	KeInitializeSpinLock(&ScenarioIsrLock);
+	KiBugFlags |= KI_BUG_ISR_TAKES_LOCK; /* the clock ISR now takes ScenarioIsrLock */
+	KeAcquireSpinLock(&ScenarioIsrLock, &old); /* only raises to DISPATCH_LEVEL */
+	DbgPrint("spinlock-high-irql: holding ScenarioIsrLock at DISPATCH_LEVEL until the next tick\n");
+	ULONG64 t0 = KeTickCount;
+	while (KeTickCount < t0 + 2)
+		YieldProcessor();
+	KeReleaseSpinLock(&ScenarioIsrLock, old);
+	ScenarioFinished("spinlock-high-irql");
+}
+
+/* ---- irql-lower-raise ---- */
+static void IrqlLowerRaise(void)
+{
+	KIRQL old, old2;
+	KiBugFlags |= KI_BUG_NO_IRQL_CHECKS;
+	KeRaiseIrql(DISPATCH_LEVEL, &old);
+	KeLowerIrql(CLOCK_LEVEL); /* "lowers" to a higher IRQL */
+	DbgPrint("irql-lower-raise: KeLowerIrql(%u) at DISPATCH_LEVEL left IRQL %u\n",
+		 CLOCK_LEVEL, KeGetCurrentIrql());
+	KeRaiseIrql(APC_LEVEL, &old2); /* "raises" to a lower IRQL */
+	DbgPrint("irql-lower-raise: KeRaiseIrql(%u) at CLOCK_LEVEL left IRQL %u\n", APC_LEVEL,
+		 KeGetCurrentIrql());
+	KeLowerIrql(old);
+	ScenarioFinished("irql-lower-raise");
+}
+
+/* ---- recursive-spinlock ---- */
+static void RecursiveSpinlock(void)
+{
+	KIRQL old, old2;
+	KeInitializeSpinLock(&ScenarioRecursiveLock);
+	KeAcquireSpinLock(&ScenarioRecursiveLock, &old);
+	DbgPrint("recursive-spinlock: acquired ScenarioRecursiveLock, acquiring it again\n");
+	KeAcquireSpinLock(&ScenarioRecursiveLock, &old2); /* spins forever */
+	KeReleaseSpinLock(&ScenarioRecursiveLock, old2);
+	KeReleaseSpinLock(&ScenarioRecursiveLock, old);
+	ScenarioFinished("recursive-spinlock");
+}
+
+static const struct {
+	const char *Name;
+	void (*Run)(void);
+} KiScenarios[] = {
+	{"clean", KiRunSelfTests},
+	{"eoi-before-switch", EoiBeforeSwitch},
+	{"missing-eoi", MissingEoi},
+	{"global-irql", GlobalIrql},
+	{"lock-order", LockOrder},
+	{"lock-order-deadlock", LockOrderDeadlock},
+	{"spinlock-high-irql", SpinlockHighIrql},
+	{"irql-lower-raise", IrqlLowerRaise},
+	{"recursive-spinlock", RecursiveSpinlock},
+};
+
+void KiRunScenario(const char *Name)
+{
+	for (size_t i = 0; i < sizeof(KiScenarios) / sizeof(KiScenarios[0]); i++) {
+		if (strcmp(KiScenarios[i].Name, Name) == 0) {
+			KiScenarioStart(Name);
+			KiScenarios[i].Run();
+			return;
+		}
+	}
+	DbgPrint("error: unknown scenario '%s'; known:", Name);
+	for (size_t i = 0; i < sizeof(KiScenarios) / sizeof(KiScenarios[0]); i++)
+		DbgPrint(" %s", KiScenarios[i].Name);
+	DbgPrint("\n");
+	KiPowerOff(KI_EXIT_FAIL);
+}
