@@ -383,12 +383,14 @@ static void TestSpinLockStateNamesHolder(void)
 }
 
 #define EXCL_THREADS 4
-#define EXCL_ROUNDS 400
+#define EXCL_ROUNDS 24
 static KSPIN_LOCK SelfTestCounterLock;
 static volatile ULONG64 ExclCounter;
 
-/* Read, dawdle, write: without mutual exclusion a preemption between the
- * read and the write loses increments. */
+/* Read, wait for the next clock tick, write: every read-write window spans a
+ * clock interrupt, and a third of them a quantum end, so without mutual
+ * exclusion (or with a lock that did not raise to DISPATCH_LEVEL) preemption
+ * inside the window would lose increments. */
 static void ExclusionThread(PVOID Context)
 {
 	BOOLEAN queued = Context != NULL;
@@ -399,16 +401,14 @@ static void ExclusionThread(PVOID Context)
 			KeAcquireInStackQueuedSpinLock(&SelfTestCounterLock, &h);
 		else
 			KeAcquireSpinLock(&SelfTestCounterLock, &old);
-		ULONG64 v = ExclCounter;
-		for (volatile int d = 0; d < 3000; d++)
-			;
+		ULONG64 v = ExclCounter, t0 = KeTickCount;
+		while (KeTickCount == t0)
+			YieldProcessor();
 		ExclCounter = v + 1;
 		if (queued)
 			KeReleaseInStackQueuedSpinLock(&h);
 		else
 			KeReleaseSpinLock(&SelfTestCounterLock, old);
-		for (volatile int d = 0; d < 300; d++)
-			;
 	}
 }
 
