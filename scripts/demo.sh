@@ -11,7 +11,8 @@ build=${1:-build}
 krewind=$build/krewind
 scenario=eoi-before-switch
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' reset=$'\033[0m'; else bold= reset=; fi
+say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$reset"; }
 die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
 
 [ -x "$krewind" ] || die "$krewind is not built (run make)"
