@@ -13,7 +13,7 @@ $(BUILD)/tests/unit/test_analysis: $(BUILD)/tests/unit/test_analysis.o $(ANALYSI
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
 $(BUILD)/tests/unit/test_property: $(BUILD)/tests/unit/test_property.o $(ANALYSIS_LIB)
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
-ANALYSIS_TESTS := $(BUILD)/tests/unit/test_analysis
+ANALYSIS_TESTS := $(BUILD)/tests/unit/test_analysis $(BUILD)/tests/unit/test_property
 UNIT_TESTS += $(ANALYSIS_TESTS)
 ALL_TARGETS += $(ANALYSIS_LIB) $(ANALYSIS_TESTS)
 
