@@ -6,6 +6,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ui-cli/cli.h"
@@ -230,10 +231,17 @@ void cli_json_uint(struct cli_json *j, uint64_t v)
 void cli_json_double(struct cli_json *j, double v)
 {
 	before_value(j);
-	if (!isfinite(v))
+	char buf[32];
+
+	if (!isfinite(v)) {
 		fputs("null", j->f); /* JSON has no NaN or infinity */
-	else
-		fprintf(j->f, "%.17g", v);
+		return;
+	}
+	/* The shortest of %.15g and %.17g that reads back as v. */
+	snprintf(buf, sizeof(buf), "%.15g", v);
+	if (strtod(buf, NULL) != v)
+		snprintf(buf, sizeof(buf), "%.17g", v);
+	fputs(buf, j->f);
 }
 
 void cli_json_bool(struct cli_json *j, int v)

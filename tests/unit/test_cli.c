@@ -166,7 +166,7 @@ static void test_json_flat_array_stays_on_one_line(void **state)
 	free(b.data);
 }
 
-static void test_json_double_nan_becomes_null(void **state)
+static void test_json_double_shortest_and_nan_as_null(void **state)
 {
 	struct cli_json j;
 	struct buf b;
@@ -177,10 +177,12 @@ static void test_json_double_nan_becomes_null(void **state)
 	cli_json_array(&j);
 	cli_json_double(&j, 0.0 / 0.0);
 	cli_json_double(&j, 2.5);
+	cli_json_double(&j, 1.83);
+	cli_json_double(&j, 0.1 + 0.2);
 	cli_json_close(&j);
 	assert_int_equal(cli_json_end(&j), 0);
 	buf_close(&b);
-	assert_string_equal(b.data, "[\n  null,\n  2.5\n]\n");
+	assert_string_equal(b.data, "[\n  null,\n  2.5,\n  1.83,\n  0.30000000000000004\n]\n");
 	free(b.data);
 }
 
@@ -498,7 +500,7 @@ int main(void)
 		cmocka_unit_test(test_json_keeps_embedded_nul_escaped),
 		cmocka_unit_test(test_json_nests_with_commas_and_indentation),
 		cmocka_unit_test(test_json_flat_array_stays_on_one_line),
-		cmocka_unit_test(test_json_double_nan_becomes_null),
+		cmocka_unit_test(test_json_double_shortest_and_nan_as_null),
 		cmocka_unit_test(test_json_end_reports_unbalanced_document),
 		cmocka_unit_test(test_json_value_without_key_in_object_is_an_error),
 		cmocka_unit_test(test_options_long_forms),
