@@ -761,6 +761,13 @@ static int only_trailer(const char *s)
 	return 1;
 }
 
+/* krewind sql reads the one trace: no ATTACH or DETACH. */
+static int sql_authorizer(void *ctx, int action, const char *a, const char *b, const char *c, const char *d)
+{
+	(void)ctx, (void)a, (void)b, (void)c, (void)d;
+	return action == SQLITE_ATTACH || action == SQLITE_DETACH ? SQLITE_DENY : SQLITE_OK;
+}
+
 int db_sql(struct db_reader *r, const char *sql, db_row_fn row, void *ctx, char **err)
 {
 	sqlite3_stmt *st = NULL;
@@ -770,7 +777,9 @@ int db_sql(struct db_reader *r, const char *sql, db_row_fn row, void *ctx, char 
 
 	if (!sql)
 		return db_fail(err, DB_E_ARG, "no SQL given");
+	sqlite3_set_authorizer(r->db, sql_authorizer, NULL);
 	rc = sqlite3_prepare_v2(r->db, sql, -1, &st, &tail);
+	sqlite3_set_authorizer(r->db, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(err, DB_E_ARG, "bad SQL: %s", sqlite3_errmsg(r->db));
 	if (!st)
@@ -799,7 +808,10 @@ int db_sql(struct db_reader *r, const char *sql, db_row_fn row, void *ctx, char 
 			break;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		ret = db_fail(err, rc == SQLITE_READONLY ? DB_E_ARG : sqlite_to_db(rc), "SQL failed: %s",
+		ret = db_fail(err,
+			      (rc & 0xff) == SQLITE_ERROR || (rc & 0xff) == SQLITE_READONLY ? DB_E_ARG
+											 : sqlite_to_db(rc),
+			      "SQL failed: %s",
 			      sqlite3_errmsg(r->db));
 out:
 	free(names);

@@ -61,17 +61,15 @@ CREATE TABLE meta (
 -- obj_is_lock (0 = none), else the raw value.
 CREATE TABLE event_rows (
 	id INTEGER PRIMARY KEY,
-	icount INTEGER NOT NULL,
-	vcpu INTEGER NOT NULL,
-	kind_id INTEGER NOT NULL,
-	pc INTEGER NOT NULL,
-	thread_id INTEGER NOT NULL,
-	obj INTEGER NOT NULL,
-	a INTEGER NOT NULL,
-	b INTEGER NOT NULL
+	icount INTEGER,
+	vcpu INTEGER,
+	kind_id INTEGER,
+	pc INTEGER,
+	thread_id INTEGER,
+	obj INTEGER,
+	a INTEGER,
+	b INTEGER
 );
-CREATE INDEX event_rows_icount ON event_rows (vcpu, icount);
-CREATE INDEX event_rows_kind ON event_rows (kind_id);
 
 -- Text payload of markers and serial lines.
 CREATE TABLE texts (
@@ -91,3 +89,11 @@ JOIN kinds k ON k.id = e.kind_id
 LEFT JOIN threads t ON t.id = e.thread_id
 LEFT JOIN locks l ON k.obj_is_lock AND l.id = e.obj
 LEFT JOIN texts x ON x.event_id = e.id;
+
+-- @indexes
+-- Built by db_writer_close (and by db_update_meta on a trace whose writer was
+-- killed), not while recording: keeping them up to date per row would cost
+-- three times the insert time, and an index built in one sorted pass has full
+-- pages, so it is also smaller. Readers work without them, only slower.
+CREATE INDEX IF NOT EXISTS event_rows_icount ON event_rows (vcpu, icount);
+CREATE INDEX IF NOT EXISTS event_rows_kind ON event_rows (kind_id);

@@ -30,7 +30,7 @@
 #define COMMIT_MS 50           /* ...or when the transaction is this old */
 #define IDLE_SLEEP_US 1000     /* writer thread nap when the ring is empty */
 #define NAME_MAX_LEN 64
-#define ROW_BATCH 32           /* rows per multi-row INSERT statement */
+#define ROW_BATCH 128          /* rows per multi-row INSERT statement */
 #define ROW_COLS 9
 
 enum ctl_op { CTL_META, CTL_SYMBOL, CTL_NAME };
@@ -38,6 +38,7 @@ enum ctl_op { CTL_META, CTL_SYMBOL, CTL_NAME };
 /* A rare request for the writer thread: meta, symbol or name. */
 struct ctl {
 	struct ctl *next;
+	uint64_t pos; /* ring position when it was made: runs before that event */
 	enum ctl_op op;
 	int is_lock;
 	uint64_t addr, size;
@@ -100,7 +101,8 @@ struct db_writer {
 	int thread_started;
 
 	pthread_mutex_t ctl_lock;
-	struct ctl *ctl_head, **ctl_tail;
+	struct ctl *ctl_head, **ctl_tail; /* made, not yet seen by the thread */
+	struct ctl *pending, **pending_tail; /* writer thread: seen, not yet run */
 
 	_Atomic int stop;       /* close asked the thread to finish */
 	_Atomic int failed;     /* a write failed: nothing more is stored */
@@ -214,7 +216,8 @@ static int flush_rows(struct db_writer *w)
 
 	for (unsigned r = 0; r < w->nrows; r += per_stmt) {
 		for (unsigned i = 0; i < per_stmt * ROW_COLS; i++)
-			sqlite3_bind_int64(st, (int)i + 1, w->rows[r + i / ROW_COLS][i % ROW_COLS]);
+			if (i % ROW_COLS) /* column 0, the id, stays NULL: see store_event */
+				sqlite3_bind_int64(st, (int)i + 1, w->rows[r + i / ROW_COLS][i % ROW_COLS]);
 		if (step(w, st) != DB_OK)
 			return w->err;
 	}
@@ -418,42 +421,59 @@ static int run_ctl(struct db_writer *w, const struct ctl *c)
 	return DB_E_ARG;
 }
 
-/* Runs the queued setters. Returns the number run. */
-static size_t drain_ctl(struct db_writer *w)
+/* Runs the pending setters queued before event position pos. */
+static size_t run_ctl_before(struct db_writer *w, uint64_t pos)
 {
-	struct ctl *list, *next;
+	struct ctl *c;
 	size_t n = 0;
 
-	pthread_mutex_lock(&w->ctl_lock);
-	list = w->ctl_head;
-	w->ctl_head = NULL;
-	w->ctl_tail = &w->ctl_head;
-	pthread_mutex_unlock(&w->ctl_lock);
-	for (; list; list = next, n++) {
-		next = list->next;
+	while ((c = w->pending) && c->pos <= pos) {
+		w->pending = c->next;
+		if (!w->pending)
+			w->pending_tail = &w->pending;
 		if (!atomic_load_explicit(&w->failed, memory_order_relaxed) && begin(w) == DB_OK &&
-		    run_ctl(w, list) != DB_OK)
+		    run_ctl(w, c) != DB_OK)
 			abandon(w);
-		free_ctl(list);
+		free_ctl(c);
+		n++;
 	}
 	return n;
 }
 
-/* Pops up to DRAIN_BATCH events into the open transaction. After a failure
- * it only counts them as dropped. Returns the number popped. */
-static size_t drain_events(struct db_writer *w)
+/*
+ * One round: the events claimed so far (up to DRAIN_BATCH) and the setters,
+ * in the order they were made. A setter remembers the ring position at the
+ * time of the call and runs just before the event at that position. Loading
+ * end before taking the setter list guarantees that every setter still
+ * outside it was made after all the events of this round. After a failure
+ * events are only counted as dropped. Returns the events and setters handled.
+ */
+static size_t drain(struct db_writer *w)
 {
+	uint64_t end = atomic_load_explicit(&w->q.head, memory_order_acquire);
 	struct db_event ev;
 	char *text;
-	size_t n;
+	size_t n = 0;
 
-	for (n = 0; n < DRAIN_BATCH && db_queue_pop(&w->q, &ev, &text); n++) {
+	pthread_mutex_lock(&w->ctl_lock);
+	*w->pending_tail = w->ctl_head;
+	if (w->ctl_head)
+		w->pending_tail = w->ctl_tail;
+	w->ctl_head = NULL;
+	w->ctl_tail = &w->ctl_head;
+	pthread_mutex_unlock(&w->ctl_lock);
+
+	if (end - w->q.tail > DRAIN_BATCH)
+		end = w->q.tail + DRAIN_BATCH;
+	for (;;) {
+		n += run_ctl_before(w, w->q.tail);
+		if (w->q.tail == end || !db_queue_pop(&w->q, &ev, &text))
+			break;
+		n++;
 		if (atomic_load_explicit(&w->failed, memory_order_relaxed)) {
 			free(text);
 			atomic_fetch_add(&w->dropped, 1);
-			continue;
-		}
-		if (begin(w) != DB_OK) {
+		} else if (begin(w) != DB_OK) {
 			free(text);
 			atomic_fetch_add(&w->dropped, 1);
 			abandon(w);
@@ -470,7 +490,7 @@ static void *writer_main(void *arg)
 
 	for (;;) {
 		int stopping = atomic_load_explicit(&w->stop, memory_order_acquire);
-		size_t n = drain_events(w) + drain_ctl(w);
+		size_t n = drain(w);
 
 		if (w->in_txn && (stopping || w->txn_rows >= COMMIT_ROWS ||
 				  ms_since(&w->txn_start) >= COMMIT_MS))
@@ -481,6 +501,9 @@ static void *writer_main(void *arg)
 			usleep(IDLE_SLEEP_US);
 		}
 	}
+	/* Only setters made after the last push can be left. */
+	run_ctl_before(w, UINT64_MAX);
+	commit(w);
 	return NULL;
 }
 
@@ -490,6 +513,7 @@ static int queue_ctl(struct db_writer *w, struct ctl *c)
 {
 	c->next = NULL;
 	pthread_mutex_lock(&w->ctl_lock);
+	c->pos = atomic_load_explicit(&w->q.head, memory_order_acquire);
 	*w->ctl_tail = c;
 	w->ctl_tail = &c->next;
 	pthread_mutex_unlock(&w->ctl_lock);
@@ -506,6 +530,10 @@ static void writer_free(struct db_writer *w)
 	sqlite3_finalize(w->ins_batch);
 	sqlite3_close(w->db);
 	for (c = w->ctl_head; c; c = next) {
+		next = c->next;
+		free_ctl(c);
+	}
+	for (c = w->pending; c; c = next) {
 		next = c->next;
 		free_ctl(c);
 	}
@@ -549,7 +577,7 @@ int db_writer_open(const char *path, db_namer namer, void *namer_ctx, struct db_
 {
 	struct db_writer *w = NULL;
 	int fd, rc, created = 0, ret;
-	char *sqlerr = NULL;
+	char *sqlerr = NULL, *tables = NULL;
 
 	*out = NULL;
 	if (!path || !*path)
@@ -569,6 +597,7 @@ int db_writer_open(const char *path, db_namer namer, void *namer_ctx, struct db_
 	}
 	pthread_mutex_init(&w->ctl_lock, NULL);
 	w->ctl_tail = &w->ctl_head;
+	w->pending_tail = &w->pending;
 	w->namer = namer;
 	w->namer_ctx = namer_ctx;
 	w->next_id = 1;
@@ -586,9 +615,11 @@ int db_writer_open(const char *path, db_namer namer, void *namer_ctx, struct db_
 			  "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;",
 			  NULL, NULL, &sqlerr);
 	if (rc == SQLITE_OK) {
-		rc = sqlite3_exec(w->db, "BEGIN", NULL, NULL, &sqlerr);
+		rc = db_schema_tables(&tables) == DB_OK ? SQLITE_OK : SQLITE_NOMEM;
 		if (rc == SQLITE_OK)
-			rc = sqlite3_exec(w->db, db_schema_sql, NULL, NULL, &sqlerr);
+			rc = sqlite3_exec(w->db, "BEGIN", NULL, NULL, &sqlerr);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(w->db, tables, NULL, NULL, &sqlerr);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(w->db, "COMMIT", NULL, NULL, &sqlerr);
 	}
@@ -612,9 +643,11 @@ int db_writer_open(const char *path, db_namer namer, void *namer_ctx, struct db_
 		goto fail;
 	}
 	w->thread_started = 1;
+	free(tables);
 	*out = w;
 	return DB_OK;
 fail:
+	free(tables);
 	sqlite3_free(sqlerr);
 	if (w)
 		writer_free(w);
@@ -708,6 +741,7 @@ static int finish(struct db_writer *w)
 {
 	char buf[64], cls[512];
 	sqlite3_stmt *st = w->st[ST_LOCK_CLASS];
+	int rc;
 
 	if (begin(w) != DB_OK)
 		return w->err;
@@ -729,7 +763,12 @@ static int finish(struct db_writer *w)
 	sqlite3_bind_text(st, 2, buf, -1, SQLITE_TRANSIENT);
 	if (step(w, st) != DB_OK)
 		goto fail;
-	return commit(w);
+	if (commit(w) != DB_OK)
+		return w->err;
+	rc = sqlite3_exec(w->db, db_schema_indexes(), NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return sql_fail(w, rc);
+	return DB_OK;
 fail:
 	abandon(w);
 	return w->err;
@@ -783,7 +822,10 @@ int db_update_meta(const char *path, const char *key, const char *value, char **
 	ret = db_check_trace(db, path, err);
 	if (ret != DB_OK)
 		goto out;
-	rc = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta VALUES (?1, ?2)", -1, &st, NULL);
+	/* A trace whose writer was killed has no indexes yet. */
+	rc = sqlite3_exec(db, db_schema_indexes(), NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta VALUES (?1, ?2)", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
