@@ -60,6 +60,29 @@ static char *symbol(const struct cli_names *names, uint64_t addr, char *buf, siz
 	return buf;
 }
 
+/* A wait's timeout as the probe reads it (docs/probe.md): INT64_MIN for none
+ * (a NULL PLARGE_INTEGER: wait forever), negative = relative in 100 ns units,
+ * else an absolute time in 100 ns units. */
+static const char *describe_timeout(int64_t t, char *buf, size_t size)
+{
+	uint64_t us;
+
+	if (t == INT64_MIN) {
+		snprintf(buf, size, "no timeout");
+	} else if (t == 0) {
+		snprintf(buf, size, "timeout 0");
+	} else if (t < 0) {
+		us = (uint64_t)-t / 10;
+		if (us % 1000 == 0)
+			snprintf(buf, size, "timeout %" PRIu64 " ms", us / 1000);
+		else
+			snprintf(buf, size, "timeout %" PRIu64 " us", us);
+	} else {
+		snprintf(buf, size, "timeout at %" PRId64, t);
+	}
+	return buf;
+}
+
 static void describe_trap(const struct db_event *ev, char *buf, size_t size)
 {
 	const char *exc = exception_name(ev->a);
@@ -124,12 +147,8 @@ char *cli_describe_event(const struct db_event *ev, const char *text, const stru
 			 ev->a);
 		break;
 	case DB_WAIT:
-		if (ev->b != 0)
-			snprintf(buf, size, "wait %s (irql %" PRId64 ", timeout 0x%" PRIx64 ")",
-				 cli_lock_label(names, ev->obj, o, sizeof(o)), ev->a, (uint64_t)ev->b);
-		else
-			snprintf(buf, size, "wait %s (irql %" PRId64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)),
-				 ev->a);
+		snprintf(buf, size, "wait %s (irql %" PRId64 ", %s)", cli_lock_label(names, ev->obj, o, sizeof(o)), ev->a,
+			 describe_timeout(ev->b, t2, sizeof(t2)));
 		break;
 	case DB_WAIT_END:
 		snprintf(buf, size, "wait done %s (status 0x%" PRIx64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)),

@@ -449,8 +449,11 @@ static void test_describe_switch_names_both_threads(void **state)
 static void test_describe_dispatcher_events(void **state)
 {
 	(void)state;
-	assert_string_equal(describe(DB_WAIT, 0x5000, 0, 0, NULL), "wait ScenarioLockA (irql 0)");
-	assert_string_equal(describe(DB_WAIT, 0x5000, 2, 0x10, NULL), "wait ScenarioLockA (irql 2, timeout 0x10)");
+	assert_string_equal(describe(DB_WAIT, 0x5000, 0, INT64_MIN, NULL), "wait ScenarioLockA (irql 0, no timeout)");
+	assert_string_equal(describe(DB_WAIT, 0x5000, 0, -100000, NULL), "wait ScenarioLockA (irql 0, timeout 10 ms)");
+	assert_string_equal(describe(DB_WAIT, 0x5000, 0, -15, NULL), "wait ScenarioLockA (irql 0, timeout 1 us)");
+	assert_string_equal(describe(DB_WAIT, 0x5000, 2, 0, NULL), "wait ScenarioLockA (irql 2, timeout 0)");
+	assert_string_equal(describe(DB_WAIT, 0x5000, 2, 5000, NULL), "wait ScenarioLockA (irql 2, timeout at 5000)");
 	assert_string_equal(describe(DB_WAIT_END, 0x5000, 0x102, 0, NULL), "wait done ScenarioLockA (status 0x102)");
 	assert_string_equal(describe(DB_MUTEX_ACQ, 0x5000, 0, 0, NULL), "own mutex ScenarioLockA (irql 0)");
 	assert_string_equal(describe(DB_MUTEX_REL, 0x5000, 0, 0, NULL), "release mutex ScenarioLockA (irql 0)");
