@@ -141,7 +141,7 @@ const struct db_sym *db_symtab_find(struct db_symtab *s, uint64_t addr)
 {
 	size_t lo = 0, hi = s->n;
 
-	if (!s->sorted) {
+	if (!s->sorted && s->n > 0) { /* qsort(NULL, 0) is undefined */
 		qsort(s->v, s->n, sizeof(*s->v), sym_cmp);
 		s->sorted = 1;
 	}
