@@ -575,6 +575,12 @@ static void unlink_trace(const char *path)
 int db_writer_open(const char *path, db_namer namer, void *namer_ctx, struct db_writer **out,
 		   char **err)
 {
+	return db_writer_open_ring(path, namer, namer_ctx, QUEUE_SLOTS, out, err);
+}
+
+int db_writer_open_ring(const char *path, db_namer namer, void *namer_ctx, size_t slots,
+			struct db_writer **out, char **err)
+{
 	struct db_writer *w = NULL;
 	int fd, rc, created = 0, ret;
 	char *sqlerr = NULL, *tables = NULL;
@@ -582,6 +588,8 @@ int db_writer_open(const char *path, db_namer namer, void *namer_ctx, struct db_
 	*out = NULL;
 	if (!path || !*path)
 		return db_fail(err, DB_E_ARG, "no trace database path given");
+	if (slots < 2 || (slots & (slots - 1)))
+		return db_fail(err, DB_E_ARG, "ring size %zu is not a power of two", slots);
 	fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		if (errno == EEXIST)
@@ -601,7 +609,7 @@ int db_writer_open(const char *path, db_namer namer, void *namer_ctx, struct db_
 	w->namer = namer;
 	w->namer_ctx = namer_ctx;
 	w->next_id = 1;
-	if (db_queue_init(&w->q, QUEUE_SLOTS) != DB_OK) {
+	if (db_queue_init(&w->q, slots) != DB_OK) {
 		ret = db_fail(err, DB_E_NOMEM, "out of memory");
 		goto fail;
 	}
