@@ -443,7 +443,7 @@ static void held_add(struct analysis *a, struct thread *t, uint32_t lock, const 
 	h->acq = *s;
 }
 
-static void irql_call_rule(struct analysis *a, const struct db_event *ev, const struct site *s)
+static void irql_call_rule(struct analysis *a, struct vcpu *v, const struct db_event *ev, const struct site *s)
 {
 	enum fn_class fc = class_of_pc(a, ev->pc);
 	enum analysis_kind kind;
@@ -453,6 +453,17 @@ static void irql_call_rule(struct analysis *a, const struct db_event *ev, const 
 		kind = ANALYSIS_IRQL_RAISE_LOWERS;
 	else
 		return;
+	/* A probed call (at the function's entry) and the CR8 write inside it
+	 * are two events for one call: count the call once. */
+	uint32_t fn = function_of(a, ev->pc);
+	int same_call = v->irql_violation_id && v->irql_violation_id == v->last_irql_id &&
+			v->irql_violation_fn == fn && v->irql_violation_a == ev->a && v->irql_violation_b == ev->b;
+	v->irql_violation_id = s->id;
+	v->irql_violation_fn = fn;
+	v->irql_violation_a = ev->a;
+	v->irql_violation_b = ev->b;
+	if (same_call)
+		return;
 	int is_new;
 	struct analysis_finding *f = finding_get(a, kind, hash_mix(function_of(a, ev->pc), 0), &is_new);
 	if (!f)
@@ -460,34 +471,35 @@ static void irql_call_rule(struct analysis *a, const struct db_event *ev, const 
 	f->count++;
 	if (!is_new)
 		return;
-	const char *fn = a->functions[function_of(a, ev->pc)].name;
+	const char *name = a->functions[fn].name;
 	char *who = thread_label(a, s->thread);
 	finding_target(f, s);
-	finding_step(a, f, "irql", s, "%s changed IRQL %" PRId64 " -> %" PRId64 " on %s", fn, ev->a, ev->b,
+	finding_step(a, f, "irql", s, "%s changed IRQL %" PRId64 " -> %" PRId64 " on %s", name, ev->a, ev->b,
 		     who ? who : "");
 	if (kind == ANALYSIS_IRQL_LOWER_RAISES) {
-		finding_title(a, f, "%s raised IRQL %" PRId64 " -> %" PRId64, fn, ev->a, ev->b);
+		finding_title(a, f, "%s raised IRQL %" PRId64 " -> %" PRId64, name, ev->a, ev->b);
 		finding_explain(a, f,
 				"%s was asked for an IRQL above the current one and raised it from %" PRId64
 				" to %" PRId64 ". A lower must never raise (NT bugchecks IRQL_NOT_LESS_OR_EQUAL; Driver "
 				"Verifier flags it): the caller restores an IRQL it never saved, usually a stale or "
 				"swapped old-IRQL value. Fix the caller to pass the value KeRaiseIrql returned.",
-				fn, ev->a, ev->b);
+				name, ev->a, ev->b);
 	} else {
-		finding_title(a, f, "%s lowered IRQL %" PRId64 " -> %" PRId64, fn, ev->a, ev->b);
+		finding_title(a, f, "%s lowered IRQL %" PRId64 " -> %" PRId64, name, ev->a, ev->b);
 		finding_explain(a, f,
 				"%s was asked for an IRQL below the current one and lowered it from %" PRId64
 				" to %" PRId64 ". A raise must never lower (NT bugchecks IRQL_NOT_GREATER_OR_EQUAL; "
 				"Driver Verifier flags it): code that relied on the raised level now runs interruptible. "
 				"Use KeLowerIrql to go down, and raise only to a level >= the current one.",
-				fn, ev->a, ev->b);
+				name, ev->a, ev->b);
 	}
 	free(who);
 }
 
 static void on_irql(struct analysis *a, struct vcpu *v, const struct db_event *ev, const struct site *s)
 {
-	irql_call_rule(a, ev, s);
+	irql_call_rule(a, v, ev, s);
+	v->last_irql_id = s->id;
 	if (ev->b >= 0 && ev->b <= 15)
 		v->irql = (int)ev->b;
 }
@@ -497,9 +509,18 @@ static void on_irql(struct analysis *a, struct vcpu *v, const struct db_event *e
 static void settle_resume(struct analysis *a, struct thread *t, struct vcpu *v, const struct db_event *ev,
 			  const struct site *s)
 {
+	/* Interrupts taken while resuming run at their own level. */
+	if (ev->kind == DB_TRAP || t->n_frames > t->resume_frames)
+		return;
 	if (ev->kind == DB_IRQL) {
 		uint32_t fn = function_of(a, ev->pc);
-		if (fn == t->resume_fn || (fn < a->n_functions && a->functions[fn].cls == FN_SWAP))
+		enum fn_class fc = fn < a->n_functions ? a->functions[fn].cls : FN_OTHER;
+		/* A thread that blocked in a wait returns through the scheduler,
+		 * which restores the wait's IRQL: only the thread's own calls
+		 * (KeRaiseIrql/KeLowerIrql) or other events end that path. A
+		 * preempted thread is restored by the switch routine itself. */
+		if (t->out_waited ? (fc != FN_LOWER_IRQL && fc != FN_RAISE_IRQL)
+				  : (fn == t->resume_fn || fc == FN_SWAP))
 			return;
 	}
 	t->resuming = 0;
@@ -518,7 +539,8 @@ static void settle_resume(struct analysis *a, struct thread *t, struct vcpu *v, 
 	finding_target(f, &t->in_site);
 	struct site at = *s;
 	at.irql = (int8_t)now;
-	finding_step(a, f, "switch-out", &t->out_site, "%s switched out at IRQL %d", who ? who : "", t->out_irql);
+	finding_step(a, f, "switch-out", &t->out_site, "%s switched out at IRQL %d%s", who ? who : "", t->out_irql,
+		     t->out_waited ? " (the IRQL it called the wait at)" : "");
 	finding_step(a, f, "switch-in", &t->in_site, "%s switched back in", who ? who : "");
 	finding_step(a, f, "resume", &at, "%s runs again at IRQL %d", who ? who : "", now);
 	finding_title(a, f, "%s resumed at IRQL %d after leaving at IRQL %d", who ? who : "", now, t->out_irql);
@@ -584,7 +606,8 @@ static void on_switch(struct analysis *a, struct vcpu *v, const struct db_event 
 		break;
 	}
 
-	old->out_irql = v->irql;
+	old->out_waited = old->has_wait;
+	old->out_irql = old->has_wait ? old->wait_irql : v->irql;
 	old->out_site = *s;
 	old->running = 0;
 	old->resuming = 0;
@@ -595,6 +618,8 @@ static void on_switch(struct analysis *a, struct vcpu *v, const struct db_event 
 	struct thread *nt = &a->threads[ni];
 	nt->running = 1;
 	nt->seen = 1;
+	nt->has_wait = 0; /* running again: whatever it waited for returned */
+	nt->resume_frames = nt->n_frames;
 	nt->in_site = *s;
 	nt->in_site.thread = new_addr;
 	if (nt->out_irql != IRQL_UNKNOWN) {
@@ -605,7 +630,9 @@ static void on_switch(struct analysis *a, struct vcpu *v, const struct db_event 
 	v->thread_addr = new_addr;
 }
 
-static void class_irql(struct analysis *a, struct thread *t, struct lock *l, const struct site *s, int irql)
+/* An attempt inside an interrupt above DISPATCH_LEVEL marks the class as
+ * used in interrupts (as lockdep marks usage at acquire time). */
+static void class_irq_usage(struct analysis *a, struct thread *t, struct lock *l, const struct site *s, int irql)
 {
 	struct lock_class *c = &a->classes[l->cls];
 	if (interrupt_depth(t) && irql > IRQL_DISPATCH && irql > c->irq_irql) {
@@ -613,6 +640,12 @@ static void class_irql(struct analysis *a, struct thread *t, struct lock *l, con
 		c->irq_site = *s;
 		c->irq_site.irql = (int8_t)irql;
 	}
+}
+
+static void class_irql(struct analysis *a, struct thread *t, struct lock *l, const struct site *s, int irql)
+{
+	struct lock_class *c = &a->classes[l->cls];
+	class_irq_usage(a, t, l, s, irql);
 	if (irql >= 0 && irql < c->min_irql) {
 		c->min_irql = irql;
 		c->min_site = *s;
@@ -698,6 +731,7 @@ static void on_lock_try(struct analysis *a, struct thread *t, const struct db_ev
 		return;
 	uint32_t li = (uint32_t)(l - a->locks);
 	spin_irql_rule(a, ev, l, s, irql);
+	class_irq_usage(a, t, l, s, irql);
 	if (l->holder == (uint32_t)(t - a->threads) + 1) {
 		struct held *h = held_find(t, li);
 		if (h && h->ctx == context_of(t))
@@ -834,12 +868,16 @@ static void on_mutex_acq(struct analysis *a, struct thread *t, const struct db_e
 	uint32_t oi = (uint32_t)(o - a->threads) + 1;
 	l->is_mutex = 1;
 	if (l->holder == oi) {
+		if (o->has_wait && o->wait_obj == ev->obj)
+			o->has_wait = 0;
 		l->depth++;
 		return;
 	}
 	struct site os = *s;
 	os.thread = o->addr;
-	if (!(o->has_wait && o->wait_obj == ev->obj))
+	if (o->has_wait && o->wait_obj == ev->obj)
+		o->has_wait = 0; /* granted: the edges were added when it began waiting */
+	else
 		add_edges(a, o, l, &os);
 	if (l->holder)
 		held_remove(&a->threads[l->holder - 1], li);
@@ -879,6 +917,8 @@ static void on_wait(struct analysis *a, struct thread *t, const struct db_event 
 	t->has_wait = 1;
 	t->wait_obj = ev->obj;
 	t->wait_site = *s;
+	t->wait_irql = ev->a >= 0 && ev->a <= 15 ? (int)ev->a : s->irql;
+	t->wait_frames = t->n_frames;
 	uint32_t li;
 	if (u64map_get(&a->lock_map, ev->obj, &li) && a->locks[li].is_mutex &&
 	    a->locks[li].holder != (uint32_t)(t - a->threads) + 1)
@@ -998,6 +1038,31 @@ static void on_eoi(struct thread *t, const struct site *s)
 	}
 }
 
+/* Whether ev, run by t at the level it waited at, shows t's wait returned.
+ * Tracers need not emit wait_end: a thread that releases, signals, takes a
+ * lock, prints or waits again is no longer blocked. A mutex_acq of the
+ * object is not: ownership is granted inside the wait (possibly to another
+ * thread). */
+static int ends_wait(const struct db_event *ev, const struct thread *t)
+{
+	switch (ev->kind) {
+	case DB_WAIT_END:
+		return ev->obj == t->wait_obj;
+	case DB_LOCK_TRY:
+	case DB_LOCK_ACQ:
+	case DB_LOCK_REL:
+	case DB_MUTEX_REL:
+	case DB_SIGNAL:
+	case DB_MARKER:
+	case DB_BUGCHECK:
+		return 1;
+	case DB_MUTEX_ACQ:
+		return ev->obj != t->wait_obj;
+	default:
+		return 0;
+	}
+}
+
 int analysis_feed(struct analysis *a, const struct db_event *ev)
 {
 	if (!a || !ev)
@@ -1044,6 +1109,8 @@ int analysis_feed(struct analysis *a, const struct db_event *ev)
 	};
 	if (t->resuming && ev->kind != DB_SWITCH)
 		settle_resume(a, t, v, ev, &s);
+	if (t->has_wait && t->n_frames <= t->wait_frames && ends_wait(ev, t))
+		t->has_wait = 0;
 
 	int irql = effective_irql(a, t, v->irql);
 	switch (ev->kind) {
@@ -1072,10 +1139,6 @@ int analysis_feed(struct analysis *a, const struct db_event *ev)
 		s.lock = ev->obj;
 		on_wait(a, t, ev, &s);
 		break;
-	case DB_WAIT_END:
-		if (t->has_wait && t->wait_obj == ev->obj)
-			t->has_wait = 0;
-		break;
 	case DB_MUTEX_ACQ:
 		s.lock = ev->obj;
 		on_mutex_acq(a, t, ev, &s);
@@ -1088,6 +1151,7 @@ int analysis_feed(struct analysis *a, const struct db_event *ev)
 		on_switch(a, v, ev, &s);
 		break;
 	case DB_EOI:
+		a->eoi_events++;
 		on_eoi(t, &s);
 		break;
 	default:

@@ -106,7 +106,7 @@ static void report_cycle(struct analysis *a, const uint32_t *cyc, size_t n)
 		char *who = thread_label(a, e->acq.thread);
 		char *held_by = thread_label(a, e->held.thread);
 		finding_step(a, f, "held", &e->held, "%s acquired %s", held_by ? held_by : "", class_name(a, e->from));
-		finding_step(a, f, "acquire", &e->acq, "%s acquired %s while holding %s (IRQL %d)", who ? who : "",
+		finding_step(a, f, "acquire", &e->acq, "%s asked for %s while holding %s (IRQL %d)", who ? who : "",
 			     class_name(a, e->to), class_name(a, e->from), e->acq.irql);
 		free(who);
 		free(held_by);
@@ -192,13 +192,28 @@ static void irq_unsafe_classes(struct analysis *a)
 
 /* ---------------------------------------------------------------- EOI */
 
-static void missing_eoi(struct analysis *a)
+/* Whether vector v's returns without EOI are a bug. Vectors 0x20-0x2f are
+ * where NT puts its software interrupts (APC, DPC), raised with `int` and
+ * never EOI'd; a vector EOI'd on other deliveries needs one on all; a
+ * device-range vector (>= 0x30) needs one when the tracer shows it sees
+ * EOIs at all, or when the run hung right after it returned without one. */
+static int needs_eoi(const struct analysis *a, int v, int hung)
+{
+	const struct vector_stats *vs = &a->vectors[v];
+	if (!vs->without_eoi)
+		return 0;
+	if (vs->with_eoi)
+		return 1;
+	if (v < 0x30 || v == SPURIOUS_VECTOR)
+		return 0;
+	return a->eoi_events > 0 || (hung && vs->last_trap.id == vs->last_noeoi_trap.id);
+}
+
+static void missing_eoi(struct analysis *a, int hung)
 {
 	for (int v = FIRST_INTERRUPT_VECTOR; v < 256 && !a->error; v++) {
 		const struct vector_stats *vs = &a->vectors[v];
-		/* A vector never EOI'd anywhere is a software interrupt or one the
-		 * tracer cannot see EOIs for: no verdict. */
-		if (!vs->without_eoi || !vs->with_eoi)
+		if (!needs_eoi(a, v, hung))
 			continue;
 		int is_new;
 		struct analysis_finding *f = finding_get(a, ANALYSIS_MISSING_EOI, (uint64_t)v, &is_new);
@@ -219,7 +234,7 @@ static void missing_eoi(struct analysis *a)
 			      stopped ? "; it never fired again" : "");
 		finding_explain(a, f,
 				"Vector 0x%x returned from its handler %" PRIu64 " time(s) without writing the local "
-				"APIC's EOI register, while its other %" PRIu64 " deliveries did. Until the EOI the "
+				"APIC's EOI register (%" PRIu64 " other deliveries did). Until the EOI the "
 				"APIC keeps the vector in service and blocks it and every lower-priority vector%s. "
 				"Send the EOI on every path out of the handler (early returns included).",
 				v, vs->without_eoi, vs->with_eoi,
@@ -420,7 +435,7 @@ static void hang(struct analysis *a, int explicit_hang, int *hung)
 	}
 	for (int v = FIRST_INTERRUPT_VECTOR; v < 256; v++) {
 		const struct vector_stats *vs = &a->vectors[v];
-		if (vs->without_eoi && vs->with_eoi && vs->last_trap.id == vs->last_noeoi_trap.id) {
+		if (needs_eoi(a, v, explicit_hang) && vs->last_trap.id == vs->last_noeoi_trap.id) {
 			chain_add(a, &c, "trap", &vs->last_noeoi_trap, xasprintf(a, "vector 0x%x delivered", v));
 			chain_add(a, &c, "iret", &vs->last_noeoi_iret,
 				  xasprintf(a, "vector 0x%x returned without EOI; never delivered again", v));
@@ -632,7 +647,7 @@ int finish_checks(struct analysis *a, const char *outcome, int *hung)
 	if (rc)
 		return rc;
 	irq_unsafe_classes(a);
-	missing_eoi(a);
+	missing_eoi(a, is_outcome(outcome, hanging));
 	if (!normal_end)
 		hang(a, is_outcome(outcome, hanging), hung);
 	at_exit(a, normal_end, *hung);

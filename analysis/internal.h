@@ -111,11 +111,15 @@ struct thread {
 	int has_wait;             /* a dispatcher wait that has not returned (yet) */
 	uint64_t wait_obj;
 	struct site wait_site;
+	int wait_irql;            /* IRQL the wait was called at */
+	size_t wait_frames;       /* frames open when it was called */
 	int running;
 	int out_irql;             /* IRQL when last switched out, IRQL_UNKNOWN if never */
+	int out_waited;           /* it was switched out blocked in a wait (out_irql = wait IRQL) */
 	struct site out_site;
 	int resuming;             /* switched in, resume IRQL not settled yet */
 	uint32_t resume_fn;       /* function of the switch event */
+	size_t resume_frames;     /* frames open when switched in */
 	struct site in_site;
 	struct site last;         /* its last event */
 	int seen;
@@ -123,6 +127,10 @@ struct thread {
 
 struct vcpu {
 	int irql;
+	int64_t irql_violation_id; /* last IRQL event judged a raise/lower violation */
+	uint32_t irql_violation_fn;
+	int64_t irql_violation_a, irql_violation_b;
+	int64_t last_irql_id;      /* last IRQL event on this vCPU */
 	uint32_t thread;          /* current thread index + 1, 0 none */
 	uint64_t thread_addr;
 	struct site last;
@@ -172,6 +180,7 @@ struct analysis {
 	size_t n_vcpus;
 
 	struct vector_stats vectors[256];
+	uint64_t eoi_events;      /* EOIs seen at all: the tracer can see them */
 
 	int have_ebs;             /* the last eoi-before-switch seen: its eoi and switch */
 	struct site ebs_eoi, ebs_switch;

@@ -414,13 +414,12 @@ static void test_lockorder_deadlock_on_mutexes_reports_cycle_and_hang(void **sta
 {
 	(void)state;
 	struct trace t = {0};
+	/* no wait_end events: as our tracer records waits */
 	ev(&t, DB_WAIT, T_W1, PC_WAIT, MUTEX_1, 0, 0);
 	int64_t m1 = ev(&t, DB_MUTEX_ACQ, T_W1, PC_MUTEX, MUTEX_1, 0, 0);
-	ev(&t, DB_WAIT_END, T_W1, PC_WAIT + 0x40, MUTEX_1, 0, 0);
 	sw(&t, T_W1, T_W2);
 	ev(&t, DB_WAIT, T_W2, PC_WAIT, MUTEX_2, 0, 0);
 	int64_t m2 = ev(&t, DB_MUTEX_ACQ, T_W2, PC_MUTEX, MUTEX_2, 0, 0);
-	ev(&t, DB_WAIT_END, T_W2, PC_WAIT + 0x40, MUTEX_2, 0, 0);
 	int64_t w21 = ev(&t, DB_WAIT, T_W2, PC_WAIT, MUTEX_1, 0, 0);
 	sw(&t, T_W2, T_W1);
 	int64_t w12 = ev(&t, DB_WAIT, T_W1, PC_WAIT, MUTEX_2, 0, 0);
@@ -480,7 +479,7 @@ static void test_irq_unsafe_lock_and_self_deadlock_hang(void **state)
 	const struct analysis_finding *f = find_kind(rep, ANALYSIS_IRQ_UNSAFE_LOCK);
 	assert_string_equal(f->title, "ScenarioLockA taken in an interrupt at IRQL 13 and elsewhere at IRQL 2");
 	assert_int_equal(f->n_steps, 2);
-	assert_int_equal(f->steps[0].event_id, isr_acq);
+	assert_int_equal(f->steps[0].event_id, isr_acq - 1); /* the first attempt inside the interrupt */
 	assert_int_equal(f->steps[0].vector, CLOCK);
 	assert_int_equal(f->steps[1].event_id, held);
 	assert_int_equal(f->steps[1].irql, 2);
@@ -765,6 +764,118 @@ static void test_wait_at_dispatch_with_timeout_is_reported_and_poll_is_not(void 
 	analysis_report_free(rep);
 }
 
+
+/* global-irql as our kernel shows it: every switch happens at DISPATCH_LEVEL,
+ * and the scheduler returns a thread to the IRQL it waited at; with one global
+ * IRQL it returns it to another thread's. */
+static void test_irql_leaked_to_a_thread_that_waited_is_reported(void **state)
+{
+	(void)state;
+	struct trace t = {0};
+	sw(&t, T_IDLE, T_W1);
+	irql(&t, T_W1, PC_LOWER + 0x40, 2, 0);
+	ev(&t, DB_WAIT, T_W1, PC_WAIT, EVENT_1, 0, INT64_MIN); /* waits at PASSIVE */
+	irql(&t, T_W1, PC_WORK + 0x40, 0, 2);
+	int64_t out = sw(&t, T_W1, T_W2);
+	irql(&t, T_W2, PC_SWAP + 0x38, 2, 2);
+	irql(&t, T_W2, PC_WORK + 0x60, 2, 0);
+	irql(&t, T_W2, PC_RAISE, 0, 1);
+	ev(&t, DB_SIGNAL, T_W2, PC_WORK, EVENT_1, 0, 0);
+	ev(&t, DB_WAIT, T_W2, PC_WAIT, EVENT_1 + 8, 1, INT64_MIN);
+	irql(&t, T_W2, PC_WORK + 0x40, 1, 2);
+	int64_t in = sw(&t, T_W2, T_W1);
+	irql(&t, T_W1, PC_SWAP + 0x38, 2, 2);
+	irql(&t, T_W1, PC_WORK + 0x60, 2, 1); /* the scheduler "restores" worker2's IRQL */
+	int64_t res = ev(&t, DB_MARKER, T_W1, PC_WORK, 0, DB_MARK_SERIAL, 0);
+	irql(&t, T_W1, PC_WORK + 0x40, 1, 2);
+	sw(&t, T_W1, T_W2);
+	irql(&t, T_W2, PC_SWAP + 0x38, 2, 2);
+	irql(&t, T_W2, PC_WORK + 0x60, 2, 1); /* worker2 waited at APC: right */
+	irql(&t, T_W2, PC_LOWER, 1, 0);      /* and lowers itself: not a leak */
+	ev(&t, DB_MARKER, T_W2, PC_WORK, 0, DB_MARK_SERIAL, 0);
+	struct analysis_report *rep = analyse(&t, "completed");
+	assert_only(rep, (int[]){ANALYSIS_IRQL_LEAK_SWITCH}, 1);
+	const struct analysis_finding *f = find_kind(rep, ANALYSIS_IRQL_LEAK_SWITCH);
+	assert_int_equal(f->count, 1);
+	assert_string_equal(f->title, "worker1 resumed at IRQL 1 after leaving at IRQL 0");
+	assert_int_equal(f->steps[0].event_id, out);
+	assert_int_equal(f->steps[1].event_id, in);
+	assert_int_equal(f->steps[2].event_id, res);
+	analysis_report_free(rep);
+}
+
+/* missing-eoi as our kernel shows it: the very first clock interrupt returns
+ * without EOI, the trace has no EOI at all, and the run hangs. */
+static void test_first_interrupt_without_eoi_before_a_hang_is_reported(void **state)
+{
+	(void)state;
+	struct trace t = {0};
+	int64_t tr = trap(&t, T_IDLE, CLOCK);
+	irql(&t, T_IDLE, PC_ISR + 8, 0, 13);
+	irql(&t, T_IDLE, PC_ISR + 0x70, 13, 2);
+	sw(&t, T_IDLE, T_W1); /* dispatch at DISPATCH_LEVEL inside the interrupt */
+	irql(&t, T_W1, PC_SWAP + 0x38, 2, 2);
+	irql(&t, T_W1, PC_WORK + 0x60, 2, 0);
+	ev(&t, DB_MARKER, T_W1, PC_WORK, 0, DB_MARK_SERIAL, 0);
+	irql(&t, T_W1, PC_WORK + 0x40, 0, 2);
+	sw(&t, T_W1, T_IDLE);
+	irql(&t, T_IDLE, PC_SWAP + 0x38, 2, 2);
+	irql(&t, T_IDLE, PC_WORK + 0x60, 2, 0);
+	int64_t ir = iret(&t, T_IDLE, CLOCK);
+	struct analysis_report *rep = analyse(&t, "hang");
+	assert_only(rep, (int[]){ANALYSIS_HANG, ANALYSIS_MISSING_EOI}, 2);
+	assert_int_equal(find_kind(rep, ANALYSIS_MISSING_EOI)->steps[0].event_id, tr);
+	const struct analysis_finding *h = find_kind(rep, ANALYSIS_HANG);
+	assert_string_equal(h->title, "hang: interrupt 0xd1 returned without EOI and never fired again");
+	assert_int_equal(h->event_id, ir);
+	analysis_report_free(rep);
+	rep = analyse(&t, "pass"); /* no EOI anywhere and no hang: the tracer may not see them */
+	assert_int_equal(rep->n_findings, 0);
+	analysis_report_free(rep);
+}
+
+/* A probed KeLowerIrql call and the CR8 write inside it are one call. */
+static void test_probed_call_and_its_cr8_write_count_once(void **state)
+{
+	(void)state;
+	struct trace t = {0};
+	irql(&t, T_W1, PC_RAISE, 0, 2);
+	irql(&t, T_W1, PC_RAISE + 0x1c, 0, 2);
+	int64_t call = irql(&t, T_W1, PC_LOWER, 2, 13);
+	irql(&t, T_W1, PC_LOWER + 0x2c, 2, 13);
+	irql(&t, T_W1, PC_LOWER, 13, 0);
+	irql(&t, T_W1, PC_LOWER + 0x2c, 13, 0);
+	struct analysis_report *rep = analyse(&t, "completed");
+	assert_only(rep, (int[]){ANALYSIS_IRQL_LOWER_RAISES}, 1);
+	const struct analysis_finding *f = find_kind(rep, ANALYSIS_IRQL_LOWER_RAISES);
+	assert_int_equal(f->count, 1);
+	assert_int_equal(f->event_id, call);
+	analysis_report_free(rep);
+}
+
+/* Mutex ownership granted at release time to the waiter (KiSatisfyMutexWait
+ * runs in the releasing thread): the waiter's later release is its own. */
+static void test_mutex_granted_to_a_waiter_by_the_releaser_is_clean(void **state)
+{
+	(void)state;
+	struct trace t = {0};
+	ev(&t, DB_WAIT, T_W1, PC_WAIT, MUTEX_1, 0, INT64_MIN);
+	ev(&t, DB_MUTEX_ACQ, T_W1, PC_MUTEX, MUTEX_1, 0, 0);
+	sw(&t, T_W1, T_W2);
+	ev(&t, DB_WAIT, T_W2, PC_WAIT, MUTEX_1, 0, INT64_MIN); /* blocks */
+	sw(&t, T_W2, T_W1);
+	ev(&t, DB_MUTEX_REL, T_W1, PC_MUTREL, MUTEX_1, 0, 0);
+	ev(&t, DB_MUTEX_ACQ, T_W1, PC_MUTEX, MUTEX_1, 0, 0); /* granted to worker2 */
+	ev(&t, DB_WAIT, T_W1, PC_WAIT, EVENT_1, 0, INT64_MIN);
+	sw(&t, T_W1, T_W2);
+	ev(&t, DB_MUTEX_REL, T_W2, PC_MUTREL, MUTEX_1, 0, 0);
+	ev(&t, DB_SIGNAL, T_W2, PC_WORK, EVENT_1, 0, 0);
+	struct analysis_report *rep = analyse(&t, "pass");
+	print_findings(rep);
+	assert_int_equal(rep->n_findings, 0);
+	analysis_report_free(rep);
+}
+
 /* ---------------------------------------------------------------- ownership */
 
 static void test_recursive_spinlock_and_hang(void **state)
@@ -979,6 +1090,10 @@ int main(void)
 		cmocka_unit_test(test_nested_same_vector_is_reported),
 		cmocka_unit_test(test_irql_leaked_across_switch_is_reported),
 		cmocka_unit_test(test_irql_restored_by_swap_context_is_clean),
+		cmocka_unit_test(test_irql_leaked_to_a_thread_that_waited_is_reported),
+		cmocka_unit_test(test_first_interrupt_without_eoi_before_a_hang_is_reported),
+		cmocka_unit_test(test_probed_call_and_its_cr8_write_count_once),
+		cmocka_unit_test(test_mutex_granted_to_a_waiter_by_the_releaser_is_clean),
 		cmocka_unit_test(test_lower_to_higher_and_raise_to_lower_are_reported),
 		cmocka_unit_test(test_cr8_write_outside_raise_lower_is_not_judged),
 		cmocka_unit_test(test_spinlock_acquire_above_dispatch_is_reported),
