@@ -308,6 +308,9 @@ static inline void KiRestoreInterrupts(ULONG64 flags)
 static inline void _enable(void) { __asm__ volatile("sti" : : : "memory"); }
 static inline void _disable(void) { __asm__ volatile("cli" : : : "memory"); }
 static inline void YieldProcessor(void) { __asm__ volatile("pause" : : : "memory"); }
+/* For busy-waits on a tick count: no `pause`, which makes TCG leave its
+ * execution loop on every iteration (very slow under record/replay). */
+static inline void KiBusyWait(void) { __asm__ volatile("" : : : "memory"); }
 static inline ULONG64 __readmsr(ULONG msr)
 {
 	ULONG lo, hi;
@@ -409,7 +412,7 @@ NORETURN void KiIdleLoop(void);
 PKTHREAD KeCreateThread(const char *Name, PKSTART_ROUTINE Routine, PVOID Context);
 KIRQL KiAcquireDispatcherLock(void);
 void KiReleaseDispatcherLock(KIRQL OldIrql);
-void KiAcquireDispatcherLockAtHighIrql(void);
+BOOLEAN KiTryToAcquireDispatcherLock(void);
 void KiReadyThread(PKTHREAD Thread);
 NTSTATUS KiSwapThread(void);
 void KiDispatchInterrupt(void);

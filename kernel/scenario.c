@@ -36,7 +36,7 @@ static void BusyWorker(PVOID Context)
 	(void)Context;
 	PKTHREAD me = KeGetCurrentThread();
 	while (me->QuantumEnds < 6)
-		YieldProcessor();
+		KiBusyWait();
 }
 
 static void EoiBeforeSwitch(void)
@@ -180,7 +180,7 @@ static void SpinlockHighIrql(void)
 	DbgPrint("spinlock-high-irql: holding ScenarioIsrLock at DISPATCH_LEVEL until the next tick\n");
 	ULONG64 t0 = KeTickCount;
 	while (KeTickCount < t0 + 2)
-		YieldProcessor();
+		KiBusyWait();
 	KeReleaseSpinLock(&ScenarioIsrLock, old);
 	ScenarioFinished("spinlock-high-irql");
 }
@@ -199,6 +199,31 @@ static void IrqlLowerRaise(void)
 		 KeGetCurrentIrql());
 	KeLowerIrql(old);
 	ScenarioFinished("irql-lower-raise");
+}
+
+/* ---- the kernel's own checks, left on (contrast with the scenarios above) ---- */
+static void IrqlLowerRaiseChecked(void)
+{
+	KIRQL old;
+	KeRaiseIrql(DISPATCH_LEVEL, &old);
+	KeLowerIrql(CLOCK_LEVEL); /* bugchecks IRQL_NOT_LESS_OR_EQUAL */
+	ScenarioFinished("irql-lower-raise-checked");
+}
+
+static KMUTEX NotOwnerMutex;
+
+static void MutexGrabber(PVOID Context)
+{
+	(void)Context;
+	KeWaitForSingleObject(&NotOwnerMutex, Executive, KernelMode, FALSE, NULL);
+}
+
+static void MutexNotOwner(void)
+{
+	KeInitializeMutex(&NotOwnerMutex, 0);
+	Wait(KeCreateThread("MutexGrabber", MutexGrabber, NULL)); /* exits owning it */
+	KeReleaseMutex(&NotOwnerMutex, FALSE); /* bugchecks THREAD_NOT_MUTEX_OWNER */
+	ScenarioFinished("mutex-not-owner");
 }
 
 /* ---- recursive-spinlock ---- */
@@ -227,6 +252,8 @@ static const struct {
 	{"spinlock-high-irql", SpinlockHighIrql},
 	{"irql-lower-raise", IrqlLowerRaise},
 	{"recursive-spinlock", RecursiveSpinlock},
+	{"irql-lower-raise-checked", IrqlLowerRaiseChecked},
+	{"mutex-not-owner", MutexNotOwner},
 };
 
 void KiRunScenario(const char *Name)

@@ -48,8 +48,14 @@ void KiReleaseDispatcherLock(KIRQL OldIrql)
 		KiLowerIrql(OldIrql);
 }
 
-/* Only for the eoi-before-switch scenario's switch inside the clock ISR. */
-void KiAcquireDispatcherLockAtHighIrql(void) { KiSpinOnDispatcherLock(); }
+/* Only for the eoi-before-switch scenario's switch inside the clock ISR: a
+ * try, since spinning at CLOCK_LEVEL on a lock a thread holds at
+ * DISPATCH_LEVEL would never end. */
+BOOLEAN KiTryToAcquireDispatcherLock(void)
+{
+	return __sync_bool_compare_and_swap(&KiDispatcherLock, 0,
+					    (ULONG_PTR)KeGetCurrentThread() | 1);
+}
 
 /* Dispatcher lock held. */
 void KiReadyThread(PKTHREAD Thread)
@@ -129,8 +135,9 @@ void KiQuantumEndSwitchInIsr(void)
 {
 	PKPRCB prcb = KeGetCurrentPrcb();
 	PKTHREAD cur = prcb->CurrentThread;
+	if (!KiTryToAcquireDispatcherLock())
+		return; /* busy: the DISPATCH software interrupt will switch */
 	prcb->QuantumEnd = 0;
-	KiAcquireDispatcherLockAtHighIrql();
 	PKTHREAD next = KiSelectReadyThread();
 	if (next) {
 		cur->State = Ready;

@@ -61,7 +61,7 @@ static void TestIrqlClockMaskedByCr8(void)
 	KeRaiseIrql(DISPATCH_LEVEL, &old);
 	ULONG64 t0 = KeTickCount;
 	for (ULONG64 i = 0; i < 2000000000ull && KeTickCount == t0; i++)
-		YieldProcessor();
+		KiBusyWait();
 	CHECK(KeTickCount != t0);
 
 	KIRQL old2;
@@ -403,7 +403,7 @@ static void ExclusionThread(PVOID Context)
 			KeAcquireSpinLock(&SelfTestCounterLock, &old);
 		ULONG64 v = ExclCounter, t0 = KeTickCount;
 		while (KeTickCount == t0)
-			YieldProcessor();
+			KiBusyWait();
 		ExclCounter = v + 1;
 		if (queued)
 			KeReleaseInStackQueuedSpinLock(&h);
