@@ -37,8 +37,12 @@ mkdir -p "$TMP/good"
 "$MKTRACE" "$TMP/good/trace.db" <<'SCRIPT' || { not_ok "mktrace writes the test trace"; done_testing; }
 meta outcome pass
 thread 0x1000 idle
+thread 0x3000 twin
+thread 0x4000 twin
 lock 0x5000 LockA
 switch icount=10 thread=0x1000 a=0x1000 b=0x2000
+switch icount=15 thread=0x2000 a=0x2000 b=0x3000
+switch icount=16 thread=0x3000 a=0x3000 b=0x4000
 lock_acq icount=20 thread=0x2000 obj=0x5000 a=2
 lock_rel icount=30 thread=0x2000 obj=0x5000 a=2
 SCRIPT
@@ -106,10 +110,14 @@ expect_error "events: bad --limit" "--limit wants a positive number" events "$GO
 expect_error "events: --around with --limit" "cannot be combined" events "$GOOD" --around 1 --limit 3
 expect_error "events: --context without --around" "--context only goes with --around" events "$GOOD" --context 3
 expect_error "events: unknown thread name" "no thread named 'nobody'" events "$GOOD" --thread nobody
+expect_error "events: a thread name shared by two threads" "2 threads are named 'twin'; give the address" events "$GOOD" --thread twin
 expect_error "events: unknown lock name" "no lock or object named 'LockZ'" events "$GOOD" --lock LockZ
 expect_error "events: --around a missing event" "no event 999" events "$GOOD" --around 999
 expect_error "sql: a statement that writes" "" sql "$GOOD" "DELETE FROM meta"
 expect_error "sql: a syntax error" "" sql "$GOOD" "SELEKT 1"
+expect_error "sql: two statements" "" sql "$GOOD" "SELECT 1; SELECT 2"
+expect_error "sql: an unknown table" "no such table" sql "$GOOD" "SELECT * FROM nope"
+expect_error "sql: ATTACH is refused" "" sql "$GOOD" "ATTACH DATABASE '$TMP/x.db' AS x"
 
 # Help is not an error.
 for c in ls info events sql check; do
