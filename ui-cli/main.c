@@ -2,6 +2,7 @@
  * main.c - the krewind command: dispatches `krewind NAME ARGS...` to
  * cmd_NAME through the table below, and implements `krewind help`.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,8 @@ static int run(const struct cli_command *c, int argc, char **argv)
 
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		/* A closed pipe (krewind events | head) is not worth a message. */
+		if (errno != EPIPE)
+			cli_error(CLI_FAIL, "writing the output failed: %s", strerror(errno));
 		return rc ? rc : CLI_FAIL;
 	}
 	return rc;

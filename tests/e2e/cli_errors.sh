@@ -119,6 +119,19 @@ expect_error "sql: two statements" "" sql "$GOOD" "SELECT 1; SELECT 2"
 expect_error "sql: an unknown table" "no such table" sql "$GOOD" "SELECT * FROM nope"
 expect_error "sql: ATTACH is refused" "" sql "$GOOD" "ATTACH DATABASE '$TMP/x.db' AS x"
 
+# A failure that is not the input's fault: exit 1, one line.
+if [ -w /dev/full ]; then
+	"$KREWIND" info "$GOOD" >/dev/full 2>"$TMP/err"
+	rc=$?
+	if [ $rc -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q '^krewind: error: writing the output failed' "$TMP/err"; then
+		ok "a full disk on stdout: exit 1, one line"
+	else
+		not_ok "a full disk on stdout: exit 1, one line" "rc=$rc: $(cat "$TMP/err")"
+	fi
+else
+	skip "a full disk on stdout" "no /dev/full"
+fi
+
 # Help is not an error.
 for c in ls info events sql check; do
 	if "$KREWIND" help "$c" >"$TMP/out" 2>"$TMP/err" && grep -q "^usage: krewind $c" "$TMP/out" &&
