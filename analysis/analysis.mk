@@ -17,8 +17,10 @@ ANALYSIS_TESTS := $(BUILD)/tests/unit/test_analysis $(BUILD)/tests/unit/test_pro
 UNIT_TESTS += $(ANALYSIS_TESTS)
 ALL_TARGETS += $(ANALYSIS_LIB) $(ANALYSIS_TESTS)
 
-# bench/check_gen: writes a synthetic trace of N events through db_writer.
+# bench/check_scale.sh: check_gen writes a synthetic trace of N events through
+# db_writer; check_run times a bare cursor scan or analysis_run on it.
 $(BUILD)/bench/check_gen: $(BUILD)/bench/check_gen.o $(BUILD)/db/libkrdb.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(DB_LIBS)
 $(BUILD)/bench/check_run: $(BUILD)/bench/check_run.o $(ANALYSIS_LIB) $(BUILD)/db/libkrdb.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(DB_LIBS)
+ALL_TARGETS += $(BUILD)/bench/check_gen $(BUILD)/bench/check_run
