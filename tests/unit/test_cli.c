@@ -324,6 +324,27 @@ static void test_options_help_forms(void **state)
 	assert_int_equal(parse_all(2, argv2, out, sizeof(out)), CLI_OPT_HELP);
 }
 
+static void test_usage_lists_synopses_and_options(void **state)
+{
+	struct buf b;
+
+	(void)state;
+	buf_open(&b);
+	cli_print_usage(b.f, "krewind x REC\nkrewind x -", "Does x.", opts);
+	buf_close(&b);
+	assert_string_equal(b.data, "usage: krewind x REC\n"
+				    "   or: krewind x -\n"
+				    "\n"
+				    "Does x.\n"
+				    "\n"
+				    "options:\n"
+				    "       --json                 json\n"
+				    "   -k, --kind K               kinds\n"
+				    "   -n, --limit N              limit\n"
+				    "   -h, --help                 show this help\n");
+	free(b.data);
+}
+
 /* ------------------------------------------------------------ numbers */
 
 static void test_parse_u64_accepts_decimal_and_hex(void **state)
@@ -514,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_options_missing_argument_is_an_error),
 		cmocka_unit_test(test_options_flag_with_value_is_an_error),
 		cmocka_unit_test(test_options_help_forms),
+		cmocka_unit_test(test_usage_lists_synopses_and_options),
 		cmocka_unit_test(test_parse_u64_accepts_decimal_and_hex),
 		cmocka_unit_test(test_parse_u64_rejects_junk),
 		cmocka_unit_test(test_parse_pos_id_and_icount),
