@@ -31,7 +31,7 @@ for s in ScenarioLockA ScenarioLockB ScenarioMutexA ScenarioMutexB; do
 done
 
 # --- clean boot ---
-boot_kernel clean 30 "$TMP/clean.out"
+boot_kernel clean 60 "$TMP/clean.out"
 if [ "$BOOT_RC" -eq 33 ]; then ok "clean boot powers off with 0x10 (status 33)"
 else not_ok "clean boot powers off with 0x10 (status 33)" "status $BOOT_RC; $(tail -n 5 "$TMP/clean.out" | tr '\n' '|')"; fi
 check "boot banner on serial" grep -q '^krewind NT-style kernel' "$TMP/clean.out"
@@ -53,7 +53,7 @@ for t in irql_per_thread_across_wait irql_per_thread_across_preemption sched_rou
 done
 
 # --- no scenario on the command line means clean ---
-timeout -s KILL 30 qemu-system-x86_64 -cpu max -m 128M -kernel "$KERNEL" -serial stdio \
+timeout -s KILL 60 qemu-system-x86_64 -cpu max -m 128M -kernel "$KERNEL" -serial stdio \
 	-display none -no-reboot -monitor none -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	</dev/null >"$TMP/default.out" 2>&1
 rc=$?
