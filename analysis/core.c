@@ -606,8 +606,10 @@ static void on_switch(struct analysis *a, struct vcpu *v, const struct db_event 
 		break;
 	}
 
-	old->out_waited = old->has_wait;
-	old->out_irql = old->has_wait ? old->wait_irql : v->irql;
+	/* Blocked in its wait only if the switch happens at the wait's level, not
+	 * in an interrupt taken after a wait that had already returned. */
+	old->out_waited = old->has_wait && old->n_frames == old->wait_frames;
+	old->out_irql = old->out_waited ? old->wait_irql : v->irql;
 	old->out_site = *s;
 	old->running = 0;
 	old->resuming = 0;
@@ -1040,12 +1042,18 @@ static void on_eoi(struct thread *t, const struct site *s)
 
 /* Whether ev, run by t at the level it waited at, shows t's wait returned.
  * Tracers need not emit wait_end: a thread that releases, signals, takes a
- * lock, prints or waits again is no longer blocked. A mutex_acq of the
+ * lock, prints, calls KeRaiseIrql/KeLowerIrql or waits again is no longer
+ * blocked. A mutex_acq of the
  * object is not: ownership is granted inside the wait (possibly to another
  * thread). */
-static int ends_wait(const struct db_event *ev, const struct thread *t)
+static int ends_wait(struct analysis *a, const struct db_event *ev, const struct thread *t)
 {
 	switch (ev->kind) {
+	case DB_IRQL: {
+		/* the thread's own KeRaiseIrql/KeLowerIrql: the wait path uses neither */
+		enum fn_class fc = class_of_pc(a, ev->pc);
+		return fc == FN_LOWER_IRQL || fc == FN_RAISE_IRQL;
+	}
 	case DB_WAIT_END:
 		return ev->obj == t->wait_obj;
 	case DB_LOCK_TRY:
@@ -1109,7 +1117,7 @@ int analysis_feed(struct analysis *a, const struct db_event *ev)
 	};
 	if (t->resuming && ev->kind != DB_SWITCH)
 		settle_resume(a, t, v, ev, &s);
-	if (t->has_wait && t->n_frames <= t->wait_frames && ends_wait(ev, t))
+	if (t->has_wait && t->n_frames <= t->wait_frames && ends_wait(a, ev, t))
 		t->has_wait = 0;
 
 	int irql = effective_irql(a, t, v->irql);

@@ -93,6 +93,8 @@ struct gen {
 	int n_threads;
 	int irql;                  /* CR8 */
 	int saved[MAX_THREADS];    /* IRQL each thread left at, -1 never ran */
+	int waited[MAX_THREADS];   /* it left blocked in a wait (saved = the wait's IRQL) */
+	int wait_end;              /* this case's tracer records wait_end events */
 	int planted[ANALYSIS_KIND_MAX + 1];
 	int order_i, order_j;      /* the inverted spinlock classes */
 	int unsafe_isr;            /* the interrupt lock held too low */
@@ -222,7 +224,8 @@ static void mutexes(struct gen *g)
 	for (int i = 0; i < n; i++) {
 		emit(g, DB_WAIT, PC_WAIT, MUTEX_ADDR(m[i]), 0, 0);
 		emit(g, DB_MUTEX_ACQ, PC_MUTEX, MUTEX_ADDR(m[i]), 0, 0);
-		emit(g, DB_WAIT_END, PC_WAIT + 0x40, MUTEX_ADDR(m[i]), 0, 0);
+		if (g->wait_end)
+			emit(g, DB_WAIT_END, PC_WAIT + 0x40, MUTEX_ADDR(m[i]), 0, 0);
 		maybe_interrupt(g);
 	}
 	for (int i = n; i-- > 0;)
@@ -238,27 +241,56 @@ static void isr_lock_at_level(struct gen *g, int v)
 	lower_to(g, 0);
 }
 
-/* The scheduler: raise to DISPATCH, switch, KiSwapContext restores the
- * incoming thread's IRQL, which then lowers to PASSIVE. With leak, nothing
- * restores it (the planted IRQL leak). */
-static void switch_to(struct gen *g, int next, int leak)
+/* The scheduler. A thread that yields raises to DISPATCH and leaves at it;
+ * a thread that blocked (blocking_wait) left at its wait's IRQL. Resuming,
+ * KiSwapContext restores a yielded thread's IRQL, and the scheduler's exit
+ * path (internal code, not KeLowerIrql) returns a blocked one to its wait
+ * IRQL; the thread then lowers to PASSIVE itself. With leak, nothing restores
+ * the incoming thread's IRQL (the planted IRQL leak). */
+static void switch_to(struct gen *g, int next, int leak, int blocked)
 {
 	if (next == g->cur)
 		return;
-	if (!leak)
-		raise_to(g, 2);
-	g->saved[g->cur] = g->irql;
+	if (!blocked) {
+		if (!leak)
+			raise_to(g, 2);
+		g->saved[g->cur] = g->irql;
+	}
+	g->waited[g->cur] = blocked;
 	emit(g, DB_SWITCH, PC_SWAP, 0, THREAD_ADDR(g->cur), THREAD_ADDR(next));
 	g->cur = next;
-	int want = g->saved[next] < 0 ? 2 : g->saved[next];
-	if (!leak && want != g->irql)
-		emit(g, DB_IRQL, PC_SWAP + 0x30, 0, g->irql, want);
+	if (g->waited[next]) {
+		int want = leak ? g->saved[next] ^ 1 : g->saved[next];
+		emit(g, DB_IRQL, PC_SWAP + 0x38, 0, g->irql, g->irql);
+		emit(g, DB_IRQL, PC_WORK + 0x60, 0, g->irql, want);
+		if (g->wait_end)
+			emit(g, DB_WAIT_END, PC_WAIT + 0x40, EVENT_ADDR + 8, 0, 0);
+		emit(g, DB_MARKER, PC_WORK + 0x80, 0, DB_MARK_SERIAL, 0); /* the thread runs again */
+		g->waited[next] = 0;
+	} else {
+		int want = g->saved[next] < 0 ? 2 : g->saved[next];
+		if (!leak && want != g->irql)
+			emit(g, DB_IRQL, PC_SWAP + 0x30, 0, g->irql, want);
+	}
 	lower_to(g, 0); /* with leak, the first event that sees the leaked IRQL */
+}
+
+/* The current thread blocks on an event at PASSIVE or APC level. */
+static void blocking_wait(struct gen *g)
+{
+	int next = (g->cur + 1 + (int)rnd(g, (uint32_t)g->n_threads - 1)) % g->n_threads;
+	int w = (int)rnd(g, 2);
+	if (w)
+		raise_to(g, w);
+	emit(g, DB_WAIT, PC_WAIT, EVENT_ADDR + 8, w, INT64_MIN);
+	g->saved[g->cur] = w;
+	emit(g, DB_IRQL, PC_WORK + 0x40, 0, w, 2); /* the dispatcher lock */
+	switch_to(g, next, 0, 1);
 }
 
 static void thread_op(struct gen *g)
 {
-	switch (rnd(g, 7)) {
+	switch (rnd(g, 8)) {
 	case 0:
 	case 1: ordered_section(g); break;
 	case 2: mutexes(g); break;
@@ -267,9 +299,11 @@ static void thread_op(struct gen *g)
 	case 5:
 		emit(g, DB_WAIT, PC_WAIT, EVENT_ADDR, 0, -10000);
 		emit(g, DB_SIGNAL, PC_WORK, EVENT_ADDR, 0, 0);
-		emit(g, DB_WAIT_END, PC_WAIT + 0x40, EVENT_ADDR, 0, 0);
+		if (g->wait_end)
+			emit(g, DB_WAIT_END, PC_WAIT + 0x40, EVENT_ADDR, 0, 0);
 		break;
-	default: switch_to(g, (int)rnd(g, (uint32_t)g->n_threads), 0); break;
+	case 6: blocking_wait(g); break;
+	default: switch_to(g, (int)rnd(g, (uint32_t)g->n_threads), 0, 0); break;
 	}
 }
 
@@ -330,7 +364,7 @@ static int plant_leak(struct gen *g)
 	if (next < 0)
 		return 0;
 	raise_to(g, 13);
-	switch_to(g, next, 1);
+	switch_to(g, next, 1, 0);
 	return ANALYSIS_IRQL_LEAK_SWITCH;
 }
 
@@ -338,7 +372,8 @@ static int plant_wait_dispatch(struct gen *g)
 {
 	raise_to(g, 2);
 	emit(g, DB_WAIT, PC_WAIT, EVENT_ADDR, 2, -10000);
-	emit(g, DB_WAIT_END, PC_WAIT + 0x40, EVENT_ADDR, 0x102, 0);
+	if (g->wait_end)
+		emit(g, DB_WAIT_END, PC_WAIT + 0x40, EVENT_ADDR, 0x102, 0);
 	lower_to(g, 0);
 	return ANALYSIS_WAIT_AT_DISPATCH;
 }
@@ -362,6 +397,7 @@ static int run_case(uint64_t seed, unsigned n, size_t *events, unsigned *planted
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	g.rng = (z ^ (z >> 31)) | 1;
 	g.n_threads = 2 + (int)rnd(&g, MAX_THREADS - 1);
+	g.wait_end = (int)rnd(&g, 2);
 	for (int t = 0; t < MAX_THREADS; t++)
 		g.saved[t] = -1;
 	assert_int_equal(analysis_new(&names, &g.a, NULL), 0);
@@ -421,7 +457,7 @@ static int run_case(uint64_t seed, unsigned n, size_t *events, unsigned *planted
 			}
 		}
 		if (f->kind != ANALYSIS_LOCK_ORDER && found[f->kind] > 1) {
-			print_message("# %s reported twice\n", f->kind_name);
+			print_message("# %s reported twice: %s\n", f->kind_name, f->title);
 			bad = 1;
 		}
 	}
@@ -431,6 +467,9 @@ static int run_case(uint64_t seed, unsigned n, size_t *events, unsigned *planted
 			bad = 1;
 		}
 	}
+	for (size_t i = 0; bad && i < rep->n_findings; i++)
+		print_message("#   found %s: %s (event %lld)\n", rep->findings[i].kind_name, rep->findings[i].title,
+			      (long long)rep->findings[i].event_id);
 	analysis_report_free(rep);
 	return bad;
 }
@@ -487,8 +526,8 @@ static void test_each_plant_alone_is_found(void **state)
 		assert_int_equal(analysis_new(&names, &g.a, NULL), 0);
 		emit(&g, DB_IRQL, PC_WORK, 0, 0, 0);
 		for (int t = 1; t < 3; t++)
-			switch_to(&g, t, 0);
-		switch_to(&g, 0, 0);
+			switch_to(&g, t, 0, 0);
+		switch_to(&g, 0, 0, 0);
 		int k = plants[p](&g);
 		assert_true(k > 0);
 		struct analysis_report *rep = NULL;
