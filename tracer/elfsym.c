@@ -158,7 +158,8 @@ int elfsym_load(const char *path, struct elfsym_table **out, char **err)
 	/* Only .symtab: .dynsym of a kernel is empty, and a stripped ELF has neither. */
 	for (i = 0; i < t->n; i++)
 		t->syms[i].name = t->names + (uintptr_t)t->syms[i].name;
-	qsort(t->syms, t->n, sizeof(*t->syms), by_addr);
+	if (t->n)
+		qsort(t->syms, t->n, sizeof(*t->syms), by_addr);
 	read_build_id(e, t);
 out:
 	if (e)
@@ -224,4 +225,36 @@ const struct elfsym *elfsym_lookup(const struct elfsym_table *t, uint64_t addr)
 			break;
 	}
 	return NULL;
+}
+
+int elfsym_read(const struct elfsym_table *t, uint64_t addr, void *buf, size_t len, char **err)
+{
+	Elf *e = NULL;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	int fd, rc = TRACER_E_ELF;
+
+	fd = open(t->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, TRACER_E_IO, "cannot open %s: %s", t->path, strerror(errno));
+	e = elf_begin(fd, ELF_C_READ, NULL);
+	while (e && (scn = elf_nextscn(e, scn)) != NULL) {
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || !(sh.sh_flags & SHF_ALLOC) ||
+		    addr < sh.sh_addr || addr - sh.sh_addr > sh.sh_size || len > sh.sh_size - (addr - sh.sh_addr))
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (d && d->d_buf && d->d_size == sh.sh_size) {
+			memcpy(buf, (const char *)d->d_buf + (addr - sh.sh_addr), len);
+			rc = 0;
+		}
+		break;
+	}
+	if (rc)
+		fail(err, rc, "%s: no code at 0x%llx (%zu bytes)", t->path, (unsigned long long)addr, len);
+	if (e)
+		elf_end(e);
+	close(fd);
+	return rc;
 }

@@ -172,3 +172,34 @@ uint64_t insn_mem_addr(const struct insn_mem *m, const uint64_t regs[PROBE_NREGS
 		ea += regs[m->index] * (uint64_t)m->scale;
 	return ea;
 }
+
+size_t insn_jump_targets_out(struct insn_decoder *d, const uint8_t *code, size_t len, uint64_t addr,
+			     uint64_t *targets, size_t max)
+{
+	const uint8_t *p = code;
+	size_t n = len, found = 0;
+	uint64_t a = addr;
+
+	while (n > 0) {
+		const cs_x86 *x;
+		uint64_t t;
+
+		if (!cs_disasm_iter(d->cs, &p, &n, &a, d->insn)) {
+			/* data or padding inside the function: skip a byte */
+			p++, n--, a++;
+			continue;
+		}
+		if (!cs_insn_group(d->cs, d->insn, X86_GRP_JUMP))
+			continue;
+		x = &d->insn->detail->x86;
+		if (x->op_count != 1 || x->operands[0].type != X86_OP_IMM)
+			continue;
+		t = (uint64_t)x->operands[0].imm;
+		if (t - addr < len)
+			continue;
+		if (found < max)
+			targets[found] = t;
+		found++;
+	}
+	return found;
+}

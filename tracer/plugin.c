@@ -42,7 +42,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 enum {
 	ROLE_TRAP = 1,  /* first instruction of an IDT handler */
 	ROLE_ENTRY = 2, /* first instruction of a probed function */
-	ROLE_RET = 4,   /* a ret inside a probed function that has a return event */
+	ROLE_RET = 4,   /* a ret in a return range: a probed function or one it tail-calls */
 };
 
 struct site {
@@ -50,8 +50,11 @@ struct site {
 	unsigned roles;
 	int vector;               /* ROLE_TRAP: lowest vector whose gate points here */
 	const struct probe *entry; /* ROLE_ENTRY */
-	const struct probe *ret;   /* ROLE_RET */
 	struct insn_info insn;
+};
+
+struct range {
+	uint64_t lo, hi;
 };
 
 struct trap_stack {
@@ -97,6 +100,7 @@ static struct tracer {
 	GHashTable *entries;    /* function address -> struct probe * */
 	GHashTable *sites;      /* pc -> struct site * (sites live until exit) */
 	GPtrArray *all_sites;
+	GArray *ret_ranges;     /* struct range: where the returns of probed calls are */
 	GHashTable *frames;     /* return-address slot -> struct frame * */
 	GHashTable *tstacks;    /* thread -> struct trap_stack * */
 	GHashTable *named;      /* threads already named */
@@ -517,11 +521,11 @@ static void on_ret(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t
 	struct frame *f;
 
 	g_mutex_lock(&the.lock);
+	/* the slot of the return address identifies the call being left, also
+	 * when the ret belongs to a function it tail-called */
 	f = g_hash_table_lookup(the.frames, GSIZE_TO_POINTER(rsp));
-	if (f && f->probe == s->ret)
+	if (f)
 		g_hash_table_steal(the.frames, GSIZE_TO_POINTER(rsp));
-	else
-		f = NULL;
 	g_mutex_unlock(&the.lock);
 	if (!f)
 		return;
@@ -647,22 +651,22 @@ static void on_store(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vad
 
 /* -------------------------------------------------------------- translation */
 
-static const struct probe *ret_probe_at(uint64_t pc)
+static int in_ret_range(uint64_t pc)
 {
-	size_t i;
+	guint i;
 
-	for (i = 0; the.probe && i < the.probe->nprobes; i++) {
-		const struct probe *p = &the.probe->probes[i];
+	for (i = 0; i < the.ret_ranges->len; i++) {
+		const struct range *r = &g_array_index(the.ret_ranges, struct range, i);
 
-		if (probe_needs_return(p) && pc - p->addr < p->size)
-			return p;
+		if (pc >= r->lo && pc < r->hi)
+			return 1;
 	}
-	return NULL;
+	return 0;
 }
 
 /* Finds or makes the site for pc with these roles. Caller holds the.lock. */
 static struct site *site_for(uint64_t pc, unsigned roles, int vector, const struct probe *entry,
-			     const struct probe *ret, const struct insn_info *ii)
+			     const struct insn_info *ii)
 {
 	struct site *s = g_hash_table_lookup(the.sites, GSIZE_TO_POINTER(pc));
 
@@ -673,7 +677,6 @@ static struct site *site_for(uint64_t pc, unsigned roles, int vector, const stru
 	s->roles = roles;
 	s->vector = vector;
 	s->entry = entry;
-	s->ret = ret;
 	s->insn = *ii;
 	g_ptr_array_add(the.all_sites, s);
 	g_hash_table_replace(the.sites, GSIZE_TO_POINTER(pc), s);
@@ -692,7 +695,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		uint8_t code[16];
 		size_t len = qemu_plugin_insn_data(insn, code, sizeof(code));
 		struct insn_info ii;
-		const struct probe *entry = NULL, *ret = NULL;
+		const struct probe *entry = NULL;
 		unsigned roles = 0;
 		int vector = -1;
 		gpointer hv;
@@ -705,10 +708,10 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		}
 		if ((entry = g_hash_table_lookup(the.entries, GSIZE_TO_POINTER(pc))))
 			roles |= ROLE_ENTRY;
-		if (ii.cls == INSN_RET && (ret = ret_probe_at(pc)))
+		if (ii.cls == INSN_RET && in_ret_range(pc))
 			roles |= ROLE_RET;
 		if (roles || (ii.cls != INSN_OTHER && ii.cls != INSN_RET)) {
-			struct site *s = site_for(pc, roles, vector, entry, ret, &ii);
+			struct site *s = site_for(pc, roles, vector, entry, &ii);
 
 			if (ii.cls == INSN_STORE32_B0)
 				qemu_plugin_register_vcpu_mem_cb(insn, on_store, QEMU_PLUGIN_CB_NO_REGS,
@@ -805,6 +808,34 @@ static int namer(void *ctx, int is_lock, uint64_t addr, char *name, size_t size)
 	return 0;
 }
 
+/* Adds fn's range, and those of the functions it tail-calls (a direct jmp or
+ * jcc out of it into another function), to the return ranges. */
+static void add_ret_range(const struct elfsym *fn, int depth)
+{
+	struct range r = {fn->addr, fn->addr + fn->size};
+	uint64_t targets[16];
+	uint8_t *code;
+	size_t n, i;
+	guint k;
+
+	for (k = 0; k < the.ret_ranges->len; k++)
+		if (g_array_index(the.ret_ranges, struct range, k).lo == r.lo)
+			return;
+	g_array_append_val(the.ret_ranges, r);
+	if (depth == 0 || fn->size > 1 << 20 || !(code = g_malloc(fn->size)))
+		return;
+	if (elfsym_read(the.syms, fn->addr, code, fn->size, NULL) == 0) {
+		n = insn_jump_targets_out(the.dec, code, fn->size, fn->addr, targets, 16);
+		for (i = 0; i < n && i < 16; i++) {
+			const struct elfsym *t = elfsym_lookup(the.syms, targets[i]);
+
+			if (t && t->is_func && t->size && t->addr == targets[i])
+				add_ret_range(t, depth - 1);
+		}
+	}
+	g_free(code);
+}
+
 static int setup(const char *db, const char *probe_path, const char *symbols, char **err)
 {
 	char stamp[32];
@@ -825,9 +856,13 @@ static int setup(const char *db, const char *probe_path, const char *symbols, ch
 		return rc;
 	if ((rc = db_writer_open(db, namer, NULL, &the.w, err)))
 		return rc;
-	for (i = 0; the.probe && i < the.probe->nprobes; i++)
-		g_hash_table_insert(the.entries, GSIZE_TO_POINTER(the.probe->probes[i].addr),
-				    &the.probe->probes[i]);
+	for (i = 0; the.probe && i < the.probe->nprobes; i++) {
+		const struct probe *p = &the.probe->probes[i];
+
+		g_hash_table_insert(the.entries, GSIZE_TO_POINTER(p->addr), (gpointer)p);
+		if (probe_needs_return(p))
+			add_ret_range(elfsym_find(the.syms, p->symbol), 3);
+	}
 	for (i = 0; the.syms && i < elfsym_count(the.syms); i++) {
 		const struct elfsym *s = elfsym_at(the.syms, i);
 
@@ -892,6 +927,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	the.sites = g_hash_table_new(NULL, NULL);
 	the.all_sites = g_ptr_array_new_with_free_func(g_free);
 	the.frames = g_hash_table_new(NULL, NULL);
+	the.ret_ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
 	the.tstacks = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	the.named = g_hash_table_new(NULL, NULL);
 	the.apic_base = XAPIC_DEFAULT_BASE;

@@ -56,6 +56,10 @@ const struct elfsym *elfsym_at(const struct elfsym_table *t, size_t i);
 const struct elfsym *elfsym_find(const struct elfsym_table *t, const char *name);
 /* The symbol whose [addr, addr+size) holds addr (size 0 counts as 1), or NULL. */
 const struct elfsym *elfsym_lookup(const struct elfsym_table *t, uint64_t addr);
+/* Copies len bytes of the ELF's loaded image at addr (from its allocated
+ * sections) into buf. Returns 0, or TRACER_E_ELF if addr..addr+len is not
+ * file-backed in one section (or TRACER_E_IO). */
+int elfsym_read(const struct elfsym_table *t, uint64_t addr, void *buf, size_t len, char **err);
 
 /* ------------------------------------------------------------- probe files */
 
@@ -193,6 +197,11 @@ void insn_decoder_free(struct insn_decoder *d);
  * undecodable). Not thread-safe: one decoder per thread or a lock. */
 int insn_classify(struct insn_decoder *d, const uint8_t *code, size_t len, uint64_t addr,
 		  struct insn_info *info);
+/* Tail calls: the targets of direct jumps (jmp, jcc) in code[0..len) (a
+ * function at addr) that leave [addr, addr+len). Fills up to max targets and
+ * returns how many were found (possibly more than max). */
+size_t insn_jump_targets_out(struct insn_decoder *d, const uint8_t *code, size_t len, uint64_t addr,
+			     uint64_t *targets, size_t max);
 /* Effective address of a memory operand given the register file and the
  * instruction's address and length (segment bases are added by the caller). */
 uint64_t insn_mem_addr(const struct insn_mem *m, const uint64_t regs[PROBE_NREGS], uint64_t pc,
