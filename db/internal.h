@@ -15,13 +15,8 @@
 /* db/schema.sql, NUL-terminated (db/schema.c). */
 extern const char db_schema_sql[] __attribute__((visibility("hidden")));
 
-/* The schema in two parts, split at its "-- @indexes" line: the tables and
- * views run when a trace is created (*sql is malloc'd, caller frees), and
- * the indexes, built when the writer closes. */
-int db_schema_tables(char **sql);
-const char *db_schema_indexes(void);
-
 #define DB_APPLICATION_ID 0x6b727764 /* 'krwd' */
+#define DB_BLOCK_EVENTS 256          /* ids per event_blocks row */
 
 /* Formats a one-line message into *err (if err) and returns code. */
 int db_fail(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

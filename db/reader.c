@@ -40,9 +40,22 @@ struct db_reader {
 	struct strcache thread_names, lock_names, lock_classes;
 };
 
+/*
+ * A cursor runs one statement over a range of ids at a time. Without kind or
+ * icount conditions that is the whole id range at once; with them, the ranges
+ * are the runs of consecutive event_blocks that can hold a match, so rare
+ * kinds and icount windows skip the rest of the table.
+ */
 struct db_cursor {
 	struct db_reader *r;
-	sqlite3_stmt *st;
+	struct db_filter f;
+	sqlite3_stmt *events; /* the events of [:lo, :hi] matching f */
+	sqlite3_stmt *blocks; /* candidate blocks, in cursor order; NULL: one range */
+	int64_t lo, hi;       /* the id bounds from f (hi INT64_MAX if none) */
+	int64_t next_block;   /* block read ahead from blocks, -1 if none */
+	int in_range;         /* events is stepping through a range */
+	int ranges_done;
+	int64_t returned;
 };
 
 /* Takes ownership of p (freed at close); returns p, or NULL if p is NULL or
@@ -278,7 +291,8 @@ int db_count_by_kind(struct db_reader *r, int64_t counts[DB_KIND_MAX + 1], char 
 	int rc, ret;
 
 	memset(counts, 0, sizeof(int64_t) * (DB_KIND_MAX + 1));
-	ret = prepare(r, "SELECT kind_id, count(*) FROM event_rows GROUP BY kind_id", &st, err);
+	/* kinds.events is committed with the events it counts. */
+	ret = prepare(r, "SELECT id, events FROM kinds", &st, err);
 	if (ret != DB_OK)
 		return ret;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -535,146 +549,138 @@ static void row_to_event(sqlite3_stmt *st, struct db_event *ev, const char **tex
 		*text = (const char *)sqlite3_column_text(st, 9);
 }
 
-/*
- * The id bounds of an icount range: per vCPU, ids follow icount, so the first
- * event at or after from_icount and the last at or before to_icount, found
- * with the (vcpu, icount) index, bound the ids to scan. The icount condition
- * itself stays in the query; these bounds only keep it from scanning the
- * whole table. Sets *lo > *hi when nothing can match.
- */
-static int icount_id_bounds(struct db_reader *r, const struct db_filter *f, int64_t *lo, int64_t *hi,
-			    char **err)
-{
-	sqlite3_stmt *next_vcpu = NULL, *first = NULL, *last = NULL;
-	int64_t vcpu = -1, min_id = INT64_MAX, max_id = 0;
-	int rc, ret;
-
-	ret = prepare(r, "SELECT vcpu FROM event_rows WHERE vcpu > ?1 ORDER BY vcpu LIMIT 1", &next_vcpu, err);
-	if (ret == DB_OK)
-		ret = prepare(r,
-			      "SELECT id FROM event_rows WHERE vcpu = ?1 AND icount >= ?2"
-			      " ORDER BY vcpu, icount, id LIMIT 1",
-			      &first, err);
-	if (ret == DB_OK)
-		ret = prepare(r,
-			      "SELECT id FROM event_rows WHERE vcpu = ?1 AND icount <= ?2"
-			      " ORDER BY vcpu DESC, icount DESC, id DESC LIMIT 1",
-			      &last, err);
-	if (ret != DB_OK)
-		goto out;
-	for (;;) {
-		sqlite3_bind_int64(next_vcpu, 1, vcpu);
-		rc = sqlite3_step(next_vcpu);
-		if (rc != SQLITE_ROW)
-			break;
-		vcpu = sqlite3_column_int64(next_vcpu, 0);
-		sqlite3_reset(next_vcpu);
-		sqlite3_bind_int64(first, 1, vcpu);
-		sqlite3_bind_int64(first, 2, (int64_t)f->from_icount);
-		if ((rc = sqlite3_step(first)) == SQLITE_ROW && sqlite3_column_int64(first, 0) < min_id)
-			min_id = sqlite3_column_int64(first, 0);
-		sqlite3_reset(first);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			break;
-		if (!f->to_icount) {
-			max_id = INT64_MAX;
-			continue;
-		}
-		sqlite3_bind_int64(last, 1, vcpu);
-		sqlite3_bind_int64(last, 2, (int64_t)f->to_icount);
-		if ((rc = sqlite3_step(last)) == SQLITE_ROW && sqlite3_column_int64(last, 0) > max_id)
-			max_id = sqlite3_column_int64(last, 0);
-		sqlite3_reset(last);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			break;
-	}
-	if (rc != SQLITE_DONE)
-		ret = db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errmsg(r->db));
-	*lo = min_id;
-	*hi = max_id;
-out:
-	sqlite3_finalize(next_vcpu);
-	sqlite3_finalize(first);
-	sqlite3_finalize(last);
-	return ret;
-}
-
-/* Builds the WHERE clause and binds for f into a statement for cursors. */
-static int prepare_filtered(struct db_reader *r, const struct db_filter *f, sqlite3_stmt **out, char **err)
+/* Prepares the statement for the events of one id range matching f. */
+static int prepare_events(struct db_reader *r, const struct db_filter *f, sqlite3_stmt **out, char **err)
 {
 	char sql[2048], kinds[128] = "";
-	int nkinds = 0, single = 0, ret;
-	int64_t lo = f->from_id, hi = f->to_id;
 	size_t len;
+	int nkinds = 0, ret;
 	sqlite3_stmt *st;
 
-	*out = NULL;
-	if (f->kinds & ~(uint32_t)(((1u << (DB_KIND_MAX + 1)) - 1) & ~1u))
-		return db_fail(err, DB_E_ARG, "unknown event kind in filter (mask 0x%x)", f->kinds);
-	if (f->limit < 0 || f->from_id < 0 || f->to_id < 0)
-		return db_fail(err, DB_E_ARG, "negative id or limit in filter");
-	if (f->to_icount && f->to_icount < f->from_icount)
-		return db_fail(err, DB_E_ARG, "empty icount range in filter");
 	for (int k = 1; k <= DB_KIND_MAX; k++) {
 		if (!(f->kinds & (1u << k)))
 			continue;
 		len = strlen(kinds);
-		snprintf(kinds + len, sizeof(kinds) - len, "%s%d", nkinds ? "," : "", k);
-		single = k;
-		nkinds++;
+		snprintf(kinds + len, sizeof(kinds) - len, "%s%d", nkinds++ ? "," : "", k);
 	}
-	if (f->from_icount || f->to_icount) {
-		int64_t ilo, ihi;
-		ret = icount_id_bounds(r, f, &ilo, &ihi, err);
-		if (ret != DB_OK)
-			return ret;
-		if (ilo > lo)
-			lo = ilo;
-		if (ihi != INT64_MAX && (!hi || ihi < hi))
-			hi = ihi;
-		if (ilo > ihi) { /* Nothing in range: an empty id range. */
-			lo = 1;
-			hi = -1;
-		}
-	}
-	len = (size_t)snprintf(sql, sizeof(sql), "%s WHERE 1", EVENT_COLUMNS);
-	/* One kind: the kind index yields id order. Several: scan in id order
-	 * (unary + keeps the planner off the index, which would need a sort). */
-	if (nkinds == 1)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.kind_id = %d", single);
-	else if (nkinds > 1)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND +e.kind_id IN (%s)", kinds);
+	len = (size_t)snprintf(sql, sizeof(sql), "%s WHERE e.id BETWEEN :lo AND :hi", EVENT_COLUMNS);
+	if (nkinds)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.kind_id IN (%s)", kinds);
 	if (f->thread)
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len,
-					" AND +e.thread_id = coalesce((SELECT id FROM threads WHERE addr = :thread), -1)");
+					" AND e.thread_id = coalesce((SELECT id FROM threads WHERE addr = :thread), -1)");
 	if (f->obj)
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len,
-					" AND (CASE WHEN e.kind_id IN (" LOCK_KINDS ") THEN +e.obj ="
+					" AND (CASE WHEN e.kind_id IN (" LOCK_KINDS ") THEN e.obj ="
 					" coalesce((SELECT id FROM locks WHERE addr = :obj), -1)"
-					" ELSE +e.obj = :obj END)");
-	if (lo)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.id >= :lo");
-	if (hi)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.id <= :hi");
+					" ELSE e.obj = :obj END)");
 	if (f->from_icount)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND +e.icount >= :from_ic");
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.icount >= :from_ic");
 	if (f->to_icount)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND +e.icount <= :to_ic");
-	len += (size_t)snprintf(sql + len, sizeof(sql) - len, " ORDER BY e.id%s", f->descending ? " DESC" : "");
-	if (f->limit)
-		snprintf(sql + len, sizeof(sql) - len, " LIMIT :limit");
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.icount <= :to_ic");
+	snprintf(sql + len, sizeof(sql) - len, " ORDER BY e.id%s", f->descending ? " DESC" : "");
 	ret = prepare(r, sql, &st, err);
 	if (ret != DB_OK)
 		return ret;
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":thread"), (int64_t)f->thread);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":obj"), (int64_t)f->obj);
-	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":lo"), lo);
-	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":hi"), hi);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":from_ic"), (int64_t)f->from_icount);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":to_ic"), (int64_t)f->to_icount);
-	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"), f->limit);
 	*out = st;
 	return DB_OK;
+}
+
+/* Prepares the walk over the blocks that can hold a match. */
+static int prepare_blocks(struct db_cursor *c, char **err)
+{
+	const struct db_filter *f = &c->f;
+	char sql[512];
+	sqlite3_stmt *st;
+	int ret;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT block FROM event_blocks WHERE block BETWEEN :blo AND :bhi AND (kinds & :mask) != 0"
+		 " AND last_icount >= :from_ic%s ORDER BY block%s",
+		 f->to_icount ? " AND first_icount <= :to_ic" : "", f->descending ? " DESC" : "");
+	ret = prepare(c->r, sql, &st, err);
+	if (ret != DB_OK)
+		return ret;
+	sqlite3_bind_int64(st, 1, (c->lo - 1) / DB_BLOCK_EVENTS);
+	sqlite3_bind_int64(st, 2, (c->hi - 1) / DB_BLOCK_EVENTS);
+	sqlite3_bind_int64(st, 3, f->kinds ? f->kinds : (int64_t)UINT32_MAX);
+	sqlite3_bind_int64(st, 4, (int64_t)f->from_icount);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":to_ic"), (int64_t)f->to_icount);
+	c->blocks = st;
+	c->next_block = -1;
+	return DB_OK;
+}
+
+/* Reads the next candidate block; returns 1, 0 at the end, or < 0. */
+static int read_block(struct db_cursor *c, int64_t *block)
+{
+	int rc = sqlite3_step(c->blocks);
+
+	if (rc == SQLITE_ROW) {
+		*block = sqlite3_column_int64(c->blocks, 0);
+		return 1;
+	}
+	return rc == SQLITE_DONE ? 0 : sqlite_to_db(rc);
+}
+
+/* The next id range to scan, clipped to [c->lo, c->hi]: with blocks, a run
+ * of consecutive candidate blocks (a vCPU's row and the next block both
+ * extend it). Returns 1, 0 when there is none left, or < 0. */
+static int next_range(struct db_cursor *c, int64_t *lo, int64_t *hi)
+{
+	int64_t first, last, b;
+	int rc;
+
+	if (c->ranges_done)
+		return 0;
+	if (!c->blocks) {
+		c->ranges_done = 1;
+		*lo = c->lo;
+		*hi = c->hi;
+		return 1;
+	}
+	if (c->next_block >= 0) {
+		first = c->next_block;
+	} else {
+		rc = read_block(c, &first);
+		if (rc <= 0) {
+			c->ranges_done = 1;
+			return rc;
+		}
+	}
+	last = first;
+	c->next_block = -1;
+	for (;;) {
+		rc = read_block(c, &b);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			c->ranges_done = 1;
+			break;
+		}
+		if (b == last || b == last + (c->f.descending ? -1 : 1)) {
+			last = b;
+			continue;
+		}
+		c->next_block = b;
+		break;
+	}
+	if (c->f.descending) {
+		b = first;
+		first = last;
+		last = b;
+	}
+	*lo = first * DB_BLOCK_EVENTS + 1;
+	*hi = last * DB_BLOCK_EVENTS + DB_BLOCK_EVENTS;
+	if (*lo < c->lo)
+		*lo = c->lo;
+	if (*hi > c->hi)
+		*hi = c->hi;
+	return 1;
 }
 
 int db_cursor_open(struct db_reader *r, const struct db_filter *f, struct db_cursor **out, char **err)
@@ -684,13 +690,27 @@ int db_cursor_open(struct db_reader *r, const struct db_filter *f, struct db_cur
 	int ret;
 
 	*out = NULL;
+	if (!f)
+		f = &all;
+	if (f->kinds & ~(uint32_t)(((1u << (DB_KIND_MAX + 1)) - 1) & ~1u))
+		return db_fail(err, DB_E_ARG, "unknown event kind in filter (mask 0x%x)", f->kinds);
+	if (f->limit < 0 || f->from_id < 0 || f->to_id < 0)
+		return db_fail(err, DB_E_ARG, "negative id or limit in filter");
+	if (f->to_icount && f->to_icount < f->from_icount)
+		return db_fail(err, DB_E_ARG, "empty icount range in filter");
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return db_fail(err, DB_E_NOMEM, "out of memory");
 	c->r = r;
-	ret = prepare_filtered(r, f ? f : &all, &c->st, err);
+	c->f = *f;
+	c->lo = f->from_id ? f->from_id : 1;
+	c->hi = f->to_id ? f->to_id : INT64_MAX;
+	c->ranges_done = c->lo > c->hi;
+	ret = prepare_events(r, f, &c->events, err);
+	if (ret == DB_OK && (f->kinds || f->from_icount || f->to_icount))
+		ret = prepare_blocks(c, err);
 	if (ret != DB_OK) {
-		free(c);
+		db_cursor_close(c);
 		return ret;
 	}
 	*out = c;
@@ -699,22 +719,41 @@ int db_cursor_open(struct db_reader *r, const struct db_filter *f, struct db_cur
 
 int db_cursor_next(struct db_cursor *c, struct db_event *ev, const char **text)
 {
-	int rc = sqlite3_step(c->st);
+	int64_t lo, hi;
+	int rc;
 
-	if (rc == SQLITE_ROW) {
-		row_to_event(c->st, ev, text);
-		return 1;
-	}
 	if (text)
 		*text = NULL;
-	return rc == SQLITE_DONE ? 0 : sqlite_to_db(rc);
+	if (c->f.limit && c->returned >= c->f.limit)
+		return 0;
+	for (;;) {
+		if (c->in_range) {
+			rc = sqlite3_step(c->events);
+			if (rc == SQLITE_ROW) {
+				row_to_event(c->events, ev, text);
+				c->returned++;
+				return 1;
+			}
+			c->in_range = 0;
+			if (rc != SQLITE_DONE)
+				return sqlite_to_db(rc);
+		}
+		rc = next_range(c, &lo, &hi);
+		if (rc <= 0)
+			return rc;
+		sqlite3_reset(c->events);
+		sqlite3_bind_int64(c->events, sqlite3_bind_parameter_index(c->events, ":lo"), lo);
+		sqlite3_bind_int64(c->events, sqlite3_bind_parameter_index(c->events, ":hi"), hi);
+		c->in_range = 1;
+	}
 }
 
 void db_cursor_close(struct db_cursor *c)
 {
 	if (!c)
 		return;
-	sqlite3_finalize(c->st);
+	sqlite3_finalize(c->events);
+	sqlite3_finalize(c->blocks);
 	free(c);
 }
 

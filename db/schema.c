@@ -18,23 +18,6 @@ __asm__(".section .rodata\n"
 	".size db_schema_sql, . - db_schema_sql\n"
 	".previous\n");
 
-#define INDEX_MARKER "\n-- @indexes\n"
-
-int db_schema_tables(char **sql)
-{
-	const char *cut = strstr(db_schema_sql, INDEX_MARKER);
-
-	*sql = strndup(db_schema_sql, cut ? (size_t)(cut - db_schema_sql) : strlen(db_schema_sql));
-	return *sql ? DB_OK : DB_E_NOMEM;
-}
-
-const char *db_schema_indexes(void)
-{
-	const char *cut = strstr(db_schema_sql, INDEX_MARKER);
-
-	return cut ? cut + 1 : "";
-}
-
 static const char *const kind_names[DB_KIND_MAX + 1] = {
 	[DB_TRAP] = "trap",
 	[DB_IRET] = "iret",

@@ -9,13 +9,15 @@ PRAGMA application_id = 1802663780; -- 0x6b727764 'krwd': marks a krewind trace
 PRAGMA user_version = 1;
 
 -- Event kinds (enum db_kind). obj_is_lock: events.obj is a guest object
--- address, interned into locks.id in event_rows.obj.
+-- address, interned into locks.id in event_rows.obj. events: how many events
+-- of the kind the trace holds (kept up to date with every commit).
 CREATE TABLE kinds (
 	id INTEGER PRIMARY KEY,
 	name TEXT NOT NULL UNIQUE,
-	obj_is_lock INTEGER NOT NULL
+	obj_is_lock INTEGER NOT NULL,
+	events INTEGER NOT NULL DEFAULT 0
 );
-INSERT INTO kinds VALUES
+INSERT INTO kinds (id, name, obj_is_lock) VALUES
 	(1, 'trap', 0), (2, 'iret', 0), (3, 'irql', 0),
 	(4, 'lock_try', 1), (5, 'lock_acq', 1), (6, 'lock_rel', 1),
 	(7, 'wait', 1), (8, 'wait_end', 1), (9, 'mutex_acq', 1), (10, 'mutex_rel', 1),
@@ -71,6 +73,22 @@ CREATE TABLE event_rows (
 	b INTEGER
 );
 
+-- The index of event_rows: a block-range summary (like a BRIN index) kept
+-- up to date with every commit. Block b holds ids b*256+1 .. b*256+256; one
+-- row per vCPU with events in the block: the vCPU's first and last icount
+-- there, and kinds, bit (1 << kind_id) for each kind it has there. Since
+-- ids follow icount per vCPU, this finds an icount or a rare kind without a
+-- per-row B-tree index, which would cost 2 to 4 times the insert time (see
+-- docs/schema.md).
+CREATE TABLE event_blocks (
+	block INTEGER NOT NULL,
+	vcpu INTEGER NOT NULL,
+	first_icount INTEGER NOT NULL,
+	last_icount INTEGER NOT NULL,
+	kinds INTEGER NOT NULL,
+	PRIMARY KEY (block, vcpu)
+) WITHOUT ROWID;
+
 -- Text payload of markers and serial lines.
 CREATE TABLE texts (
 	event_id INTEGER PRIMARY KEY,
@@ -90,10 +108,3 @@ LEFT JOIN threads t ON t.id = e.thread_id
 LEFT JOIN locks l ON k.obj_is_lock AND l.id = e.obj
 LEFT JOIN texts x ON x.event_id = e.id;
 
--- @indexes
--- Built by db_writer_close (and by db_update_meta on a trace whose writer was
--- killed), not while recording: keeping them up to date per row would cost
--- three times the insert time, and an index built in one sorted pass has full
--- pages, so it is also smaller. Readers work without them, only slower.
-CREATE INDEX IF NOT EXISTS event_rows_icount ON event_rows (vcpu, icount);
-CREATE INDEX IF NOT EXISTS event_rows_kind ON event_rows (kind_id);

@@ -46,6 +46,13 @@ struct ctl {
 	char *value; /* meta value */
 };
 
+/* One event_blocks row being built. */
+struct block_vcpu {
+	uint16_t vcpu;
+	uint64_t first, last;
+	uint32_t kinds;
+};
+
 /* Lock types, as stored in locks.type. */
 enum { LOCK_OBJECT, LOCK_SPIN, LOCK_MUTEX };
 static const char *const lock_type_names[] = { "object", "spinlock", "mutex" };
@@ -67,6 +74,8 @@ enum {
 	ST_THREAD_NAME,
 	ST_LOCK_NAME,
 	ST_LOCK_CLASS,
+	ST_BLOCK,
+	ST_KIND_COUNT,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
@@ -84,6 +93,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_THREAD_NAME] = "UPDATE threads SET name = ?2 WHERE id = ?1",
 	[ST_LOCK_NAME] = "UPDATE locks SET name = ?2 WHERE id = ?1",
 	[ST_LOCK_CLASS] = "UPDATE locks SET class = ?2 WHERE id = ?1",
+	[ST_BLOCK] = "INSERT OR REPLACE INTO event_blocks VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_KIND_COUNT] = "UPDATE kinds SET events = ?2 WHERE id = ?1",
 	[ST_BEGIN] = "BEGIN",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
@@ -122,6 +133,10 @@ struct db_writer {
 	uint32_t nlocks, lock_cap;
 	uint64_t last_thread;   /* one-entry cache in front of thread_ids */
 	uint32_t last_thread_id;
+	int64_t block;          /* event_blocks.block of the newest event */
+	struct block_vcpu *bv;  /* its summary per vCPU */
+	size_t nbv, bv_cap;
+	int64_t kind_events[DB_KIND_MAX + 1], kind_saved[DB_KIND_MAX + 1];
 	struct db_symtab syms;
 	int err;                /* first error, DB_OK if none */
 	char *errmsg;
@@ -171,13 +186,15 @@ static int begin(struct db_writer *w)
 }
 
 static int flush_rows(struct db_writer *w);
+static int save_block(struct db_writer *w);
+static int save_kind_counts(struct db_writer *w);
 static void abandon(struct db_writer *w);
 
 static int commit(struct db_writer *w)
 {
 	if (!w->in_txn)
 		return DB_OK;
-	if (flush_rows(w) != DB_OK) {
+	if (flush_rows(w) != DB_OK || save_block(w) != DB_OK || save_kind_counts(w) != DB_OK) {
 		abandon(w);
 		return w->err;
 	}
@@ -206,6 +223,82 @@ static void abandon(struct db_writer *w)
 	w->in_txn = 0;
 	w->txn_rows = 0;
 	w->nrows = 0;
+}
+
+/* Writes the event_blocks rows of the current block (again, if it was saved
+ * by an earlier commit while not yet full). */
+static int save_block(struct db_writer *w)
+{
+	sqlite3_stmt *st = w->st[ST_BLOCK];
+
+	for (size_t i = 0; i < w->nbv; i++) {
+		sqlite3_bind_int64(st, 1, w->block);
+		sqlite3_bind_int(st, 2, w->bv[i].vcpu);
+		sqlite3_bind_int64(st, 3, (int64_t)w->bv[i].first);
+		sqlite3_bind_int64(st, 4, (int64_t)w->bv[i].last);
+		sqlite3_bind_int64(st, 5, w->bv[i].kinds);
+		if (step(w, st) != DB_OK)
+			return w->err;
+	}
+	return DB_OK;
+}
+
+/* Updates kinds.events for the kinds that changed since the last commit. */
+static int save_kind_counts(struct db_writer *w)
+{
+	sqlite3_stmt *st = w->st[ST_KIND_COUNT];
+
+	for (int k = 1; k <= DB_KIND_MAX; k++) {
+		if (w->kind_events[k] == w->kind_saved[k])
+			continue;
+		sqlite3_bind_int(st, 1, k);
+		sqlite3_bind_int64(st, 2, w->kind_events[k]);
+		if (step(w, st) != DB_OK)
+			return w->err;
+		w->kind_saved[k] = w->kind_events[k];
+	}
+	return DB_OK;
+}
+
+/* Adds the event with this id to the block summary, saving the previous
+ * block when the id starts a new one. vCPUs are kept sorted. */
+static int note_block(struct db_writer *w, int64_t id, const struct db_event *ev)
+{
+	int64_t block = (id - 1) / DB_BLOCK_EVENTS;
+	size_t i;
+
+	if (block != w->block) {
+		if (save_block(w) != DB_OK)
+			return w->err;
+		w->block = block;
+		w->nbv = 0;
+	}
+	for (i = 0; i < w->nbv && w->bv[i].vcpu < ev->vcpu; i++)
+		;
+	if (i == w->nbv || w->bv[i].vcpu != ev->vcpu) {
+		if (w->nbv == w->bv_cap) {
+			size_t cap = w->bv_cap ? w->bv_cap * 2 : 8;
+			struct block_vcpu *v = realloc(w->bv, cap * sizeof(*v));
+			if (!v) {
+				w->err = w->err ? w->err : DB_E_NOMEM;
+				atomic_store(&w->failed, 1);
+				return w->err;
+			}
+			w->bv = v;
+			w->bv_cap = cap;
+		}
+		memmove(&w->bv[i + 1], &w->bv[i], (w->nbv - i) * sizeof(*w->bv));
+		w->bv[i] = (struct block_vcpu){ ev->vcpu, ev->icount, ev->icount, 0 };
+		w->nbv++;
+	}
+	struct block_vcpu *b = &w->bv[i];
+	if (ev->icount < b->first)
+		b->first = ev->icount;
+	if (ev->icount > b->last)
+		b->last = ev->icount;
+	b->kinds |= 1u << ev->kind;
+	w->kind_events[ev->kind]++;
+	return DB_OK;
 }
 
 /* Inserts the pending rows: ROW_BATCH at once, or one by one for fewer. */
@@ -353,6 +446,8 @@ static int store_event(struct db_writer *w, const struct db_event *ev, char *tex
 			w->locks[lock_id - 1].init_site = (uint64_t)ev->a;
 		}
 	}
+	if (note_block(w, id, ev) != DB_OK)
+		goto out;
 	int64_t *row = w->rows[w->nrows++];
 	row[0] = id;
 	row[1] = (int64_t)ev->icount;
@@ -543,6 +638,7 @@ static void writer_free(struct db_writer *w)
 	db_map_free(&w->lock_ids);
 	db_symtab_free(&w->syms);
 	free(w->locks);
+	free(w->bv);
 	free(w->errmsg);
 	free(w->path);
 	free(w);
@@ -583,7 +679,7 @@ int db_writer_open_ring(const char *path, db_namer namer, void *namer_ctx, size_
 {
 	struct db_writer *w = NULL;
 	int fd, rc, created = 0, ret;
-	char *sqlerr = NULL, *tables = NULL;
+	char *sqlerr = NULL;
 
 	*out = NULL;
 	if (!path || !*path)
@@ -609,6 +705,7 @@ int db_writer_open_ring(const char *path, db_namer namer, void *namer_ctx, size_
 	w->namer = namer;
 	w->namer_ctx = namer_ctx;
 	w->next_id = 1;
+	w->block = -1;
 	if (db_queue_init(&w->q, slots) != DB_OK) {
 		ret = db_fail(err, DB_E_NOMEM, "out of memory");
 		goto fail;
@@ -623,11 +720,9 @@ int db_writer_open_ring(const char *path, db_namer namer, void *namer_ctx, size_
 			  "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;",
 			  NULL, NULL, &sqlerr);
 	if (rc == SQLITE_OK) {
-		rc = db_schema_tables(&tables) == DB_OK ? SQLITE_OK : SQLITE_NOMEM;
+		rc = sqlite3_exec(w->db, "BEGIN", NULL, NULL, &sqlerr);
 		if (rc == SQLITE_OK)
-			rc = sqlite3_exec(w->db, "BEGIN", NULL, NULL, &sqlerr);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_exec(w->db, tables, NULL, NULL, &sqlerr);
+			rc = sqlite3_exec(w->db, db_schema_sql, NULL, NULL, &sqlerr);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(w->db, "COMMIT", NULL, NULL, &sqlerr);
 	}
@@ -651,11 +746,9 @@ int db_writer_open_ring(const char *path, db_namer namer, void *namer_ctx, size_
 		goto fail;
 	}
 	w->thread_started = 1;
-	free(tables);
 	*out = w;
 	return DB_OK;
 fail:
-	free(tables);
 	sqlite3_free(sqlerr);
 	if (w)
 		writer_free(w);
@@ -666,6 +759,8 @@ fail:
 
 int db_writer_push(struct db_writer *w, const struct db_event *ev)
 {
+	if (ev->kind < 1 || ev->kind > DB_KIND_MAX)
+		return DB_E_ARG;
 	if (atomic_load_explicit(&w->failed, memory_order_relaxed) ||
 	    db_queue_push(&w->q, ev, NULL) != DB_OK) {
 		atomic_fetch_add_explicit(&w->dropped, 1, memory_order_relaxed);
@@ -676,8 +771,11 @@ int db_writer_push(struct db_writer *w, const struct db_event *ev)
 
 int db_writer_push_text(struct db_writer *w, const struct db_event *ev, const char *text)
 {
-	char *copy = text ? strdup(text) : NULL;
+	char *copy;
 
+	if (ev->kind < 1 || ev->kind > DB_KIND_MAX)
+		return DB_E_ARG;
+	copy = text ? strdup(text) : NULL;
 	if ((text && !copy) || atomic_load_explicit(&w->failed, memory_order_relaxed) ||
 	    db_queue_push(&w->q, ev, copy) != DB_OK) {
 		free(copy);
@@ -749,7 +847,6 @@ static int finish(struct db_writer *w)
 {
 	char buf[64], cls[512];
 	sqlite3_stmt *st = w->st[ST_LOCK_CLASS];
-	int rc;
 
 	if (begin(w) != DB_OK)
 		return w->err;
@@ -771,12 +868,7 @@ static int finish(struct db_writer *w)
 	sqlite3_bind_text(st, 2, buf, -1, SQLITE_TRANSIENT);
 	if (step(w, st) != DB_OK)
 		goto fail;
-	if (commit(w) != DB_OK)
-		return w->err;
-	rc = sqlite3_exec(w->db, db_schema_indexes(), NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		return sql_fail(w, rc);
-	return DB_OK;
+	return commit(w);
 fail:
 	abandon(w);
 	return w->err;
@@ -830,10 +922,7 @@ int db_update_meta(const char *path, const char *key, const char *value, char **
 	ret = db_check_trace(db, path, err);
 	if (ret != DB_OK)
 		goto out;
-	/* A trace whose writer was killed has no indexes yet. */
-	rc = sqlite3_exec(db, db_schema_indexes(), NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta VALUES (?1, ?2)", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta VALUES (?1, ?2)", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);

@@ -543,6 +543,93 @@ static void test_filter_id_and_icount_ranges(void **state)
 	db_reader_close(r);
 }
 
+/* Collects the ids a filter selects into ids[] (at most max). */
+static int collect_ids(struct db_reader *r, const struct db_filter *f, int64_t *ids, int max)
+{
+	struct db_cursor *c = NULL;
+	struct db_event ev;
+	char *err = NULL;
+	int n = 0, rc;
+
+	assert_int_equal(db_cursor_open(r, f, &c, &err), DB_OK);
+	while ((rc = db_cursor_next(c, &ev, NULL)) == 1) {
+		assert_true(n < max);
+		ids[n++] = ev.id;
+	}
+	assert_int_equal(rc, 0);
+	db_cursor_close(c);
+	return n;
+}
+
+/* 10000 events over 40 blocks, two vCPUs (icount 10 * (i / 2)), an EOI at
+ * every i % 1000 == 777, IRQL otherwise. */
+static void write_sparse(const char *path)
+{
+	struct db_writer *w = open_writer(path);
+
+	for (int i = 0; i < 10000; i++) {
+		struct db_event ev = ev_make(i % 1000 == 777 ? DB_EOI : DB_IRQL, 10 * (uint64_t)(i / 2),
+					     KADDR(0x200000), 0, i, 0);
+		ev.vcpu = (uint16_t)(i % 2);
+		assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	}
+	close_writer(w);
+}
+
+static void test_filter_rare_kind_across_blocks(void **state)
+{
+	struct fx *fx = *state;
+	struct db_reader *r;
+	struct db_filter f = { .kinds = 1u << DB_EOI };
+	int64_t ids[16];
+
+	write_sparse(fx->path);
+	r = open_reader(fx->path);
+	assert_int_equal(collect_ids(r, &f, ids, 16), 10);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(ids[i], 778 + 1000 * i);
+	f.descending = 1;
+	f.limit = 3;
+	assert_int_equal(collect_ids(r, &f, ids, 16), 3);
+	assert_int_equal(ids[0], 9778);
+	assert_int_equal(ids[1], 8778);
+	assert_int_equal(ids[2], 7778);
+	f = (struct db_filter){ .kinds = 1u << DB_EOI, .from_id = 2000, .to_id = 5000 };
+	assert_int_equal(collect_ids(r, &f, ids, 16), 3);
+	assert_int_equal(ids[0], 2778);
+	assert_int_equal(ids[2], 4778);
+	f = (struct db_filter){ .kinds = 1u << DB_TRAP };
+	assert_int_equal(collect_ids(r, &f, ids, 16), 0);
+	db_reader_close(r);
+}
+
+static void test_filter_icount_window_across_blocks(void **state)
+{
+	struct fx *fx = *state;
+	struct db_reader *r;
+	struct db_filter f = { .from_icount = 30000, .to_icount = 30010 };
+	int64_t ids[16];
+
+	write_sparse(fx->path);
+	r = open_reader(fx->path);
+	/* i / 2 in 3000..3001: i = 6000..6003 */
+	assert_int_equal(collect_ids(r, &f, ids, 16), 4);
+	assert_int_equal(ids[0], 6001);
+	assert_int_equal(ids[3], 6004);
+	f.descending = 1;
+	assert_int_equal(collect_ids(r, &f, ids, 16), 4);
+	assert_int_equal(ids[0], 6004);
+	/* icount 8000..20000: i = 1600..4001, EOIs at i = 1777, 2777, 3777 */
+	f = (struct db_filter){ .kinds = 1u << DB_EOI, .from_icount = 8000, .to_icount = 20000 };
+	assert_int_equal(collect_ids(r, &f, ids, 16), 3);
+	assert_int_equal(ids[0], 1778);
+	assert_int_equal(ids[2], 3778);
+	f = (struct db_filter){ .from_icount = 49990 };
+	assert_int_equal(collect_ids(r, &f, ids, 16), 2);
+	assert_int_equal(ids[0], 9999);
+	db_reader_close(r);
+}
+
 static void test_filter_limit_and_descending(void **state)
 {
 	struct fx *fx = *state;
@@ -891,6 +978,11 @@ static void test_readers_follow_a_trace_being_written(void **state)
 	assert_int_equal(db_count_by_kind(r1, counts, &err), DB_OK);
 	assert_int_equal(counts[0], 1500);
 	assert_int_equal(counts[DB_EOI], 500);
+	/* Block 3 (ids 769..1024) was summarised before its EOIs arrived. */
+	struct db_filter eoi = { .kinds = 1u << DB_EOI };
+	int64_t first = 0;
+	assert_int_equal(count_filter(r1, &eoi, &first), 500);
+	assert_int_equal(first, 1001);
 	db_reader_close(r1);
 	/* The writer closes while a reader still has the trace open. */
 	close_writer(w);
@@ -934,6 +1026,8 @@ int main(void)
 		T(test_filter_by_kinds),
 		T(test_filter_by_thread_and_obj),
 		T(test_filter_id_and_icount_ranges),
+		T(test_filter_rare_kind_across_blocks),
+		T(test_filter_icount_window_across_blocks),
 		T(test_filter_limit_and_descending),
 		T(test_bad_filters_refused),
 		T(test_writer_refuses_existing_path),
