@@ -46,6 +46,13 @@ void HalStartClock(ULONG InitialCount)
 	__writemsr(X2APIC_TIMER_INITIAL, InitialCount);
 }
 
+/* Stops the timer: masked, count 0 (the idle loop's dynamic tick). */
+void HalStopClock(void)
+{
+	__writemsr(X2APIC_LVT_TIMER, LVT_MASKED | CLOCK_VECTOR);
+	__writemsr(X2APIC_TIMER_INITIAL, 0);
+}
+
 /* The EOI: `wrmsr` to 0x80B. It clears the in-service bit of the interrupt
  * being handled; until then the APIC delivers nothing at or below its class. */
 NOINLINE void KiApicEndOfInterrupt(void)

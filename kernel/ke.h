@@ -384,6 +384,7 @@ void KiRequestDispatchInterrupt(void);
 /* ---- apic.c ---- */
 void HalInitializeApic(void);
 void HalStartClock(ULONG InitialCount);
+void HalStopClock(void);
 void KiApicEndOfInterrupt(void);
 BOOLEAN HalIsClockInterruptPending(void);
 #define KI_CLOCK_INITIAL_COUNT 1000000 /* 1 ms with QEMU's 1 GHz APIC bus, divide 1 */
@@ -393,6 +394,7 @@ BOOLEAN HalIsClockInterruptPending(void);
 extern volatile ULONG64 KeTickCount;
 void KiClockInterrupt(PKTRAP_FRAME Frame);
 void KiInitializeClock(void);
+BOOLEAN KiIsTimerArmed(void);
 void KeInitializeTimer(PKTIMER Timer);
 BOOLEAN KeSetTimer(PKTIMER Timer, LARGE_INTEGER DueTime, PKDPC Dpc);
 BOOLEAN KeCancelTimer(PKTIMER Timer);

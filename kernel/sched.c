@@ -220,15 +220,30 @@ void KiInitializeScheduler(void)
 
 /* The boot context, now the idle thread, at PASSIVE_LEVEL. `sti; hlt` is
  * atomic with respect to interrupts (sti's one-instruction shadow), so a
- * wakeup between the check and the halt is not lost. */
+ * wakeup between the check and the halt is not lost.
+ *
+ * Dynamic tick: with nothing ready, no DPC pending and no timer armed, the
+ * only interrupt there is - the clock - could change nothing but the tick
+ * count, so the clock is stopped and the processor halts for good. A
+ * deadlocked system then really goes quiet instead of ticking forever. */
 void KiIdleLoop(void)
 {
 	PKPRCB prcb = KeGetCurrentPrcb();
+	BOOLEAN stopped = FALSE;
 	for (;;) {
 		_disable();
 		if (!prcb->DispatchInterruptRequested && IsListEmpty(&KiReadyListHead)) {
+			if (!KiIsTimerArmed() && !stopped) {
+				HalStopClock();
+				stopped = TRUE;
+				DbgPrint("idle: no thread can run and no timer is armed; clock stopped\n");
+			}
 			__asm__ volatile("sti; hlt" : : : "memory");
 			continue;
+		}
+		if (stopped) {
+			HalStartClock(KI_CLOCK_INITIAL_COUNT);
+			stopped = FALSE;
 		}
 		KiRequestDispatchInterrupt();
 		_enable();

@@ -44,7 +44,7 @@ run() {
 
 run eoi-before-switch &
 run missing-eoi '^scenario missing-eoi: start$' &
-run lock-order-deadlock 'holds B, wants A$' &
+run lock-order-deadlock 'clock stopped$' &
 run spinlock-high-irql '^spinlock-high-irql: holding' &
 run recursive-spinlock 'acquiring it again$' &
 for s in global-irql lock-order irql-lower-raise irql-lower-raise-checked mutex-not-owner \
@@ -92,6 +92,7 @@ shows lock-order '^lock-order: LockOrderBA took B then A$'
 expect lock-order-deadlock 124 "deadlocks"
 shows lock-order-deadlock '^lock-order-deadlock: DeadlockAB holds A, wants B$'
 shows lock-order-deadlock '^lock-order-deadlock: DeadlockBA holds B, wants A$'
+shows lock-order-deadlock '^idle: no thread can run and no timer is armed; clock stopped$'
 lacks lock-order-deadlock 'finished'
 
 expect spinlock-high-irql 124 "the clock ISR spins on the lock its thread holds"
