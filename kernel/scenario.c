@@ -210,6 +210,16 @@ static void IrqlLowerRaiseChecked(void)
 	ScenarioFinished("irql-lower-raise-checked");
 }
 
+/* Reads the first byte above the identity-mapped 1 GiB: #PF, reported by
+ * the exception path (vector, error code, rip, cr2) as a bugcheck. */
+static void PageFault(void)
+{
+	volatile UCHAR *unmapped = (volatile UCHAR *)0x40000000;
+	DbgPrint("page-fault: reading %p\n", (void *)unmapped);
+	(void)*unmapped;
+	ScenarioFinished("page-fault");
+}
+
 static KMUTEX NotOwnerMutex;
 
 static void MutexGrabber(PVOID Context)
@@ -254,6 +264,7 @@ static const struct {
 	{"recursive-spinlock", RecursiveSpinlock},
 	{"irql-lower-raise-checked", IrqlLowerRaiseChecked},
 	{"mutex-not-owner", MutexNotOwner},
+	{"page-fault", PageFault},
 };
 
 void KiRunScenario(const char *Name)

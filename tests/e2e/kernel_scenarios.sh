@@ -48,7 +48,7 @@ run lock-order-deadlock 'clock stopped$' &
 run spinlock-high-irql '^spinlock-high-irql: holding' &
 run recursive-spinlock 'acquiring it again$' &
 for s in global-irql lock-order irql-lower-raise irql-lower-raise-checked mutex-not-owner \
-	no-such-scenario; do
+	page-fault no-such-scenario; do
 	run "$s" &
 done
 wait
@@ -113,6 +113,10 @@ shows irql-lower-raise-checked '^\*\*\* STOP: 0x0000000a \(0x000000000000000d, 0
 expect mutex-not-owner 37 "releasing another thread's mutex bugchecks"
 shows mutex-not-owner '^\*\*\* STOP: 0x00000011 '
 shows mutex-not-owner '^\*\*\* THREAD_NOT_MUTEX_OWNER in thread Phase1$'
+
+expect page-fault 37 "an exception is reported and bugchecks"
+shows page-fault '^\*\*\* exception 14 \(#PF page fault\) error code 0x0 at rip 0x[0-9a-f]+ rsp 0x[0-9a-f]+ cr2 0x40000000$'
+shows page-fault '^\*\*\* STOP: 0x0000007f \(0x000000000000000e, 0x0000000000000000, 0x[0-9a-f]{16}, 0x0000000040000000\)$'
 
 expect no-such-scenario 35 "an unknown scenario is refused (0x11)"
 shows no-such-scenario "^error: unknown scenario 'no-such-scenario'"
