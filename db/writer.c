@@ -746,6 +746,7 @@ int db_writer_open_ring(const char *path, db_namer namer, void *namer_ctx, size_
 		goto fail;
 	}
 	w->thread_started = 1;
+	pthread_setname_np(w->thread, "krdb-writer");
 	*out = w;
 	return DB_OK;
 fail:
