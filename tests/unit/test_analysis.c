@@ -489,6 +489,25 @@ static void test_irq_unsafe_lock_and_self_deadlock_hang(void **state)
 	analysis_report_free(rep);
 }
 
+/* spinlock-high-irql as our kernel shows it: the first use inside the clock
+ * handler is the attempt that spins forever. */
+static void test_irq_unsafe_lock_seen_from_the_hanging_attempt_alone(void **state)
+{
+	(void)state;
+	struct trace t = {0};
+	int64_t held = spin_acquire(&t, T_W1, LOCK_A, 0);
+	trap(&t, T_W1, CLOCK);
+	irql(&t, T_W1, PC_ISR + 8, 2, 13);
+	int64_t spin = ev(&t, DB_LOCK_TRY, T_W1, PC_SPINDPC, LOCK_A, 13, 0);
+	struct analysis_report *rep = analyse(&t, "hang");
+	assert_only(rep, (int[]){ANALYSIS_HANG, ANALYSIS_IRQ_UNSAFE_LOCK, ANALYSIS_LOCK_HELD_AT_EXIT}, 3);
+	const struct analysis_finding *f = find_kind(rep, ANALYSIS_IRQ_UNSAFE_LOCK);
+	assert_int_equal(f->steps[0].event_id, held);
+	assert_int_equal(f->steps[1].event_id, spin);
+	assert_int_equal(f->event_id, spin);
+	analysis_report_free(rep);
+}
+
 static void test_irq_lock_always_taken_at_interrupt_level_is_clean(void **state)
 {
 	(void)state;
@@ -1081,6 +1100,7 @@ int main(void)
 		cmocka_unit_test(test_lockorder_ignores_locks_of_interrupted_context),
 		cmocka_unit_test(test_lockorder_deadlock_on_mutexes_reports_cycle_and_hang),
 		cmocka_unit_test(test_irq_unsafe_lock_and_self_deadlock_hang),
+		cmocka_unit_test(test_irq_unsafe_lock_seen_from_the_hanging_attempt_alone),
 		cmocka_unit_test(test_irq_lock_always_taken_at_interrupt_level_is_clean),
 		cmocka_unit_test(test_eoi_then_switch_inside_interrupt_is_reported),
 		cmocka_unit_test(test_eoi_before_switch_hang_has_causal_chain),
