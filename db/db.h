@@ -101,7 +101,9 @@ typedef int (*db_namer)(void *ctx, int is_lock, uint64_t addr, char *name, size_
 int db_writer_open(const char *path, db_namer namer, void *namer_ctx, struct db_writer **out, char **err);
 
 /* Queues one event. Thread-safe, wait-free in the common case. Returns 0, or
- * DB_E_FULL if the queue stayed full (the event is counted as dropped). */
+ * DB_E_FULL if the queue stayed full or the writer stopped on a write error
+ * (the event is counted as dropped), or DB_E_ARG for a kind outside
+ * 1..DB_KIND_MAX (not stored, not counted). */
 int db_writer_push(struct db_writer *w, const struct db_event *ev);
 
 /* Queues an event with a text payload (markers, serial lines); text is copied. */
@@ -124,7 +126,8 @@ struct db_writer_stats {
 void db_writer_stats(struct db_writer *w, struct db_writer_stats *st);
 
 /* Drains the queue, writes the final metadata (events_total, dropped),
- * commits, stops the thread and frees w. Returns the first error met. */
+ * commits, stops the thread and frees w. Returns the first error met. No
+ * push or setter may run concurrently with or after it. */
 int db_writer_close(struct db_writer *w, char **err);
 
 /* Sets run metadata in an existing, closed trace (the CLI records the outcome,
@@ -191,8 +194,10 @@ void db_cursor_close(struct db_cursor *c);
 int db_event_by_id(struct db_reader *r, int64_t id, struct db_event *ev, char **err);
 
 /* Runs one read-only SQL statement (krewind sql). For each row, calls row()
- * with the column count, names and values (NULL for SQL NULL). A statement
- * that would write is refused with DB_E_ARG. */
+ * with the column count, names and values (NULL for SQL NULL); a non-zero
+ * return from row() stops the statement (db_sql still returns 0). A statement
+ * that would write, more than one statement, and bad SQL are refused with
+ * DB_E_ARG. */
 typedef int (*db_row_fn)(void *ctx, int ncols, const char *const *names, const char *const *values);
 int db_sql(struct db_reader *r, const char *sql, db_row_fn row, void *ctx, char **err);
 

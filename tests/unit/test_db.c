@@ -694,6 +694,47 @@ static void test_writer_refuses_existing_path(void **state)
 	assert_int_equal(sb.st_size, 8); /* untouched */
 }
 
+static void test_writer_refuses_missing_directory(void **state)
+{
+	struct fx *fx = *state;
+	struct db_writer *w = NULL;
+	char *err = NULL, path[160];
+
+	snprintf(path, sizeof(path), "%s/no/such/dir/t.db", fx->dir);
+	assert_int_equal(db_writer_open(path, NULL, NULL, &w, &err), DB_E_IO);
+	assert_null(w);
+	assert_non_null(strstr(err, "cannot create"));
+	assert_non_null(strstr(err, path));
+	free(err);
+}
+
+static void test_push_refuses_unknown_kind(void **state)
+{
+	struct fx *fx = *state;
+	struct db_writer *w = open_writer(fx->path);
+	struct db_writer_stats st;
+	struct db_event ev = ev_make(0, 1, 0, 0, 0, 0);
+	struct db_reader *r;
+	int64_t counts[DB_KIND_MAX + 1];
+	char *err = NULL;
+
+	assert_int_equal(db_writer_push(w, &ev), DB_E_ARG);
+	ev.kind = DB_KIND_MAX + 1;
+	assert_int_equal(db_writer_push(w, &ev), DB_E_ARG);
+	assert_int_equal(db_writer_push_text(w, &ev, "x"), DB_E_ARG);
+	ev.kind = DB_EOI;
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	db_writer_stats(w, &st);
+	assert_int_equal(st.queued, 1);
+	assert_int_equal(st.dropped, 0);
+	close_writer(w);
+	r = open_reader(fx->path);
+	assert_int_equal(db_count_by_kind(r, counts, &err), DB_OK);
+	assert_int_equal(counts[0], 1);
+	assert_int_equal(counts[DB_EOI], 1);
+	db_reader_close(r);
+}
+
 static void expect_reader_refusal(const char *path, int code, const char *words)
 {
 	struct db_reader *r = NULL;
@@ -869,6 +910,28 @@ static void test_sql_refuses_writes_and_bad_sql(void **state)
 	db_reader_close(r);
 }
 
+static int stop_after_two(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	int *n = ctx;
+
+	(void)ncols, (void)names, (void)values;
+	return ++*n == 2;
+}
+
+static void test_sql_row_callback_stops_early(void **state)
+{
+	struct fx *fx = *state;
+	struct db_reader *r;
+	char *err = NULL;
+	int n = 0;
+
+	write_mix(fx->path, 50);
+	r = open_reader(fx->path);
+	assert_int_equal(db_sql(r, "SELECT id FROM events", stop_after_two, &n, &err), DB_OK);
+	assert_int_equal(n, 2);
+	db_reader_close(r);
+}
+
 /* ------------------------------------------------------------ concurrency */
 
 struct pusher {
@@ -1031,6 +1094,8 @@ int main(void)
 		T(test_filter_limit_and_descending),
 		T(test_bad_filters_refused),
 		T(test_writer_refuses_existing_path),
+		T(test_writer_refuses_missing_directory),
+		T(test_push_refuses_unknown_kind),
 		T(test_reader_refuses_missing_file),
 		T(test_reader_refuses_garbage_file),
 		T(test_reader_refuses_empty_file),
@@ -1039,6 +1104,7 @@ int main(void)
 		T(test_reader_refuses_other_sqlite_file),
 		T(test_sql_reads_events_view),
 		T(test_sql_refuses_writes_and_bad_sql),
+		T(test_sql_row_callback_stops_early),
 		T(test_concurrent_pushes_all_arrive),
 		T(test_readers_follow_a_trace_being_written),
 		T(test_stats_count_pushes),
