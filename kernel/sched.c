@@ -135,6 +135,8 @@ void KiQuantumEndSwitchInIsr(void)
 {
 	PKPRCB prcb = KeGetCurrentPrcb();
 	PKTHREAD cur = prcb->CurrentThread;
+	if (cur == &KiIdleThread)
+		return; /* idle is never queued; the DISPATCH path leaves idle */
 	if (!KiTryToAcquireDispatcherLock())
 		return; /* busy: the DISPATCH software interrupt will switch */
 	prcb->QuantumEnd = 0;
