@@ -37,13 +37,73 @@ static int graph_build(struct analysis *a, struct graph *g)
 	return 0;
 }
 
-/* Shortest path of edges from class src to class dst (BFS); writes edge
- * indexes into path (from src), returns its length or 0 if none. */
-static size_t shortest_path(struct analysis *a, const struct graph *g, uint32_t src, uint32_t dst, uint32_t *via,
-			    uint32_t *queue, uint32_t *path)
+/* Strongly connected components (Tarjan, iterative): comp[c] for every
+ * class. Only edges inside one component can be on a cycle. */
+static int components(struct analysis *a, const struct graph *g, uint32_t *comp)
 {
-	for (size_t c = 0; c < a->n_classes; c++)
-		via[c] = UINT32_MAX;
+	size_t n = a->n_classes;
+	uint32_t *index = malloc((n + 1) * sizeof(*index)), *low = malloc((n + 1) * sizeof(*low));
+	uint32_t *stack = malloc((n + 1) * sizeof(*stack)), *cs_node = malloc((n + 1) * sizeof(*cs_node));
+	size_t *cs_edge = malloc((n + 1) * sizeof(*cs_edge));
+	uint8_t *on = calloc(n + 1, 1);
+	int rc = (!index || !low || !stack || !cs_node || !cs_edge || !on) ? ANALYSIS_E_NOMEM : 0;
+	uint32_t next = 0, ncomp = 0;
+	size_t sp = 0, csp = 0;
+	for (size_t c = 0; !rc && c < n; c++)
+		index[c] = UINT32_MAX;
+	for (uint32_t root = 0; !rc && root < n; root++) {
+		if (index[root] != UINT32_MAX)
+			continue;
+		index[root] = low[root] = next++;
+		stack[sp++] = root;
+		on[root] = 1;
+		cs_node[csp] = root;
+		cs_edge[csp++] = g->start[root];
+		while (csp) {
+			uint32_t v = cs_node[csp - 1];
+			size_t k = cs_edge[csp - 1];
+			if (k < g->start[v + 1]) {
+				cs_edge[csp - 1]++;
+				uint32_t w = a->edges[g->order[k]].to;
+				if (index[w] == UINT32_MAX) {
+					index[w] = low[w] = next++;
+					stack[sp++] = w;
+					on[w] = 1;
+					cs_node[csp] = w;
+					cs_edge[csp++] = g->start[w];
+				} else if (on[w] && index[w] < low[v]) {
+					low[v] = index[w];
+				}
+				continue;
+			}
+			if (low[v] == index[v]) {
+				uint32_t x;
+				do {
+					x = stack[--sp];
+					on[x] = 0;
+					comp[x] = ncomp;
+				} while (x != v);
+				ncomp++;
+			}
+			if (--csp && low[v] < low[cs_node[csp - 1]])
+				low[cs_node[csp - 1]] = low[v];
+		}
+	}
+	free(index);
+	free(low);
+	free(stack);
+	free(cs_node);
+	free(cs_edge);
+	free(on);
+	return rc;
+}
+
+/* Shortest path of edges from class src to class dst (BFS inside their
+ * component); writes edge indexes into path (from src), returns its length
+ * or 0 if none. via must be all UINT32_MAX on entry and is left so. */
+static size_t shortest_path(struct analysis *a, const struct graph *g, const uint32_t *comp, uint32_t src,
+			    uint32_t dst, uint32_t *via, uint32_t *queue, uint32_t *path)
+{
 	size_t head = 0, tail = 0;
 	queue[tail++] = src;
 	via[src] = UINT32_MAX - 1;
@@ -53,20 +113,22 @@ static size_t shortest_path(struct analysis *a, const struct graph *g, uint32_t 
 			break;
 		for (size_t k = g->start[c]; k < g->start[c + 1]; k++) {
 			uint32_t e = g->order[k], n = a->edges[e].to;
-			if (via[n] != UINT32_MAX)
+			if (via[n] != UINT32_MAX || comp[n] != comp[src])
 				continue;
 			via[n] = e;
 			queue[tail++] = n;
 		}
 	}
-	if (via[dst] == UINT32_MAX)
-		return 0;
 	size_t len = 0;
-	for (uint32_t c = dst; c != src; c = a->edges[via[c]].from)
-		len++;
-	size_t i = len;
-	for (uint32_t c = dst; c != src; c = a->edges[via[c]].from)
-		path[--i] = via[c];
+	if (via[dst] != UINT32_MAX) {
+		for (uint32_t c = dst; c != src; c = a->edges[via[c]].from)
+			len++;
+		size_t i = len;
+		for (uint32_t c = dst; c != src; c = a->edges[via[c]].from)
+			path[--i] = via[c];
+	}
+	for (size_t i = 0; i < tail; i++)
+		via[queue[i]] = UINT32_MAX;
 	return len;
 }
 
@@ -132,10 +194,18 @@ static int lock_order_cycles(struct analysis *a)
 	uint32_t *via = malloc((a->n_classes + 1) * sizeof(*via));
 	uint32_t *queue = malloc((a->n_classes + 1) * sizeof(*queue));
 	uint32_t *path = malloc((a->n_classes + 2) * sizeof(*path));
-	int rc = (!via || !queue || !path) ? ANALYSIS_E_NOMEM : graph_build(a, &g);
+	uint32_t *comp = malloc((a->n_classes + 1) * sizeof(*comp));
+	int rc = (!via || !queue || !path || !comp) ? ANALYSIS_E_NOMEM : graph_build(a, &g);
+	if (!rc)
+		rc = components(a, &g, comp);
+	for (size_t c = 0; !rc && c < a->n_classes; c++)
+		via[c] = UINT32_MAX;
 	for (size_t i = 0; !rc && i < a->n_edges && !a->error; i++) {
+		const struct edge *e = &a->edges[i];
+		if (comp[e->from] != comp[e->to])
+			continue;
 		/* Cycle through edge i: i, then the shortest way back. */
-		size_t n = shortest_path(a, &g, a->edges[i].to, a->edges[i].from, via, queue, path + 1);
+		size_t n = shortest_path(a, &g, comp, e->to, e->from, via, queue, path + 1);
 		if (!n)
 			continue;
 		path[0] = (uint32_t)i;
@@ -146,6 +216,7 @@ static int lock_order_cycles(struct analysis *a)
 	free(via);
 	free(queue);
 	free(path);
+	free(comp);
 	return rc ? rc : a->error;
 }
 
