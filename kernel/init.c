@@ -35,8 +35,6 @@ struct KiDescriptorPointer {
 	ULONG64 Base;
 } __attribute__((packed));
 
-const char *KiBootCommandLine(void) { return KiCommandLine; }
-
 static void KiCopyCommandLine(ULONG64 start_info_pa)
 {
 	const struct hvm_start_info *si = (const struct hvm_start_info *)start_info_pa;

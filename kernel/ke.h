@@ -349,7 +349,6 @@ static inline PKTHREAD KeGetCurrentThread(void)
 void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
 int strcmp(const char *a, const char *b);
-size_t strlen(const char *s);
 void RtlCopyName(char *dst, const char *src, size_t size);
 
 /* ---- serial.c: COM1 console ---- */
@@ -361,7 +360,6 @@ NORETURN void KiPowerOff(UCHAR code);
 /* ---- init.c: boot, GDT/TSS/KPCR ---- */
 extern KPCR KiPcr;
 void KiInitializeProcessor(void);
-const char *KiBootCommandLine(void);
 
 /* ---- trap.c / trap.S ---- */
 void KiInitializeIdt(void);

@@ -28,14 +28,6 @@ int strcmp(const char *a, const char *b)
 	return (UCHAR)*a - (UCHAR)*b;
 }
 
-size_t strlen(const char *s)
-{
-	size_t n = 0;
-	while (s[n])
-		n++;
-	return n;
-}
-
 /* Copies src into dst[size], truncating, always NUL-terminated. */
 void RtlCopyName(char *dst, const char *src, size_t size)
 {

@@ -224,6 +224,16 @@ static void TestTimerSignalsAndQueuesDpc(void)
 	CHECK(KeWaitForSingleObject(&timer, Executive, KernelMode, FALSE, &limit) == STATUS_SUCCESS);
 	CHECK(TimerDpcTick >= t0 + 4 && TimerDpcTick <= t0 + 6);
 	CHECK(timer.Header.SignalState == 1);
+
+	/* A cancelled timer never signals nor runs its DPC. */
+	TimerDpcTick = 0;
+	CHECK(!KeSetTimer(&timer, Ticks(3), &dpc));
+	CHECK(timer.Header.SignalState == 0);
+	CHECK(KeCancelTimer(&timer));
+	CHECK(!KeCancelTimer(&timer));
+	limit = Ticks(6);
+	CHECK(KeWaitForSingleObject(&timer, Executive, KernelMode, FALSE, &limit) == STATUS_TIMEOUT);
+	CHECK(TimerDpcTick == 0);
 }
 
 /* ---- waits ---- */
@@ -288,6 +298,8 @@ static void TestEventsNotificationAndSynchronization(void)
 		Join(t[i]);
 	CHECK(Woken == 3);
 	CHECK(WakeEvent.Header.SignalState == 1); /* notification: stays set */
+	CHECK(KeResetEvent(&WakeEvent) == 1);
+	CHECK(WakeEvent.Header.SignalState == 0);
 
 	KeInitializeEvent(&WakeEvent, SynchronizationEvent, FALSE);
 	Woken = 0;
@@ -445,7 +457,7 @@ static const struct {
 	{"irql_per_thread_across_preemption", TestIrqlPerThreadAcrossPreemption},
 	{"sched_round_robin_fairness", TestSchedRoundRobinFairness},
 	{"dpc_fifo_at_dispatch_level", TestDpcFifoAtDispatchLevel},
-	{"timer_signals_and_queues_dpc", TestTimerSignalsAndQueuesDpc},
+	{"timer_signals_queues_dpc_and_cancels", TestTimerSignalsAndQueuesDpc},
 	{"wait_timeout_returns_status_timeout", TestWaitTimeout},
 	{"wait_signalled_returns_success", TestWaitSignalled},
 	{"events_notification_and_synchronization", TestEventsNotificationAndSynchronization},
