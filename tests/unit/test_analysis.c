@@ -378,6 +378,45 @@ static void test_lockorder_consistent_order_and_same_class_nesting_are_clean(voi
 	analysis_report_free(rep);
 }
 
+/* A long cycle through classes that otherwise form a long chain is found once
+ * with every edge; the chain alone is not a cycle. */
+static void test_lockorder_finds_a_long_cycle_once(void **state)
+{
+	(void)state;
+	enum { N = 40 };
+	for (int close = 0; close < 2; close++) {
+		struct analysis *a = NULL;
+		assert_int_equal(analysis_new(&names, &a, NULL), 0);
+		int64_t id = 0;
+		for (int i = 0; i + 1 < N + close; i++) {
+			uint64_t first = 0x10000 + 0x10 * (uint64_t)i, second = 0x10000 + 0x10 * (uint64_t)((i + 1) % N);
+			struct db_event e[] = {
+				{.kind = DB_LOCK_ACQ, .thread = T_W1, .pc = PC_SPIN + 0x20, .obj = first, .a = 2},
+				{.kind = DB_LOCK_ACQ, .thread = T_W1, .pc = PC_SPIN + 0x20, .obj = second, .a = 2},
+				{.kind = DB_LOCK_REL, .thread = T_W1, .pc = PC_REL, .obj = second, .a = 2},
+				{.kind = DB_LOCK_REL, .thread = T_W1, .pc = PC_REL, .obj = first, .a = 2},
+			};
+			for (size_t k = 0; k < 4; k++) {
+				e[k].id = ++id;
+				assert_int_equal(analysis_feed(a, &e[k]), 0);
+			}
+		}
+		struct analysis_report *rep = NULL;
+		assert_int_equal(analysis_finish(a, "pass", &rep, NULL), 0);
+		analysis_free(a);
+		if (!close) {
+			assert_int_equal(rep->n_findings, 0);
+		} else {
+			assert_int_equal(rep->n_findings, 1);
+			assert_int_equal(rep->findings[0].kind, ANALYSIS_LOCK_ORDER);
+			assert_int_equal(rep->findings[0].n_steps, 2 * N);
+			assert_int_equal(rep->findings[0].n_lock_classes, N);
+			assert_int_equal(rep->lock_order_edges, N);
+		}
+		analysis_report_free(rep);
+	}
+}
+
 /* A lock taken by an interrupt handler while the interrupted code holds
  * another is not an ordering between them (lockdep's irq_context split). */
 static void test_lockorder_ignores_locks_of_interrupted_context(void **state)
@@ -1097,6 +1136,7 @@ int main(void)
 		cmocka_unit_test(test_lockorder_reports_abba_cycle),
 		cmocka_unit_test(test_lockorder_reports_three_lock_cycle_once),
 		cmocka_unit_test(test_lockorder_consistent_order_and_same_class_nesting_are_clean),
+		cmocka_unit_test(test_lockorder_finds_a_long_cycle_once),
 		cmocka_unit_test(test_lockorder_ignores_locks_of_interrupted_context),
 		cmocka_unit_test(test_lockorder_deadlock_on_mutexes_reports_cycle_and_hang),
 		cmocka_unit_test(test_irq_unsafe_lock_and_self_deadlock_hang),
