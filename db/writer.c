@@ -715,6 +715,8 @@ int db_writer_open_ring(const char *path, db_namer namer, void *namer_ctx, size_
 		ret = db_fail(err, DB_E_IO, "cannot open %s: %s", path, sqlite3_errstr(rc));
 		goto fail;
 	}
+	/* Another process updating meta (db_update_meta) must not fail us. */
+	sqlite3_busy_timeout(w->db, 5000);
 	rc = sqlite3_exec(w->db,
 			  "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
 			  "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;",
