@@ -82,8 +82,11 @@ const char *analysis_severity_name(int severity);
 /* One event that belongs to a finding: a site, or a link of a causal chain.
  * Strings are owned by the report; never NULL ("" when unknown). */
 struct analysis_step {
-	const char *role;    /* static: "acquire", "held", "try", "release", "trap", "iret", "eoi",
-	                        "switch-out", "switch-in", "irql", "wait", "spin", "last", ... */
+	const char *role;    /* static, one of: "held" (where a lock was acquired), "acquire"
+	                        (a lock asked for / taken), "try", "release", "trap", "iret",
+	                        "eoi", "switch", "switch-out", "switch-in", "resume", "irql",
+	                        "wait", "spin" (an attempt that never succeeded), "last" (the
+	                        last event of a CPU or thread, in hang findings) */
 	char *text;          /* one line saying what happened, with names resolved */
 	int64_t event_id;    /* 0 when the step is not one event */
 	uint64_t icount;
@@ -165,9 +168,11 @@ int analysis_feed(struct analysis *a, const struct db_event *ev);
 
 /* Ends the stream and builds the report. outcome is the run's outcome
  * ("pass", "fail", "bugcheck", "completed", "hang", "timeout", ..., or NULL
- * if unknown): "hang" and "timeout" make the run hung; unknown outcomes let
- * the evidence decide (a spinner or wait-for cycle at the end). *out is owned
- * by the caller (analysis_report_free). The analysis can only be freed after. */
+ * if unknown): "hang" and "timeout" make the run hung; "pass", "fail",
+ * "bugcheck" and "completed" never are; other or unknown outcomes let the
+ * evidence decide (a spinner or wait-for cycle at the end). *out is owned
+ * by the caller (analysis_report_free); a must still be freed with
+ * analysis_free and cannot be fed or finished again. */
 int analysis_finish(struct analysis *a, const char *outcome, struct analysis_report **out, char **err);
 
 void analysis_free(struct analysis *a);
