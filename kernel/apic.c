@@ -9,21 +9,21 @@
  */
 #include "ke.h"
 
-#define IA32_APIC_BASE 0x1B
-#define APIC_BASE_ENABLE (1u << 11)
-#define APIC_BASE_X2APIC (1u << 10)
-#define X2APIC_TPR 0x808
-#define X2APIC_EOI 0x80B
-#define X2APIC_SVR 0x80F
-#define X2APIC_IRR0 0x820
-#define X2APIC_LVT_TIMER 0x832
-#define X2APIC_LVT_LINT0 0x835
-#define X2APIC_LVT_LINT1 0x836
-#define X2APIC_LVT_ERROR 0x837
+#define IA32_APIC_BASE       0x1B
+#define APIC_BASE_ENABLE     (1u << 11)
+#define APIC_BASE_X2APIC     (1u << 10)
+#define X2APIC_TPR           0x808
+#define X2APIC_EOI           0x80B
+#define X2APIC_SVR           0x80F
+#define X2APIC_IRR0          0x820
+#define X2APIC_LVT_TIMER     0x832
+#define X2APIC_LVT_LINT0     0x835
+#define X2APIC_LVT_LINT1     0x836
+#define X2APIC_LVT_ERROR     0x837
 #define X2APIC_TIMER_INITIAL 0x838
-#define X2APIC_TIMER_DIVIDE 0x83E
-#define LVT_MASKED (1u << 16)
-#define LVT_TIMER_PERIODIC (1u << 17)
+#define X2APIC_TIMER_DIVIDE  0x83E
+#define LVT_MASKED           (1u << 16)
+#define LVT_TIMER_PERIODIC   (1u << 17)
 
 void HalInitializeApic(void)
 {

@@ -121,7 +121,10 @@ static void KiTimerExpiration(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
 
 /* Is any timer (a wait timeout or a KTIMER) armed? Read with interrupts off
  * by the idle loop. */
-BOOLEAN KiIsTimerArmed(void) { return KiNextTimerDue != ~0ull; }
+BOOLEAN KiIsTimerArmed(void)
+{
+	return KiNextTimerDue != ~0ull;
+}
 
 void KiInitializeClock(void)
 {

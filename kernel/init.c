@@ -68,7 +68,10 @@ static const char *KiParseScenario(void)
 	return "clean";
 }
 
-static ULONG64 KiSegment(ULONG64 flags_access) { return flags_access | 0xFFFF; }
+static ULONG64 KiSegment(ULONG64 flags_access)
+{
+	return flags_access | 0xFFFF;
+}
 
 /* GDT with NT x64's selectors: R0 code 0x10, R0 data 0x18, R3 compat code
  * 0x20, R3 data 0x28, R3 code 0x30, TSS 0x40 (16 bytes), R3 compat TEB 0x50. */
@@ -82,28 +85,26 @@ static void KiInitializeGdt(void)
 	KiGdt[KGDT64_R3_CMCODE / 8] = KiSegment(0x00CFFB0000000000ull);
 	KiGdt[KGDT64_R3_DATA / 8] = KiSegment(0x00CFF30000000000ull);
 	KiGdt[KGDT64_R3_CODE / 8] = KiSegment(0x00AFFB0000000000ull);
-	KiGdt[KGDT64_SYS_TSS / 8] = (limit & 0xFFFF) | ((tss & 0xFFFFFF) << 16) |
-				    (0x89ull << 40) | (((limit >> 16) & 0xF) << 48) |
-				    (((tss >> 24) & 0xFF) << 56);
+	KiGdt[KGDT64_SYS_TSS / 8] = (limit & 0xFFFF) | ((tss & 0xFFFFFF) << 16) | (0x89ull << 40) |
+	                            (((limit >> 16) & 0xF) << 48) | (((tss >> 24) & 0xFF) << 56);
 	KiGdt[KGDT64_SYS_TSS / 8 + 1] = tss >> 32;
 	KiGdt[KGDT64_R3_CMTEB / 8] = KiSegment(0x00CFF30000000000ull);
 
 	struct KiDescriptorPointer gdtr = {sizeof(KiGdt) - 1, (ULONG64)KiGdt};
 	__asm__ volatile("lgdt %0\n\t"
-			 "pushq %1\n\t"
-			 "leaq 1f(%%rip), %%rax\n\t"
-			 "pushq %%rax\n\t"
-			 "lretq\n"
-			 "1:\n\t"
-			 "movw %w2, %%ax\n\t"
-			 "movw %%ax, %%ds\n\t"
-			 "movw %%ax, %%es\n\t"
-			 "movw %%ax, %%ss\n\t"
-			 "ltr %w3"
-			 :
-			 : "m"(gdtr), "i"(KGDT64_R0_CODE), "r"(KGDT64_R0_DATA),
-			   "r"(KGDT64_SYS_TSS)
-			 : "rax", "memory");
+	                 "pushq %1\n\t"
+	                 "leaq 1f(%%rip), %%rax\n\t"
+	                 "pushq %%rax\n\t"
+	                 "lretq\n"
+	                 "1:\n\t"
+	                 "movw %w2, %%ax\n\t"
+	                 "movw %%ax, %%ds\n\t"
+	                 "movw %%ax, %%es\n\t"
+	                 "movw %%ax, %%ss\n\t"
+	                 "ltr %w3"
+	                 :
+	                 : "m"(gdtr), "i"(KGDT64_R0_CODE), "r"(KGDT64_R0_DATA), "r"(KGDT64_SYS_TSS)
+	                 : "rax", "memory");
 }
 
 void KiInitializeProcessor(void)

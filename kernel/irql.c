@@ -10,7 +10,10 @@
  */
 #include "ke.h"
 
-KIRQL KeGetCurrentIrql(void) { return KiReadCr8(); }
+KIRQL KeGetCurrentIrql(void)
+{
+	return KiReadCr8();
+}
 
 KIRQL KiRaiseIrql(KIRQL NewIrql)
 {

@@ -11,25 +11,25 @@
 #define KREWIND_KE_H
 
 /* Offsets used by assembly (trap.S); checked against the C layout below. */
-#define KPCR_SELF 0x18
-#define KPCR_TSS 0x08
-#define KPCR_CURRENT_THREAD 0x188
+#define KPCR_SELF            0x18
+#define KPCR_TSS             0x08
+#define KPCR_CURRENT_THREAD  0x188
 #define KTHREAD_KERNEL_STACK 0x18
-#define KTHREAD_STACK_BASE 0x20
-#define KTHREAD_SWAP_IRQL 0x36
-#define KTSS_RSP0 0x04
+#define KTHREAD_STACK_BASE   0x20
+#define KTHREAD_SWAP_IRQL    0x36
+#define KTSS_RSP0            0x04
 
-#define KGDT64_R0_CODE 0x10
-#define KGDT64_R0_DATA 0x18
+#define KGDT64_R0_CODE   0x10
+#define KGDT64_R0_DATA   0x18
 #define KGDT64_R3_CMCODE 0x20
-#define KGDT64_R3_DATA 0x28
-#define KGDT64_R3_CODE 0x30
-#define KGDT64_SYS_TSS 0x40
-#define KGDT64_R3_CMTEB 0x50
+#define KGDT64_R3_DATA   0x28
+#define KGDT64_R3_CODE   0x30
+#define KGDT64_SYS_TSS   0x40
+#define KGDT64_R3_CMTEB  0x50
 
 /* Interrupt vectors. The APIC's priority class is vector >> 4, and CR8 masks
  * every class <= its value, so a vector's class is its IRQL. */
-#define CLOCK_VECTOR 0xD1
+#define CLOCK_VECTOR    0xD1
 #define SPURIOUS_VECTOR 0xFF
 
 #ifndef __ASSEMBLER__
@@ -56,37 +56,37 @@ typedef union _LARGE_INTEGER {
 	LONGLONG QuadPart;
 } LARGE_INTEGER, *PLARGE_INTEGER;
 
-#define TRUE 1
+#define TRUE  1
 #define FALSE 0
 
 #define STATUS_SUCCESS ((NTSTATUS)0x00000000)
 #define STATUS_TIMEOUT ((NTSTATUS)0x00000102)
 
 #define KernelMode 0
-#define Executive 0
+#define Executive  0
 
 /* IRQLs, as on NT x64. */
-#define PASSIVE_LEVEL 0
-#define APC_LEVEL 1
+#define PASSIVE_LEVEL  0
+#define APC_LEVEL      1
 #define DISPATCH_LEVEL 2
-#define CLOCK_LEVEL 13
-#define HIGH_LEVEL 15
+#define CLOCK_LEVEL    13
+#define HIGH_LEVEL     15
 
 /* Bugcheck codes (NT's numbers where NT has one). */
-#define IRQL_NOT_GREATER_OR_EQUAL 0x00000009
-#define IRQL_NOT_LESS_OR_EQUAL 0x0000000A
-#define SPIN_LOCK_NOT_OWNED 0x00000010
-#define THREAD_NOT_MUTEX_OWNER 0x00000011
-#define KMODE_EXCEPTION_NOT_HANDLED 0x0000001E
-#define UNEXPECTED_KERNEL_MODE_TRAP 0x0000007F
-#define NO_MORE_SYSTEM_PTES 0x0000003F
-#define SEMAPHORE_LIMIT_EXCEEDED 0x000000E0 /* krewind's own: NT raises an exception */
-#define INVALID_WAIT_OBJECT 0x000000E1      /* krewind's own */
+#define IRQL_NOT_GREATER_OR_EQUAL    0x00000009
+#define IRQL_NOT_LESS_OR_EQUAL       0x0000000A
+#define SPIN_LOCK_NOT_OWNED          0x00000010
+#define THREAD_NOT_MUTEX_OWNER       0x00000011
+#define KMODE_EXCEPTION_NOT_HANDLED  0x0000001E
+#define UNEXPECTED_KERNEL_MODE_TRAP  0x0000007F
+#define NO_MORE_SYSTEM_PTES          0x0000003F
+#define SEMAPHORE_LIMIT_EXCEEDED     0x000000E0 /* krewind's own: NT raises an exception */
+#define INVALID_WAIT_OBJECT          0x000000E1 /* krewind's own */
 #define KREWIND_THREAD_STACK_CORRUPT 0x000000E2 /* krewind's own */
 
 /* isa-debug-exit values (docs/architecture.md). */
-#define KI_EXIT_PASS 0x10
-#define KI_EXIT_FAIL 0x11
+#define KI_EXIT_PASS     0x10
+#define KI_EXIT_FAIL     0x11
 #define KI_EXIT_BUGCHECK 0x12
 #define KI_EXIT_UNCAUGHT 0x13
 
@@ -95,10 +95,16 @@ typedef struct _LIST_ENTRY {
 	struct _LIST_ENTRY *Flink, *Blink;
 } LIST_ENTRY, *PLIST_ENTRY;
 
-#define CONTAINING_RECORD(a, T, f) ((T *)((char *)(a) - offsetof(T, f)))
+#define CONTAINING_RECORD(a, T, f) ((T *)((char *)(a)-offsetof(T, f)))
 
-static inline void InitializeListHead(PLIST_ENTRY h) { h->Flink = h->Blink = h; }
-static inline BOOLEAN IsListEmpty(const LIST_ENTRY *h) { return h->Flink == h; }
+static inline void InitializeListHead(PLIST_ENTRY h)
+{
+	h->Flink = h->Blink = h;
+}
+static inline BOOLEAN IsListEmpty(const LIST_ENTRY *h)
+{
+	return h->Flink == h;
+}
 static inline void InsertTailList(PLIST_ENTRY h, PLIST_ENTRY e)
 {
 	e->Flink = h;
@@ -221,13 +227,13 @@ typedef struct _KTSS64 {
 } __attribute__((packed)) KTSS64;
 
 typedef struct _KPRCB {
-	ULONG MxCsr;             /* 0x180 */
-	UCHAR Number;            /* 0x184 */
+	ULONG MxCsr;  /* 0x180 */
+	UCHAR Number; /* 0x184 */
 	UCHAR Pad0[3];
-	PKTHREAD CurrentThread;  /* 0x188 */
-	PKTHREAD NextThread;     /* 0x190 (unused: switches are decided at dispatch time) */
-	PKTHREAD IdleThread;     /* 0x198 */
-	LIST_ENTRY DpcListHead;  /* FIFO of queued KDPCs */
+	PKTHREAD CurrentThread; /* 0x188 */
+	PKTHREAD NextThread;    /* 0x190 (unused: switches are decided at dispatch time) */
+	PKTHREAD IdleThread;    /* 0x198 */
+	LIST_ENTRY DpcListHead; /* FIFO of queued KDPCs */
 	ULONG DpcQueueDepth;
 	volatile UCHAR DispatchInterruptRequested; /* the DISPATCH_LEVEL software interrupt */
 	volatile UCHAR QuantumEnd;
@@ -238,21 +244,21 @@ typedef struct _KPRCB {
 } KPRCB, *PKPRCB;
 
 typedef struct _KPCR {
-	PVOID GdtBase;         /* 0x00 */
-	KTSS64 *TssBase;       /* 0x08 */
-	ULONG64 UserRsp;       /* 0x10 */
-	struct _KPCR *Self;    /* 0x18 */
-	PKPRCB CurrentPrcb;    /* 0x20 */
-	PVOID IdtBase;         /* 0x28 */
+	PVOID GdtBase;      /* 0x00 */
+	KTSS64 *TssBase;    /* 0x08 */
+	ULONG64 UserRsp;    /* 0x10 */
+	struct _KPCR *Self; /* 0x18 */
+	PKPRCB CurrentPrcb; /* 0x20 */
+	PVOID IdtBase;      /* 0x28 */
 	UCHAR Pad[0x180 - 0x30];
-	KPRCB Prcb;            /* 0x180 */
+	KPRCB Prcb; /* 0x180 */
 } KPCR, *PKPCR;
 
 _Static_assert(offsetof(KPCR, Self) == KPCR_SELF, "KPCR.Self");
 _Static_assert(offsetof(KPCR, TssBase) == KPCR_TSS, "KPCR.TssBase");
 _Static_assert(offsetof(KPCR, Prcb) == 0x180, "KPCR.Prcb");
 _Static_assert(offsetof(KPCR, Prcb.CurrentThread) == KPCR_CURRENT_THREAD,
-	       "gs:[0x188] is the current thread (tracer contract)");
+               "gs:[0x188] is the current thread (tracer contract)");
 _Static_assert(offsetof(KTHREAD, Name) == 0x40, "KTHREAD.Name at 0x40 (tracer contract)");
 _Static_assert(offsetof(KTHREAD, KernelStack) == KTHREAD_KERNEL_STACK, "KTHREAD.KernelStack");
 _Static_assert(offsetof(KTHREAD, StackBase) == KTHREAD_STACK_BASE, "KTHREAD.StackBase");
@@ -272,7 +278,7 @@ typedef struct _KLOCK_QUEUE_HANDLE {
 } KLOCK_QUEUE_HANDLE, *PKLOCK_QUEUE_HANDLE;
 
 _Static_assert(offsetof(KLOCK_QUEUE_HANDLE, LockQueue.Lock) == 8,
-	       "lock pointer at [handle+8] (tracer contract)");
+               "lock pointer at [handle+8] (tracer contract)");
 
 /* ---- trap frame: built by trap.S, lowest address first ---- */
 typedef struct _KTRAP_FRAME {
@@ -305,12 +311,24 @@ static inline void KiRestoreInterrupts(ULONG64 flags)
 	if (flags & 0x200)
 		__asm__ volatile("sti" : : : "memory");
 }
-static inline void _enable(void) { __asm__ volatile("sti" : : : "memory"); }
-static inline void _disable(void) { __asm__ volatile("cli" : : : "memory"); }
-static inline void YieldProcessor(void) { __asm__ volatile("pause" : : : "memory"); }
+static inline void _enable(void)
+{
+	__asm__ volatile("sti" : : : "memory");
+}
+static inline void _disable(void)
+{
+	__asm__ volatile("cli" : : : "memory");
+}
+static inline void YieldProcessor(void)
+{
+	__asm__ volatile("pause" : : : "memory");
+}
 /* For busy-waits on a tick count: no `pause`, which makes TCG leave its
  * execution loop on every iteration (very slow under record/replay). */
-static inline void KiBusyWait(void) { __asm__ volatile("" : : : "memory"); }
+static inline void KiBusyWait(void)
+{
+	__asm__ volatile("" : : : "memory");
+}
 static inline ULONG64 __readmsr(ULONG msr)
 {
 	ULONG lo, hi;
@@ -337,7 +355,10 @@ static inline PKPCR KeGetPcr(void)
 	__asm__ volatile("mov %%gs:0x18, %0" : "=r"(p));
 	return p;
 }
-static inline PKPRCB KeGetCurrentPrcb(void) { return &KeGetPcr()->Prcb; }
+static inline PKPRCB KeGetCurrentPrcb(void)
+{
+	return &KeGetPcr()->Prcb;
+}
 static inline PKTHREAD KeGetCurrentThread(void)
 {
 	PKTHREAD t;
@@ -386,7 +407,7 @@ void HalStopClock(void);
 void KiApicEndOfInterrupt(void);
 BOOLEAN HalIsClockInterruptPending(void);
 #define KI_CLOCK_INITIAL_COUNT 1000000 /* 1 ms with QEMU's 1 GHz APIC bus, divide 1 */
-#define KeMaximumIncrement 10000       /* one tick in 100 ns units */
+#define KeMaximumIncrement     10000   /* one tick in 100 ns units */
 
 /* ---- clock.c: clock interrupt, kernel timers ---- */
 extern volatile ULONG64 KeTickCount;
@@ -429,8 +450,8 @@ LONG KeReleaseMutex(PKMUTEX Mutex, BOOLEAN Wait);
 void KiSatisfyMutexWait(PKMUTEX Mutex, PKTHREAD Thread);
 void KeInitializeSemaphore(PKSEMAPHORE Sem, LONG Count, LONG Limit);
 LONG KeReleaseSemaphore(PKSEMAPHORE Sem, KPRIORITY Increment, LONG Adjustment, BOOLEAN Wait);
-NTSTATUS KeWaitForSingleObject(PVOID Object, KWAIT_REASON Reason, KPROCESSOR_MODE Mode,
-			       BOOLEAN Alertable, PLARGE_INTEGER Timeout);
+NTSTATUS KeWaitForSingleObject(PVOID Object, KWAIT_REASON Reason, KPROCESSOR_MODE Mode, BOOLEAN Alertable,
+                               PLARGE_INTEGER Timeout);
 NTSTATUS KeDelayExecutionThread(KPROCESSOR_MODE Mode, BOOLEAN Alertable, PLARGE_INTEGER Interval);
 void KiInitializeDispatcherHeader(DISPATCHER_HEADER *Header, UCHAR Type, LONG State);
 void KiWaitTest(DISPATCHER_HEADER *Header);

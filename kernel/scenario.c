@@ -75,7 +75,7 @@ static void GlobalIrqlThreadB(PVOID Context)
 	Wait(&ScenarioEvent1);
 	GlobalIrqlAfter = KeGetCurrentIrql();
 	DbgPrint("global-irql: thread %s waited at IRQL %u and resumed at IRQL %u\n",
-		 KeGetCurrentThread()->Name, GlobalIrqlBefore, GlobalIrqlAfter);
+	         KeGetCurrentThread()->Name, GlobalIrqlBefore, GlobalIrqlAfter);
 	if (GlobalIrqlAfter != PASSIVE_LEVEL)
 		KeLowerIrql(PASSIVE_LEVEL);
 }
@@ -87,14 +87,14 @@ static void GlobalIrql(void)
 	KeInitializeEvent(&ScenarioEvent1, SynchronizationEvent, FALSE);
 	KeInitializeEvent(&ScenarioEvent2, SynchronizationEvent, FALSE);
 	PKTHREAD b = KeCreateThread("GlobalIrqlB", GlobalIrqlThreadB, NULL);
-	Wait(&ScenarioEvent2);         /* B is about to wait at PASSIVE_LEVEL */
+	Wait(&ScenarioEvent2); /* B is about to wait at PASSIVE_LEVEL */
 	KeRaiseIrql(APC_LEVEL, &old);
 	KeSetEvent(&ScenarioEvent1, 0, FALSE);
-	Wait(b);                       /* waits at APC_LEVEL: B runs next */
+	Wait(b); /* waits at APC_LEVEL: B runs next */
 	KeLowerIrql(old);
 	if (GlobalIrqlAfter != GlobalIrqlBefore)
-		DbgPrint("global-irql: IRQL leaked across the switch (%u -> %u)\n",
-			 GlobalIrqlBefore, GlobalIrqlAfter);
+		DbgPrint("global-irql: IRQL leaked across the switch (%u -> %u)\n", GlobalIrqlBefore,
+		         GlobalIrqlAfter);
 	ScenarioFinished("global-irql");
 }
 
@@ -175,7 +175,7 @@ static void SpinlockHighIrql(void)
 {
 	KIRQL old;
 	KeInitializeSpinLock(&ScenarioIsrLock);
-	KiBugFlags |= KI_BUG_ISR_TAKES_LOCK; /* the clock ISR now takes ScenarioIsrLock */
+	KiBugFlags |= KI_BUG_ISR_TAKES_LOCK;       /* the clock ISR now takes ScenarioIsrLock */
 	KeAcquireSpinLock(&ScenarioIsrLock, &old); /* only raises to DISPATCH_LEVEL */
 	DbgPrint("spinlock-high-irql: holding ScenarioIsrLock at DISPATCH_LEVEL until the next tick\n");
 	ULONG64 t0 = KeTickCount;
@@ -192,11 +192,11 @@ static void IrqlLowerRaise(void)
 	KiBugFlags |= KI_BUG_NO_IRQL_CHECKS;
 	KeRaiseIrql(DISPATCH_LEVEL, &old);
 	KeLowerIrql(CLOCK_LEVEL); /* "lowers" to a higher IRQL */
-	DbgPrint("irql-lower-raise: KeLowerIrql(%u) at DISPATCH_LEVEL left IRQL %u\n",
-		 CLOCK_LEVEL, KeGetCurrentIrql());
+	DbgPrint("irql-lower-raise: KeLowerIrql(%u) at DISPATCH_LEVEL left IRQL %u\n", CLOCK_LEVEL,
+	         KeGetCurrentIrql());
 	KeRaiseIrql(APC_LEVEL, &old2); /* "raises" to a lower IRQL */
 	DbgPrint("irql-lower-raise: KeRaiseIrql(%u) at CLOCK_LEVEL left IRQL %u\n", APC_LEVEL,
-		 KeGetCurrentIrql());
+	         KeGetCurrentIrql());
 	KeLowerIrql(old);
 	ScenarioFinished("irql-lower-raise");
 }
@@ -232,7 +232,7 @@ static void MutexNotOwner(void)
 {
 	KeInitializeMutex(&NotOwnerMutex, 0);
 	Wait(KeCreateThread("MutexGrabber", MutexGrabber, NULL)); /* exits owning it */
-	KeReleaseMutex(&NotOwnerMutex, FALSE); /* bugchecks THREAD_NOT_MUTEX_OWNER */
+	KeReleaseMutex(&NotOwnerMutex, FALSE);                    /* bugchecks THREAD_NOT_MUTEX_OWNER */
 	ScenarioFinished("mutex-not-owner");
 }
 
@@ -253,18 +253,18 @@ static const struct {
 	const char *Name;
 	void (*Run)(void);
 } KiScenarios[] = {
-	{"clean", KiRunSelfTests},
-	{"eoi-before-switch", EoiBeforeSwitch},
-	{"missing-eoi", MissingEoi},
-	{"global-irql", GlobalIrql},
-	{"lock-order", LockOrder},
-	{"lock-order-deadlock", LockOrderDeadlock},
-	{"spinlock-high-irql", SpinlockHighIrql},
-	{"irql-lower-raise", IrqlLowerRaise},
-	{"recursive-spinlock", RecursiveSpinlock},
-	{"irql-lower-raise-checked", IrqlLowerRaiseChecked},
-	{"mutex-not-owner", MutexNotOwner},
-	{"page-fault", PageFault},
+    {"clean", KiRunSelfTests},
+    {"eoi-before-switch", EoiBeforeSwitch},
+    {"missing-eoi", MissingEoi},
+    {"global-irql", GlobalIrql},
+    {"lock-order", LockOrder},
+    {"lock-order-deadlock", LockOrderDeadlock},
+    {"spinlock-high-irql", SpinlockHighIrql},
+    {"irql-lower-raise", IrqlLowerRaise},
+    {"recursive-spinlock", RecursiveSpinlock},
+    {"irql-lower-raise-checked", IrqlLowerRaiseChecked},
+    {"mutex-not-owner", MutexNotOwner},
+    {"page-fault", PageFault},
 };
 
 void KiRunScenario(const char *Name)

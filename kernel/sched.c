@@ -13,7 +13,7 @@
 #include "ke.h"
 
 #define KI_MAX_THREADS 40
-#define KI_STACK_SIZE 16384
+#define KI_STACK_SIZE  16384
 
 KSPIN_LOCK KiDispatcherLock;
 static LIST_ENTRY KiReadyListHead;
@@ -53,8 +53,7 @@ void KiReleaseDispatcherLock(KIRQL OldIrql)
  * DISPATCH_LEVEL would never end. */
 BOOLEAN KiTryToAcquireDispatcherLock(void)
 {
-	return __sync_bool_compare_and_swap(&KiDispatcherLock, 0,
-					    (ULONG_PTR)KeGetCurrentThread() | 1);
+	return __sync_bool_compare_and_swap(&KiDispatcherLock, 0, (ULONG_PTR)KeGetCurrentThread() | 1);
 }
 
 /* Dispatcher lock held. */
@@ -84,7 +83,7 @@ static void KiSwitchTo(PKTHREAD Old, PKTHREAD New)
 	if ((UCHAR *)New->KernelStack < (UCHAR *)New->StackLimit ||
 	    (UCHAR *)New->KernelStack >= (UCHAR *)New->StackBase)
 		KeBugCheckEx(KREWIND_THREAD_STACK_CORRUPT, (ULONG_PTR)New, (ULONG_PTR)New->KernelStack,
-			     (ULONG_PTR)New->StackLimit, (ULONG_PTR)New->StackBase);
+		             (ULONG_PTR)New->StackLimit, (ULONG_PTR)New->StackBase);
 	New->State = Running;
 	New->ContextSwitches++;
 	prcb->ContextSwitches++;

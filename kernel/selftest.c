@@ -11,12 +11,12 @@
 static BOOLEAN KiTestOk;
 static ULONG KiTestsPassed, KiTestsFailed;
 
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			DbgPrint("    check failed: %s (selftest.c:%d)\n", #cond, __LINE__); \
-			KiTestOk = FALSE;                                                 \
-		}                                                                         \
+#define CHECK(cond)                                                                                          \
+	do {                                                                                                 \
+		if (!(cond)) {                                                                               \
+			DbgPrint("    check failed: %s (selftest.c:%d)\n", #cond, __LINE__);                 \
+			KiTestOk = FALSE;                                                                    \
+		}                                                                                            \
 	} while (0)
 
 static LARGE_INTEGER Ticks(LONGLONG n)
@@ -162,7 +162,7 @@ static void TestSchedRoundRobinFairness(void)
 		Join(t[i]);
 	for (int i = 0; i < 3; i++) {
 		DbgPrint("    thread %d: %lu quantum ends, %lu switches in\n", i, t[i]->QuantumEnds,
-			 t[i]->ContextSwitches);
+		         t[i]->ContextSwitches);
 		CHECK(FairCount[i] > 0);
 		CHECK(t[i]->QuantumEnds >= 4);
 		CHECK(t[i]->ContextSwitches >= 4);
@@ -395,7 +395,7 @@ static void TestSpinLockStateNamesHolder(void)
 }
 
 #define EXCL_THREADS 4
-#define EXCL_ROUNDS 24
+#define EXCL_ROUNDS  24
 static KSPIN_LOCK SelfTestCounterLock;
 static volatile ULONG64 ExclCounter;
 
@@ -432,41 +432,47 @@ static void RunExclusion(BOOLEAN queued)
 	ExclCounter = 0;
 	for (int i = 0; i < EXCL_THREADS; i++)
 		t[i] = KeCreateThread(queued ? "QueuedLocker" : "SpinLocker", ExclusionThread,
-				      queued ? (PVOID)1 : NULL);
+		                      queued ? (PVOID)1 : NULL);
 	for (int i = 0; i < EXCL_THREADS; i++) {
 		Join(t[i]);
 		preemptions += t[i]->QuantumEnds;
 	}
-	DbgPrint("    counter %lu (expected %u), %lu preemptions\n", ExclCounter,
-		 EXCL_THREADS * EXCL_ROUNDS, preemptions);
+	DbgPrint("    counter %lu (expected %u), %lu preemptions\n", ExclCounter, EXCL_THREADS * EXCL_ROUNDS,
+	         preemptions);
 	CHECK(ExclCounter == EXCL_THREADS * EXCL_ROUNDS);
 	CHECK(preemptions >= EXCL_THREADS); /* the threads really were preempted */
 	CHECK(SelfTestCounterLock == 0);
 }
 
-static void TestSpinLockExcludesPreemptibleThreads(void) { RunExclusion(FALSE); }
-static void TestQueuedSpinLockExcludesPreemptibleThreads(void) { RunExclusion(TRUE); }
+static void TestSpinLockExcludesPreemptibleThreads(void)
+{
+	RunExclusion(FALSE);
+}
+static void TestQueuedSpinLockExcludesPreemptibleThreads(void)
+{
+	RunExclusion(TRUE);
+}
 
 static const struct {
 	const char *Name;
 	void (*Run)(void);
 } KiSelfTests[] = {
-	{"irql_raise_lower_cr8", TestIrqlRaiseLower},
-	{"irql_clock_masked_at_clock_level", TestIrqlClockMaskedByCr8},
-	{"irql_per_thread_across_wait", TestIrqlPerThreadAcrossWait},
-	{"irql_per_thread_across_preemption", TestIrqlPerThreadAcrossPreemption},
-	{"sched_round_robin_fairness", TestSchedRoundRobinFairness},
-	{"dpc_fifo_at_dispatch_level", TestDpcFifoAtDispatchLevel},
-	{"timer_signals_queues_dpc_and_cancels", TestTimerSignalsAndQueuesDpc},
-	{"wait_timeout_returns_status_timeout", TestWaitTimeout},
-	{"wait_signalled_returns_success", TestWaitSignalled},
-	{"events_notification_and_synchronization", TestEventsNotificationAndSynchronization},
-	{"mutex_recursive_ownership", TestMutexRecursiveOwnership},
-	{"mutex_handoff_to_waiter", TestMutexHandoffToWaiter},
-	{"semaphore_counts", TestSemaphoreCounts},
-	{"spinlock_state_names_holder", TestSpinLockStateNamesHolder},
-	{"spinlock_excludes_preemptible_threads", TestSpinLockExcludesPreemptibleThreads},
-	{"queued_spinlock_excludes_preemptible_threads", TestQueuedSpinLockExcludesPreemptibleThreads},
+    {"irql_raise_lower_cr8", TestIrqlRaiseLower},
+    {"irql_clock_masked_at_clock_level", TestIrqlClockMaskedByCr8},
+    {"irql_per_thread_across_wait", TestIrqlPerThreadAcrossWait},
+    {"irql_per_thread_across_preemption", TestIrqlPerThreadAcrossPreemption},
+    {"sched_round_robin_fairness", TestSchedRoundRobinFairness},
+    {"dpc_fifo_at_dispatch_level", TestDpcFifoAtDispatchLevel},
+    {"timer_signals_queues_dpc_and_cancels", TestTimerSignalsAndQueuesDpc},
+    {"wait_timeout_returns_status_timeout", TestWaitTimeout},
+    {"wait_signalled_returns_success", TestWaitSignalled},
+    {"events_notification_and_synchronization", TestEventsNotificationAndSynchronization},
+    {"mutex_recursive_ownership", TestMutexRecursiveOwnership},
+    {"mutex_handoff_to_waiter", TestMutexHandoffToWaiter},
+    {"semaphore_counts", TestSemaphoreCounts},
+    {"spinlock_state_names_holder", TestSpinLockStateNamesHolder},
+    {"spinlock_excludes_preemptible_threads", TestSpinLockExcludesPreemptibleThreads},
+    {"queued_spinlock_excludes_preemptible_threads", TestQueuedSpinLockExcludesPreemptibleThreads},
 };
 
 /* Not static: the tracer hooks the verdict. Powers off. */

@@ -7,7 +7,7 @@
  */
 #include "ke.h"
 
-#define COM1 0x3F8
+#define COM1            0x3F8
 #define DEBUG_EXIT_PORT 0xF4
 
 void KdInitSerial(void)
@@ -39,8 +39,7 @@ static void put(struct KdBuffer *b, char c)
 		b->Text[b->Length++] = c;
 }
 
-static void putnum(struct KdBuffer *b, ULONG64 v, unsigned base, int width, char pad,
-		   BOOLEAN negative)
+static void putnum(struct KdBuffer *b, ULONG64 v, unsigned base, int width, char pad, BOOLEAN negative)
 {
 	char tmp[24];
 	int n = 0;
@@ -79,12 +78,10 @@ static void format(struct KdBuffer *b, const char *fmt, va_list ap)
 			break;
 		}
 		case 'u':
-			putnum(b, longs ? va_arg(ap, ULONG64) : va_arg(ap, unsigned), 10, width,
-			       pad, FALSE);
+			putnum(b, longs ? va_arg(ap, ULONG64) : va_arg(ap, unsigned), 10, width, pad, FALSE);
 			break;
 		case 'x':
-			putnum(b, longs ? va_arg(ap, ULONG64) : va_arg(ap, unsigned), 16, width,
-			       pad, FALSE);
+			putnum(b, longs ? va_arg(ap, ULONG64) : va_arg(ap, unsigned), 16, width, pad, FALSE);
 			break;
 		case 'p':
 			put(b, '0');

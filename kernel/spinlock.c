@@ -37,7 +37,10 @@ static inline void KxReleaseSpinLock(PKSPIN_LOCK Lock)
 	__atomic_store_n(Lock, 0, __ATOMIC_RELEASE);
 }
 
-NOINLINE void KeInitializeSpinLock(PKSPIN_LOCK Lock) { *Lock = 0; }
+NOINLINE void KeInitializeSpinLock(PKSPIN_LOCK Lock)
+{
+	*Lock = 0;
+}
 
 NOINLINE KIRQL KeAcquireSpinLockRaiseToDpc(PKSPIN_LOCK Lock)
 {
@@ -56,9 +59,15 @@ NOINLINE void KeReleaseSpinLock(PKSPIN_LOCK Lock, KIRQL NewIrql)
 }
 
 /* Caller is at DISPATCH_LEVEL or above; the IRQL is not changed. */
-NOINLINE void KeAcquireSpinLockAtDpcLevel(PKSPIN_LOCK Lock) { KxAcquireSpinLock(Lock); }
+NOINLINE void KeAcquireSpinLockAtDpcLevel(PKSPIN_LOCK Lock)
+{
+	KxAcquireSpinLock(Lock);
+}
 
-NOINLINE void KeReleaseSpinLockFromDpcLevel(PKSPIN_LOCK Lock) { KxReleaseSpinLock(Lock); }
+NOINLINE void KeReleaseSpinLockFromDpcLevel(PKSPIN_LOCK Lock)
+{
+	KxReleaseSpinLock(Lock);
+}
 
 NOINLINE void KeAcquireInStackQueuedSpinLock(PKSPIN_LOCK Lock, PKLOCK_QUEUE_HANDLE Handle)
 {
@@ -70,7 +79,7 @@ NOINLINE void KeAcquireInStackQueuedSpinLock(PKSPIN_LOCK Lock, PKLOCK_QUEUE_HAND
 	Handle->LockQueue.Next = NULL;
 	Handle->LockQueue.Lock = Lock;
 	PKSPIN_LOCK_QUEUE prev =
-		__atomic_exchange_n((PKSPIN_LOCK_QUEUE *)Lock, &Handle->LockQueue, __ATOMIC_ACQ_REL);
+	    __atomic_exchange_n((PKSPIN_LOCK_QUEUE *)Lock, &Handle->LockQueue, __ATOMIC_ACQ_REL);
 	if (!prev)
 		return;
 	Handle->LockQueue.Lock = (PKSPIN_LOCK)((ULONG_PTR)Lock | LOCK_QUEUE_WAIT);
@@ -86,7 +95,7 @@ NOINLINE void KeReleaseInStackQueuedSpinLock(PKLOCK_QUEUE_HANDLE Handle)
 	if (!me->Next) {
 		PKSPIN_LOCK_QUEUE expected = me;
 		if (__atomic_compare_exchange_n((PKSPIN_LOCK_QUEUE *)Lock, &expected, NULL, FALSE,
-						__ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		                                __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 			goto lower;
 		while (!me->Next) /* a waiter swapped itself in but has not linked yet */
 			YieldProcessor();

@@ -24,14 +24,38 @@ struct KIDTENTRY64 {
 static struct KIDTENTRY64 KiIdt[256] __attribute__((aligned(16)));
 
 static const char *const KiExceptionNames[32] = {
-	"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
-	"#BR bound range", "#UD invalid opcode", "#NM device not available",
-	"#DF double fault", "coprocessor overrun", "#TS invalid TSS", "#NP segment not present",
-	"#SS stack fault", "#GP general protection", "#PF page fault", "reserved 15",
-	"#MF x87 error", "#AC alignment check", "#MC machine check", "#XM SIMD error",
-	"#VE virtualization", "#CP control protection", "reserved 22", "reserved 23",
-	"reserved 24", "reserved 25", "reserved 26", "reserved 27",
-	"#HV hypervisor injection", "#VC VMM communication", "#SX security", "reserved 31",
+    "#DE divide error",
+    "#DB debug",
+    "NMI",
+    "#BP breakpoint",
+    "#OF overflow",
+    "#BR bound range",
+    "#UD invalid opcode",
+    "#NM device not available",
+    "#DF double fault",
+    "coprocessor overrun",
+    "#TS invalid TSS",
+    "#NP segment not present",
+    "#SS stack fault",
+    "#GP general protection",
+    "#PF page fault",
+    "reserved 15",
+    "#MF x87 error",
+    "#AC alignment check",
+    "#MC machine check",
+    "#XM SIMD error",
+    "#VE virtualization",
+    "#CP control protection",
+    "reserved 22",
+    "reserved 23",
+    "reserved 24",
+    "reserved 25",
+    "reserved 26",
+    "reserved 27",
+    "#HV hypervisor injection",
+    "#VC VMM communication",
+    "#SX security",
+    "reserved 31",
 };
 
 static void KiSetGate(UCHAR Vector, void (*Handler)(void), UCHAR Ist)
@@ -71,8 +95,8 @@ static NORETURN void KiExceptionDispatch(PKTRAP_FRAME f)
 {
 	ULONG64 cr2;
 	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-	DbgPrint("*** exception %lu (%s) error code 0x%lx at rip 0x%lx rsp 0x%lx cr2 0x%lx\n",
-		 f->Vector, KiExceptionNames[f->Vector], f->ErrorCode, f->Rip, f->Rsp, cr2);
+	DbgPrint("*** exception %lu (%s) error code 0x%lx at rip 0x%lx rsp 0x%lx cr2 0x%lx\n", f->Vector,
+	         KiExceptionNames[f->Vector], f->ErrorCode, f->Rip, f->Rsp, cr2);
 	KeBugCheckEx(UNEXPECTED_KERNEL_MODE_TRAP, f->Vector, f->ErrorCode, f->Rip, cr2);
 }
 

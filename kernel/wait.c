@@ -128,7 +128,7 @@ out:
 }
 
 NOINLINE NTSTATUS KeWaitForSingleObject(PVOID Object, KWAIT_REASON Reason, KPROCESSOR_MODE Mode,
-					BOOLEAN Alertable, PLARGE_INTEGER Timeout)
+                                        BOOLEAN Alertable, PLARGE_INTEGER Timeout)
 {
 	(void)Reason, (void)Mode, (void)Alertable;
 	if (!Object)
@@ -189,7 +189,7 @@ NOINLINE LONG KeReleaseMutex(PKMUTEX Mutex, BOOLEAN Wait)
 	LONG prev = Mutex->Header.SignalState;
 	if (Mutex->OwnerThread != t || prev > 0)
 		KeBugCheckEx(THREAD_NOT_MUTEX_OWNER, (ULONG_PTR)Mutex, (ULONG_PTR)t,
-			     (ULONG_PTR)Mutex->OwnerThread, 0);
+		             (ULONG_PTR)Mutex->OwnerThread, 0);
 	if (++Mutex->Header.SignalState == 1) {
 		Mutex->OwnerThread = NULL;
 		KiWaitTest(&Mutex->Header);
@@ -207,8 +207,7 @@ void KeInitializeSemaphore(PKSEMAPHORE Sem, LONG Count, LONG Limit)
 
 /* Returns the previous count. Exceeding the limit is a bugcheck here (NT
  * raises STATUS_SEMAPHORE_LIMIT_EXCEEDED to the caller). */
-NOINLINE LONG KeReleaseSemaphore(PKSEMAPHORE Sem, KPRIORITY Increment, LONG Adjustment,
-				 BOOLEAN Wait)
+NOINLINE LONG KeReleaseSemaphore(PKSEMAPHORE Sem, KPRIORITY Increment, LONG Adjustment, BOOLEAN Wait)
 {
 	(void)Increment, (void)Wait;
 	KIRQL old = KiAcquireDispatcherLock();
