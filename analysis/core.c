@@ -1073,7 +1073,7 @@ static int ends_wait(struct analysis *a, const struct db_event *ev, const struct
 
 int analysis_feed(struct analysis *a, const struct db_event *ev)
 {
-	if (!a || !ev)
+	if (!a || !ev || a->finished)
 		return ANALYSIS_E_ARG;
 	if (a->error)
 		return a->error;

@@ -727,12 +727,13 @@ int finish_checks(struct analysis *a, const char *outcome, int *hung)
 
 int analysis_finish(struct analysis *a, const char *outcome, struct analysis_report **out, char **err)
 {
-	if (!a || !out) {
+	if (!a || !out || a->finished) {
 		if (err)
-			*err = strdup("analysis_finish: bad argument");
+			*err = strdup("analysis_finish: bad argument or already finished");
 		return ANALYSIS_E_ARG;
 	}
 	*out = NULL;
+	a->finished = 1;
 	struct analysis_report *rep = calloc(1, sizeof(*rep));
 	int hung = 0;
 	int rc = rep ? a->error : ANALYSIS_E_NOMEM;

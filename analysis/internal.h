@@ -154,6 +154,7 @@ struct edge {
 struct analysis {
 	struct analysis_names names;
 	int error;                /* sticky: first ANALYSIS_E_* met while feeding */
+	int finished;             /* analysis_finish ran: no more events */
 	int64_t last_id, events;
 
 	struct u64map thread_map; /* addr -> index */

@@ -1072,7 +1072,7 @@ static void test_repeated_occurrences_merge_with_a_count(void **state)
 	analysis_report_free(rep);
 }
 
-static void test_events_out_of_order_are_refused(void **state)
+static void test_events_out_of_order_and_after_finish_are_refused(void **state)
 {
 	(void)state;
 	struct analysis *a = NULL;
@@ -1084,6 +1084,17 @@ static void test_events_out_of_order_are_refused(void **state)
 	e.id = 0; /* 0: the next id */
 	assert_int_equal(analysis_feed(a, &e), 0);
 	assert_int_equal(analysis_feed(NULL, &e), ANALYSIS_E_ARG);
+	struct analysis_report *rep = NULL;
+	assert_int_equal(analysis_finish(a, NULL, &rep, NULL), 0);
+	e.id = 0;
+	assert_int_equal(analysis_feed(a, &e), ANALYSIS_E_ARG); /* finished: no more events */
+	struct analysis_report *again = NULL;
+	char *err = NULL;
+	assert_int_equal(analysis_finish(a, NULL, &again, &err), ANALYSIS_E_ARG);
+	assert_null(again);
+	assert_non_null(err);
+	free(err);
+	analysis_report_free(rep);
 	analysis_free(a);
 }
 
@@ -1167,7 +1178,7 @@ int main(void)
 		cmocka_unit_test(test_spinlock_held_at_normal_exit_is_a_note),
 		cmocka_unit_test(test_spinner_at_end_of_unknown_outcome_is_a_hang),
 		cmocka_unit_test(test_repeated_occurrences_merge_with_a_count),
-		cmocka_unit_test(test_events_out_of_order_are_refused),
+		cmocka_unit_test(test_events_out_of_order_and_after_finish_are_refused),
 		cmocka_unit_test(test_kind_names_round_trip),
 		cmocka_unit_test(test_json_has_the_documented_shape),
 	};
