@@ -9,6 +9,9 @@
  */
 #include "ke.h"
 
+/* The planted bugs in force (KI_BUG_*): set by a scenario when it starts. */
+volatile ULONG KiBugFlags;
+
 /* Recognizable lock and mutex symbols for the trace (lock-order checks). */
 KSPIN_LOCK ScenarioLockA, ScenarioLockB, ScenarioIsrLock, ScenarioRecursiveLock;
 KMUTEX ScenarioMutexA, ScenarioMutexB;

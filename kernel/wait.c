@@ -13,7 +13,6 @@
  */
 #include "ke.h"
 
-volatile ULONG KiBugFlags;
 static KIRQL KiGlobalWaitIrql;
 
 void KiInitializeDispatcherHeader(DISPATCHER_HEADER *Header, UCHAR Type, LONG State)
