@@ -31,7 +31,9 @@
 #define IDLE_SLEEP_US 1000     /* writer thread nap when the ring is empty */
 #define NAME_MAX_LEN 64
 #define ROW_BATCH 128          /* rows per multi-row INSERT statement */
-#define ROW_COLS 9
+#define ROW_COLS 8             /* event_rows columns but the id */
+
+#define EVENT_ROW_COLUMNS "(icount, vcpu, kind_id, pc, thread_id, obj, a, b)"
 
 enum ctl_op { CTL_META, CTL_SYMBOL, CTL_NAME };
 
@@ -82,7 +84,7 @@ enum {
 	ST_COUNT
 };
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_INS_EVENT] = "INSERT INTO event_rows VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[ST_INS_EVENT] = "INSERT INTO event_rows " EVENT_ROW_COLUMNS " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 	[ST_INS_TEXT] = "INSERT INTO texts VALUES (?1, ?2)",
 	[ST_INS_THREAD] = "INSERT INTO threads VALUES (?1, ?2, ?3)",
 	[ST_INS_LOCK] = "INSERT INTO locks (id, addr, name, type) VALUES (?1, ?2, ?3, ?4)",
@@ -309,8 +311,7 @@ static int flush_rows(struct db_writer *w)
 
 	for (unsigned r = 0; r < w->nrows; r += per_stmt) {
 		for (unsigned i = 0; i < per_stmt * ROW_COLS; i++)
-			if (i % ROW_COLS) /* column 0, the id, stays NULL: see store_event */
-				sqlite3_bind_int64(st, (int)i + 1, w->rows[r + i / ROW_COLS][i % ROW_COLS]);
+			sqlite3_bind_int64(st, (int)i + 1, w->rows[r + i / ROW_COLS][i % ROW_COLS]);
 		if (step(w, st) != DB_OK)
 			return w->err;
 	}
@@ -449,15 +450,16 @@ static int store_event(struct db_writer *w, const struct db_event *ev, char *tex
 	if (note_block(w, id, ev) != DB_OK)
 		goto out;
 	int64_t *row = w->rows[w->nrows++];
-	row[0] = id;
-	row[1] = (int64_t)ev->icount;
-	row[2] = ev->vcpu;
-	row[3] = ev->kind;
-	row[4] = (int64_t)ev->pc;
-	row[5] = thread_id;
-	row[6] = obj;
-	row[7] = ev->a;
-	row[8] = ev->b;
+	/* No id column: SQLite gives the row max(id) + 1, which is id, since
+	 * this thread is the only one inserting and nothing is ever deleted. */
+	row[0] = (int64_t)ev->icount;
+	row[1] = ev->vcpu;
+	row[2] = ev->kind;
+	row[3] = (int64_t)ev->pc;
+	row[4] = thread_id;
+	row[5] = obj;
+	row[6] = ev->a;
+	row[7] = ev->b;
 	w->next_id++;
 	if (w->nrows == ROW_BATCH && flush_rows(w) != DB_OK)
 		goto out;
@@ -648,10 +650,10 @@ static void writer_free(struct db_writer *w)
 static int prepare_batch(struct db_writer *w, char **err)
 {
 	char sql[ROW_BATCH * 64 + 64];
-	size_t len = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO event_rows VALUES ");
+	size_t len = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO event_rows " EVENT_ROW_COLUMNS " VALUES ");
 
 	for (unsigned r = 0; r < ROW_BATCH; r++)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?,?,?,?,?,?,?,?)", r ? "," : "");
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?,?,?,?,?,?,?)", r ? "," : "");
 	if (sqlite3_prepare_v3(w->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &w->ins_batch, NULL) != SQLITE_OK)
 		return db_fail(err, DB_E_IO, "%s: %s", w->path, sqlite3_errmsg(w->db));
 	return DB_OK;
