@@ -6,10 +6,16 @@
  * Two producer threads (vCPU 0 and 1) push EVENTS in total with a realistic
  * mix of kinds; addresses are kernel-half (0xffffffff8xxxxxxx) or low
  * (0x1xxxxx). A producer whose push finds the ring full yields and retries,
- * so the time measured is the writer's. Prints one line:
- *   events=N seconds=S events_per_s=R bytes=B bytes_per_event=E dropped=D
+ * so the time measured is the writer's. Prints one line of key=value:
+ * events; ingest_s and ingest_events_per_s (until the writer has committed
+ * everything); close_s; total_events_per_s; bytes and bytes_per_event (the
+ * closed file); full_retries; and the writer thread's CPU time per event
+ * with the rate that makes on one whole core (writer_cpu_ns_per_event,
+ * writer_core_events_per_s): on a loaded machine the wall-clock rate shows
+ * how much CPU the writer got, the CPU time what it costs.
  * Exit status: 0 ok, 1 the writer failed, 2 usage.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -100,6 +106,39 @@ static void *produce(void *arg)
 	return NULL;
 }
 
+/* CPU time the writer thread ("krdb-writer") has run, in ns, from
+ * /proc/self/task/TID/schedstat; 0 if not found. On a loaded machine the
+ * wall-clock rate says how much CPU we got; this says what the writer costs. */
+static uint64_t writer_cpu_ns(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	uint64_t ns = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+		if (strncmp(comm, "krdb-writer", 11) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", de->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (fscanf(f, "%" SCNu64, &ns) != 1)
+				ns = 0;
+			fclose(f);
+		}
+	}
+	closedir(d);
+	return ns;
+}
+
 int main(int argc, char **argv)
 {
 	struct producer prod[2];
@@ -135,6 +174,7 @@ int main(int argc, char **argv)
 		db_writer_stats(w, &st);
 	} while (st.written + st.dropped < n);
 	clock_gettime(CLOCK_MONOTONIC, &t_in);
+	uint64_t cpu_ns = writer_cpu_ns();
 	if (db_writer_close(w, &err) != DB_OK) {
 		fprintf(stderr, "db_bench: %s\n", err);
 		free(err);
@@ -148,8 +188,10 @@ int main(int argc, char **argv)
 	double in = (double)(t_in.tv_sec - t0.tv_sec) + (double)(t_in.tv_nsec - t0.tv_nsec) / 1e9;
 	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("events=%" PRIu64 " ingest_s=%.3f ingest_events_per_s=%.0f close_s=%.3f "
-	       "total_events_per_s=%.0f bytes=%lld bytes_per_event=%.1f full_retries=%" PRIu64 "\n",
+	       "total_events_per_s=%.0f bytes=%lld bytes_per_event=%.1f full_retries=%" PRIu64
+	       " writer_cpu_ns_per_event=%.0f writer_core_events_per_s=%.0f\n",
 	       n, in, (double)n / in, s - in, (double)n / s, (long long)sb.st_size,
-	       (double)sb.st_size / (double)n, prod[0].retries + prod[1].retries);
+	       (double)sb.st_size / (double)n, prod[0].retries + prod[1].retries,
+	       (double)cpu_ns / (double)n, cpu_ns ? 1e9 * (double)n / (double)cpu_ns : 0.0);
 	return 0;
 }
