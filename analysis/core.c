@@ -575,6 +575,12 @@ static void on_switch(struct analysis *a, struct vcpu *v, const struct db_event 
 		a->have_ebs = 1;
 		a->ebs_eoi = fr->eoi_site;
 		a->ebs_switch = *s;
+		if (v->n_stale < MAX_STALE_FRAMES) {
+			struct stale_frame *sf = &v->stale[v->n_stale++];
+			sf->vector = fr->vector;
+			sf->trap = fr->trap;
+			sf->eoi = fr->eoi_site;
+		}
 		int is_new;
 		uint64_t key = hash_mix(hash_mix(fr->trap.pc, fr->eoi_site.pc), s->pc);
 		key = hash_mix(key, (uint64_t)fr->vector);
@@ -948,40 +954,67 @@ static void on_wait(struct analysis *a, struct thread *t, const struct db_event 
 	free(who);
 }
 
-static void nested_rule(struct analysis *a, struct thread *t, const struct frame *outer, const struct site *s)
+static void nested_rule(struct analysis *a, struct thread *t, int vector, const struct site *outer,
+			const struct site *outer_eoi, const struct site *s, int irql)
 {
 	int is_new;
-	struct analysis_finding *f =
-		finding_get(a, ANALYSIS_NESTED_VECTOR, hash_mix(outer->vector, outer->trap.pc), &is_new);
+	struct analysis_finding *f = finding_get(a, ANALYSIS_NESTED_VECTOR, hash_mix((uint64_t)vector, outer->pc), &is_new);
 	if (!f)
 		return;
 	f->count++;
 	if (!is_new)
 		return;
-	char *who = thread_label(a, t->addr);
+	char *who = thread_label(a, t->addr), *owner = thread_label(a, outer->thread);
+	int same = outer->thread == t->addr;
 	finding_target(f, s);
-	finding_step(a, f, "trap", &outer->trap, "vector 0x%x entered on %s", outer->vector, who ? who : "");
-	if (outer->eoi)
-		finding_step(a, f, "eoi", &outer->eoi_site, "EOI sent for vector 0x%x", outer->vector);
-	finding_step(a, f, "trap", s, "vector 0x%x delivered again before the first returned", outer->vector);
-	finding_title(a, f, "interrupt 0x%x nested inside itself on %s", outer->vector, who ? who : "");
-	finding_explain(a, f,
-			"Vector 0x%x was delivered while its own handler was still running on the same stack "
-			"(trap event %" PRId64 " not yet returned). The local APIC only allows that once the "
-			"handler sent its EOI and the IRQL (CR8) dropped below the vector's class %d, so the "
-			"handler lowered the IRQL or switched threads before returning. Handlers are rarely "
-			"reentrant: keep the IRQL at the vector's level until the iretq.",
-			outer->vector, outer->trap.id, outer->vector >> 4);
+	finding_step(a, f, "trap", outer, "vector 0x%x entered on %s", vector, owner ? owner : "");
+	if (outer_eoi && outer_eoi->id)
+		finding_step(a, f, "eoi", outer_eoi, "EOI sent for vector 0x%x", vector);
+	finding_step(a, f, "trap", s, "vector 0x%x delivered again on %s at IRQL %d before the first returned", vector,
+		     who ? who : "", irql);
+	finding_title(a, f, "interrupt 0x%x delivered again while its handler on %s had not returned", vector,
+		      owner ? owner : "");
+	if (same)
+		finding_explain(a, f,
+				"Vector 0x%x was delivered while its own handler was still running on the same stack "
+				"(trap event %" PRId64 " not yet returned), at IRQL %d. The handler sent its EOI and "
+				"lowered the IRQL below the vector's class %d but above DISPATCH_LEVEL, so it is still "
+				"doing interrupt work when the next interrupt arrives: handlers are rarely reentrant. "
+				"Keep the IRQL at the vector's level until the iretq (dropping to DISPATCH_LEVEL for "
+				"DPCs on the way out is fine).",
+				vector, outer->id, irql, vector >> 4);
+	else
+		finding_explain(a, f,
+				"Vector 0x%x was delivered on %s while the handler of an earlier delivery (trap event "
+				"%" PRId64 ") is still open on %s, which was switched out inside it after its EOI at "
+				"raised IRQL (see eoi-before-switch). The first handler has not finished, its state "
+				"is shared with the second, and the CPU now runs the same handler twice. Finish the "
+				"handler (or drop to DISPATCH_LEVEL) before switching.",
+				vector, who ? who : "", outer->id, owner ? owner : "");
 	free(who);
+	free(owner);
 }
 
-static void on_trap(struct analysis *a, struct thread *t, const struct db_event *ev, struct site *s)
+static void on_trap(struct analysis *a, struct vcpu *v, struct thread *t, const struct db_event *ev, struct site *s)
 {
 	int vec = (int)(ev->a & 0xff);
 	if (vec >= FIRST_INTERRUPT_VECTOR && vec != SPURIOUS_VECTOR) {
+		/* On this thread's stack: a bug only if the open handler dropped to
+		 * a device level; at DISPATCH_LEVEL or below it is running DPCs or
+		 * dispatching on its way out, as NT does. */
+		int irql = v->irql;
 		for (size_t i = t->n_frames; i-- > 0;) {
-			if (t->frames[i].vector == vec) {
-				nested_rule(a, t, &t->frames[i], s);
+			const struct frame *fr = &t->frames[i];
+			if (fr->vector == vec) {
+				if (irql > IRQL_DISPATCH)
+					nested_rule(a, t, vec, &fr->trap, &fr->eoi_site, s, irql);
+				break;
+			}
+		}
+		/* Left open at raised IRQL by a thread switched out inside it. */
+		for (size_t i = 0; i < v->n_stale; i++) {
+			if (v->stale[i].vector == vec && v->stale[i].trap.thread != t->addr) {
+				nested_rule(a, t, vec, &v->stale[i].trap, &v->stale[i].eoi, s, irql);
 				break;
 			}
 		}
@@ -1007,6 +1040,15 @@ static void on_iret(struct analysis *a, struct thread *t, const struct site *s)
 	if (!t->n_frames)
 		return; /* a frame built by hand (a new thread's first iretq) */
 	struct frame *fr = &t->frames[--t->n_frames];
+	if (fr->trap.vcpu < a->n_vcpus) {
+		struct vcpu *fv = &a->vcpus[fr->trap.vcpu];
+		for (size_t i = 0; i < fv->n_stale; i++) {
+			if (fv->stale[i].trap.id == fr->trap.id) {
+				fv->stale[i] = fv->stale[--fv->n_stale];
+				break;
+			}
+		}
+	}
 	t->has_try = fr->saved_try;
 	t->try_lock = fr->saved_try_lock;
 	t->try_site = fr->saved_try_site;
@@ -1123,7 +1165,7 @@ int analysis_feed(struct analysis *a, const struct db_event *ev)
 	int irql = effective_irql(a, t, v->irql);
 	switch (ev->kind) {
 	case DB_TRAP:
-		on_trap(a, t, ev, &s);
+		on_trap(a, v, t, ev, &s);
 		break;
 	case DB_IRET:
 		on_iret(a, t, &s);

@@ -125,8 +125,19 @@ struct thread {
 	int seen;
 };
 
+/* An interrupt frame left open above DISPATCH_LEVEL, after its EOI, by a
+ * thread switched out inside it (eoi-before-switch): the vector can now be
+ * delivered again on this CPU while that handler has not finished. */
+struct stale_frame {
+	int vector;
+	struct site trap, eoi;
+};
+#define MAX_STALE_FRAMES 8
+
 struct vcpu {
 	int irql;
+	struct stale_frame stale[MAX_STALE_FRAMES];
+	size_t n_stale;
 	int64_t irql_violation_id; /* last IRQL event judged a raise/lower violation */
 	uint32_t irql_violation_fn;
 	int64_t irql_violation_a, irql_violation_b;

@@ -684,21 +684,67 @@ static void test_nested_same_vector_is_reported(void **state)
 	struct trace t = {0};
 	int64_t outer = trap(&t, T_W1, CLOCK);
 	irql(&t, T_W1, PC_ISR + 8, 0, 13);
-	eoi(&t, T_W1);
-	irql(&t, T_W1, PC_ISR + 0x70, 13, 2);
+	int64_t e = eoi(&t, T_W1);
+	irql(&t, T_W1, PC_ISR + 0x70, 13, 5); /* still interrupt work, at a device level */
 	int64_t inner = trap(&t, T_W1, CLOCK);
-	irql(&t, T_W1, PC_ISR + 8, 2, 13);
+	irql(&t, T_W1, PC_ISR + 8, 5, 13);
 	eoi(&t, T_W1);
-	irql(&t, T_W1, PC_ISR + 0x70, 13, 2);
+	irql(&t, T_W1, PC_ISR + 0x70, 13, 5);
 	iret(&t, T_W1, CLOCK);
-	irql(&t, T_W1, PC_ISR + 0x78, 2, 0);
+	irql(&t, T_W1, PC_ISR + 0x78, 5, 0);
 	iret(&t, T_W1, CLOCK);
 	struct analysis_report *rep = analyse(&t, "pass");
 	assert_only(rep, (int[]){ANALYSIS_NESTED_VECTOR}, 1);
 	const struct analysis_finding *f = find_kind(rep, ANALYSIS_NESTED_VECTOR);
+	assert_int_equal(f->n_steps, 3);
 	assert_int_equal(f->steps[0].event_id, outer);
-	assert_int_equal(f->steps[f->n_steps - 1].event_id, inner);
+	assert_int_equal(f->steps[1].event_id, e);
+	assert_int_equal(f->steps[2].event_id, inner);
 	assert_int_equal(f->event_id, inner);
+	analysis_report_free(rep);
+}
+
+/* Our clean kernel runs DPCs at DISPATCH_LEVEL on the way out of the clock
+ * interrupt; the next clock interrupt may arrive then. That is NT's design. */
+static void test_clock_during_the_dpc_tail_of_the_clock_is_clean(void **state)
+{
+	(void)state;
+	struct trace t = {0};
+	trap(&t, T_W1, CLOCK);
+	irql(&t, T_W1, PC_ISR + 8, 0, 13);
+	eoi(&t, T_W1);
+	irql(&t, T_W1, PC_ISR + 0x70, 13, 2);
+	clock_tick(&t, T_W1, 2);
+	irql(&t, T_W1, PC_ISR + 0x78, 2, 0);
+	iret(&t, T_W1, CLOCK);
+	struct analysis_report *rep = analyse(&t, "pass");
+	assert_int_equal(rep->n_findings, 0);
+	analysis_report_free(rep);
+}
+
+/* eoi-before-switch, then the clock fires on the incoming thread while the
+ * outgoing one still has its handler open. */
+static void test_vector_delivered_again_after_eoi_before_switch_is_nested(void **state)
+{
+	(void)state;
+	struct trace t = {0};
+	int64_t outer = trap(&t, T_W1, CLOCK);
+	irql(&t, T_W1, PC_ISR + 8, 0, 13);
+	eoi(&t, T_W1);
+	sw(&t, T_W1, T_W2);
+	irql(&t, T_W2, PC_SWAP + 0x38, 13, 0);
+	int64_t again = trap(&t, T_W2, CLOCK);
+	irql(&t, T_W2, PC_ISR + 8, 0, 13);
+	eoi(&t, T_W2);
+	irql(&t, T_W2, PC_ISR + 0x70, 13, 0);
+	iret(&t, T_W2, CLOCK);
+	struct analysis_report *rep = analyse(&t, "bugcheck");
+	assert_only(rep, (int[]){ANALYSIS_EOI_BEFORE_SWITCH, ANALYSIS_NESTED_VECTOR}, 2);
+	const struct analysis_finding *f = find_kind(rep, ANALYSIS_NESTED_VECTOR);
+	assert_int_equal(f->steps[0].event_id, outer);
+	assert_string_equal(f->steps[0].thread_name, "worker1");
+	assert_int_equal(f->event_id, again);
+	assert_string_equal(f->title, "interrupt 0xd1 delivered again while its handler on worker1 had not returned");
 	analysis_report_free(rep);
 }
 
@@ -1159,6 +1205,8 @@ int main(void)
 		cmocka_unit_test(test_missing_eoi_and_hang),
 		cmocka_unit_test(test_vector_never_eoied_is_not_missing_eoi),
 		cmocka_unit_test(test_nested_same_vector_is_reported),
+		cmocka_unit_test(test_clock_during_the_dpc_tail_of_the_clock_is_clean),
+		cmocka_unit_test(test_vector_delivered_again_after_eoi_before_switch_is_nested),
 		cmocka_unit_test(test_irql_leaked_across_switch_is_reported),
 		cmocka_unit_test(test_irql_restored_by_swap_context_is_clean),
 		cmocka_unit_test(test_irql_leaked_to_a_thread_that_waited_is_reported),
