@@ -200,14 +200,11 @@ static int commit(struct db_writer *w)
 		abandon(w);
 		return w->err;
 	}
-	w->in_txn = 0;
 	if (step(w, w->st[ST_COMMIT]) != DB_OK) {
-		/* A failed COMMIT may leave the transaction open. */
-		if (!sqlite3_get_autocommit(w->db))
-			sqlite3_step(w->st[ST_ROLLBACK]), sqlite3_reset(w->st[ST_ROLLBACK]);
-		atomic_fetch_add(&w->dropped, w->txn_rows);
+		abandon(w); /* a failed COMMIT may leave the transaction open */
 		return w->err;
 	}
+	w->in_txn = 0;
 	atomic_fetch_add(&w->written, w->txn_rows);
 	w->txn_rows = 0;
 	return DB_OK;
