@@ -21,7 +21,7 @@
 
 #include "db/db.h"
 
-#define PUSH_RATE 200000 /* events per second: well within the writer's pace */
+#define PUSH_RATE 100000 /* events per second: a tenth of the writer's pace */
 
 static uint64_t now_ms(const struct timespec *t0)
 {

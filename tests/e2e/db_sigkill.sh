@@ -2,7 +2,7 @@
 # A recording killed with SIGKILL: the trace opens, passes integrity_check,
 # and lost at most the events of its last 250 ms.
 #
-# db_push pushes 200000 events/s (a fifth of the writer's pace, so a loaded
+# db_push pushes 100000 events/s (a tenth of the writer's pace, so a loaded
 # machine still keeps up) with icount = sequence number, and logs
 # "<ms> <events pushed>" every 10 ms. After ~1 s it is killed. Asserted:
 # - db_reader_open accepts the trace and PRAGMA integrity_check says ok;
