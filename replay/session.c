@@ -288,8 +288,11 @@ static int reg_value(const char *text, const char *name, uint64_t *out)
 	size_t n = strlen(name);
 
 	while ((p = strstr(p, name))) {
-		if ((p == text || p[-1] == ' ' || p[-1] == '\n' || p[-1] == '\r') && p[n] == '=') {
-			*out = strtoull(p + n + 1, NULL, 16);
+		const char *q = p + n;
+		while (*q == ' ') /* "R8 =..." is padded */
+			q++;
+		if ((p == text || p[-1] == ' ' || p[-1] == '\n' || p[-1] == '\r') && *q == '=') {
+			*out = strtoull(q + 1, NULL, 16);
 			return 0;
 		}
 		p += n;

@@ -166,7 +166,7 @@ static void print_text(struct view *v, int context)
 	if (v->ev.id > 0) {
 		char desc[512];
 		cli_describe_event(&v->ev, v->ev_text, &v->names, desc, sizeof(desc));
-		printf(", before event %" PRId64 ": %s %s", v->ev.id, db_kind_name(v->ev.kind), desc);
+		printf(", before event %" PRId64 " (%s): %s", v->ev.id, db_kind_name(v->ev.kind), desc);
 	}
 	printf("\n");
 	printf("pc      %#" PRIx64 " %s\n", r->rip, db_symbolize(v->rec.db, r->rip, sym, sizeof(sym)));
