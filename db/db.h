@@ -136,6 +136,8 @@ int db_update_meta(const char *path, const char *key, const char *value, char **
 
 /* ---------------------------------------------------------------- reader */
 
+/* A reader, its cursors and the strings it hands out are used by one thread
+ * at a time; threads that read in parallel open a reader each. */
 struct db_reader;
 
 /* Opens a trace read-only. Refuses: a missing file (DB_E_IO), a non-SQLite or

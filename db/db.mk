@@ -30,8 +30,10 @@ ALL_TARGETS += $(DB_LIB) $(BUILD)/db/db_push $(BUILD)/bench/db_bench \
 	$(BUILD)/tests/unit/test_db $(BUILD)/tests/unit/test_db_stress
 UNIT_TESTS += $(BUILD)/tests/unit/test_db $(BUILD)/tests/unit/test_db_stress
 
-# The stress harness under ThreadSanitizer (build/tsan), longer run.
+# The stress harness under ThreadSanitizer (build/tsan), longer run, and the
+# unit tests (concurrent pushes, readers following a writer) too.
 .PHONY: test-tsan
 test-tsan:
-	$(MAKE) TSAN=1 build/tsan/tests/unit/test_db_stress
+	$(MAKE) TSAN=1 build/tsan/tests/unit/test_db_stress build/tsan/tests/unit/test_db
 	CMOCKA_MESSAGE_OUTPUT=TAP KREWIND_STRESS_ROUNDS=20 build/tsan/tests/unit/test_db_stress
+	CMOCKA_MESSAGE_OUTPUT=TAP build/tsan/tests/unit/test_db
