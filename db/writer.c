@@ -716,9 +716,13 @@ int db_writer_open_ring(const char *path, db_namer namer, void *namer_ctx, size_
 	}
 	/* Another process updating meta (db_update_meta) must not fail us. */
 	sqlite3_busy_timeout(w->db, 5000);
+	/* 32 KiB pages: appending rows costs ~40% less CPU than with 4 KiB ones
+	 * (fewer page splits and writes; bench/db_writer.sh), at the price of
+	 * rewriting a bigger last page at each commit. The WAL is checkpointed
+	 * every 16 MiB (512 pages). */
 	rc = sqlite3_exec(w->db,
-			  "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-			  "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;",
+			  "PRAGMA page_size = 32768; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+			  "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 512;",
 			  NULL, NULL, &sqlerr);
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_exec(w->db, "BEGIN", NULL, NULL, &sqlerr);
