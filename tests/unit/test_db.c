@@ -694,6 +694,35 @@ static void test_writer_refuses_existing_path(void **state)
 	assert_int_equal(sb.st_size, 8); /* untouched */
 }
 
+/* A -wal left over from another database whose main file was deleted must
+ * not be replayed into a new trace of the same name (SQLite deletes a WAL it
+ * finds next to a zero-length database, which is what the writer creates). */
+static void test_writer_ignores_stale_wal(void **state)
+{
+	struct fx *fx = *state;
+	char other[160], cmd[400];
+	sqlite3 *db;
+	struct db_reader *r;
+	int64_t counts[DB_KIND_MAX + 1];
+	char *err = NULL;
+
+	snprintf(other, sizeof(other), "%s/other.db", fx->dir);
+	assert_int_equal(sqlite3_open(other, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;"
+					  "CREATE TABLE kinds (x); INSERT INTO kinds VALUES (1);",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	snprintf(cmd, sizeof(cmd), "cp '%s-wal' '%s-wal'", other, fx->path);
+	assert_int_equal(system(cmd), 0);
+	sqlite3_close(db);
+
+	write_mix(fx->path, 20);
+	r = open_reader(fx->path);
+	assert_int_equal(db_count_by_kind(r, counts, &err), DB_OK);
+	assert_int_equal(counts[0], 20);
+	db_reader_close(r);
+}
+
 static void test_writer_refuses_missing_directory(void **state)
 {
 	struct fx *fx = *state;
@@ -1094,6 +1123,7 @@ int main(void)
 		T(test_filter_limit_and_descending),
 		T(test_bad_filters_refused),
 		T(test_writer_refuses_existing_path),
+		T(test_writer_ignores_stale_wal),
 		T(test_writer_refuses_missing_directory),
 		T(test_push_refuses_unknown_kind),
 		T(test_reader_refuses_missing_file),
