@@ -72,7 +72,7 @@ struct frame {
 
 struct vcpu {
 	struct qemu_plugin_register *reg[PROBE_NREGS];
-	struct qemu_plugin_register *gs_base, *fs_base, *cr8_reg;
+	struct qemu_plugin_register *gs_base, *fs_base, *cr8_reg, *efer_reg;
 	GByteArray *buf;
 	uint64_t regs[PROBE_NREGS];
 	unsigned loaded;        /* bit r: regs[r] is current for this callback */
@@ -348,8 +348,14 @@ static void retranslate(void)
 static void on_lidt(struct vcpu *v, const struct site *s)
 {
 	uint64_t ea = insn_mem_addr(&s->insn.mem, (uint64_t[PROBE_NREGS]){0}, s->pc, s->insn.len);
-	uint64_t limit, base;
-	int r;
+	uint64_t limit, base, efer;
+	int r, ok;
+
+	/* Firmware switches between real and protected mode with lidt all the
+	 * time; only a long-mode IDT (EFER.LMA) has the 16-byte gates we read. */
+	efer = read_handle(v, v->efer_reg, &ok);
+	if (ok && !(efer & (1u << 10)))
+		return;
 
 	if (s->insn.mem.base < PROBE_NREGS || s->insn.mem.index < PROBE_NREGS) {
 		uint64_t regs[PROBE_NREGS];
@@ -759,6 +765,8 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
 			v->fs_base = d->handle;
 		else if (strcmp(d->name, "cr8") == 0)
 			v->cr8_reg = d->handle;
+		else if (strcmp(d->name, "efer") == 0)
+			v->efer_reg = d->handle;
 	}
 	if (regs)
 		g_array_free(regs, TRUE);
