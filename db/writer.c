@@ -894,9 +894,12 @@ int db_writer_close(struct db_writer *w, char **err)
 		finish(w);
 	else if (w->err == DB_E_FULL) /* Try anyway: the counters may still fit. */
 		finish(w);
-	/* Back to a single self-contained file; harmless if a reader holds it. */
-	if (w->err == DB_OK)
+	/* Back to a single self-contained file, unless a reader is in the middle
+	 * of a read: then the trace stays in WAL mode rather than wait for it. */
+	if (w->err == DB_OK) {
+		sqlite3_busy_timeout(w->db, 0);
 		sqlite3_exec(w->db, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+	}
 	ret = w->err;
 	if (ret == DB_E_FULL)
 		db_fail(err, ret, "%s: disk full: %" PRIu64 " events lost, %" PRIu64 " kept", w->path,

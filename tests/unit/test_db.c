@@ -1076,8 +1076,17 @@ static void test_readers_follow_a_trace_being_written(void **state)
 	assert_int_equal(count_filter(r1, &eoi, &first), 500);
 	assert_int_equal(first, 1001);
 	db_reader_close(r1);
-	/* The writer closes while a reader still has the trace open. */
+	/* The writer closes while a reader is in the middle of a scan. */
+	struct db_cursor *c = NULL;
+	assert_int_equal(db_cursor_open(r2, &all, &c, &err), DB_OK);
+	assert_int_equal(db_cursor_next(c, &ev, NULL), 1);
+	assert_int_equal(ev.id, 1);
 	close_writer(w);
+	int64_t n = 1;
+	while (db_cursor_next(c, &ev, NULL) == 1)
+		n++;
+	assert_int_equal(n, 1500);
+	db_cursor_close(c);
 	assert_int_equal(count_filter(r2, &all, NULL), 1500);
 	db_reader_close(r2);
 	r1 = open_reader(fx->path);
