@@ -882,7 +882,21 @@ static int setup(const char *db, const char *probe_path, const char *symbols, ch
 	db_writer_set_meta(the.w, "tracer_version", TRACER_VERSION);
 	db_writer_set_meta(the.w, "probe", probe_path ? probe_path : "");
 	db_writer_set_meta(the.w, "symbols", symbols ? symbols : "");
-	db_writer_set_meta(the.w, "kernel_build_id", the.syms ? elfsym_build_id(the.syms) : "");
+	if (the.syms && !*elfsym_build_id(the.syms)) {
+		/* no GNU build-id note: identify the symbols file by its content */
+		gchar *data = NULL, *sum = NULL, *id = NULL;
+		gsize len;
+
+		if (g_file_get_contents(symbols, &data, &len, NULL) &&
+		    (sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len)))
+			id = g_strconcat("sha256:", sum, NULL);
+		db_writer_set_meta(the.w, "kernel_build_id", id ? id : "");
+		g_free(id);
+		g_free(sum);
+		g_free(data);
+	} else {
+		db_writer_set_meta(the.w, "kernel_build_id", the.syms ? elfsym_build_id(the.syms) : "");
+	}
 	return 0;
 }
 

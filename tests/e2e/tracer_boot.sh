@@ -65,6 +65,13 @@ n=$(q "$db" "SELECT count(*) FROM events WHERE icount < (SELECT max(icount) FROM
 check "icounts never go backwards on a vCPU" [ "$n" -eq 0 ]
 n=$(q "$db" "SELECT count(*) FROM symbols WHERE name='KiSwapContext'")
 check "ELF symbols copied into the trace" [ "$n" -eq 1 ]
+id=$(q "$db" "SELECT value FROM meta WHERE key='kernel_build_id'")
+if readelf -n "$KERNEL" 2>/dev/null | grep -q 'Build ID'; then
+	want=$(readelf -n "$KERNEL" | sed -n 's/.*Build ID: //p')
+else
+	want=sha256:$(sha256sum "$KERNEL" | cut -d' ' -f1)
+fi
+check "metadata kernel_build_id is the ELF's build-id or sha256 ($id)" [ "$id" = "$want" ]
 for k in probe symbols started_at icount_total tracer_version; do
 	v=$(q "$db" "SELECT value FROM meta WHERE key='$k'")
 	check "metadata $k is set ($v)" [ -n "$v" ]
