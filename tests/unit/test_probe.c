@@ -49,6 +49,10 @@ static void write_elf(const char *path, const struct sym *syms, size_t n, int wi
 		      const uint8_t *build_id, size_t id_len)
 {
 	static uint8_t text[0x1000];
+	size_t k;
+
+	for (k = 0; k < sizeof(text); k++)
+		text[k] = (uint8_t)(k * 7);
 	char shstr[256], strtab[1024];
 	Elf64_Sym symtab[32];
 	uint8_t note[64];
@@ -545,6 +549,26 @@ static void test_elfsym_refuses_non_elf(void **state)
 	free(err);
 }
 
+static void test_elfsym_read_copies_code_bytes(void **state)
+{
+	struct elfsym_table *t = NULL;
+	uint8_t buf[4];
+	char *err = NULL;
+
+	(void)state;
+	write_elf(tmp("k.elf"), kernel_syms, 2, 1, NULL, 0);
+	assert_int_equal(elfsym_load(tmp("k.elf"), &t, &err), 0);
+	assert_int_equal(elfsym_read(t, 0x100010, buf, sizeof(buf), &err), 0);
+	assert_int_equal(buf[0], (uint8_t)(0x10 * 7));
+	assert_int_equal(buf[3], (uint8_t)(0x13 * 7));
+	assert_int_equal(elfsym_read(t, 0x100ffe, buf, sizeof(buf), &err), TRACER_E_ELF);
+	assert_non_null(strstr(err, "no code at 0x100ffe"));
+	free(err);
+	assert_int_equal(elfsym_read(t, 0x500000, buf, 1, &err), TRACER_E_ELF);
+	free(err);
+	elfsym_free(t);
+}
+
 /* ------------------------------------------------------------ resolving */
 
 static void test_probe_resolves_shipped_probe_against_kernel_symbols(void **state)
@@ -686,6 +710,7 @@ int main(void)
 		cmocka_unit_test(test_elfsym_reads_build_id),
 		cmocka_unit_test(test_elfsym_stripped_elf_loads_with_no_symbols),
 		cmocka_unit_test(test_elfsym_refuses_non_elf),
+		cmocka_unit_test(test_elfsym_read_copies_code_bytes),
 		cmocka_unit_test(test_probe_resolves_shipped_probe_against_kernel_symbols),
 		cmocka_unit_test(test_probe_resolves_linux_probe_against_synthetic_vmlinux),
 		cmocka_unit_test(test_probe_missing_symbol_names_symbol_and_file),

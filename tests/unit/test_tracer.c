@@ -193,6 +193,35 @@ static void test_insn_mem_addr_base_index_scale(void **state)
 	assert_int_equal(insn_mem_addr(&ii.mem, regs, 0x1000, ii.len), 0x5028);
 }
 
+static void test_insn_jump_targets_out_finds_tail_calls(void **state)
+{
+	/* at 0x1000: test edi,edi; je +2 (inside); jmp 0x2000 (tail call); jne 0x3000; ret */
+	static const uint8_t code[] = {
+		0x85, 0xff,                   /* 1000 test edi, edi */
+		0x74, 0x05,                   /* 1002 je 1009 (inside) */
+		0xe9, 0xf7, 0x0f, 0x00, 0x00, /* 1004 jmp 2000 */
+		0x0f, 0x85, 0xf1, 0x1f, 0x00, 0x00, /* 1009 jne 3000 */
+		0xc3,                         /* 100f ret */
+	};
+	uint64_t t[4] = {0};
+
+	assert_int_equal(insn_jump_targets_out(*state, code, sizeof(code), 0x1000, t, 4), 2);
+	assert_int_equal(t[0], 0x2000);
+	assert_int_equal(t[1], 0x3000);
+}
+
+static void test_insn_jump_targets_out_ignores_calls_and_inner_jumps(void **state)
+{
+	static const uint8_t code[] = {
+		0xe8, 0xfb, 0x0f, 0x00, 0x00, /* 1000 call 2000 */
+		0xeb, 0xf9,                   /* 1005 jmp 1000 */
+		0xff, 0xe0,                   /* 1007 jmp rax (indirect) */
+	};
+	uint64_t t[4] = {0};
+
+	assert_int_equal(insn_jump_targets_out(*state, code, sizeof(code), 0x1000, t, 4), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +238,8 @@ int main(void)
 		cmocka_unit_test(test_insn_other_stores_are_not_eoi_candidates),
 		cmocka_unit_test(test_insn_ordinary_instructions_are_other),
 		cmocka_unit_test(test_insn_mem_addr_base_index_scale),
+		cmocka_unit_test(test_insn_jump_targets_out_finds_tail_calls),
+		cmocka_unit_test(test_insn_jump_targets_out_ignores_calls_and_inner_jumps),
 	};
 
 	return cmocka_run_group_tests_name("tracer", tests, open_dec, close_dec);
