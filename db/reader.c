@@ -18,6 +18,7 @@
 #include "db/internal.h"
 
 #define LOCK_KINDS "4,5,6,7,8,9,10,11,16" /* kinds.obj_is_lock */
+#define LOCK_KIND_MASK 0x10ff0u            /* the same as bits (1 << kind) */
 
 struct kept {
 	struct kept *next;
@@ -59,6 +60,7 @@ struct db_cursor {
 	sqlite3_stmt *events; /* the events of [:lo, :hi] matching f */
 	sqlite3_stmt *blocks; /* candidate blocks, in cursor order; NULL: one range */
 	int64_t lo, hi;       /* the id bounds from f (hi INT64_MAX if none) */
+	uint64_t tmask, lmask; /* event_blocks.threads / .locks bits to look for, 0: any */
 	int64_t next_block;   /* block read ahead from blocks, -1 if none */
 	int in_range;         /* events is stepping through a range */
 	int ranges_done;
@@ -653,8 +655,9 @@ static int prepare_blocks(struct db_cursor *c, char **err)
 
 	snprintf(sql, sizeof(sql),
 		 "SELECT block FROM event_blocks WHERE block BETWEEN :blo AND :bhi AND (kinds & :mask) != 0"
-		 " AND last_icount >= :from_ic%s ORDER BY block%s",
-		 f->to_icount ? " AND first_icount <= :to_ic" : "", f->descending ? " DESC" : "");
+		 " AND last_icount >= :from_ic%s%s%s ORDER BY block%s",
+		 f->to_icount ? " AND first_icount <= :to_ic" : "", c->tmask ? " AND (threads & :tmask) != 0" : "",
+		 c->lmask ? " AND (locks & :lmask) != 0" : "", f->descending ? " DESC" : "");
 	ret = prepare(c->r, sql, &st, err);
 	if (ret != DB_OK)
 		return ret;
@@ -663,6 +666,8 @@ static int prepare_blocks(struct db_cursor *c, char **err)
 	sqlite3_bind_int64(st, 3, f->kinds ? f->kinds : (int64_t)UINT32_MAX);
 	sqlite3_bind_int64(st, 4, (int64_t)f->from_icount);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":to_ic"), (int64_t)f->to_icount);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":tmask"), (int64_t)c->tmask);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":lmask"), (int64_t)c->lmask);
 	c->blocks = st;
 	c->next_block = -1;
 	return DB_OK;
@@ -736,11 +741,60 @@ static int next_range(struct db_cursor *c, int64_t *lo, int64_t *hi)
 	return 1;
 }
 
+/* The interned id of a thread or lock address: > 0, 0 if not in the trace,
+ * or < 0 on error. */
+static int64_t lookup_id(struct db_reader *r, const char *sql, uint64_t addr, char **err)
+{
+	sqlite3_stmt *st;
+	int64_t id = 0;
+	int rc, ret = prepare(r, sql, &st, err);
+
+	if (ret != DB_OK)
+		return ret;
+	sqlite3_bind_int64(st, 1, (int64_t)addr);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errstr(rc));
+	return id;
+}
+
+/* Which event_blocks bits a thread or obj filter can use. A thread not in
+ * the trace, or a lock not in it when only lock kinds are asked for, matches
+ * nothing (*none). obj also matches the raw obj of other kinds, so its bits
+ * only help when f asks for lock kinds alone. */
+static int filter_masks(struct db_cursor *c, char **err, int *none)
+{
+	const struct db_filter *f = &c->f;
+	int64_t id;
+
+	*none = 0;
+	if (f->thread) {
+		id = lookup_id(c->r, "SELECT id FROM threads WHERE addr = ?1", f->thread, err);
+		if (id < 0)
+			return (int)id;
+		if (id == 0)
+			*none = 1;
+		c->tmask = 1ULL << (id % 64);
+	}
+	if (f->obj && f->kinds && !(f->kinds & ~LOCK_KIND_MASK)) {
+		id = lookup_id(c->r, "SELECT id FROM locks WHERE addr = ?1", f->obj, err);
+		if (id < 0)
+			return (int)id;
+		if (id == 0)
+			*none = 1;
+		c->lmask = 1ULL << (id % 64);
+	}
+	return DB_OK;
+}
+
 int db_cursor_open(struct db_reader *r, const struct db_filter *f, struct db_cursor **out, char **err)
 {
 	static const struct db_filter all;
 	struct db_cursor *c;
-	int ret;
+	int ret, none;
 
 	*out = NULL;
 	if (!f)
@@ -758,9 +812,11 @@ int db_cursor_open(struct db_reader *r, const struct db_filter *f, struct db_cur
 	c->f = *f;
 	c->lo = f->from_id ? f->from_id : 1;
 	c->hi = f->to_id ? f->to_id : INT64_MAX;
-	c->ranges_done = c->lo > c->hi;
-	ret = prepare_events(r, f, &c->events, err);
-	if (ret == DB_OK && (f->kinds || f->from_icount || f->to_icount))
+	ret = filter_masks(c, err, &none);
+	c->ranges_done = c->lo > c->hi || none;
+	if (ret == DB_OK)
+		ret = prepare_events(r, f, &c->events, err);
+	if (ret == DB_OK && (f->kinds || f->from_icount || f->to_icount || c->tmask || c->lmask))
 		ret = prepare_blocks(c, err);
 	if (ret != DB_OK) {
 		db_cursor_close(c);

@@ -76,16 +76,19 @@ CREATE TABLE event_rows (
 -- The index of event_rows: a block-range summary (like a BRIN index) kept
 -- up to date with every commit. Block b holds ids b*256+1 .. b*256+256; one
 -- row per vCPU with events in the block: the vCPU's first and last icount
--- there, and kinds, bit (1 << kind_id) for each kind it has there. Since
--- ids follow icount per vCPU, this finds an icount or a rare kind without a
--- per-row B-tree index, which would cost 2 to 4 times the insert time (see
--- docs/schema.md).
+-- there; kinds, bit (1 << kind_id) for each kind it has there; threads and
+-- locks, bit (id % 64) for each threads.id and locks.id (lock kinds) there.
+-- Since ids follow icount per vCPU, this finds an icount, a rare kind, a
+-- thread or a lock without a per-row B-tree index, which would cost 2 to 4
+-- times the insert time (see docs/schema.md).
 CREATE TABLE event_blocks (
 	block INTEGER NOT NULL,
 	vcpu INTEGER NOT NULL,
 	first_icount INTEGER NOT NULL,
 	last_icount INTEGER NOT NULL,
 	kinds INTEGER NOT NULL,
+	threads INTEGER NOT NULL,
+	locks INTEGER NOT NULL,
 	PRIMARY KEY (block, vcpu)
 ) WITHOUT ROWID;
 

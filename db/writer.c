@@ -53,6 +53,7 @@ struct block_vcpu {
 	uint16_t vcpu;
 	uint64_t first, last;
 	uint32_t kinds;
+	uint64_t threads, locks; /* bit (id % 64) of each thread / lock id */
 };
 
 /* Lock types, as stored in locks.type. */
@@ -95,7 +96,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_THREAD_NAME] = "UPDATE threads SET name = ?2 WHERE id = ?1",
 	[ST_LOCK_NAME] = "UPDATE locks SET name = ?2 WHERE id = ?1",
 	[ST_LOCK_CLASS] = "UPDATE locks SET class = ?2 WHERE id = ?1",
-	[ST_BLOCK] = "INSERT OR REPLACE INTO event_blocks VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_BLOCK] = "INSERT OR REPLACE INTO event_blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_KIND_COUNT] = "UPDATE kinds SET events = ?2 WHERE id = ?1",
 	[ST_BEGIN] = "BEGIN",
 	[ST_COMMIT] = "COMMIT",
@@ -236,6 +237,8 @@ static int save_block(struct db_writer *w)
 		sqlite3_bind_int64(st, 3, (int64_t)w->bv[i].first);
 		sqlite3_bind_int64(st, 4, (int64_t)w->bv[i].last);
 		sqlite3_bind_int64(st, 5, w->bv[i].kinds);
+		sqlite3_bind_int64(st, 6, (int64_t)w->bv[i].threads);
+		sqlite3_bind_int64(st, 7, (int64_t)w->bv[i].locks);
 		if (step(w, st) != DB_OK)
 			return w->err;
 	}
@@ -259,9 +262,11 @@ static int save_kind_counts(struct db_writer *w)
 	return DB_OK;
 }
 
-/* Adds the event with this id to the block summary, saving the previous
- * block when the id starts a new one. vCPUs are kept sorted. */
-static int note_block(struct db_writer *w, int64_t id, const struct db_event *ev)
+/* Adds the event with this id (and its interned thread and lock ids, 0 for
+ * none) to the block summary, saving the previous block when the id starts a
+ * new one. vCPUs are kept sorted. */
+static int note_block(struct db_writer *w, int64_t id, const struct db_event *ev, uint32_t thread_id,
+		      uint32_t lock_id)
 {
 	int64_t block = (id - 1) / DB_BLOCK_EVENTS;
 	size_t i;
@@ -287,7 +292,7 @@ static int note_block(struct db_writer *w, int64_t id, const struct db_event *ev
 			w->bv_cap = cap;
 		}
 		memmove(&w->bv[i + 1], &w->bv[i], (w->nbv - i) * sizeof(*w->bv));
-		w->bv[i] = (struct block_vcpu){ ev->vcpu, ev->icount, ev->icount, 0 };
+		w->bv[i] = (struct block_vcpu){ ev->vcpu, ev->icount, ev->icount, 0, 0, 0 };
 		w->nbv++;
 	}
 	struct block_vcpu *b = &w->bv[i];
@@ -296,6 +301,10 @@ static int note_block(struct db_writer *w, int64_t id, const struct db_event *ev
 	if (ev->icount > b->last)
 		b->last = ev->icount;
 	b->kinds |= 1u << ev->kind;
+	if (thread_id)
+		b->threads |= 1ULL << (thread_id % 64);
+	if (lock_id)
+		b->locks |= 1ULL << (lock_id % 64);
 	w->kind_events[ev->kind]++;
 	return DB_OK;
 }
@@ -444,7 +453,7 @@ static int store_event(struct db_writer *w, const struct db_event *ev, char *tex
 			w->locks[lock_id - 1].init_site = (uint64_t)ev->a;
 		}
 	}
-	if (note_block(w, id, ev) != DB_OK)
+	if (note_block(w, id, ev, thread_id, db_kind_obj_is_lock(ev->kind) ? (uint32_t)obj : 0) != DB_OK)
 		goto out;
 	int64_t *row = w->rows[w->nrows++];
 	/* No id column: SQLite gives the row max(id) + 1, which is id, since

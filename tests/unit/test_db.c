@@ -630,6 +630,59 @@ static void test_filter_icount_window_across_blocks(void **state)
 	db_reader_close(r);
 }
 
+/* 10000 lock_acq events over 40 blocks: thread i / 1000 (10 threads), lock
+ * (i / 100) % 70 (70 locks; lock 64 gets id 65, which shares its block
+ * summary bit with lock 0's id 1). */
+static void write_threads_and_locks(const char *path)
+{
+	struct db_writer *w = open_writer(path);
+
+	for (int i = 0; i < 10000; i++) {
+		struct db_event ev = ev_make(DB_LOCK_ACQ, (uint64_t)i, KADDR(0x200000 + (i / 1000) * 0x100),
+					     KADDR(0x300000 + ((i / 100) % 70) * 0x40), 2, 0);
+		assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	}
+	close_writer(w);
+}
+
+static void test_filter_thread_and_lock_across_blocks(void **state)
+{
+	struct fx *fx = *state;
+	struct db_reader *r;
+	struct db_filter f = { .thread = KADDR(0x200300) };
+	int64_t ids[256];
+
+	write_threads_and_locks(fx->path);
+	r = open_reader(fx->path);
+	assert_int_equal(count_filter(r, &f, ids), 1000);
+	assert_int_equal(ids[0], 3001);
+	f.descending = 1;
+	assert_int_equal(count_filter(r, &f, ids), 1000);
+	assert_int_equal(ids[0], 4000);
+	f = (struct db_filter){ .thread = KADDR(0x200a00) };
+	assert_int_equal(count_filter(r, &f, NULL), 0);
+
+	/* lock 0: i in 0..99 and 7000..7099 */
+	f = (struct db_filter){ .obj = KADDR(0x300000), .kinds = 1u << DB_LOCK_ACQ };
+	assert_int_equal(collect_ids(r, &f, ids, 256), 200);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[99], 100);
+	assert_int_equal(ids[100], 7001);
+	assert_int_equal(ids[199], 7100);
+	f.kinds = 0; /* without a lock-only kind mask the block bits are not used */
+	assert_int_equal(collect_ids(r, &f, ids, 256), 200);
+	f = (struct db_filter){ .obj = KADDR(0x300000 + 64 * 0x40), .kinds = 1u << DB_LOCK_ACQ };
+	assert_int_equal(collect_ids(r, &f, ids, 256), 100);
+	assert_int_equal(ids[0], 6401);
+	f = (struct db_filter){ .obj = KADDR(0x3fff00), .kinds = 1u << DB_LOCK_ACQ };
+	assert_int_equal(collect_ids(r, &f, ids, 256), 0);
+	/* thread 7 (i 7000..7999) and lock 0 */
+	f = (struct db_filter){ .obj = KADDR(0x300000), .kinds = 1u << DB_LOCK_ACQ, .thread = KADDR(0x200700) };
+	assert_int_equal(collect_ids(r, &f, ids, 256), 100);
+	assert_int_equal(ids[0], 7001);
+	db_reader_close(r);
+}
+
 static void test_filter_limit_and_descending(void **state)
 {
 	struct fx *fx = *state;
@@ -1129,6 +1182,7 @@ int main(void)
 		T(test_filter_id_and_icount_ranges),
 		T(test_filter_rare_kind_across_blocks),
 		T(test_filter_icount_window_across_blocks),
+		T(test_filter_thread_and_lock_across_blocks),
 		T(test_filter_limit_and_descending),
 		T(test_bad_filters_refused),
 		T(test_writer_refuses_existing_path),
