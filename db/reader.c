@@ -209,11 +209,20 @@ int db_check_trace(sqlite3 *db, const char *path, char **err)
 			       path, ver, DB_SCHEMA_VERSION);
 	if (ver < 1)
 		return db_fail(err, DB_E_SCHEMA, "%s: krewind trace with unknown schema version %" PRId64, path, ver);
-	/* Reads the rightmost pages of the events b-tree: a cut file fails here. */
-	rc = pragma_int(db, "SELECT coalesce(max(id), 0) + (SELECT count(*) FROM kinds) FROM event_rows", &probe);
+	/* Reads the rightmost pages of the events b-tree (a cut file fails here)
+	 * and touches every table and column this code relies on. */
+	rc = pragma_int(db,
+			"SELECT coalesce(max(id), 0) + (SELECT sum(events) FROM kinds)"
+			" + (SELECT count(*) FROM event_blocks WHERE block = -1 AND threads + locks = 0)"
+			" + (SELECT count(*) FROM texts WHERE event_id = 0)"
+			" + (SELECT count(*) FROM locks WHERE id = 0 AND init_site IS NULL)"
+			" + (SELECT count(*) FROM threads WHERE id = 0) FROM event_rows",
+			&probe);
+	if (rc != SQLITE_OK && sqlite_to_db(rc) == DB_E_IO)
+		return db_fail(err, DB_E_SCHEMA, "%s: not a valid krewind trace of schema version %" PRId64 " (%s)",
+			       path, ver, sqlite3_errmsg(db));
 	if (rc != SQLITE_OK)
-		return db_fail(err, sqlite_to_db(rc) == DB_E_IO ? DB_E_SCHEMA : sqlite_to_db(rc), "%s: %s", path,
-			       sqlite3_errmsg(db));
+		return db_fail(err, sqlite_to_db(rc), "%s: %s", path, sqlite3_errmsg(db));
 	return DB_OK;
 }
 

@@ -893,6 +893,15 @@ static void test_reader_refuses_newer_schema(void **state)
 	expect_reader_refusal(fx->path, DB_E_SCHEMA, want);
 }
 
+static void test_reader_refuses_damaged_schema(void **state)
+{
+	struct fx *fx = *state;
+
+	write_mix(fx->path, 10);
+	exec_sql(fx->path, "DROP TABLE event_blocks");
+	expect_reader_refusal(fx->path, DB_E_SCHEMA, "not a valid krewind trace of schema version 1");
+}
+
 static void test_reader_refuses_other_sqlite_file(void **state)
 {
 	struct fx *fx = *state;
@@ -1194,6 +1203,7 @@ int main(void)
 		T(test_reader_refuses_empty_file),
 		T(test_reader_refuses_truncated_file),
 		T(test_reader_refuses_newer_schema),
+		T(test_reader_refuses_damaged_schema),
 		T(test_reader_refuses_other_sqlite_file),
 		T(test_sql_reads_events_view),
 		T(test_sql_refuses_writes_and_bad_sql),
