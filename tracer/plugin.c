@@ -72,7 +72,7 @@ struct frame {
 
 struct vcpu {
 	struct qemu_plugin_register *reg[PROBE_NREGS];
-	struct qemu_plugin_register *gs_base, *fs_base, *cr8_reg, *efer_reg;
+	struct qemu_plugin_register *gs_base, *fs_base, *cr8_reg, *efer_reg, *cr2_reg;
 	GByteArray *buf;
 	uint64_t regs[PROBE_NREGS];
 	unsigned loaded;        /* bit r: regs[r] is current for this callback */
@@ -271,10 +271,41 @@ static int pushes_error_code(int vec)
 	       vec == 30;
 }
 
+/*
+ * A fault raised while an instruction runs (QEMU rolls the instruction back
+ * and its own count with it) had its inline add done already: the count is
+ * one ahead from here on. That is the case for faults raised by helpers and
+ * memory accesses: #DE, #TS, #NP, #SS, #GP, #AC, #MF/#XM and data #PF. Faults
+ * QEMU raises at translation time (#UD, #NM, privilege checks, int3/int n) and
+ * instruction-fetch #PF (CR2 inside the faulting instruction: never
+ * translated, never counted) need nothing.
+ */
+static int fault_counted_twice(struct vcpu *v, int vec)
+{
+	uint64_t rip, cr2;
+	int ok;
+
+	switch (vec) {
+	case 0: case 10: case 11: case 12: case 13: case 16: case 17: case 19:
+		return 1;
+	case 14:
+		cr2 = read_handle(v, v->cr2_reg, &ok);
+		if (!ok || peek(v, reg(v, PROBE_RSP) + 8, 8, &rip))
+			return 0;
+		return cr2 - rip >= 16;
+	}
+	return 0;
+}
+
 static void on_trap(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t ic)
 {
 	uint64_t err = 0, thread = current_thread(v);
 	struct trap_stack *ts = trap_stack(v, thread);
+
+	if (s->vector < 32 && fault_counted_twice(v, s->vector)) {
+		qemu_plugin_u64_add(the.icount, vcpu, (uint64_t)-1);
+		ic--;
+	}
 
 	if (pushes_error_code(s->vector) && peek(v, reg(v, PROBE_RSP), 8, &err))
 		err = 0;
@@ -767,6 +798,8 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
 			v->cr8_reg = d->handle;
 		else if (strcmp(d->name, "efer") == 0)
 			v->efer_reg = d->handle;
+		else if (strcmp(d->name, "cr2") == 0)
+			v->cr2_reg = d->handle;
 	}
 	if (regs)
 		g_array_free(regs, TRUE);

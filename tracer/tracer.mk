@@ -32,9 +32,17 @@ $(BUILD)/tests/unit/test_probe: $(BUILD)/tests/unit/test_probe.o $(BUILD)/tracer
 $(BUILD)/tests/unit/test_tracer: $(BUILD)/tests/unit/test_tracer.o $(BUILD)/tracer/insn.o
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) -lcapstone
 
+# A minimal guest of our own (not the krewind kernel) for tracer_guest.sh:
+# xAPIC EOIs over MMIO, a breakpoint, a page fault.
+TESTGUEST := $(TOP_BUILD)/tracer/testguest.elf
+$(TESTGUEST): tracer/testguest/guest.S tracer/testguest/guest.ld | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) -c $< -o $(TOP_BUILD)/tracer/testguest.o
+	ld -T tracer/testguest/guest.ld --no-warn-rwx-segments -o $@ $(TOP_BUILD)/tracer/testguest.o
+
 .PHONY: tracer
-tracer: $(PLUGIN) $(BUILD)/tracer/libkrprobe.a
-ALL_TARGETS += $(PLUGIN) $(BUILD)/tracer/libkrprobe.a
+tracer: $(PLUGIN) $(BUILD)/tracer/libkrprobe.a $(TESTGUEST)
+ALL_TARGETS += $(PLUGIN) $(BUILD)/tracer/libkrprobe.a $(TESTGUEST)
 UNIT_TESTS += $(BUILD)/tests/unit/test_probe $(BUILD)/tests/unit/test_tracer
 
 -include $(shell find $(PLUGIN_OBJDIR) -name '*.d' 2>/dev/null)

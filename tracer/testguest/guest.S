@@ -1,0 +1,181 @@
+/*
+ * guest.S - a minimal x86-64 guest for the tracer's own tests, independent of
+ * the krewind kernel: PVH entry, long mode, an IDT, a breakpoint, a page
+ * fault (with its error code), and an xAPIC (MMIO) periodic timer whose
+ * handler writes the EOI register at APIC base + 0xB0. Prints on COM1 and
+ * powers off through isa-debug-exit (status 33).
+ */
+	.section .note.pvh, "a"
+	.align 4
+	.long 4, 4, 18          /* namesz, descsz, XEN_ELFNOTE_PHYS32_ENTRY */
+	.asciz "Xen"
+	.long _start32
+
+	.code32
+	.text
+	.globl _start32
+	.type _start32, @function
+_start32:
+	cli
+	/* 1 GB identity map with 2 MB pages, plus the APIC page at 0xfee00000 */
+	lea pdpt, %eax
+	or $3, %eax
+	mov %eax, pml4
+	lea pd, %eax
+	or $3, %eax
+	mov %eax, pdpt
+	lea pd_apic, %eax
+	or $3, %eax
+	mov %eax, pdpt + 3 * 8
+	movl $0xfee0009b, pd_apic + 0x1f7 * 8  /* PS, PCD, PWT, RW, P */
+	xor %ecx, %ecx
+1:	mov %ecx, %eax
+	shl $21, %eax
+	or $0x83, %eax
+	mov %eax, pd(, %ecx, 8)
+	inc %ecx
+	cmp $512, %ecx
+	jne 1b
+	lea pml4, %eax
+	mov %eax, %cr3
+	mov %cr4, %eax
+	or $0x20, %eax          /* PAE */
+	mov %eax, %cr4
+	mov $0xc0000080, %ecx   /* EFER.LME */
+	rdmsr
+	or $0x100, %eax
+	wrmsr
+	mov %cr0, %eax
+	or $0x80000001, %eax    /* PG, PE */
+	mov %eax, %cr0
+	lgdt gdtr
+	ljmp $8, $start64
+	.size _start32, . - _start32
+
+	.code64
+	.globl start64
+	.type start64, @function
+start64:
+	mov $0x10, %ax
+	mov %ax, %ds
+	mov %ax, %es
+	mov %ax, %ss
+	lea stack_top(%rip), %rsp
+	lea bp_handler(%rip), %rdi
+	mov $3, %esi
+	call set_gate
+	lea pf_handler(%rip), %rdi
+	mov $14, %esi
+	call set_gate
+	lea timer_handler(%rip), %rdi
+	mov $0x30, %esi
+	call set_gate
+	lidt idtr(%rip)
+	lea hello(%rip), %rsi
+	call puts
+	int3
+	mov $0x40000000, %rax   /* not mapped: #PF, error code 0 */
+	mov (%rax), %ebx        /* 2 bytes, skipped by the handler */
+	/* xAPIC timer, periodic, vector 0x30 */
+	mov $0xfee00000, %rax
+	movl $0x1ff, 0xf0(%rax) /* SVR: enable */
+	movl $0xb, 0x3e0(%rax)  /* divide by 1 */
+	movl $0x20030, 0x320(%rax)
+	movl $100000, 0x380(%rax)
+	sti
+2:	cmpq $5, ticks(%rip)
+	jb 2b
+	cli
+	movl $0x10000, 0x320(%rax) /* mask the timer */
+	lea bye(%rip), %rsi
+	call puts
+	mov $0x10, %al
+	out %al, $0xf4
+3:	hlt
+	jmp 3b
+	.size start64, . - start64
+
+	.type set_gate, @function
+set_gate:                       /* rdi = handler, esi = vector */
+	lea idt(%rip), %rax
+	shl $4, %rsi
+	add %rsi, %rax
+	mov %di, (%rax)
+	movw $8, 2(%rax)
+	movw $0x8e00, 4(%rax)   /* present, interrupt gate */
+	mov %rdi, %rdx
+	shr $16, %rdx
+	mov %dx, 6(%rax)
+	shr $32, %rdi
+	mov %edi, 8(%rax)
+	movl $0, 12(%rax)
+	ret
+	.size set_gate, . - set_gate
+
+	.type puts, @function
+puts:                           /* rsi = NUL-terminated string */
+	mov $0x3f8, %dx
+1:	lodsb
+	test %al, %al
+	jz 2f
+	out %al, %dx
+	jmp 1b
+2:	ret
+	.size puts, . - puts
+
+	.type bp_handler, @function
+bp_handler:
+	push %rax
+	push %rdx
+	push %rsi
+	lea bp_msg(%rip), %rsi
+	call puts
+	pop %rsi
+	pop %rdx
+	pop %rax
+	iretq
+	.size bp_handler, . - bp_handler
+
+	.type pf_handler, @function
+pf_handler:
+	add $8, %rsp            /* the error code */
+	addq $2, (%rsp)         /* skip the faulting mov */
+	iretq
+	.size pf_handler, . - pf_handler
+
+	.type timer_handler, @function
+timer_handler:
+	push %rax
+	incq ticks(%rip)
+	mov $0xfee00000, %rax
+	movl $0, 0xb0(%rax)     /* xAPIC EOI */
+	pop %rax
+	iretq
+	.size timer_handler, . - timer_handler
+
+	.data
+	.align 16
+gdt:	.quad 0
+	.quad 0x00af9a000000ffff /* 64-bit code */
+	.quad 0x00cf92000000ffff /* data */
+gdtr:	.word 23
+	.long gdt
+idtr:	.word 4095
+	.quad idt
+hello:	.asciz "testguest: hello\n"
+bp_msg:	.asciz "testguest: breakpoint\n"
+bye:	.asciz "testguest: 5 ticks\n"
+	.globl ticks
+	.type ticks, @object
+ticks:	.quad 0
+	.size ticks, 8
+
+	.bss
+	.align 4096
+pml4:	.skip 4096
+pdpt:	.skip 4096
+pd:	.skip 4096
+pd_apic: .skip 4096
+idt:	.skip 4096
+	.skip 16384
+stack_top:
