@@ -38,6 +38,14 @@ struct strcache {
 	size_t n, cap;
 };
 
+/* Metadata values handed out, newest first: asking again for an unchanged
+ * value returns the same string instead of keeping one more copy. */
+struct meta_seen {
+	struct meta_seen *next;
+	char *key;
+	const char *value; /* kept */
+};
+
 struct db_reader {
 	sqlite3 *db;
 	char *path;
@@ -46,6 +54,7 @@ struct db_reader {
 	int syms_loaded;
 	struct strcache thread_names, lock_names, lock_classes;
 	struct idmap thread_ids, lock_ids;
+	struct meta_seen *meta;
 };
 
 /*
@@ -262,6 +271,7 @@ fail:
 void db_reader_close(struct db_reader *r)
 {
 	struct kept *k, *next;
+	struct meta_seen *m, *next_m;
 
 	if (!r)
 		return;
@@ -277,6 +287,11 @@ void db_reader_close(struct db_reader *r)
 	cache_free(&r->lock_classes);
 	free(r->thread_ids.addr);
 	free(r->lock_ids.addr);
+	for (m = r->meta; m; m = next_m) {
+		next_m = m->next;
+		free(m->key);
+		free(m);
+	}
 	free(r->path);
 	free(r);
 }
@@ -291,16 +306,45 @@ static int prepare(struct db_reader *r, const char *sql, sqlite3_stmt **st, char
 	return DB_OK;
 }
 
+/* Keeps a copy of value and records it as key's latest (m: key's entry, or
+ * NULL for a new key). Returns the copy, or NULL without memory. */
+static const char *remember_meta(struct db_reader *r, struct meta_seen *m, const char *key, const char *value)
+{
+	const char *v = keep_str(r, value);
+
+	if (!v)
+		return NULL;
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (!m || !(m->key = strdup(key))) {
+			free(m);
+			return v; /* still a valid answer, only not remembered */
+		}
+		m->next = r->meta;
+		r->meta = m;
+	}
+	m->value = v;
+	return v;
+}
+
 const char *db_meta(struct db_reader *r, const char *key)
 {
 	sqlite3_stmt *st;
-	const char *v = NULL;
+	const char *v = NULL, *fresh;
+	struct meta_seen *m;
 
 	if (!key || prepare(r, "SELECT value FROM meta WHERE key = ?1", &st, NULL) != DB_OK)
 		return NULL;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		v = keep_str(r, (const char *)sqlite3_column_text(st, 0));
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		fresh = (const char *)sqlite3_column_text(st, 0);
+		for (m = r->meta; m && strcmp(m->key, key) != 0; m = m->next)
+			;
+		if (m && strcmp(m->value, fresh) == 0)
+			v = m->value;
+		else
+			v = remember_meta(r, m, key, fresh);
+	}
 	sqlite3_finalize(st);
 	return v;
 }

@@ -287,6 +287,8 @@ static void test_metadata_set_and_replaced(void **state)
 	assert_string_equal(db_meta(r, "cmdline"), "scenario=abba");
 	assert_string_equal(db_meta(r, "events_total"), "0");
 	assert_null(db_meta(r, "no_such_key"));
+	/* Asking again for an unchanged value gives the same string. */
+	assert_ptr_equal(db_meta(r, "cmdline"), db_meta(r, "cmdline"));
 	db_reader_close(r);
 }
 
@@ -300,9 +302,12 @@ static void test_update_meta_on_closed_trace(void **state)
 	write_mix(fx->path, 40);
 	assert_int_equal(db_update_meta(fx->path, "outcome", "hang", &err), DB_OK);
 	assert_null(err);
-	assert_int_equal(db_update_meta(fx->path, "outcome", "bugcheck", &err), DB_OK);
 	r = open_reader(fx->path);
+	const char *before = db_meta(r, "outcome");
+	assert_string_equal(before, "hang");
+	assert_int_equal(db_update_meta(fx->path, "outcome", "bugcheck", &err), DB_OK);
 	assert_string_equal(db_meta(r, "outcome"), "bugcheck");
+	assert_string_equal(before, "hang"); /* still valid until db_reader_close */
 	assert_string_equal(db_meta(r, "events_total"), "40");
 	db_reader_close(r);
 
