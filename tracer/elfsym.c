@@ -20,7 +20,7 @@ struct elfsym_table {
 	char build_id[2 * 64 + 1];
 	struct elfsym *syms; /* sorted by address */
 	size_t n;
-	char *names;         /* all names, NUL-separated */
+	char *names; /* all names, NUL-separated */
 };
 
 static int fail(char **err, int code, const char *fmt, ...)
@@ -74,8 +74,8 @@ static void read_build_id(Elf *e, struct elfsym_table *t)
 }
 
 /* Collects the symbols of one symbol table section into t (appending). */
-static int read_symtab(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct elfsym_table *t,
-		       size_t *names_len, char **err)
+static int read_symtab(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct elfsym_table *t, size_t *names_len,
+                       char **err)
 {
 	Elf_Data *d = elf_getdata(scn, NULL);
 	size_t i, count;
@@ -98,8 +98,7 @@ static int read_symtab(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct elfsym_
 		if (!gelf_getsym(d, (int)i, &s))
 			continue;
 		type = GELF_ST_TYPE(s.st_info);
-		if ((type != STT_FUNC && type != STT_OBJECT) || s.st_value == 0 ||
-		    s.st_shndx == SHN_UNDEF)
+		if ((type != STT_FUNC && type != STT_OBJECT) || s.st_value == 0 || s.st_shndx == SHN_UNDEF)
 			continue;
 		name = elf_strptr(e, sh->sh_link, s.st_name);
 		if (!name || !*name)
@@ -148,8 +147,7 @@ int elfsym_load(const char *path, struct elfsym_table **out, char **err)
 	}
 	while ((scn = elf_nextscn(e, scn)) != NULL) {
 		if (!gelf_getshdr(scn, &sh)) {
-			rc = fail(err, TRACER_E_ELF, "%s: damaged section header: %s", path,
-				  elf_errmsg(-1));
+			rc = fail(err, TRACER_E_ELF, "%s: damaged section header: %s", path, elf_errmsg(-1));
 			goto out;
 		}
 		if (sh.sh_type == SHT_SYMTAB && (rc = read_symtab(e, scn, &sh, t, &names_len, err)))
@@ -183,9 +181,18 @@ void elfsym_free(struct elfsym_table *t)
 	free(t);
 }
 
-const char *elfsym_path(const struct elfsym_table *t) { return t->path; }
-const char *elfsym_build_id(const struct elfsym_table *t) { return t->build_id; }
-size_t elfsym_count(const struct elfsym_table *t) { return t->n; }
+const char *elfsym_path(const struct elfsym_table *t)
+{
+	return t->path;
+}
+const char *elfsym_build_id(const struct elfsym_table *t)
+{
+	return t->build_id;
+}
+size_t elfsym_count(const struct elfsym_table *t)
+{
+	return t->n;
+}
 
 const struct elfsym *elfsym_at(const struct elfsym_table *t, size_t i)
 {
@@ -242,7 +249,8 @@ int elfsym_read(const struct elfsym_table *t, uint64_t addr, void *buf, size_t l
 		Elf_Data *d;
 
 		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || !(sh.sh_flags & SHF_ALLOC) ||
-		    addr < sh.sh_addr || addr - sh.sh_addr > sh.sh_size || len > sh.sh_size - (addr - sh.sh_addr))
+		    addr < sh.sh_addr || addr - sh.sh_addr > sh.sh_size ||
+		    len > sh.sh_size - (addr - sh.sh_addr))
 			continue;
 		d = elf_getdata(scn, NULL);
 		if (d && d->d_buf && d->d_size == sh.sh_size) {

@@ -27,8 +27,7 @@ int insn_decoder_open(struct insn_decoder **out, char **err)
 		return TRACER_E_NOMEM;
 	}
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &d->cs) != CS_ERR_OK ||
-	    cs_option(d->cs, CS_OPT_DETAIL, CS_OPT_ON) != CS_ERR_OK ||
-	    !(d->insn = cs_malloc(d->cs))) {
+	    cs_option(d->cs, CS_OPT_DETAIL, CS_OPT_ON) != CS_ERR_OK || !(d->insn = cs_malloc(d->cs))) {
 		if (err)
 			*err = strdup("capstone: cannot open an x86-64 decoder");
 		if (d->cs)
@@ -52,9 +51,9 @@ void insn_decoder_free(struct insn_decoder *d)
 static int map_reg(x86_reg r)
 {
 	static const x86_reg r64[PROBE_NREGS] = {
-		X86_REG_RAX, X86_REG_RBX, X86_REG_RCX, X86_REG_RDX, X86_REG_RSI, X86_REG_RDI,
-		X86_REG_RBP, X86_REG_RSP, X86_REG_R8, X86_REG_R9, X86_REG_R10, X86_REG_R11,
-		X86_REG_R12, X86_REG_R13, X86_REG_R14, X86_REG_R15,
+	    X86_REG_RAX, X86_REG_RBX, X86_REG_RCX, X86_REG_RDX, X86_REG_RSI, X86_REG_RDI,
+	    X86_REG_RBP, X86_REG_RSP, X86_REG_R8,  X86_REG_R9,  X86_REG_R10, X86_REG_R11,
+	    X86_REG_R12, X86_REG_R13, X86_REG_R14, X86_REG_R15,
 	};
 	int i;
 
@@ -86,9 +85,9 @@ static int worth_decoding(const uint8_t *c, size_t len)
 {
 	size_t i = 0;
 
-	while (i < len && (c[i] == 0x66 || c[i] == 0x67 || c[i] == 0xf0 || c[i] == 0xf2 ||
-			   c[i] == 0xf3 || c[i] == 0x2e || c[i] == 0x3e || c[i] == 0x26 ||
-			   c[i] == 0x36 || c[i] == 0x64 || c[i] == 0x65))
+	while (i < len &&
+	       (c[i] == 0x66 || c[i] == 0x67 || c[i] == 0xf0 || c[i] == 0xf2 || c[i] == 0xf3 ||
+	        c[i] == 0x2e || c[i] == 0x3e || c[i] == 0x26 || c[i] == 0x36 || c[i] == 0x64 || c[i] == 0x65))
 		i++;
 	if (i < len && (c[i] & 0xf0) == 0x40)
 		i++;
@@ -97,8 +96,10 @@ static int worth_decoding(const uint8_t *c, size_t len)
 	switch (c[i]) {
 	case 0xcf: /* iret */
 	case 0xee: /* out dx, al */
-	case 0xc3: case 0xc2: /* ret */
-	case 0x89: case 0xc7: /* mov m32, r32 / imm32 */
+	case 0xc3:
+	case 0xc2: /* ret */
+	case 0x89:
+	case 0xc7: /* mov m32, r32 / imm32 */
 		return 1;
 	case 0x0f:
 		/* 0f 01 /3 lidt, 0f 22 mov crN, 0f 30 wrmsr */
@@ -108,7 +109,7 @@ static int worth_decoding(const uint8_t *c, size_t len)
 }
 
 int insn_classify(struct insn_decoder *d, const uint8_t *code, size_t len, uint64_t addr,
-		  struct insn_info *info)
+                  struct insn_info *info)
 {
 	const uint8_t *p = code;
 	size_t n = len;
@@ -135,8 +136,8 @@ int insn_classify(struct insn_decoder *d, const uint8_t *code, size_t len, uint6
 			if (info->reg >= 0 && info->reg < PROBE_NREGS)
 				info->cls = INSN_MOV_CR8;
 		} else if (x->op_count == 2 && x->operands[0].type == X86_OP_MEM &&
-			   x->operands[0].size == 4 && (x->operands[0].mem.disp & 0xfff) == 0xb0 &&
-			   fill_mem(&x->operands[0], &info->mem) == 0) {
+		           x->operands[0].size == 4 && (x->operands[0].mem.disp & 0xfff) == 0xb0 &&
+		           fill_mem(&x->operands[0], &info->mem) == 0) {
 			info->cls = INSN_STORE32_B0;
 		}
 		break;
@@ -159,8 +160,7 @@ int insn_classify(struct insn_decoder *d, const uint8_t *code, size_t len, uint6
 	return 0;
 }
 
-uint64_t insn_mem_addr(const struct insn_mem *m, const uint64_t regs[PROBE_NREGS], uint64_t pc,
-		       unsigned len)
+uint64_t insn_mem_addr(const struct insn_mem *m, const uint64_t regs[PROBE_NREGS], uint64_t pc, unsigned len)
 {
 	uint64_t ea = (uint64_t)m->disp;
 
@@ -174,7 +174,7 @@ uint64_t insn_mem_addr(const struct insn_mem *m, const uint64_t regs[PROBE_NREGS
 }
 
 size_t insn_jump_targets_out(struct insn_decoder *d, const uint8_t *code, size_t len, uint64_t addr,
-			     uint64_t *targets, size_t max)
+                             uint64_t *targets, size_t max)
 {
 	const uint8_t *p = code;
 	size_t n = len, found = 0;

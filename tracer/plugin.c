@@ -30,13 +30,13 @@
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 
-#define TRACER_VERSION "krewind-tracer 1"
-#define TRAP_DEPTH 32
-#define SERIAL_PORT 0x3f8
-#define MSR_X2APIC_EOI 0x80b
-#define MSR_APIC_BASE 0x1b
+#define TRACER_VERSION     "krewind-tracer 1"
+#define TRAP_DEPTH         32
+#define SERIAL_PORT        0x3f8
+#define MSR_X2APIC_EOI     0x80b
+#define MSR_APIC_BASE      0x1b
 #define XAPIC_DEFAULT_BASE 0xfee00000ull
-#define IDT_RESCAN_INSNS (1ull << 22)
+#define IDT_RESCAN_INSNS   (1ull << 22)
 
 /* Roles of an instrumented instruction (a site). */
 enum {
@@ -48,7 +48,7 @@ enum {
 struct site {
 	uint64_t pc;
 	unsigned roles;
-	int vector;               /* ROLE_TRAP: lowest vector whose gate points here */
+	int vector;                /* ROLE_TRAP: lowest vector whose gate points here */
 	const struct probe *entry; /* ROLE_ENTRY */
 	struct insn_info insn;
 };
@@ -75,11 +75,11 @@ struct vcpu {
 	struct qemu_plugin_register *gs_base, *fs_base, *cr8_reg, *efer_reg, *cr2_reg;
 	GByteArray *buf;
 	uint64_t regs[PROBE_NREGS];
-	unsigned loaded;        /* bit r: regs[r] is current for this callback */
-	int64_t cr8;            /* last known CR8 (IRQL); -1 unknown */
-	uint64_t thread;        /* from the last switch, when no `thread` declaration */
-	uint64_t named_thread;  /* last thread we made sure has a name */
-	uint64_t last_scan;     /* icount of the last IDT scan */
+	unsigned loaded;         /* bit r: regs[r] is current for this callback */
+	int64_t cr8;             /* last known CR8 (IRQL); -1 unknown */
+	uint64_t thread;         /* from the last switch, when no `thread` declaration */
+	uint64_t named_thread;   /* last thread we made sure has a name */
+	uint64_t last_scan;      /* icount of the last IDT scan */
 	struct trap_stack traps; /* when the current thread is unknown */
 	char serial[256];
 	size_t serial_len;
@@ -94,16 +94,16 @@ static struct tracer {
 	qemu_plugin_u64 icount;
 	struct vcpu *vcpus;
 	int nvcpus;
-	GMutex lock;            /* guards everything below */
+	GMutex lock; /* guards everything below */
 	struct insn_decoder *dec;
-	GHashTable *handlers;   /* handler pc -> vector + 1 */
-	GHashTable *entries;    /* function address -> struct probe * */
-	GHashTable *sites;      /* pc -> struct site * (sites live until exit) */
+	GHashTable *handlers; /* handler pc -> vector + 1 */
+	GHashTable *entries;  /* function address -> struct probe * */
+	GHashTable *sites;    /* pc -> struct site * (sites live until exit) */
 	GPtrArray *all_sites;
-	GArray *ret_ranges;     /* struct range: where the returns of probed calls are */
-	GHashTable *frames;     /* return-address slot -> struct frame * */
-	GHashTable *tstacks;    /* thread -> struct trap_stack * */
-	GHashTable *named;      /* threads already named */
+	GArray *ret_ranges;  /* struct range: where the returns of probed calls are */
+	GHashTable *frames;  /* return-address slot -> struct frame * */
+	GHashTable *tstacks; /* thread -> struct trap_stack * */
+	GHashTable *named;   /* threads already named */
 	uint64_t idt_base;
 	unsigned idt_limit;
 	uint64_t apic_base;
@@ -224,8 +224,7 @@ static uint64_t current_thread(struct vcpu *v)
 	int ok;
 
 	if (the.probe && the.probe->thread_seg != PROBE_SEG_NONE) {
-		base = read_handle(v, the.probe->thread_seg == PROBE_SEG_GS ? v->gs_base : v->fs_base,
-				   &ok);
+		base = read_handle(v, the.probe->thread_seg == PROBE_SEG_GS ? v->gs_base : v->fs_base, &ok);
 		if (!ok || peek(v, base + (uint64_t)the.probe->thread_off, 8, &t))
 			t = 0;
 	}
@@ -233,12 +232,18 @@ static uint64_t current_thread(struct vcpu *v)
 	return t;
 }
 
-static void push(unsigned vcpu, int kind, uint64_t ic, uint64_t pc, uint64_t thread,
-		 uint64_t obj, int64_t a, int64_t b, const char *text)
+static void push(unsigned vcpu, int kind, uint64_t ic, uint64_t pc, uint64_t thread, uint64_t obj, int64_t a,
+                 int64_t b, const char *text)
 {
 	struct db_event ev = {
-		.icount = ic, .pc = pc, .thread = thread, .obj = obj, .a = a, .b = b,
-		.vcpu = (uint16_t)vcpu, .kind = (uint8_t)kind,
+	    .icount = ic,
+	    .pc = pc,
+	    .thread = thread,
+	    .obj = obj,
+	    .a = a,
+	    .b = b,
+	    .vcpu = (uint16_t)vcpu,
+	    .kind = (uint8_t)kind,
 	};
 
 	if (text)
@@ -267,8 +272,7 @@ static struct trap_stack *trap_stack(struct vcpu *v, uint64_t thread)
 
 static int pushes_error_code(int vec)
 {
-	return vec == 8 || (vec >= 10 && vec <= 14) || vec == 17 || vec == 21 || vec == 29 ||
-	       vec == 30;
+	return vec == 8 || (vec >= 10 && vec <= 14) || vec == 17 || vec == 21 || vec == 29 || vec == 30;
 }
 
 /*
@@ -286,7 +290,14 @@ static int fault_counted_twice(struct vcpu *v, int vec)
 	int ok;
 
 	switch (vec) {
-	case 0: case 10: case 11: case 12: case 13: case 16: case 17: case 19:
+	case 0:
+	case 10:
+	case 11:
+	case 12:
+	case 13:
+	case 16:
+	case 17:
+	case 19:
 		return 1;
 	case 14:
 		cr2 = read_handle(v, v->cr2_reg, &ok);
@@ -458,7 +469,7 @@ static void string_operand(struct vcpu *v, const struct probe_loc *l, char *out,
 /* Emits the event of a probe whose operands are in val/text (at entry, or at
  * the return for at=return probes). */
 static void emit(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint64_t ic, uint64_t pc,
-		 uint64_t thread, const int64_t *val, const char *text)
+                 uint64_t thread, const int64_t *val, const char *text)
 {
 	int64_t lvl = irql(v);
 
@@ -577,8 +588,8 @@ static void on_ret(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t
 		     (int64_t)(ic - f->icount), NULL);
 		break;
 	case PROBE_WAIT:
-		push(vcpu, DB_WAIT_END, ic, s->pc, thread, (uint64_t)f->val[0],
-		     (int32_t)reg(v, PROBE_RAX), 0, NULL);
+		push(vcpu, DB_WAIT_END, ic, s->pc, thread, (uint64_t)f->val[0], (int32_t)reg(v, PROBE_RAX), 0,
+		     NULL);
 		break;
 	default:
 		emit(v, vcpu, f->probe, ic, s->pc, thread, f->val, f->text);
@@ -703,7 +714,7 @@ static int in_ret_range(uint64_t pc)
 
 /* Finds or makes the site for pc with these roles. Caller holds the.lock. */
 static struct site *site_for(uint64_t pc, unsigned roles, int vector, const struct probe *entry,
-			     const struct insn_info *ii)
+                             const struct insn_info *ii)
 {
 	struct site *s = g_hash_table_lookup(the.sites, GSIZE_TO_POINTER(pc));
 
@@ -752,14 +763,14 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
 			if (ii.cls == INSN_STORE32_B0)
 				qemu_plugin_register_vcpu_mem_cb(insn, on_store, QEMU_PLUGIN_CB_NO_REGS,
-								 QEMU_PLUGIN_MEM_W, s);
+				                                 QEMU_PLUGIN_MEM_W, s);
 			if (roles || ii.cls != INSN_STORE32_B0)
 				qemu_plugin_register_vcpu_insn_exec_cb(insn, on_site, QEMU_PLUGIN_CB_R_REGS,
-								       s);
+				                                       s);
 		}
 		/* after the callback: callbacks see the count of instructions before theirs */
 		qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
-								    the.icount, 1);
+		                                                    the.icount, 1);
 	}
 	g_mutex_unlock(&the.lock);
 }
@@ -769,8 +780,8 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
 {
 	static const char *const names[PROBE_NREGS] = {
-		"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
-		"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+	    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+	    "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15",
 	};
 	GArray *regs;
 	struct vcpu *v;
@@ -821,8 +832,8 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
 		total += icount_now((unsigned)i);
 		if (v->serial_len) {
 			v->serial[v->serial_len] = '\0';
-			push((unsigned)i, DB_MARKER, icount_now((unsigned)i), 0, v->thread, 0,
-			     DB_MARK_SERIAL, 0, v->serial);
+			push((unsigned)i, DB_MARKER, icount_now((unsigned)i), 0, v->thread, 0, DB_MARK_SERIAL,
+			     0, v->serial);
 		}
 	}
 	snprintf(buf, sizeof(buf), "%" PRIu64, total);
@@ -934,7 +945,7 @@ static int setup(const char *db, const char *probe_path, const char *symbols, ch
 }
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc,
-					   char **argv)
+                                           char **argv)
 {
 	const char *db = NULL, *probe_path = NULL, *symbols = NULL;
 	char *err = NULL;
@@ -952,13 +963,14 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		else if (klen == 7 && strncmp(argv[i], "symbols", 7) == 0)
 			slot = &symbols;
 		if (!slot) {
-			fprintf(stderr, "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=)\n",
-				argv[i]);
+			fprintf(stderr,
+			        "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=)\n",
+			        argv[i]);
 			return -1;
 		}
 		if (!eq || !eq[1]) {
 			fprintf(stderr, "krewind: error: plugin argument '%.*s' needs a value\n", (int)klen,
-				argv[i]);
+			        argv[i]);
 			return -1;
 		}
 		*slot = eq + 1;

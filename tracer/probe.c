@@ -24,26 +24,26 @@ struct kind_desc {
 };
 
 static const struct kind_desc kinds[PROBE_KIND_MAX + 1] = {
-	[PROBE_RAISE] = {"raise", {"new"}, 1, 0, 0},
-	[PROBE_LOWER] = {"lower", {"new"}, 1, 0, 0},
-	[PROBE_LOCK_ACQUIRE] = {"lock-acquire", {"lock"}, 1, 0, 1},
-	[PROBE_LOCK_TRYACQUIRE] = {"lock-tryacquire", {"lock"}, 1, 0, 1},
-	[PROBE_LOCK_RELEASE] = {"lock-release", {"lock"}, 1, 0, 0},
-	[PROBE_LOCK_INIT] = {"lock-init", {"lock"}, 1, 0, 0},
-	[PROBE_SWITCH] = {"switch", {"old", "new"}, 3, 0, 0},
-	[PROBE_WAIT] = {"wait", {"object", "timeout"}, 1, 0, 1},
-	[PROBE_MUTEX_ACQUIRE] = {"mutex-acquire", {"mutex"}, 1, 0, 0},
-	[PROBE_MUTEX_RELEASE] = {"mutex-release", {"mutex"}, 1, 0, 0},
-	[PROBE_SIGNAL] = {"signal", {"object"}, 1, 0, 0},
-	[PROBE_BUGCHECK] = {"bugcheck", {"code", "param", "text"}, 0, 4, 0},
-	[PROBE_RESULT] = {"result", {"passed", "failed"}, 3, 0, 0},
-	[PROBE_SCENARIO] = {"scenario", {"name"}, 1, 1, 0},
-	[PROBE_MARKER] = {"marker", {"text"}, 1, 1, 0},
+    [PROBE_RAISE] = {"raise", {"new"}, 1, 0, 0},
+    [PROBE_LOWER] = {"lower", {"new"}, 1, 0, 0},
+    [PROBE_LOCK_ACQUIRE] = {"lock-acquire", {"lock"}, 1, 0, 1},
+    [PROBE_LOCK_TRYACQUIRE] = {"lock-tryacquire", {"lock"}, 1, 0, 1},
+    [PROBE_LOCK_RELEASE] = {"lock-release", {"lock"}, 1, 0, 0},
+    [PROBE_LOCK_INIT] = {"lock-init", {"lock"}, 1, 0, 0},
+    [PROBE_SWITCH] = {"switch", {"old", "new"}, 3, 0, 0},
+    [PROBE_WAIT] = {"wait", {"object", "timeout"}, 1, 0, 1},
+    [PROBE_MUTEX_ACQUIRE] = {"mutex-acquire", {"mutex"}, 1, 0, 0},
+    [PROBE_MUTEX_RELEASE] = {"mutex-release", {"mutex"}, 1, 0, 0},
+    [PROBE_SIGNAL] = {"signal", {"object"}, 1, 0, 0},
+    [PROBE_BUGCHECK] = {"bugcheck", {"code", "param", "text"}, 0, 4, 0},
+    [PROBE_RESULT] = {"result", {"passed", "failed"}, 3, 0, 0},
+    [PROBE_SCENARIO] = {"scenario", {"name"}, 1, 1, 0},
+    [PROBE_MARKER] = {"marker", {"text"}, 1, 1, 0},
 };
 
 static const char *const regs[PROBE_NREGS] = {
-	"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
-	"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+    "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15",
 };
 
 const char *probe_kind_name(enum probe_kind k)
@@ -191,7 +191,7 @@ static int parse_thread(struct probe_file *pf, char *arg, int line, char **err)
 		pf->thread_seg = PROBE_SEG_FS;
 	else
 		return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: expected gs:OFFSET, fs:OFFSET or none",
-			    pf->path, line);
+		            pf->path, line);
 	arg += 3;
 	pf->thread_line = line;
 	if (parse_int(arg, &off) == 0) {
@@ -202,8 +202,8 @@ static int parse_thread(struct probe_file *pf, char *arg, int line, char **err)
 	if (plus) {
 		*plus = '\0';
 		if (parse_int(plus + 1, &off))
-			return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: bad offset '%s'", pf->path,
-				    line, plus + 1);
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: bad offset '%s'", pf->path, line,
+			            plus + 1);
 	}
 	if (!isalpha((unsigned char)arg[0]) && arg[0] != '_')
 		return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: bad offset '%s'", pf->path, line, arg);
@@ -247,8 +247,8 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 		if (strcmp(tok[1], kinds[k].name) == 0)
 			kd = &kinds[k];
 	if (!kd)
-		return fail(err, TRACER_E_SYNTAX, "%s:%d: unknown event '%s' for symbol '%s'", pf->path,
-			    line, tok[1], tok[0]);
+		return fail(err, TRACER_E_SYNTAX, "%s:%d: unknown event '%s' for symbol '%s'", pf->path, line,
+		            tok[1], tok[0]);
 	pr.kind = (enum probe_kind)(kd - kinds);
 	pr.line = line;
 	for (i = 2; i < ntok; i++) {
@@ -256,40 +256,40 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 		const char *why = NULL;
 
 		if (!eq || eq == tok[i])
-			return fail(err, TRACER_E_SYNTAX, "%s:%d: expected NAME=OPERAND, got '%s'",
-				    pf->path, line, tok[i]);
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: expected NAME=OPERAND, got '%s'", pf->path,
+			            line, tok[i]);
 		*eq = '\0';
 		if (strcmp(tok[i], "at") == 0) {
 			if (strcmp(eq + 1, "return") == 0 && !kd->has_return)
 				pr.at_return = 1;
 			else if (strcmp(eq + 1, "entry") != 0)
 				return fail(err, TRACER_E_SYNTAX,
-					    "%s:%d: at=%s: expected at=entry or at=return (not for %s)",
-					    pf->path, line, eq + 1, kd->name);
+				            "%s:%d: at=%s: expected at=entry or at=return (not for %s)",
+				            pf->path, line, eq + 1, kd->name);
 			continue;
 		}
 		for (j = 0; j < PROBE_MAX_OPS; j++)
 			if (kd->ops[j] && strcmp(kd->ops[j], tok[i]) == 0)
 				break;
 		if (j == PROBE_MAX_OPS)
-			return fail(err, TRACER_E_SYNTAX, "%s:%d: %s has no operand '%s'", pf->path,
-				    line, kd->name, tok[i]);
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: %s has no operand '%s'", pf->path, line,
+			            kd->name, tok[i]);
 		if (seen & (1u << j))
-			return fail(err, TRACER_E_SYNTAX, "%s:%d: operand '%s' given twice", pf->path,
-				    line, tok[i]);
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: operand '%s' given twice", pf->path, line,
+			            tok[i]);
 		if (parse_loc(eq + 1, !!(kd->strings & (1u << j)), &pr.op[j], &why))
-			return fail(err, TRACER_E_SYNTAX, "%s:%d: %s=%s: %s", pf->path, line, tok[i],
-				    eq + 1, why);
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: %s=%s: %s", pf->path, line, tok[i], eq + 1,
+			            why);
 		seen |= 1u << j;
 	}
 	for (j = 0; j < PROBE_MAX_OPS; j++)
 		if ((kd->required & (1u << j)) && !(seen & (1u << j)))
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: %s needs %s=OPERAND", pf->path, line,
-				    kd->name, kd->ops[j]);
+			            kd->name, kd->ops[j]);
 	for (j = 0; j < (int)pf->nprobes; j++)
 		if (strcmp(pf->probes[j].symbol, tok[0]) == 0)
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: symbol '%s' already probed at line %d",
-				    pf->path, line, tok[0], pf->probes[j].line);
+			            pf->path, line, tok[0], pf->probes[j].line);
 	pr.symbol = strdup(tok[0]);
 	grown = realloc(pf->probes, (pf->nprobes + 1) * sizeof(*grown));
 	if (!pr.symbol || !grown) {
@@ -323,17 +323,16 @@ static int parse_line(struct probe_file *pf, char *s, int line, char **err)
 		return parse_thread(pf, tok[1], line, err);
 	}
 	if (strcmp(tok[0], "thread-name") == 0) {
-		if (n != 3 || parse_int(tok[1], &pf->name_off) || parse_int(tok[2], &v) || v < 1 ||
-		    v > 64 || pf->name_off < 0)
+		if (n != 3 || parse_int(tok[1], &pf->name_off) || parse_int(tok[2], &v) || v < 1 || v > 64 ||
+		    pf->name_off < 0)
 			return fail(err, TRACER_E_SYNTAX,
-				    "%s:%d: usage: thread-name OFFSET LENGTH (LENGTH 1..64)", pf->path,
-				    line);
+			            "%s:%d: usage: thread-name OFFSET LENGTH (LENGTH 1..64)", pf->path, line);
 		pf->name_len = (unsigned)v;
 		return 0;
 	}
 	if (n < 2)
-		return fail(err, TRACER_E_SYNTAX, "%s:%d: expected SYMBOL EVENT [NAME=OPERAND...]",
-			    pf->path, line);
+		return fail(err, TRACER_E_SYNTAX, "%s:%d: expected SYMBOL EVENT [NAME=OPERAND...]", pf->path,
+		            line);
 	return parse_probe(pf, tok, n, line, err);
 }
 
@@ -415,7 +414,7 @@ int probe_resolve(struct probe_file *p, const struct elfsym_table *syms, char **
 
 		if (!s)
 			return fail(err, TRACER_E_SYMBOL, "%s:%d: symbol '%s' not found in %s", p->path,
-				    p->thread_line, p->thread_sym, elfsym_path(syms));
+			            p->thread_line, p->thread_sym, elfsym_path(syms));
 		p->thread_off += (int64_t)s->addr;
 		free(p->thread_sym);
 		p->thread_sym = NULL;
@@ -426,14 +425,14 @@ int probe_resolve(struct probe_file *p, const struct elfsym_table *syms, char **
 
 		if (!s)
 			return fail(err, TRACER_E_SYMBOL, "%s:%d: symbol '%s' not found in %s", p->path,
-				    pr->line, pr->symbol, elfsym_path(syms));
+			            pr->line, pr->symbol, elfsym_path(syms));
 		if (!s->is_func)
 			return fail(err, TRACER_E_SYMBOL, "%s:%d: symbol '%s' in %s is not a function",
-				    p->path, pr->line, pr->symbol, elfsym_path(syms));
+			            p->path, pr->line, pr->symbol, elfsym_path(syms));
 		if (probe_needs_return(pr) && s->size == 0)
 			return fail(err, TRACER_E_SYMBOL,
-				    "%s:%d: symbol '%s' in %s has no size, needed to find its returns",
-				    p->path, pr->line, pr->symbol, elfsym_path(syms));
+			            "%s:%d: symbol '%s' in %s has no size, needed to find its returns",
+			            p->path, pr->line, pr->symbol, elfsym_path(syms));
 		pr->addr = s->addr;
 		pr->size = s->size;
 	}

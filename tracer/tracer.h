@@ -32,9 +32,9 @@ enum tracer_error {
 
 struct elfsym {
 	uint64_t addr;
-	uint64_t size;  /* 0 when the ELF gives none */
+	uint64_t size; /* 0 when the ELF gives none */
 	const char *name;
-	int is_func;    /* 1 STT_FUNC, 0 STT_OBJECT */
+	int is_func; /* 1 STT_FUNC, 0 STT_OBJECT */
 };
 
 struct elfsym_table;
@@ -65,44 +65,58 @@ int elfsym_read(const struct elfsym_table *t, uint64_t addr, void *buf, size_t l
 
 /* Registers an operand can name (SysV order is irrelevant here). */
 enum probe_reg {
-	PROBE_RAX, PROBE_RBX, PROBE_RCX, PROBE_RDX, PROBE_RSI, PROBE_RDI, PROBE_RBP, PROBE_RSP,
-	PROBE_R8, PROBE_R9, PROBE_R10, PROBE_R11, PROBE_R12, PROBE_R13, PROBE_R14, PROBE_R15,
+	PROBE_RAX,
+	PROBE_RBX,
+	PROBE_RCX,
+	PROBE_RDX,
+	PROBE_RSI,
+	PROBE_RDI,
+	PROBE_RBP,
+	PROBE_RSP,
+	PROBE_R8,
+	PROBE_R9,
+	PROBE_R10,
+	PROBE_R11,
+	PROBE_R12,
+	PROBE_R13,
+	PROBE_R14,
+	PROBE_R15,
 	PROBE_NREGS,
 };
 
 /* Where an operand's value comes from, read at function entry. */
 enum probe_loc_kind {
 	PROBE_LOC_NONE = 0,
-	PROBE_LOC_REG,  /* the register's value */
-	PROBE_LOC_MEM,  /* `width` bytes at [reg + disp] (a NULL reg reads as absent) */
-	PROBE_LOC_STR,  /* NUL-terminated string at reg, or at [reg+disp] when deref */
+	PROBE_LOC_REG, /* the register's value */
+	PROBE_LOC_MEM, /* `width` bytes at [reg + disp] (a NULL reg reads as absent) */
+	PROBE_LOC_STR, /* NUL-terminated string at reg, or at [reg+disp] when deref */
 };
 
 struct probe_loc {
 	enum probe_loc_kind kind;
 	enum probe_reg reg;
 	int64_t disp;
-	int deref;     /* PROBE_LOC_STR only: the string pointer is at [reg+disp] */
+	int deref;      /* PROBE_LOC_STR only: the string pointer is at [reg+disp] */
 	unsigned width; /* bytes kept of the value: 1, 2, 4 or 8 (zero-extended) */
 };
 
 /* What a probed function means. Operand names per kind: see docs/probe.md. */
 enum probe_kind {
-	PROBE_RAISE = 1,   /* new=LOC: DB_IRQL at entry, obj=PROBE_IRQL_RAISE */
-	PROBE_LOWER,       /* new=LOC: DB_IRQL at entry, obj=PROBE_IRQL_LOWER */
-	PROBE_LOCK_ACQUIRE, /* lock=LOC: DB_LOCK_TRY at entry, DB_LOCK_ACQ at return */
+	PROBE_RAISE = 1,       /* new=LOC: DB_IRQL at entry, obj=PROBE_IRQL_RAISE */
+	PROBE_LOWER,           /* new=LOC: DB_IRQL at entry, obj=PROBE_IRQL_LOWER */
+	PROBE_LOCK_ACQUIRE,    /* lock=LOC: DB_LOCK_TRY at entry, DB_LOCK_ACQ at return */
 	PROBE_LOCK_TRYACQUIRE, /* lock=LOC: TRY at entry, ACQ at return if rax != 0 */
-	PROBE_LOCK_RELEASE, /* lock=LOC */
-	PROBE_LOCK_INIT,   /* lock=LOC: a = return address read at [rsp] */
-	PROBE_SWITCH,      /* old=LOC new=LOC */
-	PROBE_WAIT,        /* object=LOC [timeout=LOC]: DB_WAIT at entry, DB_WAIT_END at return */
-	PROBE_MUTEX_ACQUIRE, /* mutex=LOC */
-	PROBE_MUTEX_RELEASE, /* mutex=LOC */
-	PROBE_SIGNAL,      /* object=LOC */
-	PROBE_BUGCHECK,    /* [code=LOC] [param=LOC] [text=STR] */
-	PROBE_RESULT,      /* passed=LOC failed=LOC */
-	PROBE_SCENARIO,    /* name=STR */
-	PROBE_MARKER,      /* text=STR */
+	PROBE_LOCK_RELEASE,    /* lock=LOC */
+	PROBE_LOCK_INIT,       /* lock=LOC: a = return address read at [rsp] */
+	PROBE_SWITCH,          /* old=LOC new=LOC */
+	PROBE_WAIT,            /* object=LOC [timeout=LOC]: DB_WAIT at entry, DB_WAIT_END at return */
+	PROBE_MUTEX_ACQUIRE,   /* mutex=LOC */
+	PROBE_MUTEX_RELEASE,   /* mutex=LOC */
+	PROBE_SIGNAL,          /* object=LOC */
+	PROBE_BUGCHECK,        /* [code=LOC] [param=LOC] [text=STR] */
+	PROBE_RESULT,          /* passed=LOC failed=LOC */
+	PROBE_SCENARIO,        /* name=STR */
+	PROBE_MARKER,          /* text=STR */
 	PROBE_KIND_MAX = PROBE_MARKER,
 };
 
@@ -118,7 +132,7 @@ enum probe_irql_source {
 struct probe {
 	char *symbol;
 	enum probe_kind kind;
-	int at_return;     /* `at=return`: the event is emitted when the function returns */
+	int at_return; /* `at=return`: the event is emitted when the function returns */
 	int line;
 	struct probe_loc op[PROBE_MAX_OPS]; /* by kind, in the order of docs/probe.md */
 	/* Filled by probe_resolve: */
@@ -136,7 +150,7 @@ struct probe_file {
 	char *thread_sym;   /* `thread gs:SYMBOL+N`: offset is the symbol's address + off */
 	int64_t thread_off; /* final offset after probe_resolve */
 	int thread_line;
-	int64_t name_off;   /* `thread-name OFF LEN`; name_len 0 = not declared */
+	int64_t name_off; /* `thread-name OFF LEN`; name_len 0 = not declared */
 	unsigned name_len;
 };
 
@@ -161,19 +175,19 @@ int probe_needs_return(const struct probe *p);
 
 enum insn_class {
 	INSN_OTHER = 0,
-	INSN_LIDT,      /* lidt m: mem operand in .mem */
-	INSN_MOV_CR8,   /* mov cr8, r64: source register in .reg */
-	INSN_WRMSR,     /* wrmsr (ecx selects the MSR) */
-	INSN_IRETQ,     /* iretq (64-bit operand size) */
-	INSN_OUT_DX_AL, /* out dx, al */
-	INSN_RET,       /* ret / ret imm16 (near) */
+	INSN_LIDT,       /* lidt m: mem operand in .mem */
+	INSN_MOV_CR8,    /* mov cr8, r64: source register in .reg */
+	INSN_WRMSR,      /* wrmsr (ecx selects the MSR) */
+	INSN_IRETQ,      /* iretq (64-bit operand size) */
+	INSN_OUT_DX_AL,  /* out dx, al */
+	INSN_RET,        /* ret / ret imm16 (near) */
 	INSN_STORE32_B0, /* 32-bit store whose displacement ends in 0xb0: maybe an xAPIC EOI */
 };
 
 /* A memory operand: address = base + index*scale + disp; base may be PROBE_NREGS
  * (none) or INSN_REG_RIP (then disp is relative to the next instruction). */
 #define INSN_REG_NONE PROBE_NREGS
-#define INSN_REG_RIP (PROBE_NREGS + 1)
+#define INSN_REG_RIP  (PROBE_NREGS + 1)
 struct insn_mem {
 	int base, index; /* enum probe_reg, INSN_REG_NONE or INSN_REG_RIP */
 	int scale;
@@ -184,7 +198,7 @@ struct insn_mem {
 struct insn_info {
 	enum insn_class cls;
 	unsigned len;
-	int reg;            /* INSN_MOV_CR8: source register (enum probe_reg) */
+	int reg; /* INSN_MOV_CR8: source register (enum probe_reg) */
 	struct insn_mem mem;
 };
 
@@ -196,15 +210,14 @@ void insn_decoder_free(struct insn_decoder *d);
  * classifies it. Returns 0 (info filled; INSN_OTHER for anything not listed or
  * undecodable). Not thread-safe: one decoder per thread or a lock. */
 int insn_classify(struct insn_decoder *d, const uint8_t *code, size_t len, uint64_t addr,
-		  struct insn_info *info);
+                  struct insn_info *info);
 /* Tail calls: the targets of direct jumps (jmp, jcc) in code[0..len) (a
  * function at addr) that leave [addr, addr+len). Fills up to max targets and
  * returns how many were found (possibly more than max). */
 size_t insn_jump_targets_out(struct insn_decoder *d, const uint8_t *code, size_t len, uint64_t addr,
-			     uint64_t *targets, size_t max);
+                             uint64_t *targets, size_t max);
 /* Effective address of a memory operand given the register file and the
  * instruction's address and length (segment bases are added by the caller). */
-uint64_t insn_mem_addr(const struct insn_mem *m, const uint64_t regs[PROBE_NREGS], uint64_t pc,
-		       unsigned len);
+uint64_t insn_mem_addr(const struct insn_mem *m, const uint64_t regs[PROBE_NREGS], uint64_t pc, unsigned len);
 
 #endif

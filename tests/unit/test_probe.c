@@ -28,8 +28,7 @@ struct sym {
 	int type; /* STT_FUNC / STT_OBJECT */
 };
 
-static Elf_Scn *add_section(Elf *e, const char *unused, Elf64_Word type, void *buf, size_t size,
-			    size_t align)
+static Elf_Scn *add_section(Elf *e, const char *unused, Elf64_Word type, void *buf, size_t size, size_t align)
 {
 	Elf_Scn *scn = elf_newscn(e);
 	Elf_Data *d = elf_newdata(scn);
@@ -46,7 +45,7 @@ static Elf_Scn *add_section(Elf *e, const char *unused, Elf64_Word type, void *b
 /* Writes a small ELF64 x86-64 executable to path: .text, the symbols (none:
  * no .symtab at all, as after strip), and a GNU build-id note if build_id. */
 static void write_elf(const char *path, const struct sym *syms, size_t n, int with_symtab,
-		      const uint8_t *build_id, size_t id_len)
+                      const uint8_t *build_id, size_t id_len)
 {
 	static uint8_t text[0x1000];
 	size_t k;
@@ -123,46 +122,46 @@ static void write_elf(const char *path, const struct sym *syms, size_t n, int wi
 }
 
 static const struct sym kernel_syms[] = {
-	{"KeRaiseIrql", 0x100000, 0x20, STT_FUNC},
-	{"KeLowerIrql", 0x100020, 0x20, STT_FUNC},
-	{"KeAcquireSpinLockRaiseToDpc", 0x100040, 0x40, STT_FUNC},
-	{"KeReleaseSpinLock", 0x100080, 0x30, STT_FUNC},
-	{"KeAcquireSpinLockAtDpcLevel", 0x1000b0, 0x30, STT_FUNC},
-	{"KeReleaseSpinLockFromDpcLevel", 0x1000e0, 0x20, STT_FUNC},
-	{"KeAcquireInStackQueuedSpinLock", 0x100100, 0x40, STT_FUNC},
-	{"KeReleaseInStackQueuedSpinLock", 0x100140, 0x40, STT_FUNC},
-	{"KeInitializeSpinLock", 0x100180, 0x10, STT_FUNC},
-	{"KiSwapContext", 0x100190, 0x50, STT_FUNC},
-	{"KeWaitForSingleObject", 0x1001e0, 0x100, STT_FUNC},
-	{"KiSatisfyMutexWait", 0x1002e0, 0x20, STT_FUNC},
-	{"KeReleaseMutex", 0x100300, 0x40, STT_FUNC},
-	{"KeSetEvent", 0x100340, 0x40, STT_FUNC},
-	{"KeReleaseSemaphore", 0x100380, 0x40, STT_FUNC},
-	{"KeBugCheckEx", 0x1003c0, 0x40, STT_FUNC},
-	{"KiSelfTestReport", 0x100400, 0x40, STT_FUNC},
-	{"KiScenarioStart", 0x100440, 0x40, STT_FUNC},
-	{"ScenarioLockA", 0x200000, 8, STT_OBJECT},
-	{"ScenarioLockB", 0x200008, 8, STT_OBJECT},
-	{"AsmNoSize", 0x100500, 0, STT_FUNC},
+    {"KeRaiseIrql", 0x100000, 0x20, STT_FUNC},
+    {"KeLowerIrql", 0x100020, 0x20, STT_FUNC},
+    {"KeAcquireSpinLockRaiseToDpc", 0x100040, 0x40, STT_FUNC},
+    {"KeReleaseSpinLock", 0x100080, 0x30, STT_FUNC},
+    {"KeAcquireSpinLockAtDpcLevel", 0x1000b0, 0x30, STT_FUNC},
+    {"KeReleaseSpinLockFromDpcLevel", 0x1000e0, 0x20, STT_FUNC},
+    {"KeAcquireInStackQueuedSpinLock", 0x100100, 0x40, STT_FUNC},
+    {"KeReleaseInStackQueuedSpinLock", 0x100140, 0x40, STT_FUNC},
+    {"KeInitializeSpinLock", 0x100180, 0x10, STT_FUNC},
+    {"KiSwapContext", 0x100190, 0x50, STT_FUNC},
+    {"KeWaitForSingleObject", 0x1001e0, 0x100, STT_FUNC},
+    {"KiSatisfyMutexWait", 0x1002e0, 0x20, STT_FUNC},
+    {"KeReleaseMutex", 0x100300, 0x40, STT_FUNC},
+    {"KeSetEvent", 0x100340, 0x40, STT_FUNC},
+    {"KeReleaseSemaphore", 0x100380, 0x40, STT_FUNC},
+    {"KeBugCheckEx", 0x1003c0, 0x40, STT_FUNC},
+    {"KiSelfTestReport", 0x100400, 0x40, STT_FUNC},
+    {"KiScenarioStart", 0x100440, 0x40, STT_FUNC},
+    {"ScenarioLockA", 0x200000, 8, STT_OBJECT},
+    {"ScenarioLockB", 0x200008, 8, STT_OBJECT},
+    {"AsmNoSize", 0x100500, 0, STT_FUNC},
 };
 
 static const struct sym linux_syms[] = {
-	{"pcpu_hot", 0x1f000, 0x40, STT_OBJECT},
-	{"_raw_spin_lock", 0xffffffff81e00000, 0x30, STT_FUNC},
-	{"_raw_spin_lock_irq", 0xffffffff81e00030, 0x30, STT_FUNC},
-	{"_raw_spin_lock_irqsave", 0xffffffff81e00060, 0x40, STT_FUNC},
-	{"_raw_spin_lock_bh", 0xffffffff81e000a0, 0x30, STT_FUNC},
-	{"_raw_spin_trylock", 0xffffffff81e000d0, 0x40, STT_FUNC},
-	{"_raw_spin_unlock", 0xffffffff81e00110, 0x20, STT_FUNC},
-	{"_raw_spin_unlock_irq", 0xffffffff81e00130, 0x20, STT_FUNC},
-	{"_raw_spin_unlock_irqrestore", 0xffffffff81e00150, 0x20, STT_FUNC},
-	{"_raw_spin_unlock_bh", 0xffffffff81e00170, 0x20, STT_FUNC},
-	{"__switch_to", 0xffffffff81000200, 0x300, STT_FUNC},
-	{"mutex_lock", 0xffffffff81e00200, 0x30, STT_FUNC},
-	{"mutex_unlock", 0xffffffff81e00230, 0x30, STT_FUNC},
-	{"complete", 0xffffffff81100000, 0x60, STT_FUNC},
-	{"wait_for_completion_timeout", 0xffffffff81e00300, 0x30, STT_FUNC},
-	{"panic", 0xffffffff81e00400, 0x200, STT_FUNC},
+    {"pcpu_hot", 0x1f000, 0x40, STT_OBJECT},
+    {"_raw_spin_lock", 0xffffffff81e00000, 0x30, STT_FUNC},
+    {"_raw_spin_lock_irq", 0xffffffff81e00030, 0x30, STT_FUNC},
+    {"_raw_spin_lock_irqsave", 0xffffffff81e00060, 0x40, STT_FUNC},
+    {"_raw_spin_lock_bh", 0xffffffff81e000a0, 0x30, STT_FUNC},
+    {"_raw_spin_trylock", 0xffffffff81e000d0, 0x40, STT_FUNC},
+    {"_raw_spin_unlock", 0xffffffff81e00110, 0x20, STT_FUNC},
+    {"_raw_spin_unlock_irq", 0xffffffff81e00130, 0x20, STT_FUNC},
+    {"_raw_spin_unlock_irqrestore", 0xffffffff81e00150, 0x20, STT_FUNC},
+    {"_raw_spin_unlock_bh", 0xffffffff81e00170, 0x20, STT_FUNC},
+    {"__switch_to", 0xffffffff81000200, 0x300, STT_FUNC},
+    {"mutex_lock", 0xffffffff81e00200, 0x30, STT_FUNC},
+    {"mutex_unlock", 0xffffffff81e00230, 0x30, STT_FUNC},
+    {"complete", 0xffffffff81100000, 0x60, STT_FUNC},
+    {"wait_for_completion_timeout", 0xffffffff81e00300, 0x30, STT_FUNC},
+    {"panic", 0xffffffff81e00400, 0x200, STT_FUNC},
 };
 
 static char tmpdir[64];
@@ -236,8 +235,9 @@ static void test_probe_parses_register_operand(void **state)
 
 static void test_probe_parses_memory_operand_with_displacement(void **state)
 {
-	struct probe_file *p = parse_ok("# comment\n\nKeReleaseInStackQueuedSpinLock lock-release lock=[rdi+8]\n"
-					"X lock-release lock=[rsp-0x10]:4\n");
+	struct probe_file *p =
+	    parse_ok("# comment\n\nKeReleaseInStackQueuedSpinLock lock-release lock=[rdi+8]\n"
+	             "X lock-release lock=[rsp-0x10]:4\n");
 
 	(void)state;
 	assert_int_equal(p->nprobes, 2);
@@ -267,7 +267,7 @@ static void test_probe_parses_width_suffix(void **state)
 static void test_probe_parses_string_operands(void **state)
 {
 	struct probe_file *p = parse_ok("KiScenarioStart scenario name=str:rdi\n"
-					"Note marker text=str:[rsi+16]\n");
+	                                "Note marker text=str:[rsi+16]\n");
 
 	(void)state;
 	assert_int_equal(p->probes[0].kind, PROBE_SCENARIO);
@@ -285,12 +285,12 @@ static void test_probe_parses_string_operands(void **state)
 static void test_probe_parses_every_event_kind(void **state)
 {
 	static const char text[] =
-		"a raise new=rdi\nb lower new=rdi\nc lock-acquire lock=rdi\n"
-		"d lock-tryacquire lock=rdi\ne lock-release lock=rdi\nf lock-init lock=rdi\n"
-		"g switch old=rdi new=rsi\nh wait object=rdi timeout=[r8]\n"
-		"i mutex-acquire mutex=rdi\nj mutex-release mutex=rdi\nk signal object=rdi\n"
-		"l bugcheck code=rdi param=rsi text=str:rdx\nm result passed=rdi failed=rsi\n"
-		"n scenario name=str:rdi\no marker text=str:rdi\n";
+	    "a raise new=rdi\nb lower new=rdi\nc lock-acquire lock=rdi\n"
+	    "d lock-tryacquire lock=rdi\ne lock-release lock=rdi\nf lock-init lock=rdi\n"
+	    "g switch old=rdi new=rsi\nh wait object=rdi timeout=[r8]\n"
+	    "i mutex-acquire mutex=rdi\nj mutex-release mutex=rdi\nk signal object=rdi\n"
+	    "l bugcheck code=rdi param=rsi text=str:rdx\nm result passed=rdi failed=rsi\n"
+	    "n scenario name=str:rdi\no marker text=str:rdi\n";
 	struct probe_file *p = parse_ok(text);
 	int k;
 
@@ -328,7 +328,7 @@ static void test_probe_parses_thread_declarations(void **state)
 static void test_probe_at_return_is_recorded(void **state)
 {
 	struct probe_file *p = parse_ok("mutex_lock mutex-acquire mutex=rdi at=return\n"
-					"KeSetEvent signal object=rdi at=entry\n");
+	                                "KeSetEvent signal object=rdi at=entry\n");
 
 	(void)state;
 	assert_int_equal(p->probes[0].at_return, 1);
@@ -342,37 +342,37 @@ static void test_probe_rejects_unknown_event_with_line(void **state)
 {
 	(void)state;
 	parse_fails("# x\nFoo lok-acquire lock=rdi\n", TRACER_E_SYNTAX,
-		    "t.probe:2: unknown event 'lok-acquire' for symbol 'Foo'");
+	            "t.probe:2: unknown event 'lok-acquire' for symbol 'Foo'");
 }
 
 static void test_probe_rejects_unknown_register(void **state)
 {
 	(void)state;
 	parse_fails("\n\nFoo lock-release lock=rzz\n", TRACER_E_SYNTAX,
-		    "t.probe:3: lock=rzz: unknown register (rax..r15, [REG+N], str:REG)");
+	            "t.probe:3: lock=rzz: unknown register (rax..r15, [REG+N], str:REG)");
 }
 
 static void test_probe_rejects_bad_memory_operand(void **state)
 {
 	(void)state;
 	parse_fails("Foo lock-release lock=[rdi+8\n", TRACER_E_SYNTAX,
-		    "t.probe:1: lock=[rdi+8: expected [REG], [REG+N] or [REG-N]");
+	            "t.probe:1: lock=[rdi+8: expected [REG], [REG+N] or [REG-N]");
 	parse_fails("Foo lock-release lock=[rdi+x]\n", TRACER_E_SYNTAX,
-		    "t.probe:1: lock=[rdi+x]: bad displacement");
+	            "t.probe:1: lock=[rdi+x]: bad displacement");
 }
 
 static void test_probe_rejects_bad_width(void **state)
 {
 	(void)state;
 	parse_fails("Foo lower new=rdi:3\n", TRACER_E_SYNTAX,
-		    "t.probe:1: new=rdi:3: bad width (expected :1, :2, :4 or :8)");
+	            "t.probe:1: new=rdi:3: bad width (expected :1, :2, :4 or :8)");
 }
 
 static void test_probe_rejects_unknown_operand_name(void **state)
 {
 	(void)state;
 	parse_fails("Foo lock-release mutex=rdi\n", TRACER_E_SYNTAX,
-		    "t.probe:1: lock-release has no operand 'mutex'");
+	            "t.probe:1: lock-release has no operand 'mutex'");
 }
 
 static void test_probe_rejects_missing_operand(void **state)
@@ -385,48 +385,47 @@ static void test_probe_rejects_duplicate_operand(void **state)
 {
 	(void)state;
 	parse_fails("Foo switch old=rdi old=rsi new=rdx\n", TRACER_E_SYNTAX,
-		    "t.probe:1: operand 'old' given twice");
+	            "t.probe:1: operand 'old' given twice");
 }
 
 static void test_probe_rejects_string_where_value_expected(void **state)
 {
 	(void)state;
 	parse_fails("Foo lock-release lock=str:rdi\n", TRACER_E_SYNTAX,
-		    "t.probe:1: lock=str:rdi: a string operand is not allowed here");
+	            "t.probe:1: lock=str:rdi: a string operand is not allowed here");
 	parse_fails("Foo scenario name=rdi\n", TRACER_E_SYNTAX,
-		    "t.probe:1: name=rdi: expected a string operand (str:REG or str:[REG+N])");
+	            "t.probe:1: name=rdi: expected a string operand (str:REG or str:[REG+N])");
 }
 
 static void test_probe_rejects_at_return_on_kinds_with_returns(void **state)
 {
 	(void)state;
 	parse_fails("Foo lock-acquire lock=rdi at=return\n", TRACER_E_SYNTAX,
-		    "t.probe:1: at=return: expected at=entry or at=return (not for lock-acquire)");
+	            "t.probe:1: at=return: expected at=entry or at=return (not for lock-acquire)");
 }
 
 static void test_probe_rejects_duplicate_symbol(void **state)
 {
 	(void)state;
 	parse_fails("Foo signal object=rdi\nFoo signal object=rsi\n", TRACER_E_SYNTAX,
-		    "t.probe:2: symbol 'Foo' already probed at line 1");
+	            "t.probe:2: symbol 'Foo' already probed at line 1");
 }
 
 static void test_probe_rejects_bad_thread_declarations(void **state)
 {
 	(void)state;
 	parse_fails("thread ds:0x10\n", TRACER_E_SYNTAX,
-		    "t.probe:1: thread: expected gs:OFFSET, fs:OFFSET or none");
+	            "t.probe:1: thread: expected gs:OFFSET, fs:OFFSET or none");
 	parse_fails("thread-name 0x40\n", TRACER_E_SYNTAX,
-		    "t.probe:1: usage: thread-name OFFSET LENGTH (LENGTH 1..64)");
+	            "t.probe:1: usage: thread-name OFFSET LENGTH (LENGTH 1..64)");
 	parse_fails("thread-name 0x40 100\n", TRACER_E_SYNTAX,
-		    "t.probe:1: usage: thread-name OFFSET LENGTH (LENGTH 1..64)");
+	            "t.probe:1: usage: thread-name OFFSET LENGTH (LENGTH 1..64)");
 }
 
 static void test_probe_rejects_lone_symbol(void **state)
 {
 	(void)state;
-	parse_fails("KeRaiseIrql\n", TRACER_E_SYNTAX,
-		    "t.probe:1: expected SYMBOL EVENT [NAME=OPERAND...]");
+	parse_fails("KeRaiseIrql\n", TRACER_E_SYNTAX, "t.probe:1: expected SYMBOL EVENT [NAME=OPERAND...]");
 }
 
 static void test_probe_load_missing_file_is_io_error(void **state)
@@ -506,8 +505,8 @@ static void test_elfsym_lookup_by_address(void **state)
 
 static void test_elfsym_reads_build_id(void **state)
 {
-	static const uint8_t id[20] = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6,
-				       7, 8, 9, 10, 11, 12, 13, 14, 15, 0xff};
+	static const uint8_t id[20] = {0xde, 0xad, 0xbe, 0xef, 1,  2,  3,  4,  5,  6,
+	                               7,    8,    9,    10,   11, 12, 13, 14, 15, 0xff};
 	struct elfsym_table *t = NULL;
 	char *err = NULL;
 
@@ -684,39 +683,39 @@ static void test_probe_object_symbol_is_not_a_function(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_probe_parses_register_operand),
-		cmocka_unit_test(test_probe_parses_memory_operand_with_displacement),
-		cmocka_unit_test(test_probe_parses_width_suffix),
-		cmocka_unit_test(test_probe_parses_string_operands),
-		cmocka_unit_test(test_probe_parses_every_event_kind),
-		cmocka_unit_test(test_probe_parses_thread_declarations),
-		cmocka_unit_test(test_probe_at_return_is_recorded),
-		cmocka_unit_test(test_probe_rejects_unknown_event_with_line),
-		cmocka_unit_test(test_probe_rejects_unknown_register),
-		cmocka_unit_test(test_probe_rejects_bad_memory_operand),
-		cmocka_unit_test(test_probe_rejects_bad_width),
-		cmocka_unit_test(test_probe_rejects_unknown_operand_name),
-		cmocka_unit_test(test_probe_rejects_missing_operand),
-		cmocka_unit_test(test_probe_rejects_duplicate_operand),
-		cmocka_unit_test(test_probe_rejects_string_where_value_expected),
-		cmocka_unit_test(test_probe_rejects_at_return_on_kinds_with_returns),
-		cmocka_unit_test(test_probe_rejects_duplicate_symbol),
-		cmocka_unit_test(test_probe_rejects_bad_thread_declarations),
-		cmocka_unit_test(test_probe_rejects_lone_symbol),
-		cmocka_unit_test(test_probe_load_missing_file_is_io_error),
-		cmocka_unit_test(test_probe_shipped_krewind_probe_parses),
-		cmocka_unit_test(test_elfsym_loads_functions_and_objects),
-		cmocka_unit_test(test_elfsym_lookup_by_address),
-		cmocka_unit_test(test_elfsym_reads_build_id),
-		cmocka_unit_test(test_elfsym_stripped_elf_loads_with_no_symbols),
-		cmocka_unit_test(test_elfsym_refuses_non_elf),
-		cmocka_unit_test(test_elfsym_read_copies_code_bytes),
-		cmocka_unit_test(test_probe_resolves_shipped_probe_against_kernel_symbols),
-		cmocka_unit_test(test_probe_resolves_linux_probe_against_synthetic_vmlinux),
-		cmocka_unit_test(test_probe_missing_symbol_names_symbol_and_file),
-		cmocka_unit_test(test_probe_against_stripped_elf_fails_on_first_symbol),
-		cmocka_unit_test(test_probe_return_needs_symbol_size),
-		cmocka_unit_test(test_probe_object_symbol_is_not_a_function),
+	    cmocka_unit_test(test_probe_parses_register_operand),
+	    cmocka_unit_test(test_probe_parses_memory_operand_with_displacement),
+	    cmocka_unit_test(test_probe_parses_width_suffix),
+	    cmocka_unit_test(test_probe_parses_string_operands),
+	    cmocka_unit_test(test_probe_parses_every_event_kind),
+	    cmocka_unit_test(test_probe_parses_thread_declarations),
+	    cmocka_unit_test(test_probe_at_return_is_recorded),
+	    cmocka_unit_test(test_probe_rejects_unknown_event_with_line),
+	    cmocka_unit_test(test_probe_rejects_unknown_register),
+	    cmocka_unit_test(test_probe_rejects_bad_memory_operand),
+	    cmocka_unit_test(test_probe_rejects_bad_width),
+	    cmocka_unit_test(test_probe_rejects_unknown_operand_name),
+	    cmocka_unit_test(test_probe_rejects_missing_operand),
+	    cmocka_unit_test(test_probe_rejects_duplicate_operand),
+	    cmocka_unit_test(test_probe_rejects_string_where_value_expected),
+	    cmocka_unit_test(test_probe_rejects_at_return_on_kinds_with_returns),
+	    cmocka_unit_test(test_probe_rejects_duplicate_symbol),
+	    cmocka_unit_test(test_probe_rejects_bad_thread_declarations),
+	    cmocka_unit_test(test_probe_rejects_lone_symbol),
+	    cmocka_unit_test(test_probe_load_missing_file_is_io_error),
+	    cmocka_unit_test(test_probe_shipped_krewind_probe_parses),
+	    cmocka_unit_test(test_elfsym_loads_functions_and_objects),
+	    cmocka_unit_test(test_elfsym_lookup_by_address),
+	    cmocka_unit_test(test_elfsym_reads_build_id),
+	    cmocka_unit_test(test_elfsym_stripped_elf_loads_with_no_symbols),
+	    cmocka_unit_test(test_elfsym_refuses_non_elf),
+	    cmocka_unit_test(test_elfsym_read_copies_code_bytes),
+	    cmocka_unit_test(test_probe_resolves_shipped_probe_against_kernel_symbols),
+	    cmocka_unit_test(test_probe_resolves_linux_probe_against_synthetic_vmlinux),
+	    cmocka_unit_test(test_probe_missing_symbol_names_symbol_and_file),
+	    cmocka_unit_test(test_probe_against_stripped_elf_fails_on_first_symbol),
+	    cmocka_unit_test(test_probe_return_needs_symbol_size),
+	    cmocka_unit_test(test_probe_object_symbol_is_not_a_function),
 	};
 
 	return cmocka_run_group_tests_name("probe", tests, make_tmp, rm_tmp);

@@ -30,10 +30,10 @@ static int close_dec(void **state)
 	return 0;
 }
 
-#define CLASSIFY(state, info, ...)                                                      \
-	do {                                                                            \
-		static const uint8_t code_[] = {__VA_ARGS__};                           \
-		assert_int_equal(insn_classify(*(state), code_, sizeof(code_), 0x1000, (info)), 0); \
+#define CLASSIFY(state, info, ...)                                                                           \
+	do {                                                                                                 \
+		static const uint8_t code_[] = {__VA_ARGS__};                                                \
+		assert_int_equal(insn_classify(*(state), code_, sizeof(code_), 0x1000, (info)), 0);          \
 	} while (0)
 
 static void test_insn_lidt_register_base(void **state)
@@ -197,11 +197,11 @@ static void test_insn_jump_targets_out_finds_tail_calls(void **state)
 {
 	/* at 0x1000: test edi,edi; je +2 (inside); jmp 0x2000 (tail call); jne 0x3000; ret */
 	static const uint8_t code[] = {
-		0x85, 0xff,                   /* 1000 test edi, edi */
-		0x74, 0x05,                   /* 1002 je 1009 (inside) */
-		0xe9, 0xf7, 0x0f, 0x00, 0x00, /* 1004 jmp 2000 */
-		0x0f, 0x85, 0xf1, 0x1f, 0x00, 0x00, /* 1009 jne 3000 */
-		0xc3,                         /* 100f ret */
+	    0x85, 0xff,                         /* 1000 test edi, edi */
+	    0x74, 0x05,                         /* 1002 je 1009 (inside) */
+	    0xe9, 0xf7, 0x0f, 0x00, 0x00,       /* 1004 jmp 2000 */
+	    0x0f, 0x85, 0xf1, 0x1f, 0x00, 0x00, /* 1009 jne 3000 */
+	    0xc3,                               /* 100f ret */
 	};
 	uint64_t t[4] = {0};
 
@@ -213,9 +213,9 @@ static void test_insn_jump_targets_out_finds_tail_calls(void **state)
 static void test_insn_jump_targets_out_ignores_calls_and_inner_jumps(void **state)
 {
 	static const uint8_t code[] = {
-		0xe8, 0xfb, 0x0f, 0x00, 0x00, /* 1000 call 2000 */
-		0xeb, 0xf9,                   /* 1005 jmp 1000 */
-		0xff, 0xe0,                   /* 1007 jmp rax (indirect) */
+	    0xe8, 0xfb, 0x0f, 0x00, 0x00, /* 1000 call 2000 */
+	    0xeb, 0xf9,                   /* 1005 jmp 1000 */
+	    0xff, 0xe0,                   /* 1007 jmp rax (indirect) */
 	};
 	uint64_t t[4] = {0};
 
@@ -225,21 +225,21 @@ static void test_insn_jump_targets_out_ignores_calls_and_inner_jumps(void **stat
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_insn_lidt_register_base),
-		cmocka_unit_test(test_insn_lidt_rip_relative),
-		cmocka_unit_test(test_insn_lgdt_is_not_lidt),
-		cmocka_unit_test(test_insn_mov_cr8_gives_source_register),
-		cmocka_unit_test(test_insn_other_control_registers_are_ignored),
-		cmocka_unit_test(test_insn_wrmsr),
-		cmocka_unit_test(test_insn_iretq_but_not_iretd),
-		cmocka_unit_test(test_insn_out_dx_al_only),
-		cmocka_unit_test(test_insn_ret_forms),
-		cmocka_unit_test(test_insn_store32_at_b0_is_eoi_candidate),
-		cmocka_unit_test(test_insn_other_stores_are_not_eoi_candidates),
-		cmocka_unit_test(test_insn_ordinary_instructions_are_other),
-		cmocka_unit_test(test_insn_mem_addr_base_index_scale),
-		cmocka_unit_test(test_insn_jump_targets_out_finds_tail_calls),
-		cmocka_unit_test(test_insn_jump_targets_out_ignores_calls_and_inner_jumps),
+	    cmocka_unit_test(test_insn_lidt_register_base),
+	    cmocka_unit_test(test_insn_lidt_rip_relative),
+	    cmocka_unit_test(test_insn_lgdt_is_not_lidt),
+	    cmocka_unit_test(test_insn_mov_cr8_gives_source_register),
+	    cmocka_unit_test(test_insn_other_control_registers_are_ignored),
+	    cmocka_unit_test(test_insn_wrmsr),
+	    cmocka_unit_test(test_insn_iretq_but_not_iretd),
+	    cmocka_unit_test(test_insn_out_dx_al_only),
+	    cmocka_unit_test(test_insn_ret_forms),
+	    cmocka_unit_test(test_insn_store32_at_b0_is_eoi_candidate),
+	    cmocka_unit_test(test_insn_other_stores_are_not_eoi_candidates),
+	    cmocka_unit_test(test_insn_ordinary_instructions_are_other),
+	    cmocka_unit_test(test_insn_mem_addr_base_index_scale),
+	    cmocka_unit_test(test_insn_jump_targets_out_finds_tail_calls),
+	    cmocka_unit_test(test_insn_jump_targets_out_ignores_calls_and_inner_jumps),
 	};
 
 	return cmocka_run_group_tests_name("tracer", tests, open_dec, close_dec);
