@@ -45,8 +45,14 @@ n=$(q "$db" "SELECT count(*) FROM events WHERE kind='lock_acq' AND a<2")
 check "spinlocks are held at DISPATCH_LEVEL or above" [ "$n" -eq 0 ]
 n=$(q "$db" "SELECT count(*) FROM events WHERE kind='switch' AND a<>0 AND b<>0 AND a<>b")
 check "context switches old->new ($n)" [ "$n" -gt 10 ]
-n=$(q "$db" "SELECT count(*) FROM events s WHERE kind='switch' AND (SELECT thread FROM events WHERE id>s.id AND vcpu=s.vcpu AND kind NOT IN ('switch','trap','iret','marker') ORDER BY id LIMIT 1) <> s.b")
-check "the event after a switch runs on the new thread (gs:[0x188])" [ "$n" -eq 0 ]
+# KiSwapContext publishes New in gs:[0x188], then writes New's CR8: that
+# irql event must carry the new thread (an interrupt can come in between).
+swap="(SELECT addr FROM symbols WHERE name='KiSwapContext')"
+swap_end="(SELECT addr + size FROM symbols WHERE name='KiSwapContext')"
+n=$(q "$db" "SELECT count(*) FROM events s WHERE kind='switch' AND (SELECT thread FROM events e WHERE e.id>s.id
+	AND e.vcpu=s.vcpu AND e.kind='irql' AND e.pc>=$swap AND e.pc<$swap_end ORDER BY e.id LIMIT 1) <> s.b")
+m=$(q "$db" "SELECT count(*) FROM events e WHERE kind='irql' AND e.pc>=$swap AND e.pc<$swap_end")
+check "KiSwapContext's CR8 write runs on the new thread (gs:[0x188]; $m writes)" [ "$n" -eq 0 ] && [ "$m" -gt 10 ]
 n=$(q "$db" "SELECT count(*) FROM threads WHERE name='Idle'")
 check "threads named from KTHREAD.Name" [ "$n" -eq 1 ]
 eoi=$(q "$db" "SELECT count(*) FROM events WHERE kind='eoi' AND a=1")
