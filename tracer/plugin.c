@@ -103,7 +103,7 @@ static struct tracer {
 	GArray *ret_ranges;  /* struct range: where the returns of probed calls are */
 	GHashTable *frames;  /* return-address slot -> struct frame * */
 	GHashTable *tstacks; /* thread -> struct trap_stack * */
-	GHashTable *named;   /* threads already named */
+	GHashTable *named;   /* thread -> the name last given to it */
 	uint64_t idt_base;
 	unsigned idt_limit;
 	uint64_t apic_base;
@@ -199,23 +199,28 @@ static int64_t irql(struct vcpu *v)
 	return v->cr8;
 }
 
-/* Names thread t from its KTHREAD.Name-like field, once. */
-static void name_thread(struct vcpu *v, uint64_t t)
+/* Names thread t from its `thread-name` field: the first time it is seen, and
+ * again at every switch to it (thread objects are reused by new threads). */
+static void name_thread(struct vcpu *v, uint64_t t, int refresh)
 {
 	char name[65];
-	int fresh;
+	const char *old;
 
-	if (!t || t == v->named_thread || !the.probe || !the.probe->name_len)
+	if (!t || !the.probe || !the.probe->name_len || (!refresh && t == v->named_thread))
 		return;
 	v->named_thread = t;
 	g_mutex_lock(&the.lock);
-	fresh = g_hash_table_add(the.named, GSIZE_TO_POINTER(t));
+	old = g_hash_table_lookup(the.named, GSIZE_TO_POINTER(t));
 	g_mutex_unlock(&the.lock);
-	if (!fresh)
+	if (old && !refresh)
 		return;
 	peek_string(v, t + (uint64_t)the.probe->name_off, name, the.probe->name_len + 1);
-	if (name[0])
-		db_writer_name(the.w, 0, t, name);
+	if (!name[0] || (old && strcmp(old, name) == 0))
+		return;
+	db_writer_name(the.w, 0, t, name);
+	g_mutex_lock(&the.lock);
+	g_hash_table_replace(the.named, GSIZE_TO_POINTER(t), g_strdup(name));
+	g_mutex_unlock(&the.lock);
 }
 
 static uint64_t current_thread(struct vcpu *v)
@@ -228,7 +233,7 @@ static uint64_t current_thread(struct vcpu *v)
 		if (!ok || peek(v, base + (uint64_t)the.probe->thread_off, 8, &t))
 			t = 0;
 	}
-	name_thread(v, t);
+	name_thread(v, t, 0);
 	return t;
 }
 
@@ -487,8 +492,8 @@ static void emit(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint64_t
 		break;
 	case PROBE_SWITCH:
 		push(vcpu, DB_SWITCH, ic, pc, (uint64_t)val[0], 0, val[0], val[1], NULL);
-		name_thread(v, (uint64_t)val[0]);
-		name_thread(v, (uint64_t)val[1]);
+		name_thread(v, (uint64_t)val[0], 0);
+		name_thread(v, (uint64_t)val[1], 1);
 		v->thread = (uint64_t)val[1];
 		break;
 	case PROBE_MUTEX_ACQUIRE:
@@ -996,7 +1001,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	the.frames = g_hash_table_new(NULL, NULL);
 	the.ret_ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
 	the.tstacks = g_hash_table_new_full(NULL, NULL, NULL, g_free);
-	the.named = g_hash_table_new(NULL, NULL);
+	the.named = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	the.apic_base = XAPIC_DEFAULT_BASE;
 	the.nvcpus = info->system.max_vcpus > 0 ? info->system.max_vcpus : 1;
 	the.vcpus = g_new0(struct vcpu, the.nvcpus);
