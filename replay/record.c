@@ -43,7 +43,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int copy_file(const char *from, const char *to, char **err)
+int replay_copy_file(const char *from, const char *to, char **err)
 {
 	char buf[65536];
 	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
@@ -312,20 +312,20 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		r->started_at = strdup(buf);
 	}
-	if ((rc = copy_file(o->kernel, r->kernel, err)) < 0)
+	if ((rc = replay_copy_file(o->kernel, r->kernel, err)) < 0)
 		goto out;
 	if (replay_sha256_file(r->kernel, sha) == 0)
 		r->kernel_sha256 = strdup(sha);
 	if (o->symbols) {
 		r->symbols = path_in(dir, "symbols.elf");
-		if (!r->symbols || (rc = copy_file(o->symbols, r->symbols, err)) < 0)
+		if (!r->symbols || (rc = replay_copy_file(o->symbols, r->symbols, err)) < 0)
 			goto out;
 	} else {
 		r->symbols = strdup(r->kernel);
 	}
 	if (o->probe) {
 		r->probe = path_in(dir, "probe");
-		if (!r->probe || (rc = copy_file(o->probe, r->probe, err)) < 0)
+		if (!r->probe || (rc = replay_copy_file(o->probe, r->probe, err)) < 0)
 			goto out;
 	}
 	if (o->scenario && o->append)

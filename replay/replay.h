@@ -61,6 +61,9 @@ struct replay_recording {
 /* The version written into manifests. */
 #define REPLAY_KREWIND_VERSION "0.1"
 
+/* Copies from to a new file to (refused if it exists). */
+int replay_copy_file(const char *from, const char *to, char **err);
+
 /* SHA-256 of a file as 64 hex digits + NUL. */
 int replay_sha256_file(const char *path, char hex[65]);
 

@@ -18,6 +18,7 @@ static const struct cli_command commands[] = {
 	{"record", cmd_record, "record a kernel run under QEMU (trace + replay log) into traces/NAME-N"},
 	{"replay", cmd_replay, "replay a recording exactly to an event or icount and show the machine there"},
 	{"gdb", cmd_gdb, "replay to an event and attach gdb there (reverse-stepi, kr-* commands)"},
+	{"bisect", cmd_bisect, "find the first event at which a predicate turns true (sql or gdb, by replays)"},
 	{"verify", cmd_verify, "replay a whole recording and check it is deterministic"},
 };
 
