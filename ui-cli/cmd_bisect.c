@@ -351,7 +351,7 @@ int cmd_bisect(int argc, char **argv)
 		if (is_sql)
 			printf("replays: 0 (the trace answers sql predicates; %zu candidate events)\n", c.n);
 		else
-			printf("replays: %d (binary search over %zu candidate events, each from the nearest snapshot)\n",
+			printf("replays: %d (binary search over %zu candidate events, forward steps replay a segment)\n",
 			       replays, c.n);
 		if (!bad)
 			printf("the predicate never turned true\n");
