@@ -767,7 +767,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			struct site *s = site_for(pc, roles, vector, entry, &ii);
 
 			if (ii.cls == INSN_STORE32_B0)
-				qemu_plugin_register_vcpu_mem_cb(insn, on_store, QEMU_PLUGIN_CB_NO_REGS,
+				qemu_plugin_register_vcpu_mem_cb(insn, on_store, QEMU_PLUGIN_CB_R_REGS,
 				                                 QEMU_PLUGIN_MEM_W, s);
 			if (roles || ii.cls != INSN_STORE32_B0)
 				qemu_plugin_register_vcpu_insn_exec_cb(insn, on_site, QEMU_PLUGIN_CB_R_REGS,

@@ -15,8 +15,10 @@ guest() { # [qemu args]: killed after 60 s whatever happens
 }
 q() { sqlite3 "$TMP/g.db" "$1"; }
 
+# A probe for this guest: its puts(rsi = string) as a text marker.
+printf 'thread gs:0x10\nputs marker text=str:rsi\n' >"$TMP/guest.probe"
 guest -serial "file:$TMP/g.serial" -monitor none -icount "shift=auto,rr=record,rrfile=$TMP/r.bin" \
-	-plugin "$PLUGIN,db=$TMP/g.db,symbols=$GUEST" </dev/null >/dev/null 2>&1
+	-plugin "$PLUGIN,db=$TMP/g.db,probe=$TMP/guest.probe,symbols=$GUEST" </dev/null >/dev/null 2>&1
 check "test guest recorded with the plugin (status 33)" [ $? -eq 33 ]
 sym() { printf '%d' "0x$(nm "$GUEST" | awk -v s="$1" '$3 == s {print $1}')"; }
 
@@ -31,13 +33,17 @@ n=$(q "SELECT count(*) FROM events WHERE kind='iret' AND a IN (3, 14, 48)")
 check "every trap left by an iretq with its vector" [ "$n" -eq $((ticks + 2)) ]
 n=$(q "SELECT group_concat(text, '|') FROM events WHERE kind='marker' AND a=3")
 check "serial lines ($n)" [ "$n" = "testguest: hello|testguest: breakpoint|testguest: 5 ticks" ]
+n=$(q "SELECT group_concat(text, '|') FROM events WHERE kind='marker' AND a=0 AND pc=$(sym puts)")
+nl=$'\n' # ($(...) drops the last one)
+check "probed puts: text markers read from str:rsi" \
+	[ "$n" = "testguest: hello$nl|testguest: breakpoint$nl|testguest: 5 ticks" ]
 
 # Replay to: the first xAPIC EOI (an MMIO store, re-executed by QEMU in icount
 # mode), and the last serial line (after the page fault).
 {
 	echo "target remote $TMP/gdb.sock"
 	q "SELECT icount, pc, kind FROM events WHERE id IN
-		((SELECT min(id) FROM events WHERE kind='eoi'), (SELECT max(id) FROM events WHERE kind='marker'))
+		((SELECT min(id) FROM events WHERE kind='eoi'), (SELECT max(id) FROM events WHERE kind='marker' AND a=3))
 		ORDER BY icount" | while IFS='|' read -r ic pc kind; do
 		echo "monitor replay_break $ic"
 		echo "continue"
