@@ -338,16 +338,20 @@ static void on_trap(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_
 static int scan_idt(struct vcpu *v)
 {
 	uint8_t idt[256 * 16];
+	uint64_t base;
 	unsigned n, i;
 	int changed = 0;
 
+	g_mutex_lock(&the.lock);
+	base = the.idt_base;
 	n = (the.idt_limit + 1) / 16;
+	g_mutex_unlock(&the.lock);
 	if (n > 256)
 		n = 256;
 	if (!n)
 		return 0;
 	g_byte_array_set_size(v->buf, 0);
-	if (!qemu_plugin_read_memory_vaddr(the.idt_base, v->buf, n * 16))
+	if (!base || !qemu_plugin_read_memory_vaddr(base, v->buf, n * 16))
 		return 0;
 	memcpy(idt, v->buf->data, n * 16);
 	g_mutex_lock(&the.lock);
@@ -429,7 +433,7 @@ static void on_iretq(struct vcpu *v, unsigned vcpu, const struct site *s, uint64
 
 	push(vcpu, DB_IRET, ic, s->pc, thread, 0, vec, 0, NULL);
 	/* A gate set after the last lidt is found here, a little later (docs/tracer.md). */
-	if (the.idt_base && ic - v->last_scan >= IDT_RESCAN_INSNS) {
+	if (ic - v->last_scan >= IDT_RESCAN_INSNS) {
 		v->last_scan = ic;
 		if (scan_idt(v))
 			retranslate();
