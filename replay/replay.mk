@@ -8,3 +8,8 @@ $(REPLAY_LIB): $(REPLAY_OBJS)
 	$(AR) rcs $@ $^
 
 ALL_TARGETS += $(REPLAY_LIB)
+
+$(BUILD)/tests/unit/test_replay: $(BUILD)/tests/unit/test_replay.o $(REPLAY_LIB) $(BUILD)/db/libkrdb.a
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) -lsqlite3 -lpthread -lm
+UNIT_TESTS += $(BUILD)/tests/unit/test_replay
+ALL_TARGETS += $(BUILD)/tests/unit/test_replay
