@@ -238,6 +238,7 @@ int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *s
 		struct qmp_json *ev = NULL;
 		char *e = NULL;
 		const char *name;
+		int is_stop;
 
 		rc = qmp_wait_event(s->qmp, NULL, 200, &ev, &e);
 		free(e);
@@ -247,8 +248,9 @@ int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *s
 			free(s->shutdown_reason);
 			s->shutdown_reason = strdup(reason ? reason : "?");
 		}
+		is_stop = name && strcmp(name, "STOP") == 0;
 		qmp_json_free(ev);
-		if (rc == 0 && (!name || strcmp(name, "STOP") != 0))
+		if (rc == 0 && !is_stop)
 			continue;
 		if (rc == 0) {
 			/* Stopped with the log exhausted: the recording was ended by a
