@@ -339,7 +339,12 @@ int cmd_replay(int argc, char **argv)
 		print_json(&v, (int)context);
 	else
 		print_text(&v, (int)context);
-	if (v.ev.id > 0 && v.ev.pc != v.regs.rip)
+	/* A trap is delivered between two instructions: at its icount the CPU
+	 * still points at the interrupted instruction, the event at the vector. */
+	if (v.ev.id > 0 && v.ev.kind == DB_TRAP && v.ev.pc != v.regs.rip && !json)
+		printf("\nnote: trap %#" PRIx64 " is delivered before the instruction at pc; its handler starts at %#" PRIx64
+		       " (stepi enters it)\n", (uint64_t)v.ev.a, v.ev.pc);
+	else if (v.ev.id > 0 && v.ev.pc != v.regs.rip)
 		cli_warning("QEMU stopped at pc %#" PRIx64 " but event %" PRId64 " was at pc %#" PRIx64
 			    ": the trace's icount and QEMU's disagree here",
 			    v.regs.rip, v.ev.id, v.ev.pc);
