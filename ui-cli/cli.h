@@ -52,6 +52,11 @@ int cmd_replay(int argc, char **argv);
 int cmd_gdb(int argc, char **argv);
 int cmd_bisect(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+/* Where replay/gdb stop (cmd_replay.c): spec is an event id, icount:N, or
+ * finding:N (the Nth finding of `krewind check`). Fills *ev (id 0 for
+ * icount:N) and *icount; prints the error and returns CLI_USAGE if none. */
+struct cli_rec;
+int cmd_replay_target(struct cli_rec *rec, const char *spec, struct db_event *ev, uint64_t *icount);
 
 /* ------------------------------------------------------------ errors */
 

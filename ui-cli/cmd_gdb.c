@@ -14,7 +14,7 @@
 #include "replay/replay.h"
 #include "ui-cli/cli.h"
 
-static const char synopsis[] = "krewind gdb REC --at EVENT|icount:N [--batch FILE]";
+static const char synopsis[] = "krewind gdb REC --at EVENT|icount:N|finding:N [--batch FILE]";
 static const char description[] =
 	"Replays REC to just before event EVENT (or to icount N), then runs gdb attached\n"
 	"to QEMU's gdbstub with the kernel's ELF loaded, stopped at that instruction.\n"
@@ -30,7 +30,7 @@ static const char description[] =
 
 enum { OPT_AT = 1, OPT_BATCH };
 static const struct cli_option options[] = {
-	{OPT_AT, "at", 0, "EVENT|icount:N", "where to stop"},
+	{OPT_AT, "at", 0, "EVENT|icount:N|finding:N", "where to stop"},
 	{OPT_BATCH, "batch", 0, "FILE", "run this gdb script and exit"},
 	{0},
 };
@@ -38,7 +38,6 @@ static const struct cli_option options[] = {
 int cmd_gdb(int argc, char **argv)
 {
 	struct cli_args a;
-	struct cli_pos pos;
 	struct cli_rec rec = { 0 };
 	struct qemu_guard *g = NULL;
 	struct replay_session *s = NULL;
@@ -71,23 +70,12 @@ int cmd_gdb(int argc, char **argv)
 		return cli_usage_error("gdb", "no recording given");
 	if (!at)
 		return cli_usage_error("gdb", "--at EVENT|icount:N is required");
-	if (cli_parse_pos(at, &pos) < 0)
-		return cli_usage_error("gdb", "--at wants an event id or icount:N, not '%s'", at);
 	if (batch && access(batch, R_OK) < 0)
 		return cli_error(CLI_USAGE, "cannot read gdb script %s", batch);
 	if ((rc = cli_rec_open(spec, &rec)) != CLI_OK)
 		return rc;
-	if (pos.is_icount) {
-		icount = pos.value;
-	} else {
-		rc = db_event_by_id(rec.db, (int64_t)pos.value, &ev, &err);
-		if (rc <= 0) {
-			rc = rc < 0 ? cli_error_msg(CLI_USAGE, NULL, err)
-				    : cli_error(CLI_USAGE, "%s has no event %" PRIu64, rec.rec->name, pos.value);
-			goto out;
-		}
-		icount = ev.icount;
-	}
+	if ((rc = cmd_replay_target(&rec, at, &ev, &icount)) != CLI_OK)
+		goto out;
 	py = replay_find_file("KREWIND_GDB_PY", "replay/krewind-gdb.py");
 	if (!py) {
 		rc = cli_error(CLI_FAIL, "cannot find replay/krewind-gdb.py next to krewind (set KREWIND_GDB_PY)");

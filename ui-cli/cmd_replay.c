@@ -10,20 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/analysis.h"
 #include "replay/replay.h"
 #include "ui-cli/cli.h"
 
-static const char synopsis[] = "krewind replay REC --to EVENT|icount:N [--context N] [--json]";
+static const char synopsis[] = "krewind replay REC --to EVENT|icount:N|finding:N [--context N] [--json]";
 static const char description[] =
 	"Replays REC under QEMU (rr=replay, the recorded command line) and stops when\n"
 	"exactly icount instructions have retired: before the instruction of event\n"
-	"EVENT (an id from `krewind events`) or at icount:N. Prints the icount, pc with\n"
+	"EVENT (an id from `krewind events`), at icount:N, or at the event of finding:N\n"
+	"(the Nth finding `krewind check` prints). Prints the icount, pc with\n"
 	"its symbol, the registers, the instruction at pc, the current thread, the IRQL\n"
 	"and the locks held (from the trace), and the events around that point.";
 
 enum { OPT_TO = 1, OPT_JSON, OPT_CONTEXT };
 static const struct cli_option options[] = {
-	{OPT_TO, "to", 0, "EVENT|icount:N", "where to stop"},
+	{OPT_TO, "to", 0, "EVENT|icount:N|finding:N", "where to stop"},
 	{OPT_CONTEXT, "context", 'C', "N", "events shown on each side (default 4)"},
 	{OPT_JSON, "json", 0, NULL, "print JSON"},
 	{0},
@@ -256,11 +258,48 @@ static void print_json(struct view *v, int context)
 	cli_json_end(&j);
 }
 
+int cmd_replay_target(struct cli_rec *rec, const char *spec, struct db_event *ev, uint64_t *icount)
+{
+	struct analysis_report *rep = NULL;
+	struct cli_pos pos;
+	char *err = NULL;
+	uint64_t n;
+	int rc;
+
+	memset(ev, 0, sizeof(*ev));
+	if (strncmp(spec, "finding:", 8) == 0) {
+		if (cli_parse_u64(spec + 8, &n) < 0 || n == 0)
+			return cli_error(CLI_USAGE, "finding:N wants a finding number from `krewind check`, not '%s'", spec);
+		if (analysis_run(rec->db, &rep, &err) < 0)
+			return cli_error_msg(CLI_FAIL, "cannot check the trace", err);
+		if (n > rep->n_findings || rep->findings[n - 1].event_id <= 0) {
+			rc = cli_error(CLI_USAGE, "%s has %zu findings, none numbered %" PRIu64, rec->rec->name,
+				       rep->n_findings, n);
+			analysis_report_free(rep);
+			return rc;
+		}
+		pos.is_icount = 0;
+		pos.value = (uint64_t)rep->findings[n - 1].event_id;
+		analysis_report_free(rep);
+	} else if (cli_parse_pos(spec, &pos) < 0) {
+		return cli_error(CLI_USAGE, "want an event id, icount:N or finding:N, not '%s'", spec);
+	}
+	if (pos.is_icount) {
+		*icount = pos.value;
+		return CLI_OK;
+	}
+	rc = db_event_by_id(rec->db, (int64_t)pos.value, ev, &err);
+	if (rc <= 0)
+		return rc < 0 ? cli_error_msg(CLI_USAGE, NULL, err)
+			      : cli_error(CLI_USAGE, "%s has no event %" PRIu64, rec->rec->name, pos.value);
+	*icount = ev->icount;
+	return CLI_OK;
+}
+
 int cmd_replay(int argc, char **argv)
 {
 	struct view v;
 	struct cli_args a;
-	struct cli_pos pos;
 	struct qemu_guard *g = NULL;
 	struct replay_session *s = NULL;
 	struct replay_session_opts so = { 0 };
@@ -295,22 +334,11 @@ int cmd_replay(int argc, char **argv)
 		return cli_usage_error("replay", "no recording given");
 	if (!to)
 		return cli_usage_error("replay", "--to EVENT|icount:N is required");
-	if (cli_parse_pos(to, &pos) < 0)
-		return cli_usage_error("replay", "--to wants an event id or icount:N, not '%s'", to);
 	if ((rc = cli_rec_open(spec, &v.rec)) != CLI_OK)
 		return rc;
 	cli_names_from_db(&v.names, v.rec.db);
-	if (pos.is_icount) {
-		v.icount = pos.value;
-	} else {
-		rc = db_event_by_id(v.rec.db, (int64_t)pos.value, &v.ev, &err);
-		if (rc <= 0) {
-			rc = rc < 0 ? cli_error_msg(CLI_USAGE, NULL, err)
-				    : cli_error(CLI_USAGE, "%s has no event %" PRIu64, v.rec.rec->name, pos.value);
-			goto out;
-		}
-		v.icount = v.ev.icount;
-	}
+	if ((rc = cmd_replay_target(&v.rec, to, &v.ev, &v.icount)) != CLI_OK)
+		goto out;
 	if ((rc = replay_state_at(v.rec.db, v.icount, v.ev.id, &v.st, &err)) < 0) {
 		rc = cli_error_msg(CLI_FAIL, NULL, err);
 		goto out;
