@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Replay against recording: `krewind record` of a scenario, then a full
+# replay of it (`krewind verify --no-plugin`: QEMU replaying the whole log) and
+# a seek to its last event (`krewind replay --to`), alternately REPS times
+# (default 3) in one go. Prints the median wall times and the ratios
+# replay/record and seek/record. SCENARIO (default clean) picks the run.
+set -u
+BUILD=${BUILD:-build}
+cd "$(dirname "$0")/.." || exit 2
+KREWIND=$BUILD/krewind
+REPS=${REPS:-3}
+SCENARIO=${SCENARIO:-clean}
+[ -x "$KREWIND" ] || { echo "replay_speed: $KREWIND not built" >&2; exit 2; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/krewind-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+export KREWIND_TRACES=$tmp/traces
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+: >"$tmp/rec"; : >"$tmp/rep"; : >"$tmp/seek"
+for i in $(seq "$REPS"); do
+	t0=$(now)
+	"$KREWIND" record --scenario "$SCENARIO" -q >/dev/null 2>&1 || { echo "replay_speed: record failed" >&2; exit 1; }
+	t1=$(now)
+	rec=$KREWIND_TRACES/$SCENARIO-$i
+	"$KREWIND" verify "$rec" --no-plugin >/dev/null 2>&1 || { echo "replay_speed: replay of $rec not deterministic" >&2; exit 1; }
+	t2=$(now)
+	last=$("$KREWIND" sql "$rec" "SELECT max(id) FROM events" | tail -1 | tr -d ' ')
+	"$KREWIND" replay "$rec" --to "$last" >/dev/null 2>&1 || { echo "replay_speed: replay --to $last failed" >&2; exit 1; }
+	t3=$(now)
+	echo "$t1 - $t0" | bc >>"$tmp/rec"
+	echo "$t2 - $t1" | bc >>"$tmp/rep"
+	echo "$t3 - $t2" | bc >>"$tmp/seek"
+done
+rec=$(median <"$tmp/rec"); rep=$(median <"$tmp/rep"); seek=$(median <"$tmp/seek")
+printf 'scenario %s, %d runs each (medians)\n' "$SCENARIO" "$REPS"
+printf '  record          %6.2f s\n' "$rec"
+printf '  full replay     %6.2f s   replay/record %.2f\n' "$rep" "$(echo "$rep / $rec" | bc -l)"
+printf '  replay --to end %6.2f s   seek/record   %.2f\n' "$seek" "$(echo "$seek / $rec" | bc -l)"
