@@ -141,8 +141,10 @@ static int bisect_gdb(struct cli_rec *rec, const struct cands *c, const char *ex
 	if (!tmp || asprintf(&job, "%s/job.json", tmp) < 0 || asprintf(&out, "%s/gdb.out", tmp) < 0)
 		return cli_error(CLI_FAIL, "cannot create a temporary directory");
 	py = replay_find_file("KREWIND_GDB_PY", "replay/krewind-gdb.py");
-	bpy = replay_find_file(NULL, "replay/krewind-bisect.py");
-	if (!py || !bpy) {
+	/* krewind-bisect.py lives next to krewind-gdb.py. */
+	if (py && strrchr(py, '/') && asprintf(&bpy, "%.*s/krewind-bisect.py", (int)(strrchr(py, '/') - py), py) < 0)
+		bpy = NULL;
+	if (!py || !bpy || access(bpy, R_OK) < 0) {
 		rc = cli_error(CLI_FAIL, "cannot find replay/krewind-gdb.py and krewind-bisect.py next to krewind");
 		goto out;
 	}

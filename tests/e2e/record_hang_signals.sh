@@ -41,6 +41,13 @@ check "a hang has an exact final icount" test "$total" -gt 0
 same "the hang replays to exactly its final icount" "$?" 0
 check "verify says so" grep -q "reached the final icount $total exactly" "$TMP/verify.out"
 
+# --- replay --to finding:1 stops at the event krewind check names first
+"$KREWIND" check "$rec" --json >"$TMP/check.json" 2>/dev/null
+fev=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["findings"][0]["event"])' "$TMP/check.json" 2>/dev/null)
+"$KREWIND" replay "$rec" --to finding:1 --json >"$TMP/finding.json" 2>"$TMP/finding.err"
+same "replay --to finding:1 exits 0" "$?" 0
+same "it stops at the first finding's event" "$(json_field "$TMP/finding.json" event)" "${fev:-none}"
+
 # --- bisect: sql from the trace, gdb by replays; both name the same event for CR8
 "$KREWIND" bisect "$rec" --until "sql:kind = 'irql' AND b >= 2" --json >"$TMP/bs.json" 2>&1
 same "bisect sql exits 0" "$?" 0
