@@ -55,7 +55,7 @@ first=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["first_b
 check "bisect sql names a first bad event" test "$first" -gt 0
 want=$("$KREWIND" sql "$rec" "SELECT min(id) FROM events WHERE kind = 'irql' AND b >= 2" | tail -1 | tr -d ' ')
 same "it is the first IRQL >= 2 event" "$first" "$want"
-"$KREWIND" bisect "$rec" --until 'gdb:$rip == 0x0' --kind switch >"$TMP/bg.out" 2>&1
+"$KREWIND" bisect "$rec" --until 'gdb:$rip == 0x0' --kind irql >"$TMP/bg.out" 2>&1
 same "a gdb predicate that never holds exits 1" "$?" 1
 check "and says so" grep -q 'never turned true' "$TMP/bg.out"
 check "after some replays" grep -qE '^replays: [1-9]' "$TMP/bg.out"
