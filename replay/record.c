@@ -201,6 +201,23 @@ static void count_events(struct replay_recording *r)
 	db_reader_close(rd);
 }
 
+/* For runs the guest ended, QEMU exits before it can be asked for its
+ * icount; the plugin's count at exit (meta icount_total) is the exact one. */
+static void plugin_icount(struct replay_recording *r)
+{
+	struct db_reader *rd = NULL;
+	const char *v;
+	char *e = NULL;
+
+	if (!r->db_path || db_reader_open(r->db_path, &rd, &e) < 0) {
+		free(e);
+		return;
+	}
+	if ((v = db_meta(rd, "icount_total")) && *v)
+		r->icount_total = strtoull(v, NULL, 10);
+	db_reader_close(rd);
+}
+
 static void rmdir_recording(const char *dir)
 {
 	static const char *const files[] = { "kernel.elf", "symbols.elf", "probe", "snap.qcow2", "replay.bin",
@@ -252,7 +269,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	double hang_after = o->hang_after_s > 0 ? o->hang_after_s : 5;
 	int64_t last_events = -1, last_serial = -1;
 	uint64_t icount = 0;
-	int rc = 0, status = -1, qemu_ran = 0, interrupted = 0, drawn = 0;
+	int rc = 0, status = -1, qemu_ran = 0, interrupted = 0, drawn = 0, krewind_stopped = 0;
 	size_t i;
 
 	if (!o->kernel)
@@ -502,6 +519,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		r->outcome_detail = strdup("krewind was interrupted; QEMU was stopped");
 	}
 	if (qemu_proc_poll(qemu, &status) != 1) {
+		krewind_stopped = 1;
 		/* We end the run: stop the CPU first so the icount read is the
 		 * last one, then quit over QMP so the replay log is complete. */
 		if (q) {
@@ -537,6 +555,8 @@ finish:
 		rd = NULL;
 	}
 	count_events(r);
+	if (!krewind_stopped)
+		plugin_icount(r);
 	if (access(r->db_path, F_OK) == 0) {
 		char *e = NULL;
 		char buf[32];
