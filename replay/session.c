@@ -45,9 +45,9 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 			 struct replay_session **out, char **err)
 {
 	struct replay_session *s = calloc(1, sizeof(*s));
-	char tmpl[] = "/tmp/krewind-replay.XXXXXX", *extra[16] = { 0 }, **argv = NULL, *qlog = NULL;
+	char tmpl[] = "/tmp/krewind-replay.XXXXXX", *extra[16] = { 0 }, *owned[4] = { 0 }, **argv = NULL, *qlog = NULL;
 	struct qemu_spawn_opts so = { .own_group = 1 };
-	int rc = 0, n = 0;
+	int rc = 0, n = 0, n_owned = 0;
 	size_t i;
 
 	if (!s)
@@ -67,28 +67,32 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 	}
 	extra[n++] = "-S";
 	extra[n++] = "-qmp";
-	if (asprintf(&extra[n++], "unix:%s,server=on,wait=off", s->qmp_sock) < 0)
+	if (asprintf(&owned[n_owned], "unix:%s,server=on,wait=off", s->qmp_sock) < 0)
 		goto oom;
+	extra[n++] = owned[n_owned++];
 	if (o && o->gdb) {
 		if (asprintf(&s->gdb_sock, "%s/gdb.sock", s->tmpdir) < 0)
 			goto oom;
 		extra[n++] = "-chardev";
-		if (asprintf(&extra[n++], "socket,path=%s,server=on,wait=off,id=krgdb", s->gdb_sock) < 0)
+		if (asprintf(&owned[n_owned], "socket,path=%s,server=on,wait=off,id=krgdb", s->gdb_sock) < 0)
 			goto oom;
+		extra[n++] = owned[n_owned++];
 		extra[n++] = "-gdb";
 		extra[n++] = "chardev:krgdb";
 		/* A second monitor for the gdb commands (kr-goto seeks through it). */
 		if (asprintf(&s->qmp2_sock, "%s/qmp-gdb.sock", s->tmpdir) < 0)
 			goto oom;
 		extra[n++] = "-qmp";
-		if (asprintf(&extra[n++], "unix:%s,server=on,wait=off", s->qmp2_sock) < 0)
+		if (asprintf(&owned[n_owned], "unix:%s,server=on,wait=off", s->qmp2_sock) < 0)
 			goto oom;
+		extra[n++] = owned[n_owned++];
 	}
 	if (o && o->plugin_db) {
 		extra[n++] = "-plugin";
-		if (asprintf(&extra[n++], "%s,db=%s%s%s,symbols=%s", o->plugin, o->plugin_db, r->probe ? ",probe=" : "",
+		if (asprintf(&owned[n_owned], "%s,db=%s%s%s,symbols=%s", o->plugin, o->plugin_db, r->probe ? ",probe=" : "",
 			     r->probe ? r->probe : "", r->symbols ? r->symbols : r->kernel) < 0)
 			goto oom;
+		extra[n++] = owned[n_owned++];
 	}
 	if ((rc = replay_replay_argv(r, extra, &argv, err)) < 0)
 		goto fail;
@@ -131,9 +135,8 @@ fail:
 	replay_session_end(s);
 	s = NULL;
 done:
-	for (i = 2; i < (size_t)n; i++)
-		if (extra[i] && extra[i][0] != '-' && strcmp(extra[i], "chardev:krgdb") != 0)
-			free(extra[i]);
+	for (i = 0; i < (size_t)n_owned; i++)
+		free(owned[i]);
 	replay_argv_free(argv);
 	if (qlog)
 		unlink(qlog);
@@ -354,7 +357,7 @@ int replay_session_read(struct replay_session *s, uint64_t addr, uint8_t *buf, s
 	size_t got = 0;
 
 	while (got < len) {
-		size_t chunk = len - got > 64 ? 64 : len - got;
+		size_t chunk = len - got > 64 ? 64 : len - got, want = got + chunk;
 		char cmd[64], *text = NULL, *p;
 		int rc;
 
@@ -367,12 +370,12 @@ int replay_session_read(struct replay_session *s, uint64_t addr, uint8_t *buf, s
 				       (unsigned long long)(addr + got));
 		}
 		/* Lines "ADDR: 0x.. 0x..": every token after the colon. */
-		for (p = text; *p && got < len;) {
+		for (p = text; *p && got < want;) {
 			char *colon = strchr(p, ':'), *eol;
 			if (!colon)
 				break;
 			eol = strchr(colon, '\n');
-			for (p = colon + 1; (!eol || p < eol) && got < len;) {
+			for (p = colon + 1; (!eol || p < eol) && got < want;) {
 				char *end;
 				while (*p == ' ')
 					p++;
@@ -384,8 +387,9 @@ int replay_session_read(struct replay_session *s, uint64_t addr, uint8_t *buf, s
 			p = eol ? eol + 1 : p + strlen(p);
 		}
 		free(text);
-		if (got < len && chunk && got % 64 != 0 && got < len)
-			return set_err(err, REPLAY_E_FORMAT, "short memory dump from QEMU");
+		if (got != want)
+			return set_err(err, REPLAY_E_FORMAT, "short memory dump from QEMU at 0x%llx",
+				       (unsigned long long)(addr + got));
 	}
 	return 0;
 }
