@@ -46,6 +46,8 @@ int cmd_info(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_sql(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 /* Owned by the replay module's engineer (cmd_record.c, cmd_replay.c, ...). */
 int cmd_record(int argc, char **argv);
 int cmd_replay(int argc, char **argv);

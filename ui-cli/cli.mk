@@ -2,6 +2,13 @@
 # shared helpers, one cmd_NAME.c per subcommand); it links the modules' libraries.
 CLI_SRCS := $(sort $(wildcard ui-cli/*.c))
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+# The report page (ui-cli/report/report.html), embedded by cmd_report.c.
+CLI_OBJS += $(BUILD)/ui-cli/report/page.o
+$(BUILD)/ui-cli/report/page.c: ui-cli/report/report.html ui-cli/report/embed.sh
+	@mkdir -p $(@D)
+	ui-cli/report/embed.sh $@ $<
+$(BUILD)/ui-cli/report/page.o: $(BUILD)/ui-cli/report/page.c
+	$(CC) $(HOST_CFLAGS) -c $< -o $@
 CLI_MODULE_LIBS := $(BUILD)/analysis/libkranalysis.a $(BUILD)/replay/libkrreplay.a \
 	$(BUILD)/tracer/libkrprobe.a $(BUILD)/db/libkrdb.a
 CLI_LDLIBS := -lsqlite3 -lcapstone -lelf -lpthread -lm
