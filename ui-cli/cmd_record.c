@@ -173,6 +173,12 @@ int cmd_record(int argc, char **argv)
 		case OPT_QUIET: quiet = 1; break;
 		}
 	}
+	/* QEMU's record/replay runs one vCPU only: say so before QEMU does. */
+	for (int i = 0; !o.no_rr && o.extra_args && o.extra_args[i]; i++)
+		if (strcmp(o.extra_args[i], "-smp") == 0 && o.extra_args[i + 1] && strcmp(o.extra_args[i + 1], "1") != 0 &&
+		    strncmp(o.extra_args[i + 1], "1,", 2) != 0 && strncmp(o.extra_args[i + 1], "cpus=1", 6) != 0)
+			return cli_usage_error("record", "record/replay needs one vCPU (-smp %s refused; or use --no-rr)",
+					       o.extra_args[i + 1]);
 	if (!o.scenario && !o.kernel)
 		return cli_usage_error("record", "give --scenario NAME or --kernel ELF");
 	if (o.scenario && (!*o.scenario || strpbrk(o.scenario, "/ \t")))
