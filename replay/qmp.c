@@ -30,6 +30,7 @@ struct qmp {
 	struct qmp_buf in;     /* bytes read but not yet parsed */
 	struct event_node *head, *tail;
 	int closed;
+	int timeout_ms;        /* for command answers; -1: wait forever */
 };
 
 static int set_err(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -183,7 +184,7 @@ int qmp_execute(struct qmp *q, const char *command, const char *args, struct qmp
 	}
 	if ((rc = send_text(q, b.buf, b.len, err)) < 0)
 		goto out;
-	if ((rc = read_reply(q, -1, &m, err)) < 0)
+	if ((rc = read_reply(q, q->timeout_ms, &m, err)) < 0)
 		goto out;
 	if ((e = qmp_json_get(m, "error"))) {
 		const char *desc = qmp_json_get_str(e, "desc");
@@ -340,6 +341,7 @@ int qmp_connect(const char *path, struct qemu_proc *proc, struct qemu_guard *g, 
 	if (!q)
 		return set_err(err, REPLAY_E_NOMEM, "out of memory");
 	q->guard = g;
+	q->timeout_ms = -1;
 	for (;;) {
 		q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (q->fd < 0) {
@@ -380,6 +382,11 @@ fail:
 	qmp_json_free(greeting);
 	qmp_close(q);
 	return rc;
+}
+
+void qmp_set_timeout(struct qmp *q, int timeout_ms)
+{
+	q->timeout_ms = timeout_ms;
 }
 
 void qmp_close(struct qmp *q)

@@ -524,6 +524,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		 * last one, then quit over QMP so the replay log is complete. */
 		if (q) {
 			char *e = NULL;
+			qmp_set_timeout(q, 5000); /* a wedged QEMU gets signals below */
 			qmp_execute(q, "stop", NULL, NULL, &e);
 			free(e);
 		}

@@ -402,6 +402,7 @@ void replay_session_end(struct replay_session *s)
 		return;
 	if (s->qmp && s->qemu && qemu_proc_poll(s->qemu, &status) == 0) {
 		char *e = NULL;
+		qmp_set_timeout(s->qmp, 3000); /* a wedged QEMU gets signals below */
 		qmp_execute(s->qmp, "quit", NULL, NULL, &e);
 		free(e);
 		if (qemu_proc_wait(s->qemu, NULL, 3000, &status) < 0)
