@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -438,6 +441,103 @@ static void test_replay_argv_refuses_no_rr(void **state)
 	replay_recording_free(r);
 }
 
+/* ------------------------------------------------------------ QMP client */
+
+/* A scripted QMP peer in a child process: sends the greeting, then for each
+ * line it reads sends the next canned reply (which may hold several lines:
+ * events before the answer). The protocol is QEMU's; the peer only replays
+ * what QEMU 10 was seen to send. */
+static pid_t qmp_peer(const char *path, const char *const *replies)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+	pid_t pid;
+
+	assert_true(ls >= 0);
+	strcpy(sa.sun_path, path);
+	assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(ls, 1), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int c = accept(ls, NULL, NULL);
+		char ch;
+		const char *greet = "{\"QMP\": {\"version\": {}, \"capabilities\": [\"oob\"]}}\r\n";
+		if (c < 0 || write(c, greet, strlen(greet)) < 0)
+			_exit(1);
+		for (; *replies; replies++) {
+			do /* one command line */
+				if (read(c, &ch, 1) != 1)
+					_exit(0);
+			while (ch != '\n');
+			if (write(c, *replies, strlen(*replies)) < 0)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(ls);
+	return pid;
+}
+
+static void test_qmp_queues_events_met_before_an_answer(void **state)
+{
+	static const char *const replies[] = {
+		"{\"return\": {}}\r\n", /* qmp_capabilities */
+		"{\"timestamp\": {}, \"event\": \"RESUME\"}\r\n{\"return\": {}}\r\n",
+		"{\"timestamp\": {}, \"event\": \"STOP\"}\r\n{\"return\": {\"icount\": 1000000, \"mode\": \"play\"}}\r\n",
+		NULL };
+	char *dir = make_tmpdir(), *sock = join(dir, "q.sock"), *err = NULL;
+	struct qmp *q = NULL;
+	struct qmp_json *ev = NULL;
+	uint64_t icount = 0;
+	pid_t pid = qmp_peer(sock, replies);
+	int st;
+
+	(void)state;
+	assert_int_equal(qmp_connect(sock, NULL, NULL, 5000, &q, &err), 0);
+	assert_int_equal(qmp_execute(q, "cont", NULL, NULL, &err), 0);
+	assert_int_equal(qmp_replay_icount(q, &icount, &err), 0);
+	assert_true(icount == 1000000);
+	assert_int_equal(qmp_take_event(q, "STOP", &ev), 1);
+	assert_string_equal(qmp_json_get_str(ev, "event"), "STOP");
+	qmp_json_free(ev);
+	assert_int_equal(qmp_take_event(q, "STOP", NULL), 0);
+	assert_int_equal(qmp_wait_event(q, "RESUME", 1000, NULL, &err), 0);
+	qmp_close(q);
+	waitpid(pid, &st, 0);
+	rm_rf(dir);
+	free(dir);
+	free(sock);
+}
+
+static void test_qmp_error_answer_carries_qemu_text(void **state)
+{
+	static const char *const replies[] = {
+		"{\"return\": {}}\r\n",
+		"{\"error\": {\"class\": \"GenericError\", \"desc\": \"replay-break: not in replay mode\"}}\r\n",
+		NULL };
+	char *dir = make_tmpdir(), *sock = join(dir, "q.sock"), *err = NULL;
+	struct qmp *q = NULL;
+	pid_t pid = qmp_peer(sock, replies);
+	int st;
+
+	(void)state;
+	assert_int_equal(qmp_connect(sock, NULL, NULL, 5000, &q, &err), 0);
+	assert_int_equal(qmp_execute(q, "replay-break", "{\"icount\": 5}", NULL, &err), REPLAY_E_QEMU);
+	assert_string_equal(err, "QEMU refused replay-break: replay-break: not in replay mode");
+	free(err);
+	err = NULL;
+	/* The peer hangs up: waiting for an event says QEMU went away. */
+	assert_int_equal(qmp_wait_event(q, "STOP", 5000, NULL, &err), REPLAY_E_QEMU);
+	assert_string_equal(err, "QEMU closed the QMP connection");
+	free(err);
+	qmp_close(q);
+	waitpid(pid, &st, 0);
+	rm_rf(dir);
+	free(dir);
+	free(sock);
+}
+
 /* ------------------------------------------------------------ misc */
 
 static void test_registers_parse_qemu_dump(void **state)
@@ -512,6 +612,8 @@ int main(void)
 		cmocka_unit_test(test_mkdir_refuses_non_empty_output),
 		cmocka_unit_test(test_replay_argv_switches_to_replay),
 		cmocka_unit_test(test_replay_argv_refuses_no_rr),
+		cmocka_unit_test(test_qmp_queues_events_met_before_an_answer),
+		cmocka_unit_test(test_qmp_error_answer_carries_qemu_text),
 		cmocka_unit_test(test_registers_parse_qemu_dump),
 		cmocka_unit_test(test_sha256_of_known_texts),
 	};
