@@ -617,6 +617,7 @@ static void choose_windows(struct report *rp)
 	int64_t half;
 	int n = 0, w;
 
+	rp->nwindows = 0;
 	if (rp->events <= rp->detail) {
 		rp->windows[0].lo = rp->first_id;
 		rp->windows[0].hi = rp->last_id;
@@ -635,15 +636,27 @@ static void choose_windows(struct report *rp)
 		rp->nwindows = 1;
 		return;
 	}
-	half = rp->detail / (2 * n);
+	/* One window per distinct culprit, the budget shared between them; a
+	 * window that would pass an end of the trace is shifted inside it. */
 	for (i = 0; i < nf; i++) {
 		int64_t id = rp->findings->findings[i].event_id;
 
-		if (id <= 0)
-			continue;
-		rp->windows[rp->nwindows].lo = id - half > rp->first_id ? id - half : rp->first_id;
-		rp->windows[rp->nwindows].hi = id + half < rp->last_id ? id + half : rp->last_id;
-		rp->nwindows++;
+		for (w = 0; w < rp->nwindows; w++)
+			if (rp->windows[w].lo == id)
+				break;
+		if (id > 0 && w == rp->nwindows)
+			rp->windows[rp->nwindows++].lo = id;
+	}
+	half = rp->detail / (2 * rp->nwindows);
+	for (w = 0; w < rp->nwindows; w++) {
+		int64_t id = rp->windows[w].lo, lo = id - half, hi = id + half - 1;
+
+		if (lo < rp->first_id)
+			hi += rp->first_id - lo, lo = rp->first_id;
+		if (hi > rp->last_id)
+			lo -= hi - rp->last_id, hi = rp->last_id;
+		rp->windows[w].lo = lo > rp->first_id ? lo : rp->first_id;
+		rp->windows[w].hi = hi;
 	}
 	qsort(rp->windows, (size_t)rp->nwindows, sizeof(rp->windows[0]), cmp_window);
 	for (i = 1, w = 0; i < (size_t)rp->nwindows; i++) {
@@ -1238,9 +1251,10 @@ static void write_meta(FILE *f, struct report *rp)
 	put_str(f, outcome ? outcome : "");
 	fputs(",\"started\":", f);
 	put_str(f, rp->rec->started_at ? rp->rec->started_at : db_meta(rp->db, "started_at"));
-	fprintf(f, ",\"krewind\":\"%s\",\"events\":%" PRId64 ",\"icMin\":%" PRIu64 ",\"icMax\":%" PRIu64
-		   ",\"ncpus\":%d,\"hung\":%s",
-		CLI_VERSION, rp->events, rp->ic_min, rp->ic_max, rp->ncpus, rp->findings->hung ? "true" : "false");
+	fprintf(f, ",\"krewind\":\"%s\",\"events\":%" PRId64 ",\"firstId\":%" PRId64 ",\"lastId\":%" PRId64
+		   ",\"icMin\":%" PRIu64 ",\"icMax\":%" PRIu64 ",\"ncpus\":%d,\"hung\":%s",
+		CLI_VERSION, rp->events, rp->first_id, rp->last_id, rp->ic_min, rp->ic_max, rp->ncpus,
+		rp->findings->hung ? "true" : "false");
 	fprintf(f, ",\"detail\":{\"budget\":%" PRId64 ",\"complete\":%s,\"windows\":[", rp->detail,
 		rp->complete ? "true" : "false");
 	for (w = 0; w < rp->nwindows; w++)
