@@ -58,7 +58,7 @@ include bench/bench.mk
 
 all: $(ALL_TARGETS)
 # Nothing is built before the dependencies are in place.
-$(ALL_TARGETS): | $(DEPS_STAMP)
+$(ALL_TARGETS) $(UNIT_TESTS): | $(DEPS_STAMP)
 
 # Dependencies: installed once on a fresh machine, re-checked when the script changes.
 $(DEPS_STAMP): scripts/install-deps.sh
@@ -73,7 +73,7 @@ $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) $(CFLAGS_$(dir $<)) -c $< -o $@
 
-test: all
+test: all $(UNIT_TESTS)
 	@tests/run.sh $(BUILD) $(UNIT_TESTS) -- $(E2E_TESTS)
 
 demo: all
