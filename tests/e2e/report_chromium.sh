@@ -118,7 +118,8 @@ same "an unwritable output: exit 1, one line" "$?:$(wc -l <"$TMP/err")" "1:1"
 page=$rec/report.html
 dom "file://$page#selftest" "$TMP/ebs.dom"
 loads "eoi-before-switch" "$TMP/ebs.dom"
-expect "zoom self-test passed" 'selftest: zoom-in ok, zoom-out ok, pan ok, drawn-items [1-9]' "$TMP/ebs.dom"
+expect "self-test with real events: keys, wheel, drag, hover tooltip" \
+	'selftest: key-zoom-in ok, key-zoom-out ok, wheel-zoom ok, drag-pan ok, key-all ok, tooltip ok, drawn-items [1-9]' "$TMP/ebs.dom"
 same "every finding of check is listed" "$(grep -o 'class="finding ' "$TMP/ebs.dom" | wc -l)" "$nfind"
 expect "the first finding is eoi-before-switch" 'id="finding-1".*eoi-before-switch' "$TMP/ebs.dom"
 expect "its replay command to copy" "<code>krewind replay $rec --to $culprit</code>" "$TMP/ebs.dom"
@@ -152,6 +153,8 @@ if [ -x "$GEN" ]; then
 	dom "file://$TMP/big.html#selftest" "$TMP/big.dom"
 	loads "large trace" "$TMP/big.dom"
 	expect "zoomed out: the overview, said so" 'id="notice">overview' "$TMP/big.dom"
+	expect "large trace: keys, wheel, drag and tooltip work on the overview" \
+		'selftest: key-zoom-in ok, key-zoom-out ok, wheel-zoom ok, drag-pan ok, key-all ok, tooltip (ok|none)' "$TMP/big.dom"
 	big_ic=$("$KREWIND" check "$TMP/big.db" --json | jq '.findings[0].icount')
 	dom "file://$TMP/big.html#zoom=$((big_ic - 500))-$((big_ic + 500))" "$TMP/bigzoom.dom"
 	loads "large trace zoomed" "$TMP/bigzoom.dom"
