@@ -4,7 +4,8 @@
  * QEMU runs with the directory as its working directory and relative file
  * names, so the recording is self-contained. The run ends when the guest
  * exits (isa-debug-exit), resets (triple fault: "panic"), panics, makes no
- * progress for hang_after seconds (neither trace events nor serial output),
+ * progress for hang_after seconds (no serial output, and no trace events but
+ * the interrupt bookkeeping of trace_progress),
  * runs past the timeout, or krewind gets a signal. In the last three cases
  * krewind stops QEMU with QMP "quit", which closes the replay log properly.
  */
@@ -128,18 +129,17 @@ static int64_t file_size(const char *path)
 	return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
 }
 
-static int last_id_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+/*
+ * Forward progress in the trace so far. With a probe, that is events other
+ * than interrupt bookkeeping (trap, iret, eoi, irql): a CPU that only services
+ * the clock while its threads spin on a lock, or wait forever, makes none.
+ * Without a probe the interrupts are all there is, so every event counts.
+ * Sets *total to all events; returns -1 if the trace cannot be read yet.
+ * Reads the per-kind counters, not the events.
+ */
+static int64_t trace_progress(struct db_reader **rd, const char *db_path, int probed, int64_t *total)
 {
-	(void)names;
-	if (ncols > 0 && values[0])
-		*(int64_t *)ctx = strtoll(values[0], NULL, 10);
-	return 0;
-}
-
-/* Number of events in the trace so far (-1 if it cannot be read yet). */
-static int64_t trace_events(struct db_reader **rd, const char *db_path)
-{
-	int64_t n = -1;
+	int64_t counts[DB_KIND_MAX + 1];
 	char *e = NULL;
 
 	if (!*rd && db_reader_open(db_path, rd, &e) < 0) {
@@ -147,11 +147,14 @@ static int64_t trace_events(struct db_reader **rd, const char *db_path)
 		*rd = NULL;
 		return -1;
 	}
-	if (db_sql(*rd, "SELECT id FROM events ORDER BY id DESC LIMIT 1", last_id_row, &n, &e) < 0) {
+	if (db_count_by_kind(*rd, counts, &e) < 0) {
 		free(e);
 		return -1;
 	}
-	return n < 0 ? 0 : n;
+	*total = counts[0];
+	if (!probed)
+		return counts[0];
+	return counts[0] - counts[DB_TRAP] - counts[DB_IRET] - counts[DB_EOI] - counts[DB_IRQL];
 }
 
 static const char *outcome_of_status(int status)
@@ -267,7 +270,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	const char *outcome = NULL;
 	double t0 = now_s(), last_progress_t, timeout = o->timeout_s > 0 ? o->timeout_s : 60;
 	double hang_after = o->hang_after_s > 0 ? o->hang_after_s : 5;
-	int64_t last_events = -1, last_serial = -1;
+	int64_t last_progress = -1, last_serial = -1;
 	uint64_t icount = 0;
 	int rc = 0, status = -1, qemu_ran = 0, interrupted = 0, drawn = 0, krewind_stopped = 0;
 	size_t i;
@@ -463,7 +466,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	while (!interrupted) {
 		struct qmp_json *ev = NULL;
 		double t = now_s();
-		int64_t events, serial;
+		int64_t events = -1, progress, serial;
 
 		if (qemu_proc_poll(qemu, &status) == 1)
 			break;
@@ -482,10 +485,10 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 			break;
 		}
 		qmp_json_free(ev);
-		events = trace_events(&rd, r->db_path);
+		progress = trace_progress(&rd, r->db_path, o->probe != NULL, &events);
 		serial = file_size(r->serial_log);
-		if (events != last_events || serial != last_serial) {
-			last_events = events;
+		if (progress != last_progress || serial != last_serial) {
+			last_progress = progress;
 			last_serial = serial;
 			last_progress_t = t;
 		}
@@ -497,7 +500,8 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		}
 		if (t - last_progress_t >= hang_after) {
 			outcome = "hang";
-			if (asprintf(&r->outcome_detail, "no new trace events or serial output for %.0f s", hang_after) < 0)
+			if (asprintf(&r->outcome_detail, "no progress for %.0f s: no serial output, no trace events%s",
+				     hang_after, o->probe ? " besides interrupts" : "") < 0)
 				r->outcome_detail = NULL;
 			break;
 		}

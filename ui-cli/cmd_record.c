@@ -19,9 +19,10 @@ static const char description[] =
 	"(icount, replay log, a snapshot at start) and writes one recording directory:\n"
 	"trace.db, replay.bin, snap.qcow2, kernel.elf, serial.log, manifest.json.\n"
 	"--scenario boots krewind's own kernel with its probe file. The run ends when the\n"
-	"guest exits, resets, makes no progress for --hang-after seconds (no trace\n"
-	"events, no serial output), or after --timeout seconds; the outcome is kept in\n"
-	"the manifest and the trace. Exit 0 whenever a recording was made.\n"
+	"guest exits, resets, makes no progress for --hang-after seconds (no serial\n"
+	"output, no trace events besides interrupts when probed), or after --timeout\n"
+	"seconds; the outcome is kept in the manifest and the trace. Exit 0 whenever a\n"
+	"recording was made.\n"
 	"Environment: KREWIND_PLUGIN, KREWIND_KERNEL, KREWIND_QEMU, KREWIND_TRACES.";
 
 enum { OPT_SCENARIO = 1, OPT_KERNEL, OPT_SYMBOLS, OPT_PROBE, OPT_APPEND, OPT_OUT, OPT_TIMEOUT, OPT_HANG, OPT_NORR,
