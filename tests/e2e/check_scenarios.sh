@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The whole product on every scenario of the kernel under test: krewind record
+# (QEMU record/replay + plugin), krewind check names the scenario's bug (and
+# nothing on clean), and krewind verify replays the recording deterministically.
+# Two scenarios run at a time; hangs are called after 4 s without progress.
+. "$(dirname "$0")/lib.sh"
+
+KREWIND=$BUILD/krewind
+export KREWIND_TRACES=$TMP/traces
+
+# scenario  expected exit of check  finding kinds that must be there (error severity)
+expectations=(
+	"clean                0"
+	"eoi-before-switch    1 eoi-before-switch"
+	"missing-eoi          1 hang missing-eoi"
+	"global-irql          1 irql-leak-across-switch"
+	"lock-order           1 lock-order"
+	"lock-order-deadlock  1 hang lock-order"
+	"spinlock-high-irql   1 hang irq-unsafe-lock"
+	"irql-lower-raise     1 irql-lower-raises irql-raise-lowers"
+	"recursive-spinlock   1 hang recursive-spinlock"
+)
+
+# run_scenario NAME: record, check and verify; results in $TMP/NAME.*
+run_scenario() {
+	local s=$1 rec=$TMP/rec-$1
+	"$KREWIND" record --scenario "$s" -o "$rec" --hang-after 4 --timeout 60 -q >"$TMP/$s.record" 2>&1
+	echo $? >"$TMP/$s.record.rc"
+	"$KREWIND" check "$rec" --json >"$TMP/$s.check" 2>"$TMP/$s.check.err"
+	echo $? >"$TMP/$s.check.rc"
+	"$KREWIND" verify "$rec" >"$TMP/$s.verify" 2>&1
+	echo $? >"$TMP/$s.verify.rc"
+}
+
+pids=()
+for line in "${expectations[@]}"; do
+	set -- $line
+	run_scenario "$1" &
+	pids+=($!)
+	if [ ${#pids[@]} -ge 2 ]; then
+		wait "${pids[0]}"
+		pids=("${pids[@]:1}")
+	fi
+done
+wait
+
+for line in "${expectations[@]}"; do
+	set -- $line
+	s=$1 want_rc=$2
+	shift 2
+	if [ "$(cat "$TMP/$s.record.rc")" != 0 ]; then
+		not_ok "$s: recorded" "$(tail -n 3 "$TMP/$s.record")"
+		continue
+	fi
+	ok "$s: recorded ($(head -n 1 "$TMP/$s.record" | sed 's/^recorded [^:]*: //'))"
+	rc=$(cat "$TMP/$s.check.rc")
+	errors=$(jq -r '.findings[] | select(.severity == "error") | .kind' "$TMP/$s.check" 2>/dev/null | sort -u | tr '\n' ' ')
+	if [ "$rc" = "$want_rc" ]; then
+		ok "$s: check exits $want_rc"
+	else
+		not_ok "$s: check exits $want_rc" "exit $rc; errors: $errors $(head -c 300 "$TMP/$s.check.err")"
+	fi
+	for kind in "$@"; do
+		if [[ " $errors " == *" $kind "* ]]; then
+			ok "$s: check finds $kind"
+		else
+			not_ok "$s: check finds $kind" "error findings: ${errors:-none}"
+		fi
+	done
+	if [ "$s" = clean ]; then
+		n=$(jq '.findings | length' "$TMP/$s.check" 2>/dev/null)
+		if [ "$n" = 0 ]; then ok "clean: no findings at all"; else not_ok "clean: no findings at all" "$n findings: $errors"; fi
+	fi
+	if [ "$(cat "$TMP/$s.verify.rc")" = 0 ] && grep -q 'deterministic' "$TMP/$s.verify"; then
+		ok "$s: verify replays it deterministically"
+	else
+		not_ok "$s: verify replays it deterministically" "$(tail -n 4 "$TMP/$s.verify" | tr '\n' ' ')"
+	fi
+done
+
+# check names the culprit event of eoi-before-switch: the switch right after
+# the EOI, inside the still-open timer interrupt.
+rec=$TMP/rec-eoi-before-switch
+ev=$(jq -r '[.findings[] | select(.kind == "eoi-before-switch")][0].event' "$TMP/eoi-before-switch.check" 2>/dev/null)
+kind=$("$KREWIND" sql "$rec" "SELECT kind FROM events WHERE id = ${ev:-0}" 2>/dev/null | tail -n 1 | tr -d ' ')
+if [ "$kind" = switch ]; then ok "eoi-before-switch: the culprit is a switch event"; else not_ok "eoi-before-switch: the culprit is a switch event" "event ${ev:-?} is ${kind:-nothing}"; fi
+prev=$("$KREWIND" sql "$rec" "SELECT kind FROM events WHERE id < ${ev:-0} AND kind IN ('eoi','trap','iret') ORDER BY id DESC LIMIT 1" 2>/dev/null | tail -n 1 | tr -d ' ')
+if [ "$prev" = eoi ]; then ok "eoi-before-switch: an EOI and no iret precede it"; else not_ok "eoi-before-switch: an EOI and no iret precede it" "last interrupt event before it: ${prev:-none}"; fi
+
+done_testing
