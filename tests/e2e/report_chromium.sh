@@ -37,7 +37,8 @@ dom() {
 	local profile
 	profile=$(mktemp -d "$TMP/chromium.XXXXXX")
 	timeout -s KILL 90 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-		--disable-background-networking --disable-component-update --disable-sync --user-data-dir="$profile" \
+		--disable-background-networking --disable-component-update --disable-sync --disable-dev-shm-usage \
+		--user-data-dir="$profile" \
 		--enable-logging=stderr --v=0 --window-size=1400,900 --virtual-time-budget=5000 --dump-dom "$1" \
 		>"$2" 2>"$2.err" </dev/null
 }
