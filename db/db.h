@@ -42,7 +42,7 @@ enum db_kind {
 	DB_LOCK_REL = 6,  /* spinlock release: obj=lock addr, a=IRQL */
 	DB_WAIT = 7,      /* wait on a dispatcher object begins: obj=object addr, a=IRQL, b=timeout */
 	DB_WAIT_END = 8,  /* the wait returned: obj=object addr, a=status */
-	DB_MUTEX_ACQ = 9, /* mutex acquired (owned): obj=mutex addr, a=IRQL */
+	DB_MUTEX_ACQ = 9, /* mutex acquired (owned): obj=mutex addr, a=IRQL, b=owner thread (0 unknown) */
 	DB_MUTEX_REL = 10, /* mutex released: obj=mutex addr, a=IRQL */
 	DB_SIGNAL = 11,   /* dispatcher object signalled (event set, semaphore released): obj */
 	DB_SWITCH = 12,   /* context switch: thread=old thread addr, a=old thread, b=new thread */

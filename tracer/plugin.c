@@ -501,7 +501,7 @@ static void emit(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint64_t
 		v->thread = (uint64_t)val[1];
 		break;
 	case PROBE_MUTEX_ACQUIRE:
-		push(vcpu, DB_MUTEX_ACQ, ic, pc, thread, (uint64_t)val[0], lvl, 0, NULL);
+		push(vcpu, DB_MUTEX_ACQ, ic, pc, thread, (uint64_t)val[0], lvl, val[1], NULL);
 		break;
 	case PROBE_MUTEX_RELEASE:
 		push(vcpu, DB_MUTEX_REL, ic, pc, thread, (uint64_t)val[0], lvl, 0, NULL);

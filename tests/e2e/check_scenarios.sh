@@ -2,6 +2,7 @@
 # The whole product on every scenario of the kernel under test: krewind record
 # (QEMU record/replay + plugin), krewind check names the scenario's bug (and
 # nothing on clean), and krewind verify replays the recording deterministically.
+# bisect, asking the guest, must land on the culprit check names.
 # Two scenarios run at a time; hangs are called after 4 s without progress.
 . "$(dirname "$0")/lib.sh"
 
@@ -86,5 +87,19 @@ kind=$("$KREWIND" sql "$rec" "SELECT kind FROM events WHERE id = ${ev:-0}" 2>/de
 if [ "$kind" = switch ]; then ok "eoi-before-switch: the culprit is a switch event"; else not_ok "eoi-before-switch: the culprit is a switch event" "event ${ev:-?} is ${kind:-nothing}"; fi
 prev=$("$KREWIND" sql "$rec" "SELECT kind FROM events WHERE id < ${ev:-0} AND kind IN ('eoi','trap','iret') ORDER BY id DESC LIMIT 1" 2>/dev/null | tail -n 1 | tr -d ' ')
 if [ "$prev" = eoi ]; then ok "eoi-before-switch: an EOI and no iret precede it"; else not_ok "eoi-before-switch: an EOI and no iret precede it" "last interrupt event before it: ${prev:-none}"; fi
+
+
+# bisect, asking the guest itself (CR8 through gdb at each replayed switch),
+# finds the same culprit that check names: the first switch at interrupt level.
+"$KREWIND" bisect "$rec" --until 'gdb:$cr8 > 2' --kind switch --json >"$TMP/bisect.json" 2>"$TMP/bisect.err"
+rc=$?
+first=$(jq -r '.first_bad.event' "$TMP/bisect.json" 2>/dev/null)
+if [ "$rc" = 0 ] && [ "$first" = "$ev" ]; then
+	ok "bisect by guest CR8 finds check's culprit (event $ev)"
+else
+	not_ok "bisect by guest CR8 finds check's culprit (event $ev)" "exit $rc, first bad ${first:-none}: $(head -c 300 "$TMP/bisect.err")"
+fi
+last=$(jq -r '.last_good.event' "$TMP/bisect.json" 2>/dev/null)
+if [ -n "$last" ] && [ "$last" != null ] && [ "$last" -lt "${ev:-0}" ]; then ok "bisect names a last good event before it"; else not_ok "bisect names a last good event before it" "last good: ${last:-none}"; fi
 
 done_testing

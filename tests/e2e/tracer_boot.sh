@@ -65,6 +65,9 @@ check "serial lines recorded as markers" [ "$line" = "selftest: $passed passed, 
 n=$(q "$db" "SELECT count(*) FROM events WHERE kind='wait'")
 m=$(q "$db" "SELECT count(*) FROM events WHERE kind='wait_end'")
 check "waits end ($n waits, $m ends, through KiWait's tail call)" [ "$n" -gt 0 ] && [ "$n" -eq "$m" ]
+n=$(q "$db" "SELECT count(*) FROM events WHERE kind='mutex_acq' AND (b IS NULL OR b=0)")
+m=$(q "$db" "SELECT count(*) FROM events WHERE kind='mutex_acq' AND b<>thread")
+check "mutex_acq names its owner (KiSatisfyMutexWait rsi), also when granted to a waiter ($m)" [ "$n" -eq 0 ] && [ "$m" -gt 0 ]
 n=$(q "$db" "SELECT count(*) FROM events WHERE kind='lock_init' AND a=0")
 check "lock_init has the caller's return address" [ "$n" -eq 0 ] && [ "$(q "$db" "SELECT count(*) FROM events WHERE kind='lock_init'")" -gt 0 ]
 n=$(q "$db" "SELECT count(*) FROM events WHERE icount < (SELECT max(icount) FROM events e2 WHERE e2.vcpu=events.vcpu AND e2.id<events.id)")
