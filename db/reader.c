@@ -408,11 +408,13 @@ static void load_symbols(struct db_reader *r)
 
 	if (r->syms_loaded || prepare(r, "SELECT addr, size, name FROM symbols", &st, NULL) != DB_OK)
 		return;
-	while (sqlite3_step(st) == SQLITE_ROW)
-		if (db_symtab_add(&r->syms, (uint64_t)sqlite3_column_int64(st, 0),
-				  (uint64_t)sqlite3_column_int64(st, 1),
-				  (const char *)sqlite3_column_text(st, 2)) != DB_OK)
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		/* NULL despite NOT NULL: a damaged row (found by fuzzing); skip it. */
+		const char *name = (const char *)sqlite3_column_text(st, 2);
+		if (name && db_symtab_add(&r->syms, (uint64_t)sqlite3_column_int64(st, 0),
+					  (uint64_t)sqlite3_column_int64(st, 1), name) != DB_OK)
 			break;
+	}
 	sqlite3_finalize(st);
 	r->syms_loaded = 1;
 }
