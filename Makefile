@@ -55,6 +55,7 @@ include replay/replay.mk
 include ui-cli/cli.mk
 include tests/tests.mk
 include bench/bench.mk
+include tests/fuzz/fuzz.mk
 
 all: $(ALL_TARGETS)
 # Nothing is built before the dependencies are in place.
