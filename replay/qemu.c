@@ -11,17 +11,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "replay/replay.h"
+#include "replay/internal.h"
 
 struct qemu_guard {
 	int fd;
@@ -35,20 +33,6 @@ struct qemu_proc {
 	int exited;
 	int status;
 };
-
-static int set_err(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int set_err(char **err, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && !*err) {
-		va_start(ap, fmt);
-		if (vasprintf(err, fmt, ap) < 0)
-			*err = NULL;
-		va_end(ap);
-	}
-	return code;
-}
 
 static void guarded_set(sigset_t *s)
 {
@@ -65,18 +49,18 @@ int qemu_guard_begin(struct qemu_guard **out, char **err)
 	sigset_t set;
 
 	if (!g)
-		return set_err(err, REPLAY_E_NOMEM, "out of memory");
+		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 	guarded_set(&set);
 	if (sigprocmask(SIG_BLOCK, &set, &g->old) < 0) {
 		free(g);
-		return set_err(err, REPLAY_E_IO, "sigprocmask: %s", strerror(errno));
+		return replay_set_err(err, REPLAY_E_IO, "sigprocmask: %s", strerror(errno));
 	}
 	g->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (g->fd < 0) {
 		int e = errno;
 		sigprocmask(SIG_SETMASK, &g->old, NULL);
 		free(g);
-		return set_err(err, REPLAY_E_IO, "signalfd: %s", strerror(e));
+		return replay_set_err(err, REPLAY_E_IO, "signalfd: %s", strerror(e));
 	}
 	*out = g;
 	return 0;
@@ -142,11 +126,11 @@ int qemu_spawn(char *const argv[], const struct qemu_spawn_opts *o, struct qemu_
 		o = &defaults;
 	p = calloc(1, sizeof(*p));
 	if (!p)
-		return set_err(err, REPLAY_E_NOMEM, "out of memory");
+		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 	/* The pipe tells the parent whether exec worked (CLOEXEC: EOF = ok). */
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		free(p);
-		return set_err(err, REPLAY_E_IO, "pipe: %s", strerror(errno));
+		return replay_set_err(err, REPLAY_E_IO, "pipe: %s", strerror(errno));
 	}
 	p->own_group = o->own_group;
 	p->pid = fork();
@@ -155,7 +139,7 @@ int qemu_spawn(char *const argv[], const struct qemu_spawn_opts *o, struct qemu_
 		close(pipefd[0]);
 		close(pipefd[1]);
 		free(p);
-		return set_err(err, REPLAY_E_QEMU, "fork: %s", strerror(e));
+		return replay_set_err(err, REPLAY_E_QEMU, "fork: %s", strerror(e));
 	}
 	if (p->pid == 0) {
 		sigset_t none;
@@ -196,7 +180,7 @@ int qemu_spawn(char *const argv[], const struct qemu_spawn_opts *o, struct qemu_
 	if (n == (ssize_t)sizeof(child_errno)) {
 		waitpid(p->pid, NULL, 0);
 		free(p);
-		return set_err(err, REPLAY_E_QEMU, "cannot run %s: %s", argv[0], strerror(child_errno));
+		return replay_set_err(err, REPLAY_E_QEMU, "cannot run %s: %s", argv[0], strerror(child_errno));
 	}
 	*out = p;
 	return 0;
@@ -239,16 +223,9 @@ int qemu_proc_poll(struct qemu_proc *p, int *status)
 	return 1;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int qemu_proc_wait(struct qemu_proc *p, struct qemu_guard *g, int timeout_ms, int *status)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : replay_now_ms() + timeout_ms;
 	int r;
 
 	for (;;) {
@@ -261,7 +238,7 @@ int qemu_proc_wait(struct qemu_proc *p, struct qemu_guard *g, int timeout_ms, in
 		if (qemu_guard_pending(g))
 			return REPLAY_E_INTERRUPTED;
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - replay_now_ms();
 			if (left <= 0)
 				return REPLAY_E_TIMEOUT;
 			if (left < wait)

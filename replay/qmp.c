@@ -8,16 +8,14 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "replay/replay.h"
+#include "replay/internal.h"
 
 struct event_node {
 	struct qmp_json *ev;
@@ -32,27 +30,6 @@ struct qmp {
 	int closed;
 	int timeout_ms;        /* for command answers; -1: wait forever */
 };
-
-static int set_err(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int set_err(char **err, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && !*err) {
-		va_start(ap, fmt);
-		if (vasprintf(err, fmt, ap) < 0)
-			*err = NULL;
-		va_end(ap);
-	}
-	return code;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Takes one complete line from the input buffer, parsed. 1 if one was there. */
 static int take_line(struct qmp *q, struct qmp_json **msg, char **err)
@@ -71,7 +48,7 @@ static int take_line(struct qmp *q, struct qmp_json **msg, char **err)
 		return rc;
 	if ((*msg)->type != QMP_JSON_OBJECT) {
 		qmp_json_free(*msg);
-		return set_err(err, REPLAY_E_FORMAT, "QMP message is not an object");
+		return replay_set_err(err, REPLAY_E_FORMAT, "QMP message is not an object");
 	}
 	return 1;
 }
@@ -85,12 +62,12 @@ static int fill(struct qmp *q, int timeout_ms, char **err)
 	int r;
 
 	if (q->closed)
-		return set_err(err, REPLAY_E_QEMU, "QEMU closed the QMP connection");
+		return replay_set_err(err, REPLAY_E_QEMU, "QEMU closed the QMP connection");
 	r = poll(pfd, pfd[1].fd >= 0 ? 2 : 1, timeout_ms);
 	if (r < 0 && errno != EINTR)
-		return set_err(err, REPLAY_E_IO, "poll: %s", strerror(errno));
+		return replay_set_err(err, REPLAY_E_IO, "poll: %s", strerror(errno));
 	if (qemu_guard_pending(q->guard))
-		return set_err(err, REPLAY_E_INTERRUPTED, "interrupted");
+		return replay_set_err(err, REPLAY_E_INTERRUPTED, "interrupted");
 	if (r <= 0 || !(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 		return 0;
 	n = read(q->fd, buf, sizeof(buf));
@@ -98,10 +75,10 @@ static int fill(struct qmp *q, int timeout_ms, char **err)
 		return 0;
 	if (n <= 0) {
 		q->closed = 1;
-		return set_err(err, REPLAY_E_QEMU, "QEMU closed the QMP connection");
+		return replay_set_err(err, REPLAY_E_QEMU, "QEMU closed the QMP connection");
 	}
 	qmp_buf_add(&q->in, buf, (size_t)n);
-	return q->in.oom ? set_err(err, REPLAY_E_NOMEM, "out of memory") : 0;
+	return q->in.oom ? replay_set_err(err, REPLAY_E_NOMEM, "out of memory") : 0;
 }
 
 static void queue_event(struct qmp *q, struct qmp_json *ev)
@@ -123,7 +100,7 @@ static void queue_event(struct qmp *q, struct qmp_json *ev)
 /* Next message that is not an event (events are queued). */
 static int read_reply(struct qmp *q, int timeout_ms, struct qmp_json **msg, char **err)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : replay_now_ms() + timeout_ms;
 	int rc;
 
 	for (;;) {
@@ -141,9 +118,9 @@ static int read_reply(struct qmp *q, int timeout_ms, struct qmp_json **msg, char
 		if (rc < 0)
 			return rc;
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - replay_now_ms();
 			if (left <= 0)
-				return set_err(err, REPLAY_E_TIMEOUT, "QEMU did not answer on QMP");
+				return replay_set_err(err, REPLAY_E_TIMEOUT, "QEMU did not answer on QMP");
 			wait = left < wait ? (int)left : wait;
 		}
 		if ((rc = fill(q, wait, err)) < 0)
@@ -158,7 +135,7 @@ static int send_text(struct qmp *q, const char *s, size_t n, char **err)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			return set_err(err, REPLAY_E_QEMU, "QMP write: %s", strerror(errno));
+			return replay_set_err(err, REPLAY_E_QEMU, "QMP write: %s", strerror(errno));
 		}
 		s += w;
 		n -= (size_t)w;
@@ -179,7 +156,7 @@ int qmp_execute(struct qmp *q, const char *command, const char *args, struct qmp
 		qmp_buf_printf(&b, ",\"arguments\":%s", args);
 	qmp_buf_add(&b, "}\n", sizeof("}\n") - 1);
 	if (b.oom) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
 	}
 	if ((rc = send_text(q, b.buf, b.len, err)) < 0)
@@ -188,11 +165,11 @@ int qmp_execute(struct qmp *q, const char *command, const char *args, struct qmp
 		goto out;
 	if ((e = qmp_json_get(m, "error"))) {
 		const char *desc = qmp_json_get_str(e, "desc");
-		rc = set_err(err, REPLAY_E_QEMU, "QEMU refused %s: %s", command, desc ? desc : "(no description)");
+		rc = replay_set_err(err, REPLAY_E_QEMU, "QEMU refused %s: %s", command, desc ? desc : "(no description)");
 		goto out;
 	}
 	if (!qmp_json_get(m, "return")) {
-		rc = set_err(err, REPLAY_E_FORMAT, "QMP answer without return or error");
+		rc = replay_set_err(err, REPLAY_E_FORMAT, "QMP answer without return or error");
 		goto out;
 	}
 	if (ret) {
@@ -221,7 +198,7 @@ int qmp_hmp(struct qmp *q, const char *cmdline, char **out, char **err)
 	qmp_buf_add(&a, "}", sizeof("}") - 1);
 	if (a.oom) {
 		free(a.buf);
-		return set_err(err, REPLAY_E_NOMEM, "out of memory");
+		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 	}
 	rc = qmp_execute(q, "human-monitor-command", a.buf, &r, err);
 	free(a.buf);
@@ -229,7 +206,7 @@ int qmp_hmp(struct qmp *q, const char *cmdline, char **out, char **err)
 		return rc;
 	if (r->type != QMP_JSON_STRING) {
 		qmp_json_free(r);
-		return set_err(err, REPLAY_E_FORMAT, "HMP answer is not a string");
+		return replay_set_err(err, REPLAY_E_FORMAT, "HMP answer is not a string");
 	}
 	*out = r->str;
 	r->str = NULL;
@@ -282,7 +259,7 @@ static int drain_lines(struct qmp *q, char **err)
 
 int qmp_wait_event(struct qmp *q, const char *name, int timeout_ms, struct qmp_json **ev, char **err)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : replay_now_ms() + timeout_ms;
 	int rc;
 
 	for (;;) {
@@ -293,9 +270,9 @@ int qmp_wait_event(struct qmp *q, const char *name, int timeout_ms, struct qmp_j
 		if (match_queued(q, name, ev, 1))
 			return 0;
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - replay_now_ms();
 			if (left <= 0)
-				return set_err(err, REPLAY_E_TIMEOUT, "timed out waiting for QMP event %s",
+				return replay_set_err(err, REPLAY_E_TIMEOUT, "timed out waiting for QMP event %s",
 					       name ? name : "(any)");
 			wait = left < wait ? (int)left : wait;
 		}
@@ -320,7 +297,7 @@ int qmp_replay_icount(struct qmp *q, uint64_t *icount, char **err)
 	if (rc < 0)
 		return rc;
 	if (qmp_json_get_u64(r, "icount", icount) < 0)
-		rc = set_err(err, REPLAY_E_FORMAT, "query-replay without icount");
+		rc = replay_set_err(err, REPLAY_E_FORMAT, "query-replay without icount");
 	qmp_json_free(r);
 	return rc;
 }
@@ -329,23 +306,23 @@ int qmp_connect(const char *path, struct qemu_proc *proc, struct qemu_guard *g, 
 		char **err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = replay_now_ms() + timeout_ms;
 	struct qmp *q;
 	struct qmp_json *greeting = NULL;
 	int rc, status;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return set_err(err, REPLAY_E_ARG, "socket path too long: %s", path);
+		return replay_set_err(err, REPLAY_E_ARG, "socket path too long: %s", path);
 	strcpy(sa.sun_path, path);
 	q = calloc(1, sizeof(*q));
 	if (!q)
-		return set_err(err, REPLAY_E_NOMEM, "out of memory");
+		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 	q->guard = g;
 	q->timeout_ms = -1;
 	for (;;) {
 		q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (q->fd < 0) {
-			rc = set_err(err, REPLAY_E_IO, "socket: %s", strerror(errno));
+			rc = replay_set_err(err, REPLAY_E_IO, "socket: %s", strerror(errno));
 			goto fail;
 		}
 		if (connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
@@ -353,15 +330,15 @@ int qmp_connect(const char *path, struct qemu_proc *proc, struct qemu_guard *g, 
 		close(q->fd);
 		q->fd = -1;
 		if (proc && qemu_proc_poll(proc, &status) == 1) {
-			rc = set_err(err, REPLAY_E_QEMU, "QEMU exited with status %d before QMP was up", status);
+			rc = replay_set_err(err, REPLAY_E_QEMU, "QEMU exited with status %d before QMP was up", status);
 			goto fail;
 		}
 		if (qemu_guard_pending(g)) {
-			rc = set_err(err, REPLAY_E_INTERRUPTED, "interrupted");
+			rc = replay_set_err(err, REPLAY_E_INTERRUPTED, "interrupted");
 			goto fail;
 		}
-		if (now_ms() > deadline) {
-			rc = set_err(err, REPLAY_E_TIMEOUT, "no QMP socket at %s", path);
+		if (replay_now_ms() > deadline) {
+			rc = replay_set_err(err, REPLAY_E_TIMEOUT, "no QMP socket at %s", path);
 			goto fail;
 		}
 		poll(NULL, 0, 10);
@@ -369,7 +346,7 @@ int qmp_connect(const char *path, struct qemu_proc *proc, struct qemu_guard *g, 
 	if ((rc = read_reply(q, timeout_ms, &greeting, err)) < 0)
 		goto fail;
 	if (!qmp_json_get(greeting, "QMP")) {
-		rc = set_err(err, REPLAY_E_FORMAT, "no QMP greeting");
+		rc = replay_set_err(err, REPLAY_E_FORMAT, "no QMP greeting");
 		goto fail;
 	}
 	qmp_json_free(greeting);

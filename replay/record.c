@@ -21,21 +21,7 @@
 #include <unistd.h>
 
 #include "db/db.h"
-#include "replay/replay.h"
-
-static int set_err(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int set_err(char **err, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && !*err) {
-		va_start(ap, fmt);
-		if (vasprintf(err, fmt, ap) < 0)
-			*err = NULL;
-		va_end(ap);
-	}
-	return code;
-}
+#include "replay/internal.h"
 
 static double now_s(void)
 {
@@ -51,30 +37,24 @@ int replay_copy_file(const char *from, const char *to, char **err)
 	ssize_t n;
 
 	if (in < 0)
-		return set_err(err, REPLAY_E_IO, "cannot read %s: %s", from, strerror(errno));
+		return replay_set_err(err, REPLAY_E_IO, "cannot read %s: %s", from, strerror(errno));
 	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (out < 0) {
-		rc = set_err(err, REPLAY_E_IO, "cannot create %s: %s", to, strerror(errno));
+		rc = replay_set_err(err, REPLAY_E_IO, "cannot create %s: %s", to, strerror(errno));
 		goto out;
 	}
 	while ((n = read(in, buf, sizeof(buf))) > 0)
 		if (write(out, buf, (size_t)n) != n) {
-			rc = set_err(err, REPLAY_E_IO, "cannot write %s: %s", to, strerror(errno));
+			rc = replay_set_err(err, REPLAY_E_IO, "cannot write %s: %s", to, strerror(errno));
 			goto out;
 		}
 	if (n < 0)
-		rc = set_err(err, REPLAY_E_IO, "cannot read %s: %s", from, strerror(errno));
+		rc = replay_set_err(err, REPLAY_E_IO, "cannot read %s: %s", from, strerror(errno));
 out:
 	close(in);
 	if (out >= 0 && close(out) < 0 && rc == 0)
-		rc = set_err(err, REPLAY_E_IO, "cannot write %s: %s", to, strerror(errno));
+		rc = replay_set_err(err, REPLAY_E_IO, "cannot write %s: %s", to, strerror(errno));
 	return rc;
-}
-
-static char *path_in(const char *dir, const char *file)
-{
-	char *s;
-	return asprintf(&s, "%s/%s", dir, file) < 0 ? NULL : s;
 }
 
 /* argv builder */
@@ -229,7 +209,7 @@ static void rmdir_recording(const char *dir)
 	size_t i;
 
 	for (i = 0; files[i]; i++) {
-		char *p = path_in(dir, files[i]);
+		char *p = replay_path_join(dir, files[i]);
 		if (p)
 			unlink(p);
 		free(p);
@@ -240,7 +220,7 @@ static void rmdir_recording(const char *dir)
 /* The last line of the QEMU log that says something (for error messages). */
 static char *qemu_log_tail(const char *dir)
 {
-	char *p = path_in(dir, "qemu.log"), line[512], *last = NULL;
+	char *p = replay_path_join(dir, "qemu.log"), line[512], *last = NULL;
 	FILE *f = p ? fopen(p, "r") : NULL;
 
 	free(p);
@@ -276,15 +256,15 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	size_t i;
 
 	if (!o->kernel)
-		return set_err(err, REPLAY_E_ARG, "no kernel given");
+		return replay_set_err(err, REPLAY_E_ARG, "no kernel given");
 	if (access(o->kernel, R_OK) < 0)
-		return set_err(err, REPLAY_E_IO, "cannot read kernel %s: %s", o->kernel, strerror(errno));
+		return replay_set_err(err, REPLAY_E_IO, "cannot read kernel %s: %s", o->kernel, strerror(errno));
 	if (o->symbols && access(o->symbols, R_OK) < 0)
-		return set_err(err, REPLAY_E_IO, "cannot read symbols %s: %s", o->symbols, strerror(errno));
+		return replay_set_err(err, REPLAY_E_IO, "cannot read symbols %s: %s", o->symbols, strerror(errno));
 	if (o->probe && access(o->probe, R_OK) < 0)
-		return set_err(err, REPLAY_E_IO, "cannot read probe %s: %s", o->probe, strerror(errno));
+		return replay_set_err(err, REPLAY_E_IO, "cannot read probe %s: %s", o->probe, strerror(errno));
 	if (o->plugin && access(o->plugin, R_OK) < 0)
-		return set_err(err, REPLAY_E_IO, "cannot read the plugin %s: %s", o->plugin, strerror(errno));
+		return replay_set_err(err, REPLAY_E_IO, "cannot read the plugin %s: %s", o->plugin, strerror(errno));
 	if (!traces)
 		traces = getenv("KREWIND_TRACES");
 	if (!traces || !*traces)
@@ -300,28 +280,28 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 			*strchr(name, '.') = 0;
 	}
 	if (!name)
-		return set_err(err, REPLAY_E_NOMEM, "out of memory");
+		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 	if ((rc = replay_recording_mkdir(o->out_dir, traces, name, &dir, err)) < 0)
 		goto out;
 
 	r = replay_recording_new();
 	if (!r) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
 	}
 	r->dir = strdup(dir);
 	r->name = strdup(strrchr(dir, '/') + 1);
-	r->db_path = path_in(dir, "trace.db");
-	r->kernel = path_in(dir, "kernel.elf");
+	r->db_path = replay_path_join(dir, "trace.db");
+	r->kernel = replay_path_join(dir, "kernel.elf");
 	r->kernel_source = realpath(o->kernel, NULL);
-	r->serial_log = path_in(dir, "serial.log");
+	r->serial_log = replay_path_join(dir, "serial.log");
 	r->scenario = o->scenario ? strdup(o->scenario) : NULL;
 	r->krewind_version = strdup(REPLAY_KREWIND_VERSION);
 	r->qemu_version = qemu_version(qemu_binary());
-	qlog = path_in(dir, "qemu.log");
+	qlog = replay_path_join(dir, "qemu.log");
 	if (!r->dir || !r->name || !r->db_path || !r->kernel || !r->kernel_source || !r->serial_log || !qlog ||
 	    !r->krewind_version) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
 	}
 	{
@@ -337,14 +317,14 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	if (replay_sha256_file(r->kernel, sha) == 0)
 		r->kernel_sha256 = strdup(sha);
 	if (o->symbols) {
-		r->symbols = path_in(dir, "symbols.elf");
+		r->symbols = replay_path_join(dir, "symbols.elf");
 		if (!r->symbols || (rc = replay_copy_file(o->symbols, r->symbols, err)) < 0)
 			goto out;
 	} else {
 		r->symbols = strdup(r->kernel);
 	}
 	if (o->probe) {
-		r->probe = path_in(dir, "probe");
+		r->probe = replay_path_join(dir, "probe");
 		if (!r->probe || (rc = replay_copy_file(o->probe, r->probe, err)) < 0)
 			goto out;
 	}
@@ -355,7 +335,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	else if (o->append)
 		append = strdup(o->append), rc = append ? 0 : -1;
 	if (rc < 0) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
 	}
 	rc = 0;
@@ -370,11 +350,11 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		rc = qemu_proc_wait(img, o->guard, 30000, &status);
 		qemu_proc_free(img);
 		if (rc < 0 || status != 0) {
-			rc = set_err(err, rc < 0 ? rc : REPLAY_E_QEMU, "qemu-img create failed (see %s)", qlog);
+			rc = replay_set_err(err, rc < 0 ? rc : REPLAY_E_QEMU, "qemu-img create failed (see %s)", qlog);
 			goto out;
 		}
-		r->snapshot_image = path_in(dir, "snap.qcow2");
-		r->replay_log = path_in(dir, "replay.bin");
+		r->snapshot_image = replay_path_join(dir, "snap.qcow2");
+		r->replay_log = replay_path_join(dir, "replay.bin");
 	}
 
 	/* The recorded command line: relative names, run in dir. */
@@ -417,25 +397,25 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		add(&a, o->extra_args[i]);
 	r->qemu_args = calloc(a.n + 1, sizeof(char *));
 	if (!r->qemu_args || a.oom) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
 	}
 	for (i = 0; i < a.n; i++)
 		if (!(r->qemu_args[r->n_qemu_args++] = strdup(a.v[i]))) {
-			rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+			rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 			goto out;
 		}
 
 	/* Runtime only: the QMP socket. */
 	if (!(sock_dir = mkdtemp(tmpl))) {
-		rc = set_err(err, REPLAY_E_IO, "mkdtemp: %s", strerror(errno));
+		rc = replay_set_err(err, REPLAY_E_IO, "mkdtemp: %s", strerror(errno));
 		goto out;
 	}
-	sock = path_in(sock_dir, "qmp.sock");
+	sock = replay_path_join(sock_dir, "qmp.sock");
 	add(&a, "-qmp");
 	addf(&a, "unix:%s,server=on,wait=off", sock ? sock : "");
 	if (!sock || a.oom) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
 	}
 	{
@@ -454,7 +434,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		if (qemu_proc_wait(qemu, NULL, 2000, &status) == 0 && tail) {
 			free(*err);
 			*err = NULL;
-			rc = set_err(err, REPLAY_E_QEMU, "QEMU failed: %s", tail);
+			rc = replay_set_err(err, REPLAY_E_QEMU, "QEMU failed: %s", tail);
 		}
 		free(tail);
 		r->exit_status = status;
@@ -585,11 +565,11 @@ finish:
 		char *e = NULL;
 		int wrc = replay_manifest_write(r, &e);
 		if (wrc < 0 && rc == 0)
-			rc = set_err(err, wrc, "%s", e ? e : "cannot write the manifest");
+			rc = replay_set_err(err, wrc, "%s", e ? e : "cannot write the manifest");
 		free(e);
 	}
 	if (rc == 0 && interrupted)
-		rc = set_err(err, REPLAY_E_INTERRUPTED, "interrupted: recording stopped, kept in %s", dir);
+		rc = replay_set_err(err, REPLAY_E_INTERRUPTED, "interrupted: recording stopped, kept in %s", dir);
 out:
 	if (rd)
 		db_reader_close(rd);

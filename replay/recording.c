@@ -7,28 +7,13 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "replay/replay.h"
-
-static int set_err(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int set_err(char **err, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && !*err) {
-		va_start(ap, fmt);
-		if (vasprintf(err, fmt, ap) < 0)
-			*err = NULL;
-		va_end(ap);
-	}
-	return code;
-}
+#include "replay/internal.h"
 
 struct replay_recording *replay_recording_new(void)
 {
@@ -90,19 +75,6 @@ static int is_dir(const char *p)
 {
 	struct stat st;
 	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static char *join(const char *dir, const char *file)
-{
-	char *s;
-
-	if (!file)
-		return NULL;
-	if (file[0] == '/')
-		return strdup(file);
-	if (asprintf(&s, "%s/%s", dir, file) < 0)
-		return NULL;
-	return s;
 }
 
 /* The part of path after dir/ if path is inside dir, else path. */
@@ -168,26 +140,26 @@ int replay_manifest_write(const struct replay_recording *r, char **err)
 	}
 	qmp_buf_add(&b, "\n  ]\n}\n", sizeof("\n  ]\n}\n") - 1);
 	if (b.oom) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
 	}
 	if (asprintf(&path, "%s/manifest.json", r->dir) < 0 || asprintf(&tmp, "%s/.manifest.json.tmp", r->dir) < 0) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
 	}
 	f = fopen(tmp, "w");
 	if (!f || fwrite(b.buf, 1, b.len, f) != b.len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		rc = set_err(err, REPLAY_E_IO, "cannot write %s: %s", tmp, strerror(errno));
+		rc = replay_set_err(err, REPLAY_E_IO, "cannot write %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (fclose(f) != 0) {
 		f = NULL;
-		rc = set_err(err, REPLAY_E_IO, "cannot write %s: %s", tmp, strerror(errno));
+		rc = replay_set_err(err, REPLAY_E_IO, "cannot write %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	f = NULL;
 	if (rename(tmp, path) < 0)
-		rc = set_err(err, REPLAY_E_IO, "cannot rename %s: %s", tmp, strerror(errno));
+		rc = replay_set_err(err, REPLAY_E_IO, "cannot rename %s: %s", tmp, strerror(errno));
 out:
 	if (f)
 		fclose(f);
@@ -208,7 +180,7 @@ static int take_str(const struct qmp_json *m, const char *key, const char *dir, 
 
 	if (!s)
 		return 0;
-	*dst = dir ? join(dir, s) : strdup(s);
+	*dst = dir ? replay_path_join(dir, s) : strdup(s);
 	return *dst ? 0 : REPLAY_E_NOMEM;
 }
 
@@ -225,12 +197,12 @@ int replay_manifest_parse(const char *text, size_t len, const char *dir, struct 
 	if (rc < 0)
 		goto fail;
 	if (m->type != QMP_JSON_OBJECT || used != len) {
-		rc = set_err(err, REPLAY_E_FORMAT, "manifest is not one JSON object");
+		rc = replay_set_err(err, REPLAY_E_FORMAT, "manifest is not one JSON object");
 		goto fail;
 	}
 	r = replay_recording_new();
 	if (!r || !(r->dir = strdup(dir))) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto fail;
 	}
 	base = strrchr(dir, '/');
@@ -245,15 +217,15 @@ int replay_manifest_parse(const char *text, size_t len, const char *dir, struct 
 	    take_str(m, "snapshot_image", dir, &r->snapshot_image) ||
 	    take_str(m, "serial_log", dir, &r->serial_log) || take_str(m, "outcome", NULL, &r->outcome) ||
 	    take_str(m, "outcome_detail", NULL, &r->outcome_detail)) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto fail;
 	}
-	if (!r->db_path && !(r->db_path = join(dir, "trace.db"))) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+	if (!r->db_path && !(r->db_path = replay_path_join(dir, "trace.db"))) {
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto fail;
 	}
 	if (!r->symbols && r->kernel && !(r->symbols = strdup(r->kernel))) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto fail;
 	}
 	if ((v = qmp_json_get(m, "exit_status")) && v->type == QMP_JSON_NUMBER && v->is_int)
@@ -266,7 +238,7 @@ int replay_manifest_parse(const char *text, size_t len, const char *dir, struct 
 	if ((v = qmp_json_get(m, "event_counts")) && v->type == QMP_JSON_OBJECT && v->n) {
 		r->counts = calloc(v->n, sizeof(*r->counts));
 		if (!r->counts) {
-			rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+			rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 			goto fail;
 		}
 		for (i = 0; i < v->n; i++) {
@@ -275,28 +247,28 @@ int replay_manifest_parse(const char *text, size_t len, const char *dir, struct 
 			r->counts[r->n_counts].kind = strdup(v->keys[i]);
 			r->counts[r->n_counts].n = (int64_t)v->items[i]->d;
 			if (!r->counts[r->n_counts++].kind) {
-				rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+				rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 				goto fail;
 			}
 		}
 	}
 	v = qmp_json_get(m, "qemu_args");
 	if (!v || v->type != QMP_JSON_ARRAY) {
-		rc = set_err(err, REPLAY_E_FORMAT, "manifest has no qemu_args array");
+		rc = replay_set_err(err, REPLAY_E_FORMAT, "manifest has no qemu_args array");
 		goto fail;
 	}
 	r->qemu_args = calloc(v->n + 1, sizeof(char *));
 	if (!r->qemu_args) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto fail;
 	}
 	for (i = 0; i < v->n; i++) {
 		if (v->items[i]->type != QMP_JSON_STRING) {
-			rc = set_err(err, REPLAY_E_FORMAT, "qemu_args holds a non-string");
+			rc = replay_set_err(err, REPLAY_E_FORMAT, "qemu_args holds a non-string");
 			goto fail;
 		}
 		if (!(r->qemu_args[i] = strdup(v->items[i]->str))) {
-			rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+			rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 			goto fail;
 		}
 		r->n_qemu_args++;
@@ -343,15 +315,15 @@ static int open_dir(const char *dir_in, struct replay_recording **out, char **er
 	int rc;
 
 	if (!dir)
-		return set_err(err, REPLAY_E_IO, "no recording at %s", dir_in);
+		return replay_set_err(err, REPLAY_E_IO, "no recording at %s", dir_in);
 	if (asprintf(&mpath, "%s/manifest.json", dir) < 0) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
 	}
 	if (is_file(mpath)) {
 		rc = read_text(mpath, &text, &len);
 		if (rc < 0) {
-			rc = set_err(err, rc, "cannot read %s", mpath);
+			rc = replay_set_err(err, rc, "cannot read %s", mpath);
 			goto out;
 		}
 		rc = replay_manifest_parse(text, len, dir, &r, err);
@@ -359,30 +331,30 @@ static int open_dir(const char *dir_in, struct replay_recording **out, char **er
 			char *inner = err ? *err : NULL;
 			if (err) {
 				*err = NULL;
-				set_err(err, rc, "%s: %s", mpath, inner ? inner : "bad manifest");
+				replay_set_err(err, rc, "%s: %s", mpath, inner ? inner : "bad manifest");
 			}
 			free(inner);
 			goto out;
 		}
 	} else {
-		char *db = join(dir, "trace.db");
+		char *db = replay_path_join(dir, "trace.db");
 		const char *base = strrchr(dir, '/');
 		if (!db || !is_file(db)) {
 			free(db);
-			rc = set_err(err, REPLAY_E_IO, "no recording at %s (neither manifest.json nor trace.db)", dir_in);
+			rc = replay_set_err(err, REPLAY_E_IO, "no recording at %s (neither manifest.json nor trace.db)", dir_in);
 			goto out;
 		}
 		r = replay_recording_new();
 		if (!r) {
 			free(db);
-			rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+			rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 			goto out;
 		}
 		r->db_path = db;
 		r->dir = strdup(dir);
 		r->name = strdup(base && base[1] ? base + 1 : dir);
 		if (!r->dir || !r->name) {
-			rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+			rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 			goto out;
 		}
 	}
@@ -404,7 +376,7 @@ int replay_recording_open(const char *rec, struct replay_recording **out, char *
 	int rc;
 
 	if (!rec || !*rec)
-		return set_err(err, REPLAY_E_ARG, "no recording given");
+		return replay_set_err(err, REPLAY_E_ARG, "no recording given");
 	if (is_dir(rec))
 		return open_dir(rec, out, err);
 	if (is_file(rec)) {
@@ -412,7 +384,7 @@ int replay_recording_open(const char *rec, struct replay_recording **out, char *
 		char *copy = strdup(rec), *slash;
 		struct replay_recording *r = NULL;
 		if (!copy)
-			return set_err(err, REPLAY_E_NOMEM, "out of memory");
+			return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		slash = strrchr(copy, '/');
 		if (slash)
 			*slash = 0;
@@ -423,7 +395,7 @@ int replay_recording_open(const char *rec, struct replay_recording **out, char *
 		p = realpath(rec, NULL);
 		if (!p) {
 			replay_recording_free(r);
-			return set_err(err, REPLAY_E_IO, "no recording at %s", rec);
+			return replay_set_err(err, REPLAY_E_IO, "no recording at %s", rec);
 		}
 		free(r->db_path);
 		r->db_path = p;
@@ -432,7 +404,7 @@ int replay_recording_open(const char *rec, struct replay_recording **out, char *
 	}
 	if (!strchr(rec, '/')) {
 		if (asprintf(&p, "%s/%s", traces && *traces ? traces : "traces", rec) < 0)
-			return set_err(err, REPLAY_E_NOMEM, "out of memory");
+			return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		if (is_dir(p)) {
 			rc = open_dir(p, out, err);
 			free(p);
@@ -440,7 +412,7 @@ int replay_recording_open(const char *rec, struct replay_recording **out, char *
 		}
 		free(p);
 	}
-	return set_err(err, REPLAY_E_IO, "no recording named %s", rec);
+	return replay_set_err(err, REPLAY_E_IO, "no recording named %s", rec);
 }
 
 static int dir_is_empty(const char *path)
@@ -490,38 +462,38 @@ int replay_recording_mkdir(const char *requested, const char *parent, const char
 		struct stat st;
 		if (stat(requested, &st) == 0) {
 			if (!S_ISDIR(st.st_mode))
-				return set_err(err, REPLAY_E_EXISTS, "%s exists and is not a directory", requested);
+				return replay_set_err(err, REPLAY_E_EXISTS, "%s exists and is not a directory", requested);
 			if (!dir_is_empty(requested))
-				return set_err(err, REPLAY_E_EXISTS, "%s exists and is not empty: never overwriting a recording",
+				return replay_set_err(err, REPLAY_E_EXISTS, "%s exists and is not empty: never overwriting a recording",
 					       requested);
 		} else if (mkdir_p(requested) < 0) {
-			return set_err(err, REPLAY_E_IO, "cannot create %s: %s", requested, strerror(errno));
+			return replay_set_err(err, REPLAY_E_IO, "cannot create %s: %s", requested, strerror(errno));
 		}
 		p = realpath(requested, NULL);
 		if (!p)
-			return set_err(err, REPLAY_E_IO, "cannot resolve %s: %s", requested, strerror(errno));
+			return replay_set_err(err, REPLAY_E_IO, "cannot resolve %s: %s", requested, strerror(errno));
 		*out = p;
 		return 0;
 	}
 	if (!name || !*name || strchr(name, '/'))
-		return set_err(err, REPLAY_E_ARG, "bad recording name '%s'", name ? name : "");
+		return replay_set_err(err, REPLAY_E_ARG, "bad recording name '%s'", name ? name : "");
 	if (mkdir_p(parent) < 0)
-		return set_err(err, REPLAY_E_IO, "cannot create %s: %s", parent, strerror(errno));
+		return replay_set_err(err, REPLAY_E_IO, "cannot create %s: %s", parent, strerror(errno));
 	for (n = 1; n < 100000; n++) {
 		if (asprintf(&p, "%s/%s-%d", parent, name, n) < 0)
-			return set_err(err, REPLAY_E_NOMEM, "out of memory");
+			return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		if (mkdir(p, 0755) == 0) {
 			char *abs = realpath(p, NULL);
 			free(p);
 			if (!abs)
-				return set_err(err, REPLAY_E_IO, "cannot resolve the new recording directory");
+				return replay_set_err(err, REPLAY_E_IO, "cannot resolve the new recording directory");
 			*out = abs;
 			return 0;
 		}
 		if (errno != EEXIST) {
 			int e = errno;
 			char *msg = NULL;
-			set_err(&msg, REPLAY_E_IO, "cannot create %s: %s", p, strerror(e));
+			replay_set_err(&msg, REPLAY_E_IO, "cannot create %s: %s", p, strerror(e));
 			free(p);
 			if (err)
 				*err = msg;
@@ -531,7 +503,7 @@ int replay_recording_mkdir(const char *requested, const char *parent, const char
 		}
 		free(p);
 	}
-	return set_err(err, REPLAY_E_IO, "no free recording name under %s", parent);
+	return replay_set_err(err, REPLAY_E_IO, "no free recording name under %s", parent);
 }
 
 int replay_replay_argv(const struct replay_recording *r, char *const *extra, char ***out, char **err)
@@ -541,12 +513,12 @@ int replay_replay_argv(const struct replay_recording *r, char *const *extra, cha
 	int has_rr = 0;
 
 	if (!r->qemu_args || !r->n_qemu_args)
-		return set_err(err, REPLAY_E_ARG, "%s: the manifest has no QEMU command line", r->name ? r->name : "recording");
+		return replay_set_err(err, REPLAY_E_ARG, "%s: the manifest has no QEMU command line", r->name ? r->name : "recording");
 	while (extra && extra[n_extra])
 		n_extra++;
 	v = calloc(r->n_qemu_args + n_extra + 1, sizeof(char *));
 	if (!v)
-		return set_err(err, REPLAY_E_NOMEM, "out of memory");
+		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 	for (i = 0; i < r->n_qemu_args; i++) {
 		const char *a = r->qemu_args[i];
 		char *s;
@@ -584,12 +556,12 @@ int replay_replay_argv(const struct replay_recording *r, char *const *extra, cha
 			goto oom;
 	if (!has_rr) {
 		replay_argv_free(v);
-		return set_err(err, REPLAY_E_ARG, "%s was recorded without record/replay (--no-rr)",
+		return replay_set_err(err, REPLAY_E_ARG, "%s was recorded without record/replay (--no-rr)",
 			       r->name ? r->name : "the recording");
 	}
 	*out = v;
 	return 0;
 oom:
 	replay_argv_free(v);
-	return set_err(err, REPLAY_E_NOMEM, "out of memory");
+	return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 }

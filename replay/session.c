@@ -8,14 +8,13 @@
  * say icount N, or the step failed.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "replay/replay.h"
+#include "replay/internal.h"
 
 struct replay_session {
 	struct qemu_proc *qemu;
@@ -27,20 +26,6 @@ struct replay_session {
 	int ended;
 };
 
-static int set_err(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int set_err(char **err, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && !*err) {
-		va_start(ap, fmt);
-		if (vasprintf(err, fmt, ap) < 0)
-			*err = NULL;
-		va_end(ap);
-	}
-	return code;
-}
-
 int replay_session_start(const struct replay_recording *r, const struct replay_session_opts *o,
 			 struct replay_session **out, char **err)
 {
@@ -51,18 +36,18 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 	size_t i;
 
 	if (!s)
-		return set_err(err, REPLAY_E_NOMEM, "out of memory");
+		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 	s->guard = o ? o->guard : NULL;
 	if (!r->replay_log || access(r->replay_log, R_OK) < 0) {
-		rc = set_err(err, REPLAY_E_ARG, "%s has no replay log (recorded with --no-rr?)", r->name);
+		rc = replay_set_err(err, REPLAY_E_ARG, "%s has no replay log (recorded with --no-rr?)", r->name);
 		goto fail;
 	}
 	if (!(s->tmpdir = mkdtemp(tmpl)) || !(s->tmpdir = strdup(tmpl))) {
-		rc = set_err(err, REPLAY_E_IO, "mkdtemp: %s", strerror(errno));
+		rc = replay_set_err(err, REPLAY_E_IO, "mkdtemp: %s", strerror(errno));
 		goto fail;
 	}
 	if (asprintf(&s->qmp_sock, "%s/qmp.sock", s->tmpdir) < 0 || asprintf(&qlog, "%s/qemu.log", s->tmpdir) < 0) {
-		rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto fail;
 	}
 	extra[n++] = "-S";
@@ -124,13 +109,13 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 		if (rc != REPLAY_E_INTERRUPTED && qemu_proc_wait(s->qemu, NULL, 1000, &status) == 0 && *line) {
 			free(*err);
 			*err = NULL;
-			rc = set_err(err, REPLAY_E_QEMU, "QEMU refused to replay: %s", line);
+			rc = replay_set_err(err, REPLAY_E_QEMU, "QEMU refused to replay: %s", line);
 		}
 		goto fail;
 	}
 	goto done;
 oom:
-	rc = set_err(err, REPLAY_E_NOMEM, "out of memory");
+	rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 fail:
 	replay_session_end(s);
 	s = NULL;
@@ -185,7 +170,7 @@ static int wait_stop(struct replay_session *s, uint64_t target, char **err)
 		free(e);
 		qemu_proc_wait(s->qemu, NULL, 2000, &status);
 		s->ended = 1;
-		return set_err(err, REPLAY_E_ARG, "the replay ended (QEMU status %d) before icount %llu", status,
+		return replay_set_err(err, REPLAY_E_ARG, "the replay ended (QEMU status %d) before icount %llu", status,
 			       (unsigned long long)target);
 	}
 	if (rc < 0) {
@@ -223,7 +208,7 @@ int replay_session_goto(struct replay_session *s, uint64_t icount, char **err)
 	if ((rc = replay_session_icount(s, &now, err)) < 0)
 		return rc;
 	if (now != icount)
-		return set_err(err, REPLAY_E_QEMU, "QEMU stopped at icount %llu instead of %llu", (unsigned long long)now,
+		return replay_set_err(err, REPLAY_E_QEMU, "QEMU stopped at icount %llu instead of %llu", (unsigned long long)now,
 			       (unsigned long long)icount);
 	return 0;
 }
@@ -263,7 +248,7 @@ int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *s
 			return 0;
 		}
 		if (rc == REPLAY_E_INTERRUPTED)
-			return set_err(err, rc, "interrupted");
+			return replay_set_err(err, rc, "interrupted");
 		if (qemu_proc_poll(s->qemu, status) == 1 ||
 		    (rc == REPLAY_E_QEMU && qemu_proc_wait(s->qemu, s->guard, 2000, status) == 0)) {
 			s->ended = 1;
@@ -273,7 +258,7 @@ int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *s
 			replay_session_icount(s, &ic, NULL);
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (timeout_s > 0 && (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 > timeout_s)
-			return set_err(err, REPLAY_E_TIMEOUT, "the replay did not finish in %.0f s", timeout_s);
+			return replay_set_err(err, REPLAY_E_TIMEOUT, "the replay did not finish in %.0f s", timeout_s);
 	}
 }
 
@@ -322,7 +307,7 @@ int replay_parse_registers(const char *text, struct replay_regs *r, char **err)
 	for (i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
 		const char *name = r->long_mode ? n64[i] : n32[i];
 		if (name && reg_value(text, name, slots[i]) < 0)
-			return set_err(err, REPLAY_E_FORMAT, "no %s in QEMU's register dump", name);
+			return replay_set_err(err, REPLAY_E_FORMAT, "no %s in QEMU's register dump", name);
 	}
 	reg_value(text, "CR0", &r->cr0);
 	reg_value(text, "CR2", &r->cr2);
@@ -366,7 +351,7 @@ int replay_session_read(struct replay_session *s, uint64_t addr, uint8_t *buf, s
 			return rc;
 		if (strstr(text, "Cannot access")) {
 			free(text);
-			return set_err(err, REPLAY_E_ARG, "cannot read guest memory at 0x%llx",
+			return replay_set_err(err, REPLAY_E_ARG, "cannot read guest memory at 0x%llx",
 				       (unsigned long long)(addr + got));
 		}
 		/* Lines "ADDR: 0x.. 0x..": every token after the colon. */
@@ -388,7 +373,7 @@ int replay_session_read(struct replay_session *s, uint64_t addr, uint8_t *buf, s
 		}
 		free(text);
 		if (got != want)
-			return set_err(err, REPLAY_E_FORMAT, "short memory dump from QEMU at 0x%llx",
+			return replay_set_err(err, REPLAY_E_FORMAT, "short memory dump from QEMU at 0x%llx",
 				       (unsigned long long)(addr + got));
 	}
 	return 0;

@@ -3,27 +3,12 @@
  * the IRQL, the current thread, the locks held. Computed by streaming the
  * events before that point (constant memory besides the held-lock set).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db/db.h"
-#include "replay/replay.h"
-
-static int set_err(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int set_err(char **err, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && !*err) {
-		va_start(ap, fmt);
-		if (vasprintf(err, fmt, ap) < 0)
-			*err = NULL;
-		va_end(ap);
-	}
-	return code;
-}
+#include "replay/internal.h"
 
 void replay_state_free(struct replay_state *s)
 {
@@ -82,7 +67,7 @@ int replay_state_at(struct db_reader *db, uint64_t icount, int64_t before_id, st
 	f.kinds = 1u << DB_IRQL | 1u << DB_SWITCH | 1u << DB_LOCK_ACQ | 1u << DB_LOCK_REL | 1u << DB_MUTEX_ACQ |
 		  1u << DB_MUTEX_REL | 1u << DB_TRAP | 1u << DB_IRET;
 	if ((rc = db_cursor_open(db, &f, &c, err)) < 0)
-		return set_err(err, REPLAY_E_FORMAT, "cannot read the trace");
+		return replay_set_err(err, REPLAY_E_FORMAT, "cannot read the trace");
 	while ((rc = db_cursor_next(c, &ev, &text)) == 1) {
 		if (before_id > 0 ? ev.id >= before_id : ev.icount >= icount)
 			break;
@@ -99,7 +84,7 @@ int replay_state_at(struct db_reader *db, uint64_t icount, int64_t before_id, st
 			if (hold(out, &ev) < 0) {
 				db_cursor_close(c);
 				replay_state_free(out);
-				return set_err(err, REPLAY_E_NOMEM, "out of memory");
+				return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 			}
 			break;
 		case DB_LOCK_REL:
@@ -119,7 +104,7 @@ int replay_state_at(struct db_reader *db, uint64_t icount, int64_t before_id, st
 	db_cursor_close(c);
 	if (rc < 0) {
 		replay_state_free(out);
-		return set_err(err, REPLAY_E_FORMAT, "cannot read the trace");
+		return replay_set_err(err, REPLAY_E_FORMAT, "cannot read the trace");
 	}
 	return 0;
 }
