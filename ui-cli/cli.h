@@ -115,6 +115,14 @@ void cli_print_usage(FILE *f, const char *synopsis, const char *description, con
 /* Reports a usage error for cmd: "krewind: error: CMD: <msg>" and a hint to
  * run `krewind help CMD`; returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The results of cli_next_opt every command treats alike. CLI_OPT_HELP: prints
+ * the usage on stdout and returns CLI_OK. CLI_OPT_ERROR (already reported):
+ * returns CLI_USAGE. CLI_OPT_ARG with spec not NULL: takes the first positional
+ * argument into *spec, reports a later one as unexpected (CLI_USAGE). Returns
+ * -1 when the command goes on parsing: any other opt, an argument taken, or
+ * CLI_OPT_ARG with spec NULL (the command takes its arguments itself). */
+int cli_common_opt(const struct cli_args *a, int opt, const char *value, const char **spec, const char *synopsis,
+		   const char *description, const struct cli_option *opts);
 
 /* Parses a non-negative decimal integer (or 0x hex) into *out. Returns 0, or
  * -1 if s is not entirely a number or overflows. */

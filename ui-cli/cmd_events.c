@@ -319,6 +319,8 @@ int cmd_events(int argc, char **argv)
 	memset(&f, 0, sizeof(f));
 	cli_args_init(&a, "events", argc, argv);
 	while ((opt = cli_next_opt(&a, options, &v)) != CLI_OPT_END) {
+		if ((rc = cli_common_opt(&a, opt, v, &spec, synopsis, description, options)) >= 0)
+			return rc;
 		rc = CLI_OK;
 		switch (opt) {
 		case OPT_JSON: json = 1; break;
@@ -343,15 +345,6 @@ int cmd_events(int argc, char **argv)
 				return cli_usage_error("events", "--limit wants a positive number, not '%s'", v);
 			has_limit = 1;
 			break;
-		case CLI_OPT_HELP:
-			cli_print_usage(stdout, synopsis, description, options);
-			return CLI_OK;
-		case CLI_OPT_ARG:
-			if (spec)
-				return cli_usage_error("events", "unexpected argument '%s'", v);
-			spec = v;
-			break;
-		default: return CLI_USAGE;
 		}
 		if (rc != CLI_OK)
 			return rc;

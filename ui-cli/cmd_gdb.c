@@ -51,17 +51,9 @@ int cmd_gdb(int argc, char **argv)
 
 	cli_args_init(&a, "gdb", argc, argv);
 	while ((opt = cli_next_opt(&a, options, &val)) != CLI_OPT_END) {
+		if ((rc = cli_common_opt(&a, opt, val, &spec, synopsis, description, options)) >= 0)
+			return rc;
 		switch (opt) {
-		case CLI_OPT_HELP:
-			cli_print_usage(stdout, synopsis, description, options);
-			return CLI_OK;
-		case CLI_OPT_ERROR:
-			return CLI_USAGE;
-		case CLI_OPT_ARG:
-			if (spec)
-				return cli_usage_error("gdb", "unexpected argument '%s'", val);
-			spec = val;
-			break;
 		case OPT_AT: at = val; break;
 		case OPT_BATCH: batch = val; break;
 		}

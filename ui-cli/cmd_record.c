@@ -141,12 +141,9 @@ int cmd_record(int argc, char **argv)
 
 	cli_args_init(&a, "record", argc, argv);
 	while ((opt = cli_next_opt(&a, options, &v)) != CLI_OPT_END) {
+		if ((rc = cli_common_opt(&a, opt, v, NULL, synopsis, description, options)) >= 0)
+			return rc;
 		switch (opt) {
-		case CLI_OPT_HELP:
-			cli_print_usage(stdout, synopsis, description, options);
-			return CLI_OK;
-		case CLI_OPT_ERROR:
-			return CLI_USAGE;
 		case CLI_OPT_ARG:
 			/* Everything after "--" goes to QEMU. */
 			if (!a.only_args)

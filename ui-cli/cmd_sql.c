@@ -199,11 +199,10 @@ int cmd_sql(int argc, char **argv)
 
 	cli_args_init(&a, "sql", argc, argv);
 	while ((opt = cli_next_opt(&a, options, &v)) != CLI_OPT_END) {
+		if ((rc = cli_common_opt(&a, opt, v, NULL, synopsis, description, options)) >= 0)
+			return rc;
 		switch (opt) {
 		case OPT_JSON: json = 1; break;
-		case CLI_OPT_HELP:
-			cli_print_usage(stdout, synopsis, description, options);
-			return CLI_OK;
 		case CLI_OPT_ARG:
 			if (spec == NULL)
 				spec = v;
@@ -212,7 +211,6 @@ int cmd_sql(int argc, char **argv)
 			else
 				return cli_usage_error("sql", "unexpected argument '%s' (quote the SQL statement)", v);
 			break;
-		default: return CLI_USAGE;
 		}
 	}
 	if (spec == NULL)

@@ -196,6 +196,27 @@ void cli_print_usage(FILE *f, const char *synopsis, const char *description, con
 	fprintf(f, "   %-26s %s\n", "-h, --help", "show this help");
 }
 
+int cli_common_opt(const struct cli_args *a, int opt, const char *value, const char **spec, const char *synopsis,
+		   const char *description, const struct cli_option *opts)
+{
+	switch (opt) {
+	case CLI_OPT_HELP:
+		cli_print_usage(stdout, synopsis, description, opts);
+		return CLI_OK;
+	case CLI_OPT_ERROR:
+		return CLI_USAGE;
+	case CLI_OPT_ARG:
+		if (!spec)
+			return -1;
+		if (*spec)
+			return cli_usage_error(a->cmd, "unexpected argument '%s'", value);
+		*spec = value;
+		return -1;
+	default:
+		return -1;
+	}
+}
+
 int cli_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
