@@ -203,6 +203,9 @@ struct cli_rec {
  * one line and returns CLI_USAGE (missing, corrupt, newer schema) or
  * CLI_FAIL; on success fills *out, which cli_rec_close releases. */
 int cli_rec_open(const char *spec, struct cli_rec *out);
+/* cli_rec_open for the REC argument of cmd; a usage error "missing the
+ * recording (REC)" (CLI_USAGE) if spec is NULL. */
+int cli_rec_open_arg(const char *cmd, const char *spec, struct cli_rec *out);
 void cli_rec_close(struct cli_rec *r);
 /* 1 if r came with a manifest.json (0 for a bare trace.db). */
 int cli_rec_has_manifest(const struct replay_recording *r);

@@ -180,9 +180,7 @@ int cmd_check(int argc, char **argv)
 		case OPT_JSON: json = 1; break;
 		}
 	}
-	if (spec == NULL)
-		return cli_usage_error("check", "missing the recording (REC)");
-	rc = cli_rec_open(spec, &r);
+	rc = cli_rec_open_arg("check", spec, &r);
 	if (rc != CLI_OK)
 		return rc;
 	rc = analysis_run(r.db, &rep, &err);

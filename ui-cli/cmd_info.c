@@ -271,10 +271,8 @@ int cmd_info(int argc, char **argv)
 		case OPT_JSON: json = 1; break;
 		}
 	}
-	if (spec == NULL)
-		return cli_usage_error("info", "missing the recording (REC)");
 	memset(&in, 0, sizeof(in));
-	rc = cli_rec_open(spec, &in.r);
+	rc = cli_rec_open_arg("info", spec, &in.r);
 	if (rc != CLI_OK)
 		return rc;
 	rc = load(&in, &err);

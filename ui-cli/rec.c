@@ -66,6 +66,13 @@ int cli_rec_open(const char *spec, struct cli_rec *out)
 	return CLI_OK;
 }
 
+int cli_rec_open_arg(const char *cmd, const char *spec, struct cli_rec *out)
+{
+	if (spec == NULL)
+		return cli_usage_error(cmd, "missing the recording (REC)");
+	return cli_rec_open(spec, out);
+}
+
 void cli_rec_close(struct cli_rec *r)
 {
 	if (r->db)
