@@ -19,6 +19,10 @@ int db_fail(char **err, int code, const char *fmt, ...)
 		if (vasprintf(err, fmt, ap) < 0)
 			*err = NULL;
 		va_end(ap);
+		/* One line: SQLite's text can quote a (damaged) schema's SQL. */
+		for (char *p = *err; p && *p; p++)
+			if (*p == '\n' || *p == '\r' || *p == '\t')
+				*p = ' ';
 	}
 	return code;
 }
