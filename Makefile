@@ -6,6 +6,8 @@
 #   make test       unit tests + end-to-end tests under real QEMU, one summary line
 #   make demo       record eoi-before-switch, diagnose it, print the replay command
 #   make bench      benchmarks (ratios measured side by side in one run)
+#   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make check-all  test + SAN=1 test + test-tsan + fuzz (slow; docs/verification.md)
 #   make clean
 #
 # SAN=1 builds host code with ASan+UBSan (build/san/), TSAN=1 with TSan (build/tsan/).
@@ -74,8 +76,31 @@ $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) $(CFLAGS_$(dir $<)) -c $< -o $@
 
+# A plain `make test` also runs the unit tests built with ASan+UBSan
+# (build/san) and the writer's stress test under TSan (build/tsan);
+# docs/verification.md. SAN=1 / TSAN=1 run their variant only.
+ifeq ($(SAN)$(TSAN),)
+SAN_UNIT_TESTS := $(patsubst $(BUILD)/%,build/san/%,$(UNIT_TESTS))
+TSAN_UNIT_TESTS := build/tsan/tests/unit/test_db_stress
+.PHONY: san-units tsan-units
+san-units: | $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory SAN=1 $(SAN_UNIT_TESTS)
+tsan-units: | $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory TSAN=1 $(TSAN_UNIT_TESTS)
+test: san-units tsan-units
+endif
+
 test: all $(UNIT_TESTS)
-	@tests/run.sh $(BUILD) $(UNIT_TESTS) -- $(E2E_TESTS)
+	@tests/run.sh $(BUILD) $(UNIT_TESTS) $(SAN_UNIT_TESTS) $(TSAN_UNIT_TESTS) -- $(E2E_TESTS)
+
+# Everything, slow parts included: make test, the whole suite again with
+# ASan+UBSan (e2e included), the TSan runs of db (longer stress), and every
+# fuzzer for FUZZ_SECONDS. docs/verification.md.
+check-all:
+	$(MAKE) test
+	$(MAKE) SAN=1 test
+	$(MAKE) test-tsan
+	$(MAKE) fuzz
 
 demo: all
 	@scripts/demo.sh $(BUILD)
