@@ -29,6 +29,7 @@ struct kept {
 struct idmap {
 	uint64_t *addr; /* addr[id], 0 = not loaded */
 	size_t n, cap;  /* ids below n loaded */
+	int broken;     /* a reload failed (a damaged table): never retried */
 };
 
 /* A cached per-address string (name or class). */
@@ -636,8 +637,8 @@ static uint64_t id_addr(struct db_reader *r, struct idmap *m, const char *sql, i
 {
 	if (id <= 0)
 		return 0;
-	if ((size_t)id >= m->n || !m->addr[id])
-		load_ids(r, m, sql);
+	if (((size_t)id >= m->n || !m->addr[id]) && !m->broken && load_ids(r, m, sql) != DB_OK)
+		m->broken = 1;
 	return (size_t)id < m->n ? m->addr[id] : 0;
 }
 
@@ -895,6 +896,11 @@ int db_cursor_next(struct db_cursor *c, struct db_event *ev, const char **text)
 			rc = sqlite3_step(c->events);
 			if (rc == SQLITE_ROW) {
 				row_to_event(c->r, c->events, ev, text);
+				/* A damaged threads/locks table: SQLite has reset the
+				 * schema and would restart this statement (found by
+				 * fuzz_trace: it looped forever). */
+				if (c->r->thread_ids.broken || c->r->lock_ids.broken)
+					return DB_E_CORRUPT;
 				c->returned++;
 				return 1;
 			}
