@@ -41,7 +41,7 @@ for name in "$@"; do
 		inputs=()
 		for f in "$seeds"/* "$regress"/*; do [ -f "$f" ] && inputs+=("$f"); done
 		log=$(mktemp)
-		if "$bin" -runs=1 "${inputs[@]}" >"$log" 2>&1; then
+		if "$bin" -runs=1 -timeout=30 "${inputs[@]}" >"$log" 2>&1; then
 			echo "ok $n - $name: ${#inputs[@]} seeds and regression inputs run clean"
 		else
 			echo "not ok $n - $name: an input crashes"
