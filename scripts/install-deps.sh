@@ -15,7 +15,7 @@ build=${BUILD:-$top/build}
 header=$build/qemu/include/qemu-plugin.h
 min_qemu_major=10
 
-packages=(gcc clang make binutils gdb pkg-config sqlite3 libsqlite3-dev libcapstone-dev
+packages=(gcc clang libclang-rt-14-dev make binutils gdb pkg-config sqlite3 libsqlite3-dev libcapstone-dev
           libelf-dev libcmocka-dev libglib2.0-dev qemu-utils xz-utils spin jq bc time chromium)
 
 say() { printf 'install-deps: %s\n' "$*" >&2; }
