@@ -45,7 +45,7 @@ for name in "$@"; do
 			echo "ok $n - $name: ${#inputs[@]} seeds and regression inputs run clean"
 		else
 			echo "not ok $n - $name: an input crashes"
-			grep -E 'ERROR|runtime error|Running:' "$log" | tail -n 5 | sed 's/^/#   /'
+			grep -aE 'ERROR|runtime error|Running:' "$log" | tail -n 5 | sed 's/^/#   /'
 			failed=1
 		fi
 		rm -f "$log"
@@ -57,12 +57,12 @@ for name in "$@"; do
 	"$bin" -max_total_time="$secs" -max_len="$(maxlen "$name")" -timeout=10 -rss_limit_mb=2048 \
 		-artifact_prefix="$crashes/$name-" "$corpus" "$seeds" >"$log" 2>&1
 	rc=$?
-	stats=$(grep -E '^#[0-9]+' "$log" | tail -n 1 | sed -E 's/^#([0-9]+).*cov: ([0-9]+).*corp: ([0-9]+).*exec\/s: ([0-9]+).*/\1 runs, cov \2, corpus \3, \4 exec\/s/')
+	stats=$(grep -aE '^#[0-9]+' "$log" | tail -n 1 | sed -E 's/^#([0-9]+).*cov: ([0-9]+).*corp: ([0-9]+).*exec\/s: ([0-9]+).*/\1 runs, cov \2, corpus \3, \4 exec\/s/')
 	if [ $rc -eq 0 ]; then
 		echo "fuzz_$name: ${secs}s clean: $stats"
 	else
 		echo "fuzz_$name: CRASH after $stats: $(ls -t "$crashes/$name-"* 2>/dev/null | head -n 1) (log $log)"
-		grep -E 'ERROR|runtime error' "$log" | head -n 3 | sed 's/^/    /'
+		grep -aE 'ERROR|runtime error' "$log" | head -n 3 | sed 's/^/    /'
 		failed=1
 	fi
 done
