@@ -130,6 +130,9 @@ struct analysis_report {
 	size_t n_findings;
 	char *outcome;          /* the run's outcome metadata ("" if none) */
 	int hung;               /* 1 when the run was judged hung (see docs/checks.md) */
+	int cut;                /* 1 when the trace was cut: its writer never closed it
+				 * (QEMU killed, or still recording), so the last
+				 * events before the cut may be missing; set by analysis_run */
 	int64_t events;         /* events analysed */
 	int64_t last_event_id;
 	uint64_t lock_classes, lock_order_edges, threads; /* sizes of the state kept */

@@ -397,8 +397,8 @@ int analysis_report_json(const struct analysis_report *rep, FILE *f)
 		return ANALYSIS_E_ARG;
 	fputs("{\"outcome\": ", f);
 	json_str(f, rep->outcome);
-	fprintf(f, ", \"hung\": %s, \"events\": %" PRId64 ", \"findings\": [", rep->hung ? "true" : "false",
-		rep->events);
+	fprintf(f, ", \"hung\": %s, \"cut\": %s, \"events\": %" PRId64 ", \"findings\": [",
+		rep->hung ? "true" : "false", rep->cut ? "true" : "false", rep->events);
 	for (size_t i = 0; i < rep->n_findings; i++) {
 		const struct analysis_finding *fd = &rep->findings[i];
 		fputs(i ? ",\n  {" : "\n  {", f);

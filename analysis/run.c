@@ -73,6 +73,9 @@ int analysis_run(struct db_reader *r, struct analysis_report **out, char **err)
 		goto out;
 	}
 	rc = analysis_finish(a, db_meta(r, "outcome"), out, err);
+	/* The writer records events_total when it closes the trace. */
+	if (rc == ANALYSIS_OK)
+		(*out)->cut = db_meta(r, "events_total") == NULL;
 out:
 	if (rc == ANALYSIS_E_DB && err) {
 		*err = dberr;

@@ -151,6 +151,10 @@ static void print_text(const struct analysis_report *rep, const char *spec, cons
 		default: notes++; break;
 		}
 	}
+	if (rep->cut)
+		printf("%sthe trace was cut%s: its tracer never closed it (QEMU was killed, or is still\n"
+		       "recording), so events from the last moments before the cut may be missing.\n\n",
+		       st->bold, st->reset);
 	if (rep->n_findings == 0) {
 		printf("no findings (%" PRId64 " events checked, outcome %s)\n", rep->events,
 		       rep->outcome && *rep->outcome ? rep->outcome : "unknown");

@@ -3,7 +3,7 @@
 # plugin's writer thread dies with it), while missing-eoi hangs. Asserted:
 # - record still makes a recording, with outcome "error" naming status 137;
 # - trace.db opens, passes integrity_check, and `krewind check` works on it
-#   and reports the outcome (error: the run did not end by itself);
+#   and says the run was cut and its outcome (error: it did not end by itself);
 # - the trace has serial.log's lines (written by QEMU itself), none missing: the kill comes >= 600 ms after the last
 #   line, so the 250 ms bound allows no loss (the bound at full event rate,
 #   with exact counts, is tests/e2e/db_sigkill.sh on db/'s writer);
@@ -71,7 +71,7 @@ crc=$?
 echo "# check: $(head -n 3 "$TMP/check.out" | tr '\n' ' ')"
 check "check works on the killed trace (exit 0 or 1)" test "$crc" -le 1
 check "check's stderr is empty" test ! -s "$TMP/check.err"
-# check names the outcome; it does not yet say in words that the run was cut
-# (docs/verification.md, open items).
+check "check says the run was cut" grep -q '^the trace was cut' "$TMP/check.out"
 check "check reports the outcome error" grep -q 'outcome error' "$TMP/check.out"
+check "check --json says cut: true" test "$("$KREWIND" check "$rec" --json 2>/dev/null | jq -r .cut)" = true
 done_testing
