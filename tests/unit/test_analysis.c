@@ -1173,7 +1173,7 @@ static void test_json_has_the_documented_shape(void **state)
 	assert_int_equal(analysis_report_json(rep, f), 0);
 	fclose(f);
 	char want[128];
-	assert_non_null(strstr(buf, "{\"outcome\": \"hang\", \"hung\": true, \"events\": 4, \"findings\": ["));
+	assert_non_null(strstr(buf, "{\"outcome\": \"hang\", \"hung\": true, \"cut\": false, \"events\": 4, \"findings\": ["));
 	assert_non_null(strstr(buf, "\"kind\": \"recursive-spinlock\", \"kind_id\": 7, \"severity\": \"error\""));
 	snprintf(want, sizeof(want), "\"role\": \"try\", \"text\": \"worker1 tries ScenarioLockA again while holding it\", \"event\": %lld",
 		 (long long)again);
