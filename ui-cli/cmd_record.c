@@ -137,7 +137,6 @@ int cmd_record(int argc, char **argv)
 	const char *v;
 	char *kernel = NULL, *probe = NULL, *plugin = NULL, *err = NULL;
 	int opt, json = 0, quiet = 0, no_plugin = 0, rc;
-	int explicit_probe = 0;
 
 	cli_args_init(&a, "record", argc, argv);
 	while ((opt = cli_next_opt(&a, options, &v)) != CLI_OPT_END) {
@@ -154,7 +153,7 @@ int cmd_record(int argc, char **argv)
 		case OPT_SCENARIO: o.scenario = v; break;
 		case OPT_KERNEL: o.kernel = v; break;
 		case OPT_SYMBOLS: o.symbols = v; break;
-		case OPT_PROBE: o.probe = v; explicit_probe = 1; break;
+		case OPT_PROBE: o.probe = v; break;
 		case OPT_APPEND: o.append = v; break;
 		case OPT_OUT: o.out_dir = v; break;
 		case OPT_TIMEOUT:
@@ -205,7 +204,9 @@ int cmd_record(int argc, char **argv)
 	}
 	if (o.probe && (rc = validate_probe(o.probe, o.symbols ? o.symbols : o.kernel)) != CLI_OK)
 		goto out;
-	(void)explicit_probe;
+	if (!no_plugin && !o.probe && !quiet)
+		fprintf(stderr, "krewind: note: no --probe: only traps, iretq, IRQL (CR8) writes, EOIs and serial "
+				"lines are traced\n");
 	if (!no_plugin) {
 		plugin = replay_find_file("KREWIND_PLUGIN", "tracer/libkrewind.so");
 		if (!plugin) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "db/db.h"
 #include "replay/replay.h"
 #include "ui-cli/cli.h"
 
@@ -141,6 +142,17 @@ int cmd_verify(int argc, char **argv)
 		return cli_usage_error("verify", "no recording given");
 	if (replay_recording_open(spec, &r, &err) < 0)
 		return cli_error_msg(CLI_USAGE, NULL, err);
+	if (r->db_path && access(r->db_path, F_OK) == 0) {
+		/* A trace this krewind cannot read (damaged, newer schema) is
+		 * refused before the replay, not reported as non-determinism after. */
+		struct db_reader *rd;
+
+		if (db_reader_open(r->db_path, &rd, &err) < 0) {
+			rc = cli_error_msg(CLI_USAGE, NULL, err);
+			goto out;
+		}
+		db_reader_close(rd);
+	}
 	if (!(tmp = mkdtemp(tmpl))) {
 		rc = cli_error(CLI_FAIL, "cannot create a temporary directory");
 		goto out;

@@ -43,4 +43,13 @@ refused "replay without --to" "--to" "$KREWIND" replay nope
 refused "gdb of a missing recording" "no recording named nope" "$KREWIND" gdb nope --at 1
 refused "bisect without a predicate kind" "sql:COND or gdb:EXPR" "$KREWIND" bisect nope --until x
 refused "verify of a missing recording" "no recording named nope" "$KREWIND" verify nope
+
+# Without a probe, record says once what is traced (and still records).
+"$KREWIND" record --kernel build/kernel/kernel.elf --no-rr -o "$TMP/noprobe" >"$TMP/np.out" 2>"$TMP/np.err"
+rc=$?
+if [ $rc -eq 0 ] && grep -q '^krewind: note: no --probe: only traps' "$TMP/np.err" && [ -s "$TMP/noprobe/trace.db" ]; then
+	ok "record --kernel without --probe notes what is traced, and records"
+else
+	not_ok "record --kernel without --probe notes what is traced, and records" "exit $rc: $(head -c 300 "$TMP/np.err")"
+fi
 done_testing
