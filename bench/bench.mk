@@ -1,2 +1,2 @@
 # Benchmarks: bench/*.sh, each printing ratios measured side by side in one run.
-BENCHES += $(sort $(wildcard bench/*.sh))
+BENCHES += $(filter-out bench/run.sh,$(sort $(wildcard bench/*.sh)))

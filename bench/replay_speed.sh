@@ -4,6 +4,8 @@
 # a seek to its last event (`krewind replay --to`), alternately REPS times
 # (default 3) in one go. Prints the median wall times and the ratios
 # replay/record and seek/record. SCENARIO (default clean) picks the run.
+# Then the cost of a bisection in replays: the first switch at which the
+# guest's KeTickCount reaches BISECT_TICKS (default 20), asked through gdb.
 set -u
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.." || exit 2
@@ -38,3 +40,13 @@ printf 'scenario %s, %d runs each (medians)\n' "$SCENARIO" "$REPS"
 printf '  record          %6.2f s\n' "$rec"
 printf '  full replay     %6.2f s   replay/record %.2f\n' "$rep" "$(echo "$rep / $rec" | bc -l)"
 printf '  replay --to end %6.2f s   seek/record   %.2f\n' "$seek" "$(echo "$seek / $rec" | bc -l)"
+
+dir=$KREWIND_TRACES/$SCENARIO-$REPS
+n=$("$KREWIND" sql "$dir" "SELECT count(*) FROM events WHERE kind = 'switch'" | tail -1 | tr -d ' ')
+t0=$(now)
+"$KREWIND" bisect "$dir" --until "gdb:KeTickCount >= ${BISECT_TICKS:-20}" --kind switch >"$tmp/bisect" 2>&1 ||
+	{ echo "replay_speed: bisect failed: $(tail -n 2 "$tmp/bisect")" >&2; exit 1; }
+t1=$(now)
+replays=$(sed -n 's/^replays: \([0-9]*\).*/\1/p' "$tmp/bisect")
+printf '  bisect          %6.2f s   %s replays for %s candidate switches (log2: %.1f), bisect/record %.2f\n' \
+	"$(echo "$t1 - $t0" | bc)" "$replays" "$n" "$(echo "l($n)/l(2)" | bc -l)" "$(echo "($t1 - $t0) / $rec" | bc -l)"
