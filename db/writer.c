@@ -946,9 +946,18 @@ int db_update_meta(const char *path, const char *key, const char *value, char **
 		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE) {
 		ret = db_fail(err, rc == SQLITE_FULL ? DB_E_FULL : DB_E_IO, "cannot update %s: %s", path,
 			      sqlite3_errmsg(db));
+		goto out;
+	}
+	/* As in db_writer_close: back to one self-contained file (the writer
+	 * could not switch while the recorder was polling the trace), unless
+	 * someone is reading it right now. */
+	sqlite3_finalize(st);
+	st = NULL;
+	sqlite3_busy_timeout(db, 0);
+	sqlite3_exec(db, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
 out:
 	sqlite3_finalize(st);
 	sqlite3_close(db);

@@ -25,6 +25,11 @@ rec=$KREWIND_TRACES/clean-1
 for f in trace.db replay.bin snap.qcow2 kernel.elf probe serial.log manifest.json; do
 	check "clean-1 has $f" test -s "$rec/$f"
 done
+# The finished trace is one self-contained file (rollback journal, not WAL),
+# so readers such as check leave no -wal/-shm files in the recording.
+same "the trace is back in journal_mode delete" "$(sqlite3 -readonly "$rec/trace.db" 'PRAGMA journal_mode')" delete
+"$KREWIND" check "$rec" >/dev/null 2>&1
+check "check leaves no trace.db-wal behind" test ! -e "$rec/trace.db-wal"
 same "clean outcome is pass" "$(json_field "$rec/manifest.json" outcome)" pass
 same "clean exit status is 33" "$(json_field "$rec/manifest.json" exit_status)" 33
 same "manifest kernel_sha256 is the kernel's" "$(json_field "$rec/manifest.json" kernel_sha256)" \
