@@ -1409,6 +1409,8 @@ int cmd_report(int argc, char **argv)
 
 	cli_args_init(&a, "report", argc, argv);
 	while ((opt = cli_next_opt(&a, options, &v)) != CLI_OPT_END) {
+		if ((rc = cli_common_opt(&a, opt, v, &spec, synopsis, description, options)) >= 0)
+			return rc;
 		switch (opt) {
 		case OPT_JSON: json = 1; break;
 		case OPT_FORCE: force = 1; break;
@@ -1419,15 +1421,6 @@ int cmd_report(int argc, char **argv)
 						       MAX_DETAIL, v);
 			rp.detail = (int64_t)n;
 			break;
-		case CLI_OPT_HELP:
-			cli_print_usage(stdout, synopsis, description, options);
-			return CLI_OK;
-		case CLI_OPT_ARG:
-			if (spec)
-				return cli_usage_error("report", "unexpected argument '%s'", v);
-			spec = v;
-			break;
-		default: return CLI_USAGE;
 		}
 	}
 	if (spec == NULL)
