@@ -179,8 +179,10 @@ static void SpinlockHighIrql(void)
 	KIRQL old;
 	KeInitializeSpinLock(&ScenarioIsrLock);
 	KiBugFlags |= KI_BUG_ISR_TAKES_LOCK;       /* the clock ISR now takes ScenarioIsrLock */
+	/* Said before taking the lock: once it is held, the next tick may hang the
+	 * machine at any instruction, the middle of a serial line included. */
+	DbgPrint("spinlock-high-irql: taking ScenarioIsrLock at DISPATCH_LEVEL and holding it until the next tick\n");
 	KeAcquireSpinLock(&ScenarioIsrLock, &old); /* only raises to DISPATCH_LEVEL */
-	DbgPrint("spinlock-high-irql: holding ScenarioIsrLock at DISPATCH_LEVEL until the next tick\n");
 	ULONG64 t0 = KeTickCount;
 	while (KeTickCount < t0 + 2)
 		KiBusyWait();

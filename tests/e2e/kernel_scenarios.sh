@@ -45,7 +45,7 @@ run() {
 run eoi-before-switch &
 run missing-eoi '^scenario missing-eoi: start$' &
 run lock-order-deadlock 'clock stopped$' &
-run spinlock-high-irql '^spinlock-high-irql: holding' &
+run spinlock-high-irql '^spinlock-high-irql: taking' &
 run recursive-spinlock 'acquiring it again$' &
 for s in global-irql lock-order irql-lower-raise irql-lower-raise-checked mutex-not-owner \
 	page-fault no-such-scenario; do
@@ -96,7 +96,7 @@ shows lock-order-deadlock '^idle: no thread can run and no timer is armed; clock
 lacks lock-order-deadlock 'finished'
 
 expect spinlock-high-irql 124 "the clock ISR spins on the lock its thread holds"
-shows spinlock-high-irql '^spinlock-high-irql: holding ScenarioIsrLock'
+shows spinlock-high-irql '^spinlock-high-irql: taking ScenarioIsrLock'
 lacks spinlock-high-irql 'finished'
 
 expect irql-lower-raise 39 "runs to the end with the checks off"
