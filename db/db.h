@@ -50,8 +50,68 @@ enum db_kind {
 	DB_MARKER = 14,   /* text marker (scenario, self-test result, ...): a=marker type, text */
 	DB_BUGCHECK = 15, /* KeBugCheckEx / panic: a=code, b=first parameter */
 	DB_LOCK_INIT = 16, /* lock initialised: obj=lock addr, a=pc of the caller (allocation site) */
-	DB_KIND_MAX = 16,
+	/* Schema 2 (issue #12): kernel-neutral events. */
+	DB_LOCK_FAIL = 17, /* a trylock returned without the lock: obj=lock addr; never a spinner */
+	DB_DEFER_QUEUE = 18, /* deferred work queued (DPC, tasklet, softirq raise, irq_work): obj=item */
+	DB_DEFER_RUN = 19, /* deferred work starts running: obj=item (0 if the probe cannot tell) */
+	DB_SLEEP = 20,    /* a voluntary sleep point (schedule(), msleep, KeDelayExecutionThread): b=timeout */
+	DB_SYSCALL = 21,  /* system call entry (a=number) or exit (a=-1), where the probe asks for it */
+	DB_KIND_MAX = 21,
 };
+
+/*
+ * Execution context of the vCPU at an event (db_event.ctx). The tracer keeps
+ * it per vCPU: inside the frame of an external interrupt it is hardirq, of an
+ * NMI nmi; inside a probe-declared softirq/DPC function softirq; else process.
+ * Exceptions and software traps (int N, syscall) keep the context they
+ * interrupted: a page fault in a system call is still process context.
+ */
+enum db_ctx {
+	DB_CTX_PROCESS = 0,
+	DB_CTX_HARDIRQ = 1,
+	DB_CTX_SOFTIRQ = 2, /* softirq, tasklet, DPC */
+	DB_CTX_NMI = 3,
+};
+
+/* Event flags (db_event.flags). */
+enum db_flag {
+	DB_F_IF = 1 << 0,      /* RFLAGS.IF was set when the event was recorded (for a trap:
+	                          in the interrupted context; for an iret: in the context returned to) */
+	DB_F_USER = 1 << 1,    /* trap: taken from user mode (CPL 3); iret: returns to user mode */
+	DB_F_SOFT = 1 << 2,    /* trap: a software trap (int N, syscall), not an interrupt */
+	DB_F_NOFRAME = 1 << 3, /* iret: closes no open trap frame (an iret to self, e.g. sync_core) */
+	DB_F_TRY = 1 << 4,     /* lock_try / lock_acq / lock_fail of a trylock */
+	DB_F_DEFER_OFF = 1 << 5, /* softirqs/DPCs were disabled (local_bh_disable count > 0), where
+	                            the probe declares how to read it */
+};
+
+/*
+ * What a lock operation is (db_event.lockop, on lock_try, lock_acq, lock_fail,
+ * lock_rel, lock_init, mutex_acq, mutex_rel): declared per function by the
+ * probe (docs/probe.md), never guessed from names.
+ */
+enum db_lock_flavor {
+	DB_LF_SPIN = 0,        /* spinlock, exclusive */
+	DB_LF_READ = 1,        /* reader side of a reader/writer spinlock (recursive read) */
+	DB_LF_WRITE = 2,       /* writer side of a reader/writer spinlock */
+	DB_LF_MUTEX = 3,       /* sleeping mutex */
+	DB_LF_RWSEM_READ = 4,  /* reader side of a sleeping r/w semaphore (not recursive) */
+	DB_LF_RWSEM_WRITE = 5, /* writer side of a sleeping r/w semaphore */
+	DB_LF_SEM = 6,         /* counting semaphore */
+};
+/* How the acquire changes interrupt state; on a release, what it restores. */
+enum db_lock_irq {
+	DB_LI_NONE = 0,
+	DB_LI_IRQSAVE = 1,        /* disables interrupts, saving flags; release restores them (b = flags) */
+	DB_LI_IRQ = 2,            /* disables interrupts; release enables them */
+	DB_LI_BH = 3,             /* disables softirqs; release enables them */
+	DB_LI_RAISE_DISPATCH = 4, /* raises IRQL to DISPATCH_LEVEL; release lowers to b */
+	DB_LI_AT_DISPATCH = 5,    /* caller must already be at DISPATCH_LEVEL or above */
+};
+#define DB_LOCKOP(flavor, irq, subclass) ((uint16_t)((flavor) | (irq) << 4 | (subclass) << 8))
+#define DB_LOCKOP_FLAVOR(op) ((op) & 0xf)
+#define DB_LOCKOP_IRQ(op) (((op) >> 4) & 0xf)
+#define DB_LOCKOP_SUBCLASS(op) (((op) >> 8) & 0xff)
 
 /* Marker types (events.a for DB_MARKER). */
 enum db_marker {
@@ -78,6 +138,13 @@ struct db_event {
 	int64_t a, b;
 	uint16_t vcpu;
 	uint8_t kind;    /* enum db_kind */
+	/* Schema 2 (issue #12); zero-initialised events mean process context, IF=0. */
+	uint8_t ctx;     /* enum db_ctx */
+	uint8_t flags;   /* enum db_flag bits */
+	uint16_t lockop; /* DB_LOCKOP(flavor, irq, subclass) for lock kinds, else 0 */
+	int32_t preempt; /* preemption count where the probe declares it, else -1 */
+	int32_t tid;     /* the kernel's thread id (Linux pid) where the probe declares it, else -1 */
+	uint64_t caller; /* lock/wait/sleep kinds: the call site (return address at entry), 0 if unknown */
 };
 
 /* ---------------------------------------------------------------- writer */

@@ -35,6 +35,11 @@ static const char *const kind_names[DB_KIND_MAX + 1] = {
 	[DB_MARKER] = "marker",
 	[DB_BUGCHECK] = "bugcheck",
 	[DB_LOCK_INIT] = "lock_init",
+	[DB_LOCK_FAIL] = "lock_fail",
+	[DB_DEFER_QUEUE] = "defer_queue",
+	[DB_DEFER_RUN] = "defer_run",
+	[DB_SLEEP] = "sleep",
+	[DB_SYSCALL] = "syscall",
 };
 
 const char *db_kind_name(int kind)
@@ -66,6 +71,7 @@ int db_kind_obj_is_lock(int kind)
 	case DB_MUTEX_REL:
 	case DB_SIGNAL:
 	case DB_LOCK_INIT:
+	case DB_LOCK_FAIL:
 		return 1;
 	default:
 		return 0;

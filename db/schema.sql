@@ -22,7 +22,8 @@ INSERT INTO kinds (id, name, obj_is_lock) VALUES
 	(4, 'lock_try', 1), (5, 'lock_acq', 1), (6, 'lock_rel', 1),
 	(7, 'wait', 1), (8, 'wait_end', 1), (9, 'mutex_acq', 1), (10, 'mutex_rel', 1),
 	(11, 'signal', 1), (12, 'switch', 0), (13, 'eoi', 0), (14, 'marker', 0),
-	(15, 'bugcheck', 0), (16, 'lock_init', 1);
+	(15, 'bugcheck', 0), (16, 'lock_init', 1), (17, 'lock_fail', 1),
+	(18, 'defer_queue', 0), (19, 'defer_run', 0), (20, 'sleep', 0), (21, 'syscall', 0);
 
 -- Guest threads (KTHREAD addresses), interned: event_rows.thread_id = threads.id.
 CREATE TABLE threads (

@@ -99,14 +99,15 @@ static struct db_reader *open_reader(const char *path)
 	return r;
 }
 
-/* Writes n events: kinds cycling over every kind, two vCPUs, three threads,
- * four locks; icount = 10 * i on each vCPU. */
+/* Writes n events: kinds cycling over the 16 kinds of schema 1 (the counts
+ * below are worked out for 16), two vCPUs, three threads, four locks;
+ * icount = 10 * i on each vCPU. */
 static void write_mix(const char *path, int n)
 {
 	struct db_writer *w = open_writer(path);
 
 	for (int i = 0; i < n; i++) {
-		int kind = 1 + i % DB_KIND_MAX;
+		int kind = 1 + i % 16;
 		struct db_event ev = ev_make(kind, 10 * (uint64_t)(i / 2), KADDR(0x200000 + (i % 3) * 0x100),
 					     db_kind_obj_is_lock(kind) ? KADDR(0x300000 + (i % 4) * 0x40) : 0,
 					     i, -i);
@@ -222,7 +223,7 @@ static void test_count_by_kind(void **state)
 	assert_int_equal(db_count_by_kind(r, counts, &err), DB_OK);
 	assert_int_equal(counts[0], 83);
 	for (int k = 1; k <= DB_KIND_MAX; k++)
-		assert_int_equal(counts[k], k <= 3 ? 6 : 5);
+		assert_int_equal(counts[k], k <= 3 ? 6 : k <= 16 ? 5 : 0);
 	assert_string_equal(db_meta(r, "events_total"), "83");
 	assert_string_equal(db_meta(r, "dropped"), "0");
 	db_reader_close(r);
