@@ -71,6 +71,18 @@ int cli_error_msg(int status, const char *prefix, char *msg);
 /* "krewind: warning: ..." on stderr. */
 void cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ------------------------------------------------------------ progress */
+
+/* A progress line on stderr (progress.c): NULL (and every call a no-op) when
+ * quiet or when stderr is not a terminal. update redraws at most 10 times a
+ * second "WHAT: done/total UNIT (P%, S s)" (total 0: no percentage); note
+ * draws free text after "WHAT: "; end erases the line and frees p. */
+struct cli_progress;
+struct cli_progress *cli_progress_start(const char *what, int quiet);
+void cli_progress_update(struct cli_progress *p, uint64_t done, uint64_t total, const char *unit);
+void cli_progress_note(struct cli_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_progress_end(struct cli_progress *p);
+
 /* ------------------------------------------------------------ options */
 
 /*
