@@ -8,6 +8,8 @@
 #   make bench      benchmarks (ratios measured side by side in one run)
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make check-all  test + SAN=1 test + test-tsan + fuzz (slow; docs/verification.md)
+#   make check-fresh FRESH_CMD="make test"  a README command in a fresh Debian 12
+#                   chroot, from a clean clone of this checkout's HEAD (root, heavy)
 #   make clean
 #
 # SAN=1 builds host code with ASan+UBSan (build/san/), TSAN=1 with TSan (build/tsan/).
@@ -37,6 +39,9 @@ HOST_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=thread
 HOST_LDFLAGS += -fsanitize=thread
 endif
 
+# Recursive (=) on purpose, here and wherever they are used: pkg-config may only run
+# in a recipe, after $(DEPS_STAMP), never while make reads the Makefiles (on a fresh
+# machine glib is not installed yet then). tests/e2e/build_fresh.sh checks it.
 GLIB_CFLAGS = $(shell pkg-config --cflags glib-2.0 2>/dev/null)
 GLIB_LIBS = $(shell pkg-config --libs glib-2.0 2>/dev/null)
 
@@ -46,7 +51,7 @@ UNIT_TESTS :=        # cmocka binaries, run by tests/run.sh
 E2E_TESTS :=         # tests/e2e/*.sh scripts, run by tests/run.sh after the build
 BENCHES :=           # bench/*.sh scripts
 
-.PHONY: all kernel test demo bench clean deps check-all fuzz
+.PHONY: all kernel test demo bench clean deps check-all check-fresh fuzz
 all:
 
 include kernel/kernel.mk
@@ -101,6 +106,12 @@ check-all:
 	$(MAKE) SAN=1 test
 	$(MAKE) test-tsan
 	$(MAKE) fuzz
+
+# ../shared/tools/fresh-machine.sh: a debootstrap chroot with only gcc, make and git.
+FRESH_CMD ?= make test
+FRESH_MACHINE ?= ../shared/tools/fresh-machine.sh
+check-fresh:
+	$(FRESH_MACHINE) "$(FRESH_CMD)"
 
 demo: all
 	@scripts/demo.sh $(BUILD)

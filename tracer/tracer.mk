@@ -8,7 +8,9 @@ TRACER_PROBE_SRCS := tracer/probe.c tracer/elfsym.c
 TRACER_PLUGIN_SRCS := tracer/plugin.c tracer/insn.c $(TRACER_PROBE_SRCS)
 PLUGIN := $(TOP_BUILD)/tracer/libkrewind.so
 PLUGIN_OBJDIR := $(TOP_BUILD)/tracer/obj
-PLUGIN_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+# Recursive (=): GLIB_CFLAGS runs pkg-config, which must happen when the recipe runs,
+# after $(DEPS_STAMP) has installed glib, not when make reads this file.
+PLUGIN_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
 	-D_GNU_SOURCE -fPIC -MMD -MP -I. -I$(TOP_BUILD)/qemu/include $(GLIB_CFLAGS)
 PLUGIN_OBJS := $(patsubst %.c,$(PLUGIN_OBJDIR)/%.o,$(TRACER_PLUGIN_SRCS) $(DB_SRCS))
 
