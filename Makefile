@@ -10,6 +10,7 @@
 #   make check-all  test + SAN=1 test + test-tsan + fuzz (slow; docs/verification.md)
 #   make check-fresh FRESH_CMD="make test"  a README command in a fresh Debian 12
 #                   chroot, from a clean clone of this checkout's HEAD (root, heavy)
+#   make install    PREFIX=/usr/local (DESTDIR too); make uninstall (scripts/install.mk)
 #   make clean
 #
 # SAN=1 builds host code with ASan+UBSan (build/san/), TSAN=1 with TSan (build/tsan/).
@@ -63,6 +64,7 @@ include ui-cli/cli.mk
 include tests/tests.mk
 include bench/bench.mk
 include tests/fuzz/fuzz.mk
+include scripts/install.mk
 
 all: $(ALL_TARGETS)
 # Nothing is built before the dependencies are in place.

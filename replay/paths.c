@@ -1,7 +1,16 @@
 /*
- * paths.c - files krewind finds next to its own binary: the plugin, our
- * kernel, its probe file, the gdb commands. The binary lives in build/ or
- * build/<variant>/, the plugin and kernel always in the top build/.
+ * paths.c - files krewind finds next to its own binary (/proc/self/exe): the
+ * plugin, our kernel, its probe files, the gdb extension. Two layouts:
+ *
+ *   installed (make install)          build tree
+ *   PREFIX/bin/krewind                build/krewind, build/<variant>/krewind
+ *   PREFIX/lib/krewind/NAME.so        build/tracer/NAME.so (top build/)
+ *   PREFIX/share/krewind/probes/F     probes/F
+ *   PREFIX/share/krewind/BASENAME     build/kernel/kernel.elf, replay/NAME.py
+ *
+ * The installed layout is tried first: its directories are specific enough
+ * that a build tree never has them. The Makefile's install rule follows the
+ * same table.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -11,10 +20,38 @@
 
 #include "replay/replay.h"
 
+/* Where rel lives under PREFIX (relative to PREFIX/bin) once installed. */
+static char *installed_path(const char *bindir, const char *rel)
+{
+	const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+	size_t n = strlen(rel);
+	char *p = NULL;
+	int rc;
+
+	if (n > 3 && strcmp(rel + n - 3, ".so") == 0)
+		rc = asprintf(&p, "%s/../lib/krewind/%s", bindir, base);
+	else if (strncmp(rel, "probes/", 7) == 0)
+		rc = asprintf(&p, "%s/../share/krewind/%s", bindir, rel);
+	else
+		rc = asprintf(&p, "%s/../share/krewind/%s", bindir, base);
+	return rc < 0 ? NULL : p;
+}
+
+/* p if readable (as a malloc'd absolute path), else NULL; frees p. */
+static char *take_if_readable(char *p)
+{
+	char *found = NULL;
+
+	if (p && access(p, R_OK) == 0)
+		found = realpath(p, NULL);
+	free(p);
+	return found;
+}
+
 char *replay_find_file(const char *env, const char *rel)
 {
 	const char *e = env ? getenv(env) : NULL;
-	char exe[PATH_MAX], *slash, *p = NULL, *found = NULL;
+	char exe[PATH_MAX], *slash, *p, *found;
 	static const char *const ups[] = { "", "../", "../../", NULL };
 	ssize_t n;
 	int i;
@@ -29,12 +66,11 @@ char *replay_find_file(const char *env, const char *rel)
 	if (!slash)
 		return NULL;
 	*slash = 0;
+	found = take_if_readable(installed_path(exe, rel));
 	for (i = 0; ups[i] && !found; i++) {
 		if (asprintf(&p, "%s/%s%s", exe, ups[i], rel) < 0)
 			return NULL;
-		if (access(p, R_OK) == 0)
-			found = realpath(p, NULL);
-		free(p);
+		found = take_if_readable(p);
 	}
 	return found;
 }

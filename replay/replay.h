@@ -230,8 +230,11 @@ int qmp_take_event(struct qmp *q, const char *name, struct qmp_json **ev);
 int qmp_replay_icount(struct qmp *q, uint64_t *icount, char **err);
 
 /* Finds a file krewind ships: $env if set (may be NULL), else rel looked up
- * from the krewind binary's directory and its parents ("tracer/libkrewind.so",
- * "kernel/kernel.elf", "probes/krewind.probe"). malloc'd absolute path or NULL. */
+ * from the krewind binary's directory: in an install (PREFIX/bin/krewind:
+ * PREFIX/lib/krewind, PREFIX/share/krewind, paths.c has the table), else in the
+ * build tree ("tracer/libkrewind.so", "kernel/kernel.elf", "probes/krewind.probe",
+ * "replay/krewind-gdb.py" from the binary's directory and its parents).
+ * malloc'd absolute path or NULL. */
 char *replay_find_file(const char *env, const char *rel);
 
 /* ================================================================ recording */

@@ -7,8 +7,9 @@
  *     runs `krewind NAME --help`;
  *   - takes --json (one JSON document on stdout);
  *   - returns CLI_OK (0: clean / ok), CLI_FAIL (1: findings or the operation
- *     failed) or CLI_USAGE (2: usage or input error: bad option, missing file,
- *     corrupt trace, newer schema), and prints errors as one line on stderr
+ *     failed), CLI_USAGE (2: usage or input error: bad option, missing file,
+ *     corrupt trace, newer schema) or CLI_INTERRUPTED (130: stopped by a
+ *     signal after cleaning up), and prints errors as one line on stderr
  *     starting with "krewind: error: ".
  *
  * No global mutable state: every helper works on what it is handed.
@@ -29,6 +30,7 @@ enum cli_status {
 	CLI_OK = 0,
 	CLI_FAIL = 1,
 	CLI_USAGE = 2,
+	CLI_INTERRUPTED = 130, /* 128 + SIGINT: stopped by Ctrl-C (or SIGTERM) */
 };
 
 /* ------------------------------------------------------------ commands */

@@ -7,13 +7,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "db/db.h"
+
 #include "replay/replay.h"
 #include "tracer/tracer.h"
 #include "ui-cli/cli.h"
 
 static const char synopsis[] =
 	"krewind record --scenario NAME [-o DIR] [--timeout S] [--hang-after S] [--no-rr] [--json]\n"
-	"krewind record --kernel ELF [--symbols ELF] [--probe FILE] [--append ARGS] [-o DIR] [-- QEMU-ARGS...]";
+	"krewind record --kernel ELF [--symbols ELF] [--probe FILE] [--append ARGS] [-o DIR] [-- QEMU-ARGS...]\n"
+	"krewind record --list-scenarios";
 static const char description[] =
 	"Boots a kernel under QEMU 10 with the krewind plugin and QEMU's record/replay\n"
 	"(icount, replay log, a snapshot at start) and writes one recording directory:\n"
@@ -22,11 +25,14 @@ static const char description[] =
 	"guest exits, resets, makes no progress for --hang-after seconds (no serial\n"
 	"output, no trace events besides interrupts when probed), or after --timeout\n"
 	"seconds; the outcome is kept in the manifest and the trace. Exit 0 whenever a\n"
-	"recording was made.\n"
+	"recording was made; 130 after Ctrl-C (SIGINT), which stops QEMU and keeps the\n"
+	"recording with the outcome \"interrupted\". Bad input (an unknown scenario, a\n"
+	"kernel that is neither an ELF nor a Linux bzImage, an unreadable probe) exits 2\n"
+	"before QEMU starts and leaves no recording.\n"
 	"Environment: KREWIND_PLUGIN, KREWIND_KERNEL, KREWIND_QEMU, KREWIND_TRACES.";
 
 enum { OPT_SCENARIO = 1, OPT_KERNEL, OPT_SYMBOLS, OPT_PROBE, OPT_APPEND, OPT_OUT, OPT_TIMEOUT, OPT_HANG, OPT_NORR,
-       OPT_NOPLUGIN, OPT_JSON, OPT_QUIET };
+       OPT_NOPLUGIN, OPT_JSON, OPT_QUIET, OPT_LIST };
 static const struct cli_option options[] = {
 	{OPT_SCENARIO, "scenario", 0, "NAME", "boot krewind's kernel with scenario=NAME"},
 	{OPT_KERNEL, "kernel", 0, "ELF", "boot this kernel instead"},
@@ -40,6 +46,7 @@ static const struct cli_option options[] = {
 	{OPT_NOPLUGIN, "no-plugin", 0, NULL, "record without the tracer plugin (no trace.db)"},
 	{OPT_JSON, "json", 0, NULL, "print the summary as JSON"},
 	{OPT_QUIET, "quiet", 'q', NULL, "no progress line"},
+	{OPT_LIST, "list-scenarios", 0, NULL, "print the scenarios of krewind's kernel, one a line"},
 	{0},
 };
 
@@ -76,6 +83,127 @@ out:
 	probe_free(p);
 	elfsym_free(t);
 	return rc;
+}
+
+/* What QEMU's x86 -kernel boots: an ELF (PVH or multiboot), a Linux bzImage
+ * ("HdrS" at 0x202) or a multiboot image (magic in its first 8 KiB, 4-aligned).
+ * Returns CLI_OK or prints why not and returns CLI_USAGE. */
+static int validate_kernel(const char *path)
+{
+	unsigned char buf[8192];
+	size_t n, i;
+	FILE *f = fopen(path, "rb");
+
+	if (!f)
+		return cli_error(CLI_USAGE, "cannot read kernel %s", path);
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (n >= 4 && memcmp(buf, "\177ELF", 4) == 0)
+		return CLI_OK;
+	if (n >= 0x206 && memcmp(buf + 0x202, "HdrS", 4) == 0)
+		return CLI_OK;
+	for (i = 0; i + 4 <= n; i += 4)
+		if (buf[i] == 0x02 && buf[i + 1] == 0xb0 && buf[i + 2] == 0xad && buf[i + 3] == 0x1b)
+			return CLI_OK;
+	return cli_error(CLI_USAGE, "%s is not a kernel QEMU can boot (not an ELF, a bzImage or multiboot)", path);
+}
+
+/*
+ * The scenarios krewind's kernel knows: its table KiScenarios (kernel/scenario.c,
+ * { const char *Name; void (*Run)(void); } entries), read from the ELF itself so
+ * that the list cannot drift from the kernel. Returns the number of names put in
+ * names[] (malloc'd each), or -1 if the kernel has no such table.
+ */
+#define MAX_SCENARIOS 64
+static int kernel_scenarios(const char *kernel, char *names[MAX_SCENARIOS])
+{
+	struct elfsym_table *t = NULL;
+	const struct elfsym *tab;
+	char *err = NULL;
+	int n = -1;
+
+	if (elfsym_load(kernel, &t, &err) < 0) {
+		free(err);
+		return -1;
+	}
+	tab = elfsym_find(t, "KiScenarios");
+	if (tab && tab->size >= 16 && tab->size % 16 == 0) {
+		uint64_t i, entry[2];
+		n = 0;
+		for (i = 0; i < tab->size / 16 && n < MAX_SCENARIOS; i++) {
+			char name[64];
+			size_t k;
+			if (elfsym_read(t, tab->addr + i * 16, entry, sizeof(entry), &err) < 0)
+				break;
+			for (k = 0; k + 1 < sizeof(name); k++)
+				if (elfsym_read(t, entry[0] + k, &name[k], 1, &err) < 0 || name[k] == 0)
+					break;
+			name[k] = 0;
+			if (k == 0 || k + 1 == sizeof(name))
+				break;
+			names[n++] = strdup(name);
+		}
+		free(err);
+	}
+	elfsym_free(t);
+	return n;
+}
+
+static void free_names(char *names[], int n)
+{
+	while (n-- > 0)
+		free(names[n]);
+}
+
+/* --list-scenarios: one name a line. */
+static int list_scenarios(const char *kernel)
+{
+	char *names[MAX_SCENARIOS];
+	int n = kernel_scenarios(kernel, names), i;
+
+	if (n < 0)
+		return cli_error(CLI_USAGE, "%s has no scenario table (KiScenarios): not krewind's kernel?", kernel);
+	for (i = 0; i < n; i++)
+		printf("%s\n", names[i]);
+	free_names(names, n);
+	return CLI_OK;
+}
+
+/* --scenario NAME must be one of the kernel's (when it lists them). */
+static int validate_scenario(const char *kernel, const char *scenario)
+{
+	char *names[MAX_SCENARIOS], known[1024] = "";
+	int n = kernel_scenarios(kernel, names), i, found = 0;
+
+	if (n < 0)
+		return CLI_OK;
+	for (i = 0; i < n; i++) {
+		found |= strcmp(names[i], scenario) == 0;
+		if (strlen(known) + strlen(names[i]) + 3 < sizeof(known))
+			strcat(strcat(known, i ? ", " : ""), names[i]);
+	}
+	free_names(names, n);
+	if (found)
+		return CLI_OK;
+	return cli_error(CLI_USAGE, "unknown scenario '%s' (known: %s)", scenario, known);
+}
+
+/* An interrupted run (SIGINT, SIGTERM): the recording is kept and says so, in
+ * the manifest and in the trace's metadata. */
+static void mark_interrupted(struct replay_recording *r)
+{
+	char *e = NULL;
+
+	free(r->outcome);
+	r->outcome = strdup("interrupted");
+	free(r->outcome_detail);
+	r->outcome_detail = strdup("krewind record was interrupted (Ctrl-C); QEMU was stopped");
+	if (replay_manifest_write(r, &e) < 0)
+		cli_error_msg(CLI_FAIL, "cannot mark the recording interrupted", e), e = NULL;
+	free(e), e = NULL;
+	if (r->db_path && db_update_meta(r->db_path, "outcome", "interrupted", &e) != DB_OK)
+		cli_error_msg(CLI_FAIL, "cannot mark the trace interrupted", e), e = NULL;
+	free(e);
 }
 
 static void print_summary(const struct replay_recording *r, int json)
@@ -136,7 +264,7 @@ int cmd_record(int argc, char **argv)
 	struct cli_args a;
 	const char *v;
 	char *kernel = NULL, *probe = NULL, *plugin = NULL, *err = NULL;
-	int opt, json = 0, quiet = 0, no_plugin = 0, rc;
+	int opt, json = 0, quiet = 0, no_plugin = 0, list = 0, rc;
 
 	cli_args_init(&a, "record", argc, argv);
 	while ((opt = cli_next_opt(&a, options, &v)) != CLI_OPT_END) {
@@ -168,6 +296,7 @@ int cmd_record(int argc, char **argv)
 		case OPT_NOPLUGIN: no_plugin = 1; break;
 		case OPT_JSON: json = 1; break;
 		case OPT_QUIET: quiet = 1; break;
+		case OPT_LIST: list = 1; break;
 		}
 	}
 	/* QEMU's record/replay runs one vCPU only: say so before QEMU does. */
@@ -176,7 +305,7 @@ int cmd_record(int argc, char **argv)
 		    strncmp(o.extra_args[i + 1], "1,", 2) != 0 && strncmp(o.extra_args[i + 1], "cpus=1", 6) != 0)
 			return cli_usage_error("record", "record/replay needs one vCPU (-smp %s refused; or use --no-rr)",
 					       o.extra_args[i + 1]);
-	if (!o.scenario && !o.kernel)
+	if (!o.scenario && !o.kernel && !list)
 		return cli_usage_error("record", "give --scenario NAME or --kernel ELF");
 	if (o.scenario && (!*o.scenario || strpbrk(o.scenario, "/ \t")))
 		return cli_usage_error("record", "bad scenario name '%s'", o.scenario);
@@ -187,13 +316,20 @@ int cmd_record(int argc, char **argv)
 			goto out;
 		}
 		o.kernel = kernel;
+		if (list) {
+			rc = list_scenarios(kernel);
+			goto out;
+		}
 		if (!o.probe)
 			o.probe = probe = replay_find_file(NULL, "probes/krewind.probe");
-	}
-	if (access(o.kernel, R_OK) < 0) {
-		rc = cli_error(CLI_USAGE, "cannot read kernel %s", o.kernel);
+	} else if (list) {
+		rc = list_scenarios(o.kernel);
 		goto out;
 	}
+	if ((rc = validate_kernel(o.kernel)) != CLI_OK)
+		goto out;
+	if (o.scenario && (rc = validate_scenario(o.kernel, o.scenario)) != CLI_OK)
+		goto out;
 	if (o.symbols && access(o.symbols, R_OK) < 0) {
 		rc = cli_error(CLI_USAGE, "cannot read symbols %s", o.symbols);
 		goto out;
@@ -228,7 +364,14 @@ int cmd_record(int argc, char **argv)
 		rc = cli_error_msg(CLI_USAGE, NULL, err);
 		goto out;
 	}
-	if (r && (rc == 0 || rc == REPLAY_E_INTERRUPTED))
+	if (r && rc == REPLAY_E_INTERRUPTED) {
+		mark_interrupted(r);
+		print_summary(r, json);
+		free(err);
+		rc = CLI_INTERRUPTED;
+		goto out;
+	}
+	if (r && rc == 0)
 		print_summary(r, json);
 	if (rc < 0) {
 		rc = cli_error_msg(CLI_FAIL, NULL, err);
