@@ -303,6 +303,47 @@ static int set_pos(const char *opt, const char *v, struct cli_pos *pos, int *set
 	return CLI_OK;
 }
 
+/* The icount of pos: its value for icount:N, the event's for an id (an id
+ * not in the trace: the error is printed, CLI_USAGE). */
+static int pos_icount(struct db_reader *db, const struct cli_pos *pos, uint64_t *icount)
+{
+	struct db_event ev;
+	char *err = NULL;
+	int rc;
+
+	if (pos->is_icount) {
+		*icount = pos->value;
+		return CLI_OK;
+	}
+	rc = db_event_by_id(db, (int64_t)pos->value, &ev, &err);
+	if (rc < 0)
+		return cursor_error(rc, err);
+	if (rc == 0)
+		return cli_error(CLI_USAGE, "events: no event %" PRIu64 " in this trace", pos->value);
+	*icount = ev.icount;
+	return CLI_OK;
+}
+
+/* --from after --to is a mistake, not an empty answer. Positions of one kind
+ * compare at once; an id against an icount needs the event's icount. */
+static int check_range(struct db_reader *db, const struct cli_pos *from, const struct cli_pos *to)
+{
+	uint64_t a, b;
+	int rc;
+
+	if (from->is_icount == to->is_icount) {
+		if (from->value <= to->value)
+			return CLI_OK;
+	} else {
+		if ((rc = pos_icount(db, from, &a)) != CLI_OK || (rc = pos_icount(db, to, &b)) != CLI_OK)
+			return rc;
+		if (a <= b)
+			return CLI_OK;
+	}
+	return cli_usage_error("events", "--from %s%" PRIu64 " comes after --to %s%" PRIu64 " (an empty range)",
+			       from->is_icount ? "icount:" : "", from->value, to->is_icount ? "icount:" : "", to->value);
+}
+
 int cmd_events(int argc, char **argv)
 {
 	struct cli_args a;
@@ -355,6 +396,8 @@ int cmd_events(int argc, char **argv)
 		return cli_usage_error("events", "--around cannot be combined with --from, --to or --limit");
 	if (has_context && !has_around)
 		return cli_usage_error("events", "--context only goes with --around");
+	if (has_from && has_to && from.is_icount == to.is_icount && (rc = check_range(NULL, &from, &to)) != CLI_OK)
+		return rc;
 	if (has_from) {
 		if (from.is_icount)
 			f.from_icount = from.value;
@@ -372,6 +415,8 @@ int cmd_events(int argc, char **argv)
 	rc = cli_rec_open(spec, &r);
 	if (rc != CLI_OK)
 		return rc;
+	if (has_from && has_to && from.is_icount != to.is_icount && (rc = check_range(r.db, &from, &to)) != CLI_OK)
+		goto out;
 	if (thread && (rc = resolve_thread(r.db, thread, &f.thread)) != CLI_OK)
 		goto out;
 	if (lock && (rc = resolve_lock(r.db, lock, &f.obj)) != CLI_OK)

@@ -60,7 +60,7 @@ same "a gdb predicate that never holds exits 1" "$?" 1
 check "and says so" grep -q 'never turned true' "$TMP/bg.out"
 check "after some replays" grep -qE '^replays: [1-9]' "$TMP/bg.out"
 
-# --- SIGINT to krewind record: QEMU stopped, recording kept as killed
+# --- SIGINT to krewind record: QEMU stopped, recording kept as interrupted
 "$KREWIND" record --scenario missing-eoi --hang-after 60 --timeout 120 -q >"$TMP/int.out" 2>&1 &
 pid=$!
 if wait_children "$pid" 1; then
@@ -68,9 +68,9 @@ if wait_children "$pid" 1; then
 	sleep 0.5
 	kill -INT "$pid"
 	wait "$pid"
-	same "record interrupted by SIGINT exits 1" "$?" 1
+	same "record interrupted by SIGINT exits 130" "$?" 130
 	if alive "$qemu"; then not_ok "no QEMU survives SIGINT" "pid $qemu alive"; else ok "no QEMU survives SIGINT"; fi
-	same "the interrupted recording says killed" "$(json_field "$KREWIND_TRACES/missing-eoi-2/manifest.json" outcome)" killed
+	same "the interrupted recording says interrupted" "$(json_field "$KREWIND_TRACES/missing-eoi-2/manifest.json" outcome)" interrupted
 else
 	not_ok "krewind record started QEMU" "no child of $pid"
 	kill -KILL "$pid" 2>/dev/null
