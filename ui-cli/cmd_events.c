@@ -75,6 +75,18 @@ static void print_header(struct printer *p)
 	       "DESCRIPTION");
 }
 
+/* The kinds whose a or b is a guest address (db/db.h), written as "0x..." in
+ * JSON like thread, pc and obj; the other a/b values are numbers. */
+static int a_is_address(int kind)
+{
+	return kind == DB_SWITCH || kind == DB_LOCK_INIT;
+}
+
+static int b_is_address(int kind)
+{
+	return kind == DB_SWITCH || kind == DB_MUTEX_ACQ || kind == DB_BUGCHECK;
+}
+
 static void print_event(struct printer *p, const struct db_event *ev, const char *text)
 {
 	char desc[512], sym[160], thread[64], obj[128];
@@ -101,8 +113,14 @@ static void print_event(struct printer *p, const struct db_event *ev, const char
 		} else if (ev->obj != 0 && ev->kind == DB_LOCK_INIT) {
 			cli_json_kstr(&p->j, "obj_name", cli_lock_label(&p->names, ev->obj, obj, sizeof(obj)));
 		}
-		cli_json_kint(&p->j, "a", ev->a);
-		cli_json_kint(&p->j, "b", ev->b);
+		if (a_is_address(ev->kind))
+			cli_json_khex(&p->j, "a", (uint64_t)ev->a);
+		else
+			cli_json_kint(&p->j, "a", ev->a);
+		if (b_is_address(ev->kind))
+			cli_json_khex(&p->j, "b", (uint64_t)ev->b);
+		else
+			cli_json_kint(&p->j, "b", ev->b);
 		if (text)
 			cli_json_kstr(&p->j, "text", text);
 		cli_json_kstr(&p->j, "description", desc);

@@ -138,6 +138,12 @@ same "events --around with a kind filter" "$(awk 'NR > 1 {print ($1 == ">" ? $2 
 same "events --json: ids" "$(jq -c '[.[].id]' "$TMP/ev.json")" "[1,4,6,14,16,19]"
 same "events --json: fields" "$(jq -c '.[1] | [.icount, .cpu, .thread, .thread_name, .kind, .pc, .symbol, .obj_name, .a, .b]' "$TMP/ev.json")" \
 	'[237,0,"0xffffffff80011000","worker1","lock_acq","0xffffffff80001010","KeAcquireSpinLockRaiseToDpc+0x10","ScenarioLockA",2,37]'
+# A switch's a and b are the two threads: hex strings like thread, never signed decimals.
+"$KREWIND" events "$REC" --json --kind switch --from 12 --to 12 >"$TMP/sw.json"
+same "events --json: a switch's threads are hex strings" "$(jq -c '.[0] | [.thread, .a, .b]' "$TMP/sw.json")" \
+	'["0xffffffff80011000","0xffffffff80011000","0xffffffff80012000"]'
+same "events --json: every address field is a 0x string" "$("$KREWIND" events "$REC" --json |
+	jq '[.[] | .thread, .pc, .obj, (select(.kind == "switch") | .a, .b)] | map(select(type != "string" or (test("^0x[0-9a-f]+$") | not))) | length')" 0
 same "events --json: text with quotes, backslash, UTF-8 survives" "$(jq -r '.[5].text' "$TMP/ev.json")" 'say "hi" \ café'
 same "events: a filter that matches nothing prints the header only" "$("$KREWIND" events "$REC" --kind bugcheck | wc -l)" 1
 
