@@ -93,11 +93,14 @@ same "events --from 5 --to 5 is one event" "$("$KREWIND" events "$rec" --from 5 
 	python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 1
 
 # SIGINT to record: QEMU stopped, exit 130, the recording kept and marked.
-children_of() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '; }
+# The QEMU child (the shim exec'd into it); bounded generously: a loaded
+# machine can take many seconds to get there.
+qemu_of() { ps -o pid=,args= --ppid "$1" 2>/dev/null | awk '/qemu-system/ {print $1; exit}'; }
+rm -f "$TMP/qemu-ran"
 "$KREWIND" record --scenario missing-eoi --hang-after 60 --timeout 120 -q >"$TMP/int.out" 2>"$TMP/int.err" &
 pid=$!
-for _ in $(seq 100); do [ -n "$(children_of "$pid")" ] && break; sleep 0.1; done
-qemu=$(children_of "$pid")
+for _ in $(seq 600); do [ -e "$TMP/qemu-ran" ] && [ -n "$(qemu_of "$pid")" ] && break; sleep 0.1; done
+qemu=$(qemu_of "$pid")
 if [ -n "$qemu" ]; then
 	sleep 0.5
 	kill -INT "$pid"
