@@ -3,9 +3,16 @@
 # (37 bugcheck, 39 ran to the end with the bug uncaught) or a real hang (still
 # running GRACE_S seconds after its last line), plus the serial lines that are
 # its evidence. All boots run in parallel.
+#
+# Every boot runs under -icount with a fixed shift and sleep=off: guest time
+# follows the instructions executed, not the host's clock, so timer interrupts
+# land on the same instructions however loaded the machine is and each
+# scenario takes the same path every run (two boots of one scenario must
+# print the same serial output, checked below).
 source "$(dirname "$0")/lib.sh"
 
 GRACE_S=3	# a hang: no exit for this long after the scenario's last serial line
+ICOUNT=(-icount shift=5,sleep=off)	# 32 ns of guest time per instruction
 MAX_S=60	# boots are slow when the machine is busy; give up after this long
 
 if [ ! -e "$KERNEL" ]; then
@@ -19,9 +26,9 @@ fi
 # fixed timeout keeps the test right however slowly QEMU boots. Writes
 # $TMP/SCENARIO.out and $TMP/SCENARIO.rc.
 run() {
-	local name=$1 last=${2:-} out=$TMP/$1.out pid ticks=0 seen=0 rc
+	local name=$1 last=${2:-} out=$TMP/${3:-$1}.out pid ticks=0 seen=0 rc
 	qemu-system-x86_64 -cpu max -m 128M -kernel "$KERNEL" -append "scenario=$name" \
-		-serial stdio -display none -no-reboot -monitor none \
+		-serial stdio -display none -no-reboot -monitor none "${ICOUNT[@]}" \
 		-device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null >"$out" 2>&1 &
 	pid=$!
 	while kill -0 "$pid" 2>/dev/null; do
@@ -39,7 +46,7 @@ run() {
 		wait "$pid"
 		rc=$?
 	fi
-	echo "$rc" >"$TMP/$name.rc"
+	echo "$rc" >"$TMP/${3:-$name}.rc"
 }
 
 run eoi-before-switch &
@@ -51,6 +58,9 @@ for s in global-irql lock-order irql-lower-raise irql-lower-raise-checked mutex-
 	page-fault no-such-scenario; do
 	run "$s" &
 done
+# Second boots of two scenarios whose output depends on where the clock ticks.
+run global-irql '' global-irql.again &
+run eoi-before-switch '' eoi-before-switch.again &
 wait
 
 # expect SCENARIO STATUS WHAT: the exit status, 124 meaning "hung until killed"
@@ -117,6 +127,15 @@ shows mutex-not-owner '^\*\*\* THREAD_NOT_MUTEX_OWNER in thread Phase1$'
 expect page-fault 37 "an exception is reported and bugchecks"
 shows page-fault '^\*\*\* exception 14 \(#PF page fault\) error code 0x0 at rip 0x[0-9a-f]+ rsp 0x[0-9a-f]+ cr2 0x40000000$'
 shows page-fault '^\*\*\* STOP: 0x0000007f \(0x000000000000000e, 0x0000000000000000, 0x[0-9a-f]{16}, 0x0000000040000000\)$'
+
+# Deterministic under icount: the same serial output, byte for byte, twice.
+for s in global-irql eoi-before-switch; do
+	if cmp -s "$TMP/$s.out" "$TMP/$s.again.out" && [ -s "$TMP/$s.out" ]; then
+		ok "$s: two boots print the same serial output"
+	else
+		not_ok "$s: two boots print the same serial output" "$(diff "$TMP/$s.out" "$TMP/$s.again.out" | head -n 4 | tr '\n' '|')"
+	fi
+done
 
 expect no-such-scenario 35 "an unknown scenario is refused (0x11)"
 shows no-such-scenario "^error: unknown scenario 'no-such-scenario'"
