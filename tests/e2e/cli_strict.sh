@@ -16,7 +16,7 @@ export KREWIND_TRACES=$TMP/traces
 set -m
 
 same() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'"; fi; }
-json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2]))' "$1" "$2"; }
+json_field() { jq -r ".$2" "$1"; }
 
 # A QEMU that notes it was started, then is the real one.
 real_qemu=$(command -v qemu-system-x86_64)
@@ -88,9 +88,9 @@ refused_q "events --from 30 --to icount:5 (an id after an icount)" "comes after 
 refused_q "events --from icount:N --to an id before it" "comes after --to 3" \
 	"$KREWIND" events "$rec" --from icount:999999999 --to 3
 same "events --from 20 --to 30 prints 11 events" "$("$KREWIND" events "$rec" --from 20 --to 30 --json |
-	python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 11
+	jq length)" 11
 same "events --from 5 --to 5 is one event" "$("$KREWIND" events "$rec" --from 5 --to 5 --json |
-	python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 1
+	jq length)" 1
 
 # SIGINT to record: QEMU stopped, exit 130, the recording kept and marked.
 # The QEMU child (the shim exec'd into it); bounded generously: a loaded
@@ -119,8 +119,7 @@ if [ -n "$qemu" ]; then
 		"$(sqlite3 "$irec/trace.db" "SELECT value FROM meta WHERE key = 'outcome'")" interrupted
 	check "the summary was printed" grep -q 'interrupted' "$TMP/int.out"
 	same "ls lists it as interrupted" "$("$KREWIND" ls --json |
-		python3 -c 'import json,sys; print([r["outcome"] for r in json.load(sys.stdin)["recordings"] if r["name"] == "missing-eoi-1"])')" \
-		"['interrupted']"
+		jq -r '.recordings[] | select(.name == "missing-eoi-1") | .outcome')" interrupted
 else
 	not_ok "krewind record started QEMU" "no child of $pid"
 	kill -KILL "$pid" 2>/dev/null
