@@ -25,10 +25,23 @@ for f in bin/krewind lib/krewind/libkrewind.so share/krewind/kernel.elf share/kr
 done
 check "the binary is executable" test -x "$root/bin/krewind"
 
-# Run the installed copy from elsewhere, with the build tree out of its PATH and cwd.
+# Run the installed copy from elsewhere, with the build tree out of its PATH and
+# cwd and, where a private mount namespace can be had (root), out of reach: an
+# empty tmpfs mounted over the checkout for the command's lifetime.
 work=$TMP/work
 mkdir -p "$work"
-inst() { (cd "$work" && env PATH="$root/bin:/usr/bin:/bin" krewind "$@"); }
+case $TMP in "$TOP"/*) hide=0 ;; *) hide=1 ;; esac
+[ $hide -eq 1 ] && unshare -m sh -c 'mount -t tmpfs tmpfs "$1" && [ -z "$(ls -A "$1")" ]' _ "$TOP" 2>/dev/null || hide=0
+inst() {
+	if [ $hide -eq 1 ]; then
+		(cd "$work" && PATH="$root/bin:/usr/bin:/bin" unshare -m sh -c \
+			'mount -t tmpfs tmpfs "$1" && shift && exec krewind "$@"' _ "$TOP" "$@")
+	else
+		(cd "$work" && PATH="$root/bin:/usr/bin:/bin" krewind "$@")
+	fi
+}
+if [ $hide -eq 1 ]; then ok "the build tree is hidden from the installed copy (tmpfs over $TOP)"
+else skip "the build tree is hidden from the installed copy" "no private mount namespace here"; fi
 inst record --scenario eoi-before-switch -q >"$TMP/rec.out" 2>"$TMP/rec.err"
 same "the installed krewind records a scenario from another directory" "$?" 0
 rec=$work/traces/eoi-before-switch-1
