@@ -201,11 +201,9 @@ static void str_free(struct str_map *m)
 
 /* Slice arguments (JSON args, Perfetto debug annotations). Keys are the
  * fixed set below, interned once in a Perfetto trace. */
-enum arg_key { A_EVENT = 1, A_IRET, A_OPEN, A_SUSPENDED, A_CPU, A_VECTOR, A_ERROR, A_THREAD, A_LOCK,
-	       A_IN, A_OUT, A_NKEYS };
+enum arg_key { A_EVENT = 1, A_IRET, A_OPEN, A_SUSPENDED, A_CPU, A_ERROR, A_THREAD, A_NKEYS };
 static const char *const arg_names[A_NKEYS] = {
-	"", "event", "iret_event", "open", "suspended", "cpu", "vector", "error_code", "thread", "lock",
-	"in_event", "out_event",
+	"", "event", "iret_event", "open", "suspended", "cpu", "error_code", "thread",
 };
 enum arg_type { T_INT, T_BOOL, T_STR };
 struct arg {
@@ -218,7 +216,7 @@ struct arg {
 
 struct track {
 	int pid;
-	int64_t tid; /* = Perfetto uuid */
+	int64_t tid; /* JSON tid, Perfetto thread tid; the Perfetto uuid is index + 1 (short varints) */
 	char *name;
 	int counter, declared;
 };
@@ -478,7 +476,7 @@ static void declare(struct exporter *x, struct track *t)
 		return;
 	}
 	pb_clear(&x->te);
-	pb_uint(&x->te, TD_UUID, (uint64_t)t->tid);
+	pb_uint(&x->te, TD_UUID, (uint64_t)(t - x->tracks) + 1);
 	if (t->counter) {
 		pb_uint(&x->te, TD_PARENT, PROCESS_UUID(t->pid));
 		pb_str(&x->te, TD_NAME, t->name);
@@ -525,7 +523,7 @@ static void emit(struct exporter *x, int32_t ti, int type, uint64_t ic, const ch
 	pb_clear(&x->in);
 	pb_clear(&x->te);
 	pb_uint(&x->te, TE_TYPE, (uint64_t)type);
-	pb_uint(&x->te, TE_TRACK, (uint64_t)t->tid);
+	pb_uint(&x->te, TE_TRACK, (uint64_t)ti + 1);
 	if (name && intern) {
 		uint64_t iid = pb_intern(x, name);
 
@@ -542,7 +540,7 @@ static void emit(struct exporter *x, int32_t ti, int type, uint64_t ic, const ch
 	if (x->in.n)
 		pb_msg(&x->pkt, TP_INTERNED, &x->in);
 	pb_msg(&x->pkt, TP_TRACK_EVENT, &x->te);
-	pb_flush(x, SEQ_NEEDS_STATE);
+	pb_flush(x, (name && intern) || nargs ? SEQ_NEEDS_STATE : 0);
 }
 
 /* ------------------------------------------------------------ threads, locks, CPUs */
@@ -738,11 +736,10 @@ static void frame_close(struct exporter *x, struct thread *t, int i, uint64_t ic
  * ran (its frames stay on its own stack: suspended), starts the new one's. */
 static void run(struct exporter *x, struct cpu *c, int cpu, int32_t ti, const struct db_event *ev, int is_switch)
 {
-	struct arg args[2];
+	struct arg args[1];
 
 	if (c->running) {
-		args[0] = arg_int(A_OUT, is_switch ? ev->id : 0);
-		emit(x, c->tracks[CPU_RUN], TYPE_END, ev->icount, NULL, 0, args, 1, 0);
+		emit(x, c->tracks[CPU_RUN], TYPE_END, ev->icount, NULL, 0, NULL, 0, 0);
 		c->running = 0;
 	}
 	if (c->cur >= 0 && x->threads[c->cur].running == cpu + 1)
@@ -751,15 +748,8 @@ static void run(struct exporter *x, struct cpu *c, int cpu, int32_t ti, const st
 	if (ti < 0)
 		return;
 	x->threads[ti].running = cpu + 1;
-	args[0] = arg_int(A_IN, is_switch ? ev->id : 0);
-	args[1] = arg_str(A_THREAD, "");
-	{
-		char hex[24];
-
-		snprintf(hex, sizeof(hex), "0x%" PRIx64, x->threads[ti].addr);
-		args[1].s = hex;
-		emit(x, c->tracks[CPU_RUN], TYPE_BEGIN, ev->icount, x->threads[ti].label, 1, args, 2, 0);
-	}
+	args[0] = arg_int(A_EVENT, is_switch ? ev->id : 0);
+	emit(x, c->tracks[CPU_RUN], TYPE_BEGIN, ev->icount, x->threads[ti].label, 1, args, is_switch, 0);
 	c->running = 1;
 }
 
@@ -794,8 +784,7 @@ static int on_lock(struct exporter *x, struct thread *t, const struct db_event *
 		if (frame_find(t, FR_SPIN, (int64_t)ev->obj) < 0) {
 			snprintf(name, sizeof(name), "spin %s", l->label);
 			args[0] = arg_int(A_EVENT, ev->id);
-			args[1] = arg_int(A_CPU, cpu);
-			frame_begin(x, t, ev, FR_SPIN, (int64_t)ev->obj, name, args, 2);
+			frame_begin(x, t, ev, FR_SPIN, (int64_t)ev->obj, name, args, 1);
 		}
 		break;
 	case DB_LOCK_ACQ:
@@ -876,10 +865,8 @@ static int trace_event(struct exporter *x, const struct db_event *ev, const char
 	case DB_TRAP:
 		trap_name(ev, name, sizeof(name));
 		args[0] = arg_int(A_EVENT, ev->id);
-		args[1] = arg_int(A_VECTOR, ev->a);
-		args[2] = arg_int(A_CPU, cpu);
-		args[3] = arg_int(A_ERROR, ev->b);
-		frame_begin(x, t, ev, FR_TRAP, ev->a, name, args, ev->b ? 4 : 3);
+		args[1] = arg_int(A_ERROR, ev->b);
+		frame_begin(x, t, ev, FR_TRAP, ev->a, name, args, ev->b ? 2 : 1);
 		break;
 	case DB_IRET:
 		i = frame_find(t, FR_TRAP, ev->a);
@@ -909,8 +896,7 @@ static int trace_event(struct exporter *x, const struct db_event *ev, const char
 	default:
 		cli_describe_event(ev, text, &x->names, name, sizeof(name));
 		args[0] = arg_int(A_EVENT, ev->id);
-		args[1] = arg_int(A_CPU, cpu);
-		emit(x, thread_track(x, t), TYPE_INSTANT, ev->icount, name, 0, args, 2, 0);
+		emit(x, thread_track(x, t), TYPE_INSTANT, ev->icount, name, 1, args, 1, 0);
 		break;
 	}
 	return x->oom ? -1 : 0;
