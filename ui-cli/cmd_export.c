@@ -1010,6 +1010,7 @@ static int export(struct exporter *x, struct cli_rec *r, int quiet, char **err)
 		pb_start(x);
 	}
 	p = cli_progress_start("export", quiet);
+	cli_progress_note(p, "%" PRId64 " events", counts[0]);
 	while ((rc = db_cursor_next(cur, &ev, &text)) == 1) {
 		if ((++x->events & 0xfff) == 0)
 			cli_progress_update(p, (uint64_t)x->events, (uint64_t)counts[0], "events");

@@ -181,6 +181,17 @@ same "perfetto: args as debug annotations (the trap's event id)" \
 same "perfetto: the preempted frame carries open/suspended args" \
 	"$(pf_decode "$TMP/preempt.pftrace" | jq -c '.tracks as $t | [.events[] | select(.[0] == "E" and .[4].open and $t[.[1] | tostring].pid == 1) | .[4]]')" '[{"open":true,"suspended":true}]'
 
+# Progress: a line on a terminal (script(1) gives the command one), none with
+# -q, none when stderr is a file.
+same "no progress when stderr is not a terminal" "$(wc -c <"$TMP/err")" 0
+for cmd in "export $db --format chrome-json -o $TMP/tty.json --force" "report $db -o $TMP/tty.html --force"; do
+	script -qec "$KREWIND $cmd" /dev/null >"$TMP/tty" </dev/null
+	name=${cmd%% *}
+	if grep -q "$name: " "$TMP/tty"; then ok "$name shows progress on a terminal"; else not_ok "$name shows progress on a terminal" "$(head -c 300 "$TMP/tty")"; fi
+	script -qec "$KREWIND $cmd -q" /dev/null >"$TMP/tty" </dev/null
+	if grep -q "$name: " "$TMP/tty"; then not_ok "$name -q: no progress" "$(head -c 300 "$TMP/tty")"; else ok "$name -q: no progress"; fi
+done
+
 csv=$TMP/known.csv
 "$KREWIND" export "$db" --format csv -o "$csv"
 same "export csv -o exits 0" "$?" 0
