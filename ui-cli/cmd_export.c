@@ -16,8 +16,8 @@
  *       a context switch suspends the outgoing thread's open frames and the
  *       incoming thread's resume, so a frame ends at its own iretq even when
  *       the thread was preempted on the way out of the interrupt;
- *   process 2 "locks": one track per lock, "hold LOCK" slices from acquire
- *       to release (the lock's name, else its class or address);
+ *   process 2 "locks": one track per lock, "hold LOCK (THREAD)" slices from
+ *       acquire to release (the lock's name, else its class or address);
  *   process 100+N "CPU N": a "running" track of slices named by the thread
  *       running on the CPU, the markers (serial lines, scenario, bugcheck) as
  *       instants, counters "IRQL" (every CR8 write) and "IF" (RFLAGS.IF, from
@@ -201,9 +201,9 @@ static void str_free(struct str_map *m)
 
 /* Slice arguments (JSON args, Perfetto debug annotations). Keys are the
  * fixed set below, interned once in a Perfetto trace. */
-enum arg_key { A_EVENT = 1, A_IRET, A_OPEN, A_SUSPENDED, A_CPU, A_ERROR, A_THREAD, A_NKEYS };
+enum arg_key { A_EVENT = 1, A_IRET, A_OPEN, A_SUSPENDED, A_ERROR, A_THREAD, A_NKEYS };
 static const char *const arg_names[A_NKEYS] = {
-	"", "event", "iret_event", "open", "suspended", "cpu", "error_code", "thread",
+	"", "event", "iret_event", "open", "suspended", "error_code", "thread",
 };
 enum arg_type { T_INT, T_BOOL, T_STR };
 struct arg {
@@ -770,7 +770,7 @@ static struct thread *current(struct exporter *x, struct cpu *c, int cpu)
 	return &x->threads[c->nothread];
 }
 
-static int on_lock(struct exporter *x, struct thread *t, const struct db_event *ev, int cpu)
+static int on_lock(struct exporter *x, struct thread *t, const struct db_event *ev)
 {
 	struct lock *l = lock_get(x, ev->obj);
 	char name[200];
@@ -798,11 +798,11 @@ static int on_lock(struct exporter *x, struct thread *t, const struct db_event *
 			args[0] = arg_bool(A_OPEN, 1);
 			emit(x, l->track, TYPE_END, ev->icount < l->since ? l->since : ev->icount, NULL, 0, args, 1, 0);
 		}
-		snprintf(name, sizeof(name), "hold %s", l->label);
+		/* who holds it is part of the name: visible on the lock's track,
+		 * and interned once per lock and thread */
+		snprintf(name, sizeof(name), "hold %s (%s)", l->label, t->label);
 		args[0] = arg_int(A_EVENT, ev->id);
-		args[1] = arg_int(A_CPU, cpu);
-		args[2] = arg_str(A_THREAD, t->label);
-		emit(x, l->track, TYPE_BEGIN, ev->icount, name, 1, args, 3, 0);
+		emit(x, l->track, TYPE_BEGIN, ev->icount, name, 1, args, 1, 0);
 		l->held = 1;
 		l->since = ev->icount;
 		break;
@@ -883,7 +883,7 @@ static int trace_event(struct exporter *x, const struct db_event *ev, const char
 	case DB_LOCK_REL:
 	case DB_MUTEX_ACQ:
 	case DB_MUTEX_REL:
-		if (on_lock(x, t, ev, cpu))
+		if (on_lock(x, t, ev))
 			return -1;
 		break;
 	case DB_MARKER:

@@ -101,9 +101,9 @@ same "the EOI is an instant inside its frame on the thread's track" \
 same "worker2's spin and its trap never left: closed at the end, marked open" \
 	"$(jq -c '[.traceEvents[] | select(.pid == 1 and .tid == 2 and (.ph == "B" or .ph == "E")) | [.ph, .name, .args.open]]' "$out")" \
 	'[["B","spin ScenarioLockB",null],["B","irq 0xd1",null],["E",null,true],["E",null,true]]'
-same "lock holds on the lock's own track, named by the lock" \
-	"$(jq -c '[.traceEvents[] | select(.pid == 2 and (.ph == "B" or .ph == "E")) | [.ph, .name, .ts, .args.thread]]' "$out")" \
-	'[["B","hold ScenarioLockA",1.25,"worker1 @80010000"],["E",null,1.4,null]]'
+same "lock holds on the lock's own track, named by the lock and its holder" \
+	"$(jq -c '[.traceEvents[] | select(.pid == 2 and (.ph == "B" or .ph == "E")) | [.ph, .name, .ts]]' "$out")" \
+	'[["B","hold ScenarioLockA (worker1 @80010000)",1.25],["E",null,1.4]]'
 same "metadata names the processes and tracks, every thread uniquely" \
 	"$(jq -c '[.traceEvents[] | select(.ph == "M" and .pid < 100) | .args.name]' "$out")" \
 	'["threads","worker1 @80010000","locks","ScenarioLockA","worker2 @80011000"]'
