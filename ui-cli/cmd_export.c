@@ -766,6 +766,7 @@ static struct thread *current(struct exporter *x, struct cpu *c, int cpu)
 		c->nothread = thread_add(x, 0, label);
 		if (c->nothread < 0)
 			return NULL;
+		x->threads[c->nothread].running = cpu + 1; /* its frames end with the CPU's */
 	}
 	return &x->threads[c->nothread];
 }

@@ -644,8 +644,9 @@ static int finish_frames(struct report *rp)
 			if (push_trap(rp, &fr->traps[--fr->ntraps], c->last, 0, OPEN_NEVER))
 				goto out;
 	}
-	for (i = 0; i < rp->tframes.n; i++) {
-		struct frames *fr = AT(rp->tframes, struct frames, i);
+	for (i = 0; i < rp->tframes.n + (size_t)rp->ncpus; i++) {
+		struct frames *fr = i < rp->tframes.n ? AT(rp->tframes, struct frames, i)
+						      : &rp->cpus[i - rp->tframes.n].nothread;
 
 		for (k = 0; k < fr->ntraps; k++)
 			if (map_put(&open, (uint64_t)fr->traps[k].id0, OPEN_SUSPENDED))
