@@ -156,6 +156,17 @@ if command -v protoc >/dev/null; then
 	same "protoc: one Trace.packet (field 1) per top-level message, as many as our decoder counts" \
 		"$(grep -c '^1 {' "$TMP/raw")" "$(python3 "$(dirname "$0")/export_perfetto.py" "$pf" | jq '.packets')"
 	same "protoc: nothing at the top level but Trace.packet" "$(grep -vcE '^(1 \{| |\})' "$TMP/raw")" 0
+	protoc --proto_path="$(dirname "$0")" --decode=perfetto.protos.Trace "$(dirname "$0")/export_perfetto.proto" \
+		<"$pf" >"$TMP/typed" 2>"$TMP/err"
+	same "protoc --decode=perfetto.protos.Trace (export_perfetto.proto: Perfetto's field numbers and types) reads it" \
+		"$?:$(wc -c <"$TMP/err")" "0:0"
+	same "... every field is one of Perfetto's, with its wire type (no unknown fields)" \
+		"$(grep -cE '^ *[0-9]+( \{|:)' "$TMP/typed")" 0
+	same "... the tracks: processes threads, locks, CPU 0, CPU 1; 2 threads, 2 running, 1 markers, 1 lock; 2 IRQL counters" \
+		"$(grep -c '^    process {' "$TMP/typed"):$(grep -c '^    thread {' "$TMP/typed"):$(grep -c '^    counter {' "$TMP/typed")" \
+		"4:6:2"
+	same "... slice begins and ends pair up" \
+		"$(grep -c 'type: TYPE_SLICE_BEGIN' "$TMP/typed")" "$(grep -c 'type: TYPE_SLICE_END' "$TMP/typed")"
 else
 	skip "protoc --decode_raw" "protoc is not installed (scripts/install-deps.sh installs protobuf-compiler)"
 fi
