@@ -22,10 +22,12 @@
  *       running on the CPU, the markers (serial lines, scenario, bugcheck) as
  *       instants, counters "IRQL" (every CR8 write) and "IF" (RFLAGS.IF, from
  *       the first event that has it: traces of schema 2).
- * Every slice that begins also ends. What the trace never closes is ended at
- * the end with args.open = true: on a running thread at its CPU's last event;
- * on a thread switched out inside it (args.suspended = true) at the trace's
- * last event.
+ * A track never goes back in time: each vCPU counts its own instructions, so
+ * an event of a thread that moved to a CPU whose count is behind is placed at
+ * the track's last time. Every slice that begins also ends. What the trace
+ * never closes is ended at the end with args.open = true: on a running thread
+ * at its CPU's last event; on a thread switched out inside it (also
+ * args.suspended = true) at the trace's last event.
  *
  * csv is one table, one row per event (RFC 4180 quoting):
  *   id,icount,vcpu,kind,pc,symbol,thread,obj,lock,a,b,text
@@ -219,13 +221,13 @@ struct track {
 	int64_t tid; /* JSON tid, Perfetto thread tid; the Perfetto uuid is index + 1 (short varints) */
 	char *name;
 	int counter, declared;
+	uint64_t last; /* the time of its last event: a track never goes back */
 };
 
 enum frame_kind { FR_TRAP, FR_SPIN };
 struct frame {
 	uint8_t kind;
 	int64_t x; /* vector, or lock address */
-	uint64_t ic;
 };
 
 struct thread {
@@ -252,7 +254,6 @@ struct lock {
 	int32_t track;
 	char *label;
 	int held;
-	uint64_t since;
 };
 
 struct exporter {
@@ -502,6 +503,9 @@ static void emit(struct exporter *x, int32_t ti, int type, uint64_t ic, const ch
 	struct track *t = &x->tracks[ti];
 
 	declare(x, t);
+	if (ic < t->last)
+		ic = t->last;
+	t->last = ic;
 	if (x->fmt == FMT_JSON) {
 		fprintf(x->f, ",\n{\"ph\":\"%s\",\"pid\":%d,\"tid\":%" PRId64 ",\"ts\":", ph[type], t->pid,
 			t->counter ? 0 : t->tid);
@@ -687,8 +691,6 @@ static void frame_end(struct exporter *x, struct thread *t, uint64_t ic, int64_t
 	struct arg args[2];
 	int n = 0;
 
-	if (ic < f->ic)
-		ic = f->ic;
 	if (iret) {
 		args[n++] = arg_int(f->kind == FR_TRAP ? A_IRET : A_EVENT, iret);
 	} else {
@@ -709,7 +711,6 @@ static void frame_begin(struct exporter *x, struct thread *t, const struct db_ev
 	f = &t->stack[t->depth++];
 	f->kind = (uint8_t)kind;
 	f->x = what;
-	f->ic = ev->icount;
 	emit(x, thread_track(x, t), TYPE_BEGIN, ev->icount, name, 1, args, nargs, 0);
 }
 
@@ -797,7 +798,7 @@ static int on_lock(struct exporter *x, struct thread *t, const struct db_event *
 			break;
 		if (l->held) { /* acquired again without a release seen */
 			args[0] = arg_bool(A_OPEN, 1);
-			emit(x, l->track, TYPE_END, ev->icount < l->since ? l->since : ev->icount, NULL, 0, args, 1, 0);
+			emit(x, l->track, TYPE_END, ev->icount, NULL, 0, args, 1, 0);
 		}
 		/* who holds it is part of the name: visible on the lock's track,
 		 * and interned once per lock and thread */
@@ -805,13 +806,12 @@ static int on_lock(struct exporter *x, struct thread *t, const struct db_event *
 		args[0] = arg_int(A_EVENT, ev->id);
 		emit(x, l->track, TYPE_BEGIN, ev->icount, name, 1, args, 1, 0);
 		l->held = 1;
-		l->since = ev->icount;
 		break;
 	case DB_LOCK_REL:
 	case DB_MUTEX_REL:
 		if (l->held) {
 			args[0] = arg_int(A_EVENT, ev->id);
-			emit(x, l->track, TYPE_END, ev->icount < l->since ? l->since : ev->icount, NULL, 0, args, 1, 0);
+			emit(x, l->track, TYPE_END, ev->icount, NULL, 0, args, 1, 0);
 			l->held = 0;
 		}
 		break;

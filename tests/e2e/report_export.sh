@@ -115,7 +115,9 @@ same "the marker is an instant on its CPU's markers track" \
 # the interrupt); worker2 takes and leaves its own 0xd1; worker1 comes back and
 # leaves its frame. Then worker1 is preempted inside a second 0xd1 and never
 # runs again. Two threads have the same name and the same low 32 address bits.
-P=0xffff888000010000 Q=0xffff999000010000
+# roamer takes 0xd1 on CPU 1 at icount 1000 and leaves it on CPU 0, whose
+# instruction count is behind (610).
+P=0xffff888000010000 Q=0xffff999000010000 R=0xffff888000020000
 pdb=$TMP/preempt.db
 "$MKTRACE" "$pdb" <<SCRIPT || { not_ok "mktrace"; done_testing; }
 thread $P worker
@@ -130,15 +132,23 @@ iret icount=310 thread=$P a=0xd1
 trap icount=400 thread=$P a=0xd1
 switch icount=410 thread=$P a=$P b=$Q
 irql icount=500 thread=$Q a=0 b=0
+thread $R roamer
+trap icount=1000 thread=$R cpu=1 a=0xd1
+switch icount=1010 thread=$R cpu=1 a=$R b=0
+switch icount=600 thread=$Q a=$Q b=$R
+iret icount=610 thread=$R a=0xd1
 SCRIPT
 "$KREWIND" export "$pdb" --format chrome-json >"$TMP/preempt.json"
 check "preempt: B/E balanced per track" balanced "$TMP/preempt.json"
 same "same names and low address bits: the full address tells the threads apart" \
 	"$(jq -c '[.traceEvents[] | select(.ph == "M" and .pid == 1 and .tid > 0) | .args.name]' "$TMP/preempt.json")" \
-	'["worker @ffff888000010000","worker @ffff999000010000"]'
+	'["worker @ffff888000010000","worker @ffff999000010000","roamer @20000"]'
 same "frames follow their thread: worker1's 0xd1 ends at its own iretq after the switch back" \
 	"$(jq -c '[.traceEvents[] | select(.pid == 1 and .tid == 1 and (.ph == "B" or .ph == "E")) | [.ph, .ts, .args.iret_event, .args.open, .args.suspended]]' "$TMP/preempt.json")" \
-	'[["B",0.1,null,null,null],["E",0.31,7,null,null],["B",0.4,null,null,null],["E",0.5,null,true,true]]'
+	'[["B",0.1,null,null,null],["E",0.31,7,null,null],["B",0.4,null,null,null],["E",1.01,null,true,true]]'
+same "a frame that moved to a CPU whose icount is behind: its end is placed at its beginning, never before" \
+	"$(jq -c '[.traceEvents[] | select(.pid == 1 and .tid == 3 and (.ph == "B" or .ph == "E")) | [.ph, .ts, .args.iret_event]]' "$TMP/preempt.json")" \
+	'[["B",1,null],["E",1,14]]'
 same "... and worker2's own 0xd1 is not nested in it" \
 	"$(jq -c '[.traceEvents[] | select(.pid == 1 and .tid == 2 and (.ph == "B" or .ph == "E")) | [.ph, .ts]]' "$TMP/preempt.json")" \
 	'[["B",0.2],["E",0.21]]'
