@@ -19,8 +19,8 @@ if [ ! -x "$KREWIND" ] || [ ! -x "$MKTRACE" ]; then
 	skip "export" "$KREWIND or $MKTRACE not built"
 	done_testing
 fi
-if ! command -v jq >/dev/null; then
-	skip "export" "jq is not installed (scripts/install-deps.sh installs it)"
+if ! command -v jq >/dev/null || ! command -v python3 >/dev/null; then
+	skip "export" "jq or python3 is not installed (scripts/install-deps.sh installs them)"
 	done_testing
 fi
 
