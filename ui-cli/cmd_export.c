@@ -684,7 +684,8 @@ static void trap_name(const struct db_event *ev, char *buf, size_t size)
 }
 
 /* Ends the innermost frame of t at ic; iret is the closing event (0: the
- * trace never closes it, args.open). */
+ * trace never closes it, args.open): a trap frame's end names its iretq, a
+ * spin's says nothing (its acquire begins the hold). */
 static void frame_end(struct exporter *x, struct thread *t, uint64_t ic, int64_t iret, int suspended)
 {
 	struct frame *f = &t->stack[--t->depth];
@@ -692,7 +693,8 @@ static void frame_end(struct exporter *x, struct thread *t, uint64_t ic, int64_t
 	int n = 0;
 
 	if (iret) {
-		args[n++] = arg_int(f->kind == FR_TRAP ? A_IRET : A_EVENT, iret);
+		if (f->kind == FR_TRAP)
+			args[n++] = arg_int(A_IRET, iret);
 	} else {
 		args[n++] = arg_bool(A_OPEN, 1);
 		if (suspended)
@@ -784,9 +786,9 @@ static int on_lock(struct exporter *x, struct thread *t, const struct db_event *
 	switch (ev->kind) {
 	case DB_LOCK_TRY:
 		if (frame_find(t, FR_SPIN, (int64_t)ev->obj) < 0) {
+			/* no args: spins are half the slices of a kernel's trace */
 			snprintf(name, sizeof(name), "spin %s", l->label);
-			args[0] = arg_int(A_EVENT, ev->id);
-			frame_begin(x, t, ev, FR_SPIN, (int64_t)ev->obj, name, args, 1);
+			frame_begin(x, t, ev, FR_SPIN, (int64_t)ev->obj, name, NULL, 0);
 		}
 		break;
 	case DB_LOCK_ACQ:
@@ -810,8 +812,7 @@ static int on_lock(struct exporter *x, struct thread *t, const struct db_event *
 	case DB_LOCK_REL:
 	case DB_MUTEX_REL:
 		if (l->held) {
-			args[0] = arg_int(A_EVENT, ev->id);
-			emit(x, l->track, TYPE_END, ev->icount, NULL, 0, args, 1, 0);
+			emit(x, l->track, TYPE_END, ev->icount, NULL, 0, NULL, 0, 0);
 			l->held = 0;
 		}
 		break;
