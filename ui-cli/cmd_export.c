@@ -736,7 +736,8 @@ static void frame_close(struct exporter *x, struct thread *t, int i, uint64_t ic
 }
 
 /* Thread ti (-1: none) runs on CPU c from ev on: ends the run of the one that
- * ran (its frames stay on its own stack: suspended), starts the new one's. */
+ * ran (its frames stay on its own stack: suspended), starts the new one's,
+ * with args.event the switch (none when the trace has no switch for it). */
 static void run(struct exporter *x, struct cpu *c, int cpu, int32_t ti, const struct db_event *ev, int is_switch)
 {
 	struct arg args[1];
@@ -751,7 +752,7 @@ static void run(struct exporter *x, struct cpu *c, int cpu, int32_t ti, const st
 	if (ti < 0)
 		return;
 	x->threads[ti].running = cpu + 1;
-	args[0] = arg_int(A_EVENT, is_switch ? ev->id : 0);
+	args[0] = arg_int(A_EVENT, ev->id);
 	emit(x, c->tracks[CPU_RUN], TYPE_BEGIN, ev->icount, x->threads[ti].label, 1, args, is_switch, 0);
 	c->running = 1;
 }
