@@ -32,7 +32,7 @@
  * csv is one table, one row per event (RFC 4180 quoting):
  *   id,icount,vcpu,kind,pc,symbol,thread,obj,lock,a,b,text
  * with guest addresses in a and b (a switch's threads, lock_init's caller,
- * mutex_acq's owner) as 0x... hex.
+ * mutex_acq's owner, a bugcheck's code and first parameter) as 0x... hex.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -950,7 +950,8 @@ static void csv_field(FILE *f, const char *s)
 static void csv_payload(FILE *f, const struct db_event *ev, int which)
 {
 	int64_t v = which ? ev->b : ev->a;
-	int addr = ev->kind == DB_SWITCH || (ev->kind == DB_LOCK_INIT && !which) || (ev->kind == DB_MUTEX_ACQ && which);
+	int addr = ev->kind == DB_SWITCH || ev->kind == DB_BUGCHECK || (ev->kind == DB_LOCK_INIT && !which) ||
+		   (ev->kind == DB_MUTEX_ACQ && which);
 
 	if (addr)
 		fprintf(f, "0x%" PRIx64, (uint64_t)v);

@@ -302,4 +302,8 @@ else
 fi
 same "real: every switch row has hex thread addresses" \
 	"$(awk -F, '$4 == "switch" && ($10 !~ /^0x/ || $11 !~ /^0x/)' "$TMP/real.csv" | wc -l)" 0
+"$KREWIND" export "$TMP/eoi-before-switch" --format csv >"$TMP/ebs.csv"
+same "real: the bugcheck's code and first parameter (a thread) in hex" \
+	"$(awk -F, '$4 == "bugcheck" { print $10 "," $11 }' "$TMP/ebs.csv")" \
+	"0xe2,$("$KREWIND" sql "$TMP/eoi-before-switch" "SELECT printf('0x%x', b) FROM events WHERE kind = 'bugcheck'" --json | jq -r '.rows[0][0]')"
 done_testing
