@@ -160,6 +160,9 @@ same "export perfetto -o exits 0, --json tells the size" "$?:$(jq -c '[.format, 
 	"0:[\"perfetto\",17,$(stat -c %s "$pf")]"
 "$KREWIND" export "$db" --format perfetto </dev/null >/dev/null 2>"$TMP/err"
 same "perfetto to stdout that is not a terminal: allowed" "$?" 0
+script -qec "$KREWIND export $db --format perfetto" /dev/null >"$TMP/tty" </dev/null
+same "perfetto to a terminal: refused (exit 2, one line), nothing binary written" \
+	"$?:$(grep -c 'krewind: error: export: the perfetto format is binary' "$TMP/tty"):$(tr -d '\r' <"$TMP/tty" | wc -l)" "2:1:1"
 if command -v protoc >/dev/null; then
 	protoc --decode_raw <"$pf" >"$TMP/raw" 2>"$TMP/err"
 	same "protoc --decode_raw reads it" "$?" 0
