@@ -8,7 +8,8 @@
  * embedded into the binary at build time; this file computes the data and
  * writes it into the page as one JSON object. Large traces stay bounded:
  *   - pass 1 streams every event once and turns it into intervals (runs,
- *     traps, lock spins/holds) and IRQL steps, kept in memory;
+ *     traps, lock spins/holds) and IRQL steps, kept in memory; trap frames
+ *     are kept per thread, so they follow their thread across switches;
  *   - an overview of OV_BUCKETS buckets over the whole icount range is
  *     computed from them (IRQL min/max, deepest trap, longest-running thread,
  *     lock hold/spin coverage, event density);
@@ -219,7 +220,7 @@ struct marker {
 };
 
 /* The open trap frames of a thread (or of a CPU's events without a thread):
- * frames[i].s is where the stretch now on a CPU began. */
+ * traps[i].s is where the stretch now on a CPU began. */
 struct frames {
 	struct span traps[MAX_TRAP_DEPTH];
 	int ntraps;
