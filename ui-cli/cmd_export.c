@@ -359,7 +359,7 @@ static void json_args(struct exporter *x, const struct arg *args, int nargs)
 enum {
 	TRACE_PACKET = 1,
 	TP_TIMESTAMP = 8, TP_SEQ_ID = 10, TP_TRACK_EVENT = 11, TP_INTERNED = 12, TP_SEQ_FLAGS = 13,
-	TP_TRACK_DESCRIPTOR = 60,
+	TP_PREVIOUS_DROPPED = 42, TP_TRACK_DESCRIPTOR = 60, TP_FIRST_ON_SEQUENCE = 87,
 	SEQ_CLEARED = 1, SEQ_NEEDS_STATE = 2,
 	TD_UUID = 1, TD_NAME = 2, TD_PROCESS = 3, TD_THREAD = 4, TD_PARENT = 5, TD_COUNTER = 8,
 	PD_PID = 1, PD_NAME = 6,
@@ -387,7 +387,8 @@ static void pb_flush(struct exporter *x, int flags)
 	pb_clear(&x->pkt);
 }
 
-/* The first packet: clears the sequence's state and interns the arg names. */
+/* The first packet: starts the sequence (first on it, nothing before it to
+ * rely on: state cleared) and interns the arg names. */
 static void pb_start(struct exporter *x)
 {
 	int k;
@@ -400,7 +401,9 @@ static void pb_start(struct exporter *x)
 		pb_msg(&x->in, ID_ANNOTATION_NAMES, &x->sub);
 	}
 	pb_msg(&x->pkt, TP_INTERNED, &x->in);
-	pb_flush(x, SEQ_CLEARED);
+	pb_uint(&x->pkt, TP_FIRST_ON_SEQUENCE, 1);
+	pb_uint(&x->pkt, TP_PREVIOUS_DROPPED, 1);
+	pb_flush(x, SEQ_CLEARED | SEQ_NEEDS_STATE);
 	x->next_iid = 1;
 }
 
@@ -483,6 +486,7 @@ static void declare(struct exporter *x, struct track *t)
 		pb_str(&x->te, TD_NAME, t->name);
 		pb_bytes(&x->te, TD_COUNTER, "", 0);
 	} else {
+		pb_uint(&x->te, TD_PARENT, PROCESS_UUID(t->pid));
 		pb_clear(&x->sub);
 		pb_uint(&x->sub, THD_PID, (uint64_t)t->pid);
 		pb_uint(&x->sub, THD_TID, (uint64_t)t->tid);

@@ -63,8 +63,8 @@ def main():
         p = msg(pkt)
         if p.get(10) != [1]:
             errors.append("packet without trusted_packet_sequence_id 1")
-        if packets == 1 and p.get(13) != [1]:
-            errors.append("first packet does not clear the incremental state")
+        if packets == 1 and (p.get(13) != [3] or p.get(87) != [1]):
+            errors.append("first packet does not start the sequence (flags cleared | needs state, first on sequence)")
         for interned in p.get(12, []):
             d = msg(interned)
             for en in d.get(2, []):
@@ -82,9 +82,13 @@ def main():
                 t.update(kind="process", pid=pd[1][0], name=pd[6][0].decode())
             elif 4 in d:
                 th = msg(d[4][0])
+                if tracks.get(t["parent"], {}).get("kind") != "process":
+                    errors.append("thread track %d before its process (parent_uuid)" % uuid)
                 t.update(kind="thread", pid=th[1][0], tid=th[2][0], name=th[5][0].decode())
             elif 8 in d:
                 t.update(kind="counter")
+                if tracks.get(t["parent"], {}).get("kind") != "process":
+                    errors.append("counter track %d before its process (parent_uuid)" % uuid)
             if uuid in tracks:
                 errors.append("track %d described twice" % uuid)
             tracks[uuid] = t
