@@ -21,9 +21,13 @@ CLI_PURE_OBJS := $(addprefix $(BUILD)/ui-cli/,util.o json.o describe.o)
 $(BUILD)/tests/unit/test_cli: $(BUILD)/tests/unit/test_cli.o $(CLI_PURE_OBJS)
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) -lm
 UNIT_TESTS += $(BUILD)/tests/unit/test_cli
+# The protobuf writer of export --format perfetto.
+$(BUILD)/tests/unit/test_pbwire: $(BUILD)/tests/unit/test_pbwire.o $(BUILD)/ui-cli/pbwire.o
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
+UNIT_TESTS += $(BUILD)/tests/unit/test_pbwire
 
 # mktrace: writes exact traces from a text script for the e2e tests (tests/e2e/cli_*.sh).
 $(BUILD)/ui-cli/test/mktrace: $(BUILD)/ui-cli/test/mktrace.o $(BUILD)/db/libkrdb.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ -lsqlite3 -lpthread
 
-ALL_TARGETS += $(BUILD)/krewind $(BUILD)/tests/unit/test_cli $(BUILD)/ui-cli/test/mktrace
+ALL_TARGETS += $(BUILD)/krewind $(BUILD)/tests/unit/test_cli $(BUILD)/tests/unit/test_pbwire $(BUILD)/ui-cli/test/mktrace

@@ -8,7 +8,8 @@
  * embedded into the binary at build time; this file computes the data and
  * writes it into the page as one JSON object. Large traces stay bounded:
  *   - pass 1 streams every event once and turns it into intervals (runs,
- *     traps, lock spins/holds) and IRQL steps, kept in memory;
+ *     traps, lock spins/holds) and IRQL steps, kept in memory; trap frames
+ *     are kept per thread, so they follow their thread across switches;
  *   - an overview of OV_BUCKETS buckets over the whole icount range is
  *     computed from them (IRQL min/max, deepest trap, longest-running thread,
  *     lock hold/spin coverage, event density);
@@ -44,7 +45,7 @@ extern const size_t cli_report_template_len;
 #define MAX_LOCK_ROWS 64  /* most-used locks that get a row */
 #define MAX_MARKERS 5000  /* beyond this, only the markers inside the detail windows */
 
-static const char synopsis[] = "krewind report REC [-o FILE.html] [--force] [--detail N] [--json]";
+static const char synopsis[] = "krewind report REC [-o FILE.html] [--force] [--detail N] [-q] [--json]";
 static const char description[] =
 	"Writes one self-contained HTML file (no network: inline JS and CSS) with a\n"
 	"zoomable timeline of the recording over icount: per CPU the IRQL, trap\n"
@@ -54,11 +55,12 @@ static const char description[] =
 	"commands to copy. Default output: REC's directory/report.html; an existing\n"
 	"file is refused unless --force. docs/report.md describes the page.";
 
-enum { OPT_JSON = 1, OPT_OUTPUT, OPT_FORCE, OPT_DETAIL };
+enum { OPT_JSON = 1, OPT_OUTPUT, OPT_FORCE, OPT_DETAIL, OPT_QUIET };
 static const struct cli_option options[] = {
 	{OPT_OUTPUT, "output", 'o', "FILE", "write the page to FILE (default REC_DIR/report.html)"},
 	{OPT_FORCE, "force", 'f', NULL, "overwrite FILE if it exists"},
 	{OPT_DETAIL, "detail", 0, "N", "embed full detail for at most N events (default 50000)"},
+	{OPT_QUIET, "quiet", 'q', NULL, "no progress line"},
 	{OPT_JSON, "json", 0, NULL, "print {\"path\", \"events\", \"findings\", ...} when done"},
 	{0},
 };
@@ -168,14 +170,30 @@ struct irql_step {
 	int8_t old, now;
 };
 
-/* A run of a thread, a trap frame, a lock spin and hold. */
+/* A run of a thread, a trap frame, a lock spin and hold. A trap frame
+ * follows its thread: a switch suspends the open frames of the thread
+ * switched out and resumes those of the one switched in, so a frame is drawn
+ * as one span per stretch of it that ran on a CPU (cont tells which ends are
+ * a switch). */
+enum span_cont { CONT_RESUMED = 1, CONT_SUSPENDED = 2 };
+enum span_open {
+	OPEN_NO = 0,
+	OPEN_NEVER = 1,     /* never returned: the CPU was inside it when the trace
+	                       ended, an outer frame returned first, or check names
+	                       the switch that suspended it (eoi-before-switch) */
+	OPEN_SUSPENDED = 2, /* its thread was switched out inside it and did not run
+	                       again before the trace ended (ordinary preemption) */
+};
 struct span {
 	uint64_t s, e;   /* icount interval */
-	int64_t id0, id1; /* events that open / close it (0 = none) */
+	int64_t id0, id1; /* events that open / close it (0 = none); traps: the trap,
+	                     and the iretq or the switch that suspended it */
 	int64_t x;       /* thread index (runs), vector (traps) */
+	int32_t th;      /* traps: the thread index of the frame (-1 unknown) */
 	uint16_t cpu;
 	uint8_t depth;   /* traps: nesting level, 0 = outermost */
-	uint8_t open;    /* never closed before the trace ended */
+	uint8_t open;    /* enum span_open */
+	uint8_t cont;    /* traps: enum span_cont bits */
 };
 
 struct lock_span {
@@ -201,13 +219,20 @@ struct marker {
 	char *text;
 };
 
+/* The open trap frames of a thread (or of a CPU's events without a thread):
+ * traps[i].s is where the stretch now on a CPU began. */
+struct frames {
+	struct span traps[MAX_TRAP_DEPTH];
+	int ntraps;
+};
+
 struct cpu_state {
 	int seen;
 	uint64_t first, last;    /* icounts of its first and last events */
 	struct span run;         /* current run; run.e == 0 while none */
 	int running;
-	struct span traps[MAX_TRAP_DEPTH];
-	int ntraps;
+	int32_t cur;             /* thread whose frames are on the CPU, -1 none */
+	struct frames nothread;  /* frames of events with no thread */
 	int irql;                /* -1 unknown */
 };
 
@@ -241,6 +266,7 @@ struct report {
 	struct vec icounts;                                /* uint64_t: every event, for density */
 	struct cpu_state cpus[MAX_CPUS];
 	struct vec lstate;                                 /* struct lock_state per lock index */
+	struct vec tframes;                                /* struct frames per thread index */
 	int ncpus;
 	int64_t events, first_id, last_id, markers_total;
 	uint64_t ic_min, ic_max;
@@ -396,10 +422,58 @@ static int on_lock(struct report *rp, const struct db_event *ev, uint16_t cpu)
 	return 0;
 }
 
+static struct frames *thread_frames(struct report *rp, int32_t ti)
+{
+	while ((size_t)ti >= rp->tframes.n)
+		if (vec_push(&rp->tframes) == NULL)
+			return NULL;
+	return AT(rp->tframes, struct frames, ti);
+}
+
+/* The frames now on CPU c: those of its current thread. */
+static struct frames *cpu_frames(struct report *rp, struct cpu_state *c)
+{
+	return c->cur >= 0 ? thread_frames(rp, c->cur) : &c->nothread;
+}
+
+/* The CPU changes thread at ev (a switch, or an event of another thread
+ * without one): the open frames of the one that leaves end their stretch
+ * here, suspended; those of the one that comes resume here. */
+static int change_thread(struct report *rp, struct cpu_state *c, uint16_t cpu, uint64_t thread,
+			 const struct db_event *ev)
+{
+	int32_t ti = name_index(&rp->threads, thread);
+	struct frames *fr;
+	int i;
+
+	if (ti < -1 || (fr = cpu_frames(rp, c)) == NULL)
+		return -1;
+	for (i = 0; i < fr->ntraps; i++) {
+		struct span *s = vec_push(&rp->traps);
+
+		if (s == NULL)
+			return -1;
+		*s = fr->traps[i];
+		s->e = ev->icount;
+		s->id1 = ev->kind == DB_SWITCH ? ev->id : 0;
+		s->cont |= CONT_SUSPENDED;
+	}
+	c->cur = ti;
+	if ((fr = cpu_frames(rp, c)) == NULL)
+		return -1;
+	for (i = 0; i < fr->ntraps; i++) {
+		fr->traps[i].s = ev->icount;
+		fr->traps[i].cpu = cpu;
+		fr->traps[i].cont = CONT_RESUMED;
+	}
+	return 0;
+}
+
 static int on_event(struct report *rp, const struct db_event *ev, const char *text)
 {
 	uint16_t cpu = ev->vcpu;
 	struct cpu_state *c;
+	struct frames *fr;
 	uint64_t *ic = vec_push(&rp->icounts);
 
 	if (ic == NULL)
@@ -420,11 +494,22 @@ static int on_event(struct report *rp, const struct db_event *ev, const char *te
 		c->seen = 1;
 		c->first = ev->icount;
 		c->irql = -1;
+		c->cur = -1;
 		if (cpu + 1 > rp->ncpus)
 			rp->ncpus = cpu + 1;
 	}
 	c->last = ev->icount;
 	if (!c->running && ev->thread && ev->kind != DB_SWITCH && start_run(rp, c, cpu, ev->thread, ev->icount, 0))
+		return -1;
+	if (ev->kind == DB_SWITCH) {
+		if (change_thread(rp, c, cpu, (uint64_t)ev->b, ev))
+			return -1;
+	} else if (ev->thread && name_index(&rp->threads, ev->thread) != c->cur) {
+		if (change_thread(rp, c, cpu, ev->thread, ev))
+			return -1;
+	}
+	fr = cpu_frames(rp, c);
+	if (fr == NULL)
 		return -1;
 
 	switch (ev->kind) {
@@ -450,30 +535,31 @@ static int on_event(struct report *rp, const struct db_event *ev, const char *te
 	case DB_TRAP: {
 		struct span *t;
 
-		if (c->ntraps == MAX_TRAP_DEPTH) { /* fold: close the innermost */
-			if (push_trap(rp, &c->traps[--c->ntraps], ev->icount, 0, 1))
+		if (fr->ntraps == MAX_TRAP_DEPTH) { /* fold: close the innermost */
+			if (push_trap(rp, &fr->traps[--fr->ntraps], ev->icount, 0, OPEN_NEVER))
 				return -1;
 		}
-		t = &c->traps[c->ntraps];
+		t = &fr->traps[fr->ntraps];
 		memset(t, 0, sizeof(*t));
 		t->s = ev->icount;
 		t->id0 = ev->id;
 		t->x = ev->a;
+		t->th = c->cur;
 		t->cpu = cpu;
-		t->depth = (uint8_t)c->ntraps++;
+		t->depth = (uint8_t)fr->ntraps++;
 		break;
 	}
 	case DB_IRET: {
-		int i = c->ntraps - 1;
+		int i = fr->ntraps - 1;
 
-		while (i >= 0 && ev->a >= 0 && c->traps[i].x != ev->a)
+		while (i >= 0 && ev->a >= 0 && fr->traps[i].x != ev->a)
 			i--;
 		if (i < 0)
 			break; /* an iretq of a frame we never saw open */
-		while (c->ntraps > i + 1)
-			if (push_trap(rp, &c->traps[--c->ntraps], ev->icount, 0, 1))
+		while (fr->ntraps > i + 1)
+			if (push_trap(rp, &fr->traps[--fr->ntraps], ev->icount, 0, OPEN_NEVER))
 				return -1;
-		if (push_trap(rp, &c->traps[--c->ntraps], ev->icount, ev->id, 0))
+		if (push_trap(rp, &fr->traps[--fr->ntraps], ev->icount, ev->id, OPEN_NO))
 			return -1;
 		break;
 	}
@@ -485,7 +571,7 @@ static int on_event(struct report *rp, const struct db_event *ev, const char *te
 		p->ic = ev->icount;
 		p->id = ev->id;
 		p->cpu = cpu;
-		p->depth = (int16_t)(c->ntraps - 1);
+		p->depth = (int16_t)(fr->ntraps - 1);
 		break;
 	}
 	case DB_LOCK_TRY:
@@ -522,6 +608,73 @@ static int on_event(struct report *rp, const struct db_event *ev, const char *te
 	return 0;
 }
 
+/* Is id the event of one of check's findings or of one of their steps? */
+static int in_findings(const struct report *rp, int64_t id)
+{
+	size_t i, k;
+
+	for (i = 0; id > 0 && i < rp->findings->n_findings; i++) {
+		const struct analysis_finding *f = &rp->findings->findings[i];
+
+		if (f->event_id == id)
+			return 1;
+		for (k = 0; k < f->n_steps; k++)
+			if (f->steps[k].event_id == id)
+				return 1;
+	}
+	return 0;
+}
+
+/* The frames left open at the end. On a CPU (its thread running): a last
+ * stretch, never returned. Suspended (its thread switched out inside it and
+ * not run again): every stretch of it is marked, OPEN_SUSPENDED, or
+ * OPEN_NEVER when check names its trap or the switch that suspended it. */
+static int finish_frames(struct report *rp)
+{
+	struct index_map open = {0};
+	size_t i;
+	int cpu, k, rc = -1;
+
+	for (cpu = 0; cpu < rp->ncpus; cpu++) {
+		struct cpu_state *c = &rp->cpus[cpu];
+		struct frames *fr;
+
+		if (!c->seen || (fr = cpu_frames(rp, c)) == NULL)
+			continue;
+		while (fr->ntraps > 0)
+			if (push_trap(rp, &fr->traps[--fr->ntraps], c->last, 0, OPEN_NEVER))
+				goto out;
+	}
+	for (i = 0; i < rp->tframes.n + (size_t)rp->ncpus; i++) {
+		struct frames *fr = i < rp->tframes.n ? AT(rp->tframes, struct frames, i)
+						      : &rp->cpus[i - rp->tframes.n].nothread;
+
+		for (k = 0; k < fr->ntraps; k++)
+			if (map_put(&open, (uint64_t)fr->traps[k].id0, OPEN_SUSPENDED))
+				goto out;
+		fr->ntraps = 0;
+	}
+	for (i = 0; open.n && i < rp->traps.n; i++) {
+		struct span *s = AT(rp->traps, struct span, i);
+
+		if (map_get(&open, (uint64_t)s->id0) == OPEN_SUSPENDED && s->open == OPEN_NO &&
+		    (s->cont & CONT_SUSPENDED) && (in_findings(rp, s->id0) || in_findings(rp, s->id1)))
+			map_put(&open, (uint64_t)s->id0, OPEN_NEVER);
+	}
+	for (i = 0; open.n && i < rp->traps.n; i++) {
+		struct span *s = AT(rp->traps, struct span, i);
+		int32_t o = map_get(&open, (uint64_t)s->id0);
+
+		if (o > 0)
+			s->open = (uint8_t)o;
+	}
+	rc = 0;
+out:
+	free(open.keys);
+	free(open.vals);
+	return rc;
+}
+
 /* Closes what is still open when the trace ends. */
 static int finish_items(struct report *rp)
 {
@@ -535,10 +688,9 @@ static int finish_items(struct report *rp)
 			continue;
 		if (close_run(rp, c, c->last, 0, 1))
 			return -1;
-		while (c->ntraps > 0)
-			if (push_trap(rp, &c->traps[--c->ntraps], c->last, 0, 1))
-				return -1;
 	}
+	if (finish_frames(rp))
+		return -1;
 	for (i = 0; i < rp->lstate.n; i++) {
 		struct lock_state *ls = AT(rp->lstate, struct lock_state, i);
 		uint64_t end = rp->ic_max;
@@ -570,18 +722,23 @@ static int finish_items(struct report *rp)
 	return 0;
 }
 
-static int pass1(struct report *rp, char **err)
+static int pass1(struct report *rp, struct cli_progress *p, char **err)
 {
 	struct db_filter f = {0};
 	struct db_cursor *cur = NULL;
+	int64_t counts[DB_KIND_MAX + 1];
 	struct db_event ev;
 	const char *text;
 	int rc;
 
-	rc = db_cursor_open(rp->db, &f, &cur, err);
+	rc = db_count_by_kind(rp->db, counts, err);
+	if (rc == DB_OK)
+		rc = db_cursor_open(rp->db, &f, &cur, err);
 	if (rc != DB_OK)
 		return rc;
 	while ((rc = db_cursor_next(cur, &ev, &text)) == 1) {
+		if ((rp->events & 0xfff) == 0)
+			cli_progress_update(p, (uint64_t)rp->events, (uint64_t)counts[0], "events read");
 		if (on_event(rp, &ev, text) != 0) {
 			rc = DB_E_NOMEM;
 			break;
@@ -769,9 +926,9 @@ static void write_i64_col(FILE *f, const char *name, const int64_t *v, size_t n)
 	putc(']', f);
 }
 
-/* Column buffers: up to 9 numeric columns per table. */
+/* Column buffers: up to 10 numeric columns per table. */
 struct cols {
-	int64_t *c[9];
+	int64_t *c[10];
 	size_t n, cap;
 };
 
@@ -815,7 +972,7 @@ static void cols_free(struct cols *t)
 {
 	int k;
 
-	for (k = 0; k < 9; k++)
+	for (k = 0; k < 10; k++)
 		free(t->c[k]);
 	memset(t, 0, sizeof(*t));
 }
@@ -823,14 +980,15 @@ static void cols_free(struct cols *t)
 static int write_spans(FILE *f, const struct report *rp, const char *name, const struct vec *v, int traps)
 {
 	static const char *const run_names[] = {"cpu", "s", "e", "th", "id0", "id1", "open"};
-	static const char *const trap_names[] = {"cpu", "s", "e", "vec", "id0", "id1", "open", "depth"};
+	static const char *const trap_names[] = {"cpu", "s", "e", "vec", "id0", "id1", "open", "depth", "th", "cont"};
 	struct cols t = {0};
 	size_t i;
-	int nc = traps ? 8 : 7;
+	int nc = traps ? 10 : 7;
 
 	for (i = 0; i < v->n; i++) {
 		const struct span *s = AT(*v, struct span, i);
-		int64_t vals[8] = {s->cpu, (int64_t)s->s, (int64_t)s->e, s->x, s->id0, s->id1, s->open, s->depth};
+		int64_t vals[10] = {s->cpu, (int64_t)s->s, (int64_t)s->e, s->x,     s->id0,
+				    s->id1, s->open,         s->depth,         s->th, s->cont};
 
 		if (in_detail(rp, s->s, s->e) && cols_add(&t, nc, vals))
 			goto oom;
@@ -1374,6 +1532,7 @@ static void report_free(struct report *rp)
 	free(rp->eois.p);
 	free(rp->icounts.p);
 	free(rp->lstate.p);
+	free(rp->tframes.p);
 	free(rp->threads.addrs.p);
 	free(rp->threads.map.keys);
 	free(rp->threads.map.vals);
@@ -1395,6 +1554,7 @@ int cmd_report(int argc, char **argv)
 		.markers = VEC(struct marker),
 		.icounts = VEC(uint64_t),
 		.lstate = VEC(struct lock_state),
+		.tframes = VEC(struct frames),
 		.threads = {.addrs = VEC(uint64_t)},
 		.locks = {.addrs = VEC(uint64_t)},
 		.detail = DEFAULT_DETAIL,
@@ -1404,7 +1564,8 @@ int cmd_report(int argc, char **argv)
 	struct stat st;
 	const char *v, *spec = NULL, *output = NULL;
 	char *path = NULL, *err = NULL;
-	int json = 0, force = 0, opt, rc;
+	int json = 0, force = 0, quiet = 0, opt, rc;
+	struct cli_progress *p = NULL;
 	uint64_t n;
 
 	cli_args_init(&a, "report", argc, argv);
@@ -1414,6 +1575,7 @@ int cmd_report(int argc, char **argv)
 		switch (opt) {
 		case OPT_JSON: json = 1; break;
 		case OPT_FORCE: force = 1; break;
+		case OPT_QUIET: quiet = 1; break;
 		case OPT_OUTPUT: output = v; break;
 		case OPT_DETAIL:
 			if (cli_parse_u64(v, &n) != 0 || n < 1 || n > MAX_DETAIL)
@@ -1445,19 +1607,24 @@ int cmd_report(int argc, char **argv)
 	rp.rec = r.rec;
 	rp.spec = spec;
 	cli_names_from_db(&rp.names, r.db);
+	p = cli_progress_start("report", quiet);
+	cli_progress_note(p, "checking the trace");
 	rc = analysis_run(r.db, &rp.findings, &err);
 	if (rc != ANALYSIS_OK) {
 		rc = cli_error_msg(rc == ANALYSIS_E_DB ? CLI_USAGE : CLI_FAIL, "report",
 				   err ? err : strdup("the analysis failed"));
 		goto out;
 	}
-	rc = pass1(&rp, &err);
+	rc = pass1(&rp, p, &err);
 	if (rc != DB_OK) {
 		rc = cli_error_msg(rc == DB_E_NOMEM ? CLI_FAIL : CLI_USAGE, "report", err);
 		goto out;
 	}
 	choose_windows(&rp);
+	cli_progress_note(p, "writing %s", path);
 	rc = write_page(&rp, path, force, &err);
+	cli_progress_end(p);
+	p = NULL;
 	if (rc != DB_OK) {
 		if (rc == DB_E_ARG && err == NULL)
 			rc = cli_error(CLI_USAGE, "report: %s exists; use --force to overwrite it", path);
@@ -1488,6 +1655,7 @@ int cmd_report(int argc, char **argv)
 	}
 	rc = CLI_OK;
 out:
+	cli_progress_end(p);
 	report_free(&rp);
 	free(path);
 	cli_rec_close(&r);

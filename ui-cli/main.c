@@ -16,7 +16,7 @@ static const struct cli_command commands[] = {
 	{"sql", cmd_sql, "run a read-only SQL query on a recording's trace"},
 	{"check", cmd_check, "find lock-order, IRQL, interrupt and hang problems in a recording"},
 	{"report", cmd_report, "write a self-contained HTML timeline of a recording with its findings"},
-	{"export", cmd_export, "export a recording's events as Chrome Trace Event JSON (Perfetto) or CSV"},
+	{"export", cmd_export, "export a recording's events for Perfetto (protobuf or Trace Event JSON) or as CSV"},
 	{"record", cmd_record, "record a kernel run under QEMU (trace + replay log) into traces/NAME-N"},
 	{"replay", cmd_replay, "replay a recording exactly to an event or icount and show the machine there"},
 	{"gdb", cmd_gdb, "replay to an event and attach gdb there (reverse-stepi, kr-* commands)"},

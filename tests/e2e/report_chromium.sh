@@ -4,8 +4,12 @@
 # by window.onerror / console.error, the timeline rows, the zoom self-test;
 # #view: the visible icount range), and Chromium's console log goes to
 # stderr; --dump-dom prints the DOM after the scripts ran. On a real
-# recording of eoi-before-switch, a trace with known locks and hostile text
-# (mktrace), and a synthetic trace larger than the detail budget.
+# recording of eoi-before-switch, one of the clean boot, a trace with known
+# locks and hostile text (mktrace), one with a thread preempted inside its
+# interrupt frame (mktrace), and a synthetic trace larger than the detail
+# budget. The #selfcheck "frames:" line lists the trap frames drawn: how
+# many stretches, the deepest nesting, the frames drawn as never returned
+# (hatched) and those left by a thread switched out inside them.
 . "$(dirname "$0")/lib.sh"
 
 KREWIND=$BUILD/krewind
@@ -84,6 +88,31 @@ expect "lock rows for both locks, most acquired first" 'rows: density, irql, tra
 refuse "hostile marker text did not become markup" '<img' "$TMP/known.dom"
 expect "the recursive try is a finding in the side list" 'recursive-spinlock' "$TMP/known.dom"
 
+# ---------------------------------------------------------------- preemption inside an interrupt
+# worker takes 0xd1 and is switched out inside it (preempted on the way out),
+# other takes and leaves its own 0xd1, worker comes back and leaves its frame;
+# then worker is switched out inside a second 0xd1 and never runs again.
+P=0xffffffff80010000 Q=0xffffffff80011000
+"$MKTRACE" "$TMP/preempt.db" <<SCRIPT || { not_ok "mktrace"; done_testing; }
+thread $P worker
+thread $Q other
+trap icount=100 thread=$P a=0xd1
+eoi icount=110 thread=$P a=1
+switch icount=120 thread=$P a=$P b=$Q
+trap icount=200 thread=$Q a=0xd1
+iret icount=210 thread=$Q a=0xd1
+switch icount=300 thread=$Q a=$Q b=$P
+iret icount=310 thread=$P a=0xd1
+trap icount=400 thread=$P a=0xd1
+switch icount=410 thread=$P a=$P b=$Q
+irql icount=500 thread=$Q a=0 b=0
+SCRIPT
+"$KREWIND" report "$TMP/preempt.db" -o "$TMP/preempt.html" >/dev/null
+dom "file://$TMP/preempt.html#selftest" "$TMP/preempt.dom"
+loads "preempted frames" "$TMP/preempt.dom"
+expect "frames follow their thread: 4 stretches, no nesting, none drawn as never returned, the last one suspended" \
+	'frames: 4, deepest 1, never-returned \[\], suspended-at-end \[8\]' "$TMP/preempt.dom"
+
 # ---------------------------------------------------------------- real recording
 if [ ! -e "$KERNEL" ] || ! command -v qemu-system-x86_64 >/dev/null; then
 	skip "report of a real recording" "no kernel or QEMU"
@@ -126,6 +155,22 @@ expect "the first finding is eoi-before-switch" 'id="finding-1".*eoi-before-swit
 expect "its replay command to copy" "<code>krewind replay $rec --to $culprit</code>" "$TMP/ebs.dom"
 expect "its gdb command to copy" "<code>krewind gdb $rec --at $culprit</code>" "$TMP/ebs.dom"
 expect "the timeline has IRQL, traps, runs and markers rows" 'rows: density, irql, traps, runs, markers' "$TMP/ebs.dom"
+trap_ev=$(jq '[.findings[] | select(.kind == "eoi-before-switch") | .steps[] | select(.role == "trap") | .event][0]' "$TMP/check.json")
+expect "the real bug still shows: the frame of the culprit's trap (#$trap_ev) is drawn as never returned" \
+	"frames: [0-9]+, deepest [0-9]+, never-returned \[([0-9]+,)*$trap_ev(,[0-9]+)*\]" "$TMP/ebs.dom"
+
+crec=$TMP/clean
+if "$KREWIND" record --scenario clean -o "$crec" >"$TMP/crec.log" 2>&1 || [ -e "$crec/trace.db" ]; then
+	same "clean boot: check finds nothing" "$("$KREWIND" check "$crec" --json | jq '.findings | length')" 0
+	"$KREWIND" report "$crec" -q >/dev/null
+	dom "file://$crec/report.html#selftest" "$TMP/clean.dom"
+	loads "clean boot" "$TMP/clean.dom"
+	expect "clean boot: no false bug, no frame drawn as never returned (preempted frames follow their thread)" \
+		'frames: [1-9][0-9]*, deepest [0-9]+, never-returned \[\]' "$TMP/clean.dom"
+	expect "clean boot: no false nesting, the clock interrupt never nests on itself" 'frames: [0-9]+, deepest 1,' "$TMP/clean.dom"
+else
+	not_ok "record clean" "$(tail -3 "$TMP/crec.log")"
+fi
 
 dom "file://$page#zoom=6800000-6820000" "$TMP/zoom.dom"
 loads "#zoom" "$TMP/zoom.dom"
