@@ -159,6 +159,33 @@ static void size_labels(struct elfsym_table *t)
 	}
 }
 
+/* How good a name a symbol is for its address: one with an ELF size or a
+ * type beats a bare label, and a label without a leading underscore beats
+ * the linker's section markers (_sinittext, __irqentry_text_start). */
+static int rank(const struct elfsym *s)
+{
+	return (!s->is_label) * 4 + (s->size && !s->size_from_next) * 2 + (s->name[0] != '_');
+}
+
+/* Drops the labels that share their address with a better-named symbol
+ * (t sorted by address). */
+static void drop_shadowed_labels(struct elfsym_table *t)
+{
+	size_t i, j, k, out = 0;
+
+	for (i = 0; i < t->n; i = j) {
+		int best = 0;
+
+		for (j = i; j < t->n && t->syms[j].addr == t->syms[i].addr; j++)
+			if (rank(&t->syms[j]) > best)
+				best = rank(&t->syms[j]);
+		for (k = i; k < j; k++)
+			if (!t->syms[k].is_label || rank(&t->syms[k]) == best)
+				t->syms[out++] = t->syms[k];
+	}
+	t->n = out;
+}
+
 int elfsym_is_return_thunk(const struct elfsym *s)
 {
 	return s && s->is_func && strstr(s->name, "return_thunk") != NULL;
@@ -202,6 +229,7 @@ int elfsym_load(const char *path, struct elfsym_table **out, char **err)
 		t->syms[i].name = t->names + (uintptr_t)t->syms[i].name;
 	if (t->n)
 		qsort(t->syms, t->n, sizeof(*t->syms), by_addr);
+	drop_shadowed_labels(t);
 	size_labels(t);
 	read_build_id(e, t);
 out:

@@ -732,11 +732,25 @@ static void emit(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint64_t
 	}
 }
 
+/* Leaves the innermost context function of ts (and whatever was left open
+ * above it). */
+static void ctx_pop_function(struct trap_stack *ts)
+{
+	int i;
+
+	for (i = ts->n - 1; i >= 0; i--)
+		if (ts->e[i].vec < 0) {
+			ts->n = i;
+			return;
+		}
+}
+
 static void on_entry(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint64_t ic)
 {
 	int64_t val[PROBE_MAX_OPS] = {0};
 	char text[256] = "";
 	uint64_t thread = current_thread(v), rsp = reg(v, PROBE_RSP), caller;
+	struct frame *old;
 	struct db_event ev;
 	int i;
 
@@ -783,22 +797,19 @@ static void on_entry(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint
 		memcpy(f->val, val, sizeof(val));
 		f->text = text[0] ? g_strdup(text) : NULL;
 		g_mutex_lock(&the.lock);
+		old = g_hash_table_lookup(the.frames, GSIZE_TO_POINTER(rsp));
 		g_hash_table_replace(the.frames, GSIZE_TO_POINTER(rsp), f);
 		g_mutex_unlock(&the.lock);
-	}
-}
-
-/* Leaves the innermost context function of ts (and whatever was left open
- * above it). */
-static void ctx_pop_function(struct trap_stack *ts)
-{
-	int i;
-
-	for (i = ts->n - 1; i >= 0; i--)
-		if (ts->e[i].vec < 0) {
-			ts->n = i;
-			return;
+		/* A probed function tail-called another (Linux's __do_softirq jumps
+		 * to handle_softirqs): one return ends both; the outer one's
+		 * context ends here, and only the inner one is waited for. */
+		if (old) {
+			if (old->probe->kind == PROBE_CONTEXT)
+				ctx_pop_function(trap_stack(v, thread));
+			g_free(old->text);
+			g_free(old);
 		}
+	}
 }
 
 /* A ret (or a jmp to a return thunk) in a return range: rsp points at the

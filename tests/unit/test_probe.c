@@ -141,6 +141,10 @@ static const struct sym kernel_syms[] = {
     {"KeBugCheckEx", 0x1003c0, 0x40, STT_FUNC},
     {"KiSelfTestReport", 0x100400, 0x40, STT_FUNC},
     {"KiScenarioStart", 0x100440, 0x40, STT_FUNC},
+    {"KeDelayExecutionThread", 0x100480, 0x20, STT_FUNC},
+    {"KeInsertQueueDpc", 0x1004a0, 0x20, STT_FUNC},
+    {"KiRetireDpcList", 0x1004c0, 0x20, STT_FUNC},
+    {"KiExecuteDpc", 0x1004e0, 0x20, STT_FUNC},
     {"ScenarioLockA", 0x200000, 8, STT_OBJECT},
     {"ScenarioLockB", 0x200008, 8, STT_OBJECT},
     {"AsmNoSize", 0x100500, 0, STT_FUNC},
@@ -585,7 +589,15 @@ static void test_probe_shipped_krewind_probe_parses(void **state)
 	(void)state;
 	if (probe_load("probes/krewind.probe", &p, &err))
 		fail_msg("%s", err);
-	assert_int_equal(p->nprobes, 18);
+	assert_int_equal(p->nprobes, 22);
+	/* what analysis/ used to hard-code, now said by the probe */
+	assert_string_equal(p->probes[2].symbol, "KeAcquireSpinLockRaiseToDpc");
+	assert_int_equal(p->probes[2].irq, DB_LI_RAISE_DISPATCH);
+	assert_int_equal(p->probes[3].irq, DB_LI_AT_DISPATCH);
+	assert_string_equal(p->probes[5].symbol, "KeReleaseSpinLock");
+	assert_int_equal(p->probes[5].op[PROBE_OP_RESTORE].reg, PROBE_RSI);
+	assert_int_equal(p->probes[17].kind, PROBE_CONTEXT);
+	assert_int_equal(p->probes[17].ctx, DB_CTX_SOFTIRQ);
 	assert_int_equal(p->thread_seg, PROBE_SEG_GS);
 	assert_int_equal(p->thread_off, 0x188);
 	assert_int_equal(p->name_off, 0x40);
@@ -811,6 +823,10 @@ static const struct sym asm_syms[] = {
     {"srso_return_thunk", 0x1000c0, 0x10, STT_FUNC},
     {".Llocal", 0x1000d0, 0, STT_NOTYPE},
     {"last_label", 0x100ff0, 0, STT_NOTYPE},
+    /* linker markers at the address of a better name are dropped */
+    {"__entry_text_start", 0x100080, 0, STT_NOTYPE},
+    {"_sinittext", 0x100e00, 0, STT_NOTYPE},
+    {"early_handler", 0x100e00, 0, STT_NOTYPE},
 };
 
 static void test_elfsym_loads_code_labels_sized_to_next_symbol(void **state)
@@ -823,7 +839,10 @@ static void test_elfsym_loads_code_labels_sized_to_next_symbol(void **state)
 	(void)state;
 	write_elf(tmp("asm.elf"), asm_syms, sizeof(asm_syms) / sizeof(asm_syms[0]), 1, NULL, 0);
 	assert_int_equal(elfsym_load(tmp("asm.elf"), &t, &err), 0);
-	assert_int_equal(elfsym_count(t), 6); /* not .Llocal */
+	assert_int_equal(elfsym_count(t), 7); /* not .Llocal, __entry_text_start, _sinittext */
+	assert_string_equal(elfsym_lookup(t, 0x100090)->name, "handler");
+	assert_string_equal(elfsym_lookup(t, 0x100e10)->name, "early_handler");
+	assert_null(elfsym_find(t, "_sinittext"));
 	s = elfsym_find(t, "asm_exc_page_fault");
 	assert_non_null(s);
 	assert_true(s->is_func);
