@@ -273,6 +273,9 @@ struct replay_session_opts {
 	const char *plugin;      /* libkrewind.so for plugin_db */
 	int gdb;                 /* 1: open a gdbstub (replay_session_gdb_socket) */
 	const char *serial_path; /* where the replayed serial output goes, NULL: discarded */
+	int stay_at_end;         /* 1: the guest's replayed shutdown pauses QEMU (-action
+				  * shutdown=pause) instead of ending it: a debugger stays
+				  * attached at the end of the recording */
 };
 
 /* Starts QEMU replaying r, paused before the first instruction. */

@@ -72,6 +72,10 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 			goto oom;
 		extra[n++] = owned[n_owned++];
 	}
+	if (o && o->stay_at_end) {
+		extra[n++] = "-action";
+		extra[n++] = "shutdown=pause";
+	}
 	if (o && o->plugin_db) {
 		extra[n++] = "-plugin";
 		if (asprintf(&owned[n_owned], "%s,db=%s%s%s,symbols=%s", o->plugin, o->plugin_db, r->probe ? ",probe=" : "",

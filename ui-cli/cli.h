@@ -58,6 +58,10 @@ int cmd_verify(int argc, char **argv);
  * finding:N (the Nth finding of `krewind check`). Fills *ev (id 0 for
  * icount:N) and *icount; prints the error and returns CLI_USAGE if none. */
 struct cli_rec;
+struct replay_recording;
+/* Sets what krewind-gdb.py reads about r (KREWIND_BIN, _REC, _END,
+ * _ICOUNT_MAX; cmd_gdb.c). CLI_OK or the printed error's status. */
+int cmd_gdb_env(const struct replay_recording *r);
 int cmd_replay_target(struct cli_rec *rec, const char *spec, struct db_event *ev, uint64_t *icount);
 
 /* ------------------------------------------------------------ errors */

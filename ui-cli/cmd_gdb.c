@@ -35,6 +35,24 @@ static const struct cli_option options[] = {
 	{0},
 };
 
+int cmd_gdb_env(const struct replay_recording *r)
+{
+	char exe[4096], buf[32];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return cli_error(CLI_FAIL, "cannot find the krewind binary (/proc/self/exe)");
+	exe[n] = 0;
+	setenv("KREWIND_BIN", exe, 1);
+	setenv("KREWIND_REC", r->dir, 1);
+	/* Runs krewind ended (hang, timeout, signal) end exactly at icount_total;
+	 * for runs the guest ended it is the plugin's count, an upper bound. */
+	snprintf(buf, sizeof(buf), "%" PRIu64, r->icount_total);
+	setenv("KREWIND_END", r->exit_status == 0 && r->icount_total ? buf : "", 1);
+	setenv("KREWIND_ICOUNT_MAX", r->icount_total ? buf : "", 1);
+	return CLI_OK;
+}
+
 int cmd_gdb(int argc, char **argv)
 {
 	struct cli_args a;
@@ -79,6 +97,7 @@ int cmd_gdb(int argc, char **argv)
 	}
 	so.guard = g;
 	so.gdb = 1;
+	so.stay_at_end = 1;
 	if ((rc = replay_session_start(rec.rec, &so, &s, &err)) < 0) {
 		rc = cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
 		goto out;
@@ -96,6 +115,8 @@ int cmd_gdb(int argc, char **argv)
 	setenv("KREWIND_DB", rec.rec->db_path, 1);
 	setenv("KREWIND_QMP", replay_session_gdb_qmp_socket(s), 1);
 	setenv("KREWIND_GDB_SOCK", replay_session_gdb_socket(s), 1);
+	if ((rc = cmd_gdb_env(rec.rec)) != CLI_OK)
+		goto out;
 	{
 		char *gv[24];
 		int n = 0;
