@@ -14,20 +14,23 @@
 #include "replay/replay.h"
 #include "ui-cli/cli.h"
 
-static const char synopsis[] = "krewind replay REC --to EVENT|icount:N|finding:N [--context N] [--json]";
+static const char synopsis[] = "krewind replay REC --to EVENT|icount:N|finding:N [--context N] [--json] [-q]";
 static const char description[] =
 	"Replays REC under QEMU (rr=replay, the recorded command line) and stops when\n"
 	"exactly icount instructions have retired: before the instruction of event\n"
 	"EVENT (an id from `krewind events`), at icount:N, or at the event of finding:N\n"
 	"(the Nth finding `krewind check` prints). Prints the icount, pc with\n"
 	"its symbol, the registers, the instruction at pc, the current thread, the IRQL\n"
-	"and the locks held (from the trace), and the events around that point.";
+	"and the locks held (from the trace), and the events around that point.\n"
+	"A target past the recording's end is refused at once (exit 2); a progress\n"
+	"line on a terminal shows the replay; Ctrl-C stops it (exit 130).";
 
-enum { OPT_TO = 1, OPT_JSON, OPT_CONTEXT };
+enum { OPT_TO = 1, OPT_JSON, OPT_CONTEXT, OPT_QUIET };
 static const struct cli_option options[] = {
 	{OPT_TO, "to", 0, "EVENT|icount:N|finding:N", "where to stop"},
 	{OPT_CONTEXT, "context", 'C', "N", "events shown on each side (default 4)"},
 	{OPT_JSON, "json", 0, NULL, "print JSON"},
+	{OPT_QUIET, "quiet", 'q', NULL, "no progress line"},
 	{0},
 };
 
@@ -285,6 +288,11 @@ int cmd_replay_target(struct cli_rec *rec, const char *spec, struct db_event *ev
 		return cli_error(CLI_USAGE, "want an event id, icount:N or finding:N, not '%s'", spec);
 	}
 	if (pos.is_icount) {
+		/* icount_total is exact for runs krewind ended and the plugin's
+		 * count (an upper bound) for runs the guest ended. */
+		if (rec->rec->icount_total && pos.value > rec->rec->icount_total)
+			return cli_error(CLI_USAGE, "%s ends at icount %" PRIu64 ": icount %" PRIu64 " is past its end",
+					 rec->rec->name, rec->rec->icount_total, pos.value);
 		*icount = pos.value;
 		return CLI_OK;
 	}
@@ -294,6 +302,15 @@ int cmd_replay_target(struct cli_rec *rec, const char *spec, struct db_event *ev
 			      : cli_error(CLI_USAGE, "%s has no event %" PRIu64, rec->rec->name, pos.value);
 	*icount = ev->icount;
 	return CLI_OK;
+}
+
+int cmd_replay_error(int rc, char *err)
+{
+	if (rc == REPLAY_E_INTERRUPTED) {
+		free(err);
+		return cli_error(CLI_INTERRUPTED, "interrupted: QEMU stopped");
+	}
+	return cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
 }
 
 int cmd_replay(int argc, char **argv)
@@ -306,7 +323,8 @@ int cmd_replay(int argc, char **argv)
 	const char *val, *spec = NULL, *to = NULL;
 	char *err = NULL;
 	uint64_t context = 4;
-	int opt, json = 0, rc;
+	int opt, json = 0, quiet = 0, rc;
+	struct cli_progress *prog = NULL;
 
 	memset(&v, 0, sizeof(v));
 	cli_args_init(&a, "replay", argc, argv);
@@ -316,6 +334,7 @@ int cmd_replay(int argc, char **argv)
 		switch (opt) {
 		case OPT_TO: to = val; break;
 		case OPT_JSON: json = 1; break;
+		case OPT_QUIET: quiet = 1; break;
 		case OPT_CONTEXT:
 			if (cli_parse_u64(val, &context) < 0 || context > 1000)
 				return cli_usage_error("replay", "--context wants a number up to 1000, not '%s'", val);
@@ -340,14 +359,18 @@ int cmd_replay(int argc, char **argv)
 		goto out;
 	}
 	so.guard = g;
-	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) < 0) {
-		rc = cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
+	prog = cli_progress_start("replaying", quiet);
+	so.progress = cli_progress_icount;
+	so.progress_ctx = prog;
+	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) < 0 ||
+	    (rc = replay_session_goto(s, v.icount, &err)) < 0) {
+		cli_progress_end(prog);
+		prog = NULL;
+		rc = cmd_replay_error(rc, err);
 		goto out;
 	}
-	if ((rc = replay_session_goto(s, v.icount, &err)) < 0) {
-		rc = cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
-		goto out;
-	}
+	cli_progress_end(prog);
+	prog = NULL;
 	if ((rc = replay_session_registers(s, &v.regs, &err)) < 0) {
 		rc = cli_error_msg(CLI_FAIL, NULL, err);
 		goto out;
@@ -370,6 +393,7 @@ int cmd_replay(int argc, char **argv)
 			    v.regs.rip, v.ev.id, v.ev.pc);
 	rc = CLI_OK;
 out:
+	cli_progress_end(prog);
 	replay_session_end(s);
 	qemu_guard_end(g);
 	replay_state_free(&v.st);
