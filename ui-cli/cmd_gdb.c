@@ -84,6 +84,8 @@ int cmd_gdb_env(const struct replay_recording *r)
 	/* Runs krewind ended (hang, timeout, signal) end exactly at icount_total;
 	 * for runs the guest ended it is the plugin's count, an upper bound. */
 	snprintf(buf, sizeof(buf), "%" PRIu64, r->icount_total);
+	if (r->outcome && strcmp(r->outcome, "killed") == 0)
+		buf[0] = 0; /* read while the signal stopped QEMU: maybe stale */
 	setenv("KREWIND_END", r->exit_status == 0 && r->icount_total ? buf : "", 1);
 	setenv("KREWIND_ICOUNT_MAX", r->icount_total ? buf : "", 1);
 	return CLI_OK;

@@ -289,8 +289,10 @@ int cmd_replay_target(struct cli_rec *rec, const char *spec, struct db_event *ev
 	}
 	if (pos.is_icount) {
 		/* icount_total is exact for runs krewind ended and the plugin's
-		 * count (an upper bound) for runs the guest ended. */
-		if (rec->rec->icount_total && pos.value > rec->rec->icount_total)
+		 * count (an upper bound) for runs the guest ended; an interrupted
+		 * run's may be stale (read while the signal stopped QEMU). */
+		if (rec->rec->icount_total && pos.value > rec->rec->icount_total &&
+		    !(rec->rec->outcome && strcmp(rec->rec->outcome, "killed") == 0))
 			return cli_error(CLI_USAGE, "%s ends at icount %" PRIu64 ": icount %" PRIu64 " is past its end",
 					 rec->rec->name, rec->rec->icount_total, pos.value);
 		*icount = pos.value;
