@@ -34,11 +34,13 @@ import re
 import socket
 import sqlite3
 import subprocess
+import time
 
 import gdb
 
 MASK64 = (1 << 64) - 1
 WAIT = float(os.environ.get("KREWIND_WAIT") or 600)
+STALL = float(os.environ.get("KREWIND_STALL") or 60)
 
 _state = {"end": None, "busy": False, "last_stop": None}
 if os.environ.get("KREWIND_END"):
@@ -106,26 +108,32 @@ class _Qmp:
         self.s = socket.socket(socket.AF_UNIX)
         self.s.settimeout(30)
         self.s.connect(path)
-        self.f = self.s.makefile("rw")
+        self.buf = b""
         self.events = []
         self._read()
         self.execute("qmp_capabilities")
 
+    def _line(self):
+        """One line from QEMU; socket.timeout if none within the socket's timeout."""
+        while b"\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise gdb.GdbError("krewind: QEMU closed its QMP socket (the replay died)")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
     def _read(self):
         try:
-            line = self.f.readline()
+            return json.loads(self._line())
         except socket.timeout:
             raise gdb.GdbError("krewind: QEMU did not answer on QMP in time")
-        if not line:
-            raise gdb.GdbError("krewind: QEMU closed its QMP socket (the replay died)")
-        return json.loads(line)
 
     def execute(self, cmd, **args):
         msg = {"execute": cmd}
         if args:
             msg["arguments"] = args
-        self.f.write(json.dumps(msg) + "\n")
-        self.f.flush()
+        self.s.sendall((json.dumps(msg) + "\n").encode())
         while True:
             m = self._read()
             if "event" in m:
@@ -136,23 +144,39 @@ class _Qmp:
             if "return" in m:
                 return m["return"]
 
-    def wait_stop(self, timeout):
-        """Waits for STOP; True if the guest's (replayed) shutdown came first."""
+    def wait_stop(self, timeout, stall=60):
+        """Waits for STOP; True if the guest's (replayed) shutdown came first.
+        A replay whose icount does not move for stall seconds, or that has
+        not stopped after timeout seconds, is an error."""
         shutdown = False
-        self.s.settimeout(timeout)
-        while True:
-            if self.events:
-                m = self.events.pop(0)
-            else:
-                try:
-                    m = self._read()
-                except gdb.GdbError:
-                    raise gdb.GdbError("krewind: the replay did not stop within %.0f s (KREWIND_WAIT)" % timeout)
-            if m.get("event") == "SHUTDOWN":
-                shutdown = True
-            if m.get("event") == "STOP":
-                self.s.settimeout(30)
-                return shutdown
+        start = last_move = time.time()
+        last = None
+        self.s.settimeout(1)
+        try:
+            while True:
+                if self.events:
+                    m = self.events.pop(0)
+                else:
+                    try:
+                        m = json.loads(self._line())
+                    except socket.timeout:
+                        now = time.time()
+                        ic = self.execute("query-replay")["icount"]
+                        if ic != last:
+                            last, last_move = ic, now
+                        elif now - last_move > stall:
+                            raise gdb.GdbError("krewind: the replay is stuck: icount %d did not move for %.0f s "
+                                               "(QEMU hung)" % (ic, stall))
+                        if now - start > timeout:
+                            raise gdb.GdbError("krewind: the replay did not stop within %.0f s (KREWIND_WAIT)"
+                                               % timeout)
+                        continue
+                if m.get("event") == "SHUTDOWN":
+                    shutdown = True
+                if m.get("event") == "STOP":
+                    return shutdown
+        finally:
+            self.s.settimeout(30)
 
     def close(self):
         self.s.close()
@@ -188,7 +212,13 @@ def goto(icount):
                 q.execute("cont")
             else:
                 q.execute("replay-seek", icount=icount)
-            shutdown = q.wait_stop(WAIT)
+            shutdown = q.wait_stop(WAIT, STALL)
+        except gdb.GdbError:
+            try:
+                q.execute("stop")  # a stuck replay must not run on under gdb
+            except gdb.GdbError:
+                pass
+            raise
         except KeyboardInterrupt:
             q.execute("stop")
             q.wait_stop(30)

@@ -23,7 +23,7 @@ leftovers() {
 	local p
 	for p in $(pgrep -x qemu-system-x86) $(pgrep -x gdb); do
 		if readlink "/proc/$p/cwd" 2>/dev/null | grep -q "^$TMP" ||
-			tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -q "^KREWIND_REC=$TMP"; then
+			tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -q "^KREWIND_REC=$TMP"; then
 			echo "$p"
 		fi
 	done
