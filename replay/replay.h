@@ -290,6 +290,14 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
  * REPLAY_E_ARG if the replay ends before that; REPLAY_E_TIMEOUT if it stops
  * moving (stall_s). */
 int replay_session_goto(struct replay_session *s, uint64_t icount, char **err);
+/* Exact landing on an event's own instruction: goes to icount and, if the
+ * CPU's pc there is not pc (the plugin's count and QEMU's drift apart where
+ * code is rewritten while it runs: self-modifying code, boot-time patching),
+ * tries the window instructions on each side (one seek back, then single
+ * forward steps) and stops on the instruction at pc nearest icount. *landed
+ * gets where it stopped (icount itself if pc is nowhere in the window). */
+int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, unsigned window, uint64_t *landed,
+			char **err);
 /* Runs to the end of the recording; *status gets QEMU's exit status, -1 if
  * the replay stopped with its log exhausted (a run krewind ended with quit, or
  * any run with stay_at_end: replay_session_last_icount is then its end).

@@ -258,6 +258,37 @@ int replay_session_goto(struct replay_session *s, uint64_t icount, char **err)
 	return 0;
 }
 
+int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, unsigned window, uint64_t *landed,
+			char **err)
+{
+	struct replay_regs r;
+	uint64_t i, from = icount > window ? icount - window : 0, best = icount, best_d = UINT64_MAX;
+	int rc;
+
+	*landed = icount;
+	if ((rc = replay_session_goto(s, icount, err)) < 0 || (rc = replay_session_registers(s, &r, err)) < 0)
+		return rc;
+	if (r.rip == pc)
+		return 0;
+	for (i = from; i <= icount + window; i++) {
+		uint64_t d = i > icount ? i - icount : icount - i;
+		char *e = NULL;
+
+		if (d >= best_d)
+			break; /* only farther ones are left */
+		if (replay_session_goto(s, i, &e) < 0 || replay_session_registers(s, &r, &e) < 0) {
+			free(e); /* past the end of the recording: stop looking */
+			break;
+		}
+		if (r.rip == pc) {
+			best = i;
+			best_d = d;
+		}
+	}
+	*landed = best;
+	return replay_session_goto(s, best, err);
+}
+
 int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *status, char **err)
 {
 	struct timespec t0, t;

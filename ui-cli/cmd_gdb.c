@@ -146,7 +146,9 @@ int cmd_gdb(int argc, char **argv)
 	so.progress = cli_progress_icount;
 	so.progress_ctx = prog;
 	rc = replay_session_start(rec.rec, &so, &s, &err);
-	if (rc == 0)
+	if (rc == 0 && ev.id > 0 && ev.kind != DB_TRAP)
+		rc = replay_session_land(s, icount, ev.pc, 16, &icount, &err);
+	else if (rc == 0)
 		rc = replay_session_goto(s, icount, &err);
 	cli_progress_end(prog);
 	if (rc < 0) {

@@ -41,6 +41,7 @@ struct view {
 	const char *ev_text;
 	char *ev_text_copy;
 	uint64_t icount;
+	uint64_t trace_icount; /* the event's icount in the trace (icount: where QEMU stopped) */
 	struct replay_regs regs;
 	uint8_t code[16];
 	int have_code;
@@ -214,6 +215,7 @@ static void print_json(struct view *v, int context)
 	cli_json_kstr(&j, "recording", v->rec.rec->dir);
 	cli_json_kuint(&j, "icount", v->icount);
 	cli_json_khex(&j, "icount_hex", v->icount);
+	cli_json_kint(&j, "icount_drift", (int64_t)(v->icount - v->trace_icount));
 	if (v->ev.id > 0) {
 		cli_json_kint(&j, "event", v->ev.id);
 		cli_json_kstr(&j, "event_kind", db_kind_name(v->ev.kind));
@@ -364,8 +366,10 @@ int cmd_replay(int argc, char **argv)
 	prog = cli_progress_start("replaying", quiet);
 	so.progress = cli_progress_icount;
 	so.progress_ctx = prog;
+	v.trace_icount = v.icount;
 	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) < 0 ||
-	    (rc = replay_session_goto(s, v.icount, &err)) < 0) {
+	    (v.ev.id > 0 && v.ev.kind != DB_TRAP ? replay_session_land(s, v.icount, v.ev.pc, 16, &v.icount, &err)
+						 : replay_session_goto(s, v.icount, &err)) < 0) {
 		cli_progress_end(prog);
 		prog = NULL;
 		rc = cmd_replay_error(rc, err);
@@ -389,6 +393,10 @@ int cmd_replay(int argc, char **argv)
 	if (v.ev.id > 0 && v.ev.kind == DB_TRAP && v.ev.pc != v.regs.rip && !json)
 		printf("\nnote: trap %#" PRIx64 " is delivered before the instruction at pc; its handler starts at %#" PRIx64
 		       " (stepi enters it)\n", (uint64_t)v.ev.a, v.ev.pc);
+	else if (v.icount != v.trace_icount && !json)
+		printf("\nnote: the trace puts event %" PRId64 " at icount %" PRIu64 "; QEMU executes its instruction at icount "
+		       "%" PRIu64 " (drift %+" PRId64 ": code rewritten while it ran), so the replay stopped there\n",
+		       v.ev.id, v.trace_icount, v.icount, (int64_t)(v.icount - v.trace_icount));
 	else if (v.ev.id > 0 && v.ev.pc != v.regs.rip)
 		cli_warning("QEMU stopped at pc %#" PRIx64 " but event %" PRId64 " was at pc %#" PRIx64
 			    ": the trace's icount and QEMU's disagree here",
