@@ -295,15 +295,55 @@ for _cmd in ("continue", "next", "step", "stepi", "nexti", "finish", "until", "a
 
 # ------------------------------------------------------------ searching back in time
 
-class _Search:
-    """Replays [start, stop) with breakpoints inserted and collects where they
-    stop. Used by every reverse command: the last stop found is the answer."""
+_WATCH = (gdb.BP_HARDWARE_WATCHPOINT, gdb.BP_WATCHPOINT, gdb.BP_ACCESS_WATCHPOINT, gdb.BP_READ_WATCHPOINT)
+_users = []  # the user's breakpoint/watchpoint stops seen by the last searches
 
-    def __init__(self):
-        self.hits = []
+
+def _note_user_stops(n, ev):
+    for b in ev.breakpoints:
+        if not b.visible or b.number <= 0:
+            continue
+        if b.type in _WATCH:
+            # A watchpoint stops after the access: the accessing
+            # instruction is the one before.
+            try:
+                after = str(gdb.parse_and_eval(b.expression))
+            except gdb.error:
+                after = "?"
+            _users.append((n - 1, b, after))
+        else:
+            _users.append((n, b, None))
+
+
+def _stop_at_user(lo, hi):
+    """If the user's breakpoints stopped in (lo, hi), going backward from hi
+    meets the last of them first: goes there, reports it, True."""
+    inside = [u for u in _users if lo < u[0] < hi]
+    if not inside:
+        return False
+    n, b, after = inside[-1]
+    goto(n)
+    if after is not None:
+        try:
+            before = str(gdb.parse_and_eval(b.expression))
+        except gdb.error:
+            before = "?"
+        gdb.write("\nHardware watchpoint %d: %s\n\nOld value = %s\nNew value = %s\n" % (b.number, b.expression,
+                                                                                    after, before))
+    else:
+        gdb.write("\nBreakpoint %d, " % b.number)
+    _say_stop()
+    return True
+
+
+class _Search:
+    """Replays [start, stop) with breakpoints inserted (gdb's own and
+    internal ones) and calls on_hit for every stop; the user's stops are
+    noted in _users, since going backward they come first."""
 
     def run(self, start, stop, on_hit):
         goto(start)
+        del _users[:]
         _state["busy"] = True
         quiet = _Quiet()
         quiet.__enter__()
@@ -317,11 +357,11 @@ class _Search:
                 if now >= stop or (isinstance(ev, gdb.SignalEvent) and ev.stop_signal == "SIGQUIT"):
                     break
                 if isinstance(ev, gdb.BreakpointEvent):
+                    _note_user_stops(now, ev)
                     on_hit(now, ev)
         finally:
             quiet.__exit__()
             _state["busy"] = False
-        return self.hits
 
 
 def _temp_breaks(addrs):
@@ -380,44 +420,13 @@ def _reverse_continue():
     now = _icount()
     if now == 0:
         raise gdb.GdbError("No more reverse-execution history.")
-    user = [b for b in gdb.breakpoints() if b.enabled and not b.pending and b.visible]
-    found = []
-
-    def hit(n, ev):
-        for b in ev.breakpoints:
-            if b.type in (gdb.BP_HARDWARE_WATCHPOINT, gdb.BP_WATCHPOINT, gdb.BP_ACCESS_WATCHPOINT,
-                          gdb.BP_READ_WATCHPOINT):
-                # A watchpoint stops after the access: the writing
-                # instruction is the one before.
-                try:
-                    after = str(gdb.parse_and_eval(b.expression))
-                except gdb.error:
-                    after = "?"
-                found.append((n - 1, b, after))
-            else:
-                found.append((n, b, None))
-
-    if user:
-        _Search().run(0, now, hit)
-    found = [f for f in found if f[0] < now]
-    if not found:
-        goto(0)
-        gdb.write("\nNo more reverse-execution history.\n")
-        _say_stop()
-        return
-    n, b, after = found[-1]
-    goto(n)
-    if after is not None:
-        try:
-            before = str(gdb.parse_and_eval(b.expression))
-        except gdb.error:
-            before = "?"
-        gdb.write("\nHardware watchpoint %d: %s\n\nOld value = %s\nNew value = %s\n" % (b.number, b.expression,
-                                                                                    after, before))
-        _say_stop()
-    else:
-        gdb.write("\nBreakpoint %d, " % b.number)
-        _say_stop()
+    if [b for b in gdb.breakpoints() if b.enabled and not b.pending and b.visible]:
+        _Search().run(0, now, lambda n, ev: None)
+        if _stop_at_user(-1, now):
+            return
+    goto(0)
+    gdb.write("\nNo more reverse-execution history.\n")
+    _say_stop()
 
 
 def _frame_hits(addrs, fid, start, stop):
@@ -463,8 +472,9 @@ def _reverse_line(step):
                         if gdb.find_pc_line(a).line != line:
                             break
                         target = n
-                    goto(target)
-                    _say_stop()
+                    if not _stop_at_user(target, now):
+                        goto(target)
+                        _say_stop()
                     return
         goto(now)
     cur_line = gdb.find_pc_line(pc).line
@@ -482,6 +492,8 @@ def _reverse_line(step):
         target = n
     if target is None:
         _reverse_finish()
+        return
+    if _stop_at_user(target, now):
         return
     goto(target)
     _say_stop()
@@ -512,6 +524,8 @@ def _reverse_finish(quiet=False):
             return False
         raise gdb.GdbError("krewind: the call of this frame is not in the recording "
                            "(entered before it started, or by an interrupt)")
+    if _stop_at_user(entries[-1] - 1, now):
+        return True
     goto(entries[-1] - 1)
     if not quiet:
         gdb.write("Run back to call of #0  %s" % _where())
