@@ -232,7 +232,14 @@ def goto(icount):
             gdb.execute("monitor info replay", to_string=True)  # the stub's stop reply is consumed
     if got != icount:
         if shutdown or got < icount:
+            before = _state["end"]
             _state["end"] = got
+            if before is not None and got < icount <= before:
+                # QEMU stops a replayed guest shutdown at the next TB
+                # boundary after it: a few instructions later some times.
+                raise gdb.GdbError("krewind: the recording ends at icount %d this time (%d before: QEMU's replay "
+                                   "of the guest's shutdown stops a few instructions late at random); "
+                                   "stopped at its end" % (got, before))
             raise gdb.GdbError("krewind: the recording ends at icount %d, before icount %d: stopped at its end"
                                % (got, icount))
         raise gdb.GdbError("krewind: QEMU stopped at icount %d, not %d" % (got, icount))

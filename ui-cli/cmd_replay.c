@@ -368,8 +368,8 @@ int cmd_replay(int argc, char **argv)
 	so.progress_ctx = prog;
 	v.trace_icount = v.icount;
 	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) < 0 ||
-	    (v.ev.id > 0 && v.ev.kind != DB_TRAP ? replay_session_land(s, v.icount, v.ev.pc, 16, &v.icount, &err)
-						 : replay_session_goto(s, v.icount, &err)) < 0) {
+	    (rc = v.ev.id > 0 && v.ev.kind != DB_TRAP ? replay_session_land(s, v.icount, v.ev.pc, 16, &v.icount, &err)
+						      : replay_session_goto(s, v.icount, &err)) < 0) {
 		cli_progress_end(prog);
 		prog = NULL;
 		rc = cmd_replay_error(rc, err);

@@ -94,8 +94,13 @@ python print("KR run=%s" % gdb.execute("monitor info replay", to_string=True).sp
 kr-goto $sw
 continue
 python print("KR end=%s" % gdb.execute("monitor info replay", to_string=True).split()[-1])
-reverse-stepi
-python print("KR back=%s" % gdb.execute("monitor info replay", to_string=True).split()[-1])
+python
+try:
+    gdb.execute("reverse-stepi")
+    print("KR back=%s" % gdb.execute("monitor info replay", to_string=True).split()[-1])
+except gdb.error as e:
+    print("KR backerr=%s" % e)
+end
 stepi
 continue
 python print("KR alive=1")
@@ -113,7 +118,14 @@ check "kr-events shows krewind events' description ($desc) marked =>" grep -qF -
 same "run goes back to the start" "$(kr run "$TMP/step.out")" 0
 end=$(kr end "$TMP/step.out")
 check "continue stops at the end of the recording ($end)" grep -q "end of the recording at icount $end" "$TMP/step.out"
-same "reverse-stepi works at the end" "$(kr back "$TMP/step.out")" "$((end - 1))"
+# A guest-ended run's replayed shutdown stops QEMU at the next TB boundary:
+# its end moves by a few instructions between replays, and krewind says so.
+if grep -q "^KR backerr=.*stops a few instructions late" "$TMP/step.out"; then
+	ok "reverse-stepi at the end: the end moved, and krewind says so"
+else
+	same "reverse-stepi works at the end" "$(kr back "$TMP/step.out")" "$((end - 1))"
+fi
+
 check "continue at the end is refused with a message" grep -q "at the end of the recording" "$TMP/step.out"
 
 # --- interactive, through a pseudo-terminal
