@@ -42,7 +42,7 @@ MASK64 = (1 << 64) - 1
 WAIT = float(os.environ.get("KREWIND_WAIT") or 600)
 STALL = float(os.environ.get("KREWIND_STALL") or 60)
 
-_state = {"end": None, "busy": False, "last_stop": None}
+_state = {"end": None, "busy": False, "last_stop": None, "user_stop": False}
 if os.environ.get("KREWIND_END"):
     _state["end"] = int(os.environ["KREWIND_END"])
 
@@ -328,6 +328,7 @@ def _stop_at_user(lo, hi):
     inside = [u for u in _users if lo < u[0] < hi]
     if not inside:
         return False
+    _state["user_stop"] = True
     n, b, after = inside[-1]
     goto(n)
     if after is not None:
@@ -390,6 +391,8 @@ def _frame_id(frame=None):
     """(function start, CFA) of a frame, gdb's frame identity, or None."""
     f = frame or gdb.newest_frame()
     try:
+        while f.type() == gdb.INLINE_FRAME and f.older():
+            f = f.older()  # inlined code belongs to the frame it is in
         fn = f.block().function
         start = fn.value().address if fn else None
         start = int(start) & MASK64 if start is not None else f.pc()
@@ -401,12 +404,14 @@ def _frame_id(frame=None):
 
 
 def _function_range(pc):
-    b = gdb.block_for_pc(pc)
-    while b and not b.function:
+    """[start, end) of the function pc is in; for inlined code, of the
+    function it was inlined into."""
+    b, top = gdb.block_for_pc(pc), None
+    while b and not b.is_static and not b.is_global:
+        if b.function:
+            top = b
         b = b.superblock
-    if not b:
-        return None
-    return (b.start, b.end)
+    return (top.start, top.end) if top else None
 
 
 def _line_starts(pc):
@@ -552,10 +557,14 @@ class _Reverse(gdb.Command):
 
 
 def _repeat(fn):
+    """COMMAND [N]: N times, or until one stops at the user's breakpoint."""
     def run(arg):
         n = int(arg, 0) if arg else 1
+        _state["user_stop"] = False
         for _ in range(n):
             fn()
+            if _state["user_stop"]:
+                break
     return run
 
 

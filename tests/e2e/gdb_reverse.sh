@@ -128,6 +128,29 @@ fi
 
 check "continue at the end is refused with a message" grep -q "at the end of the recording" "$TMP/step.out"
 
+# --- reverse-next stops at the user's breakpoint on the way back, as gdb does
+cat >"$TMP/ubp.gdb" <<'GDB'
+python ic = lambda: int(gdb.execute("monitor info replay", to_string=True).split()[-1])
+reverse-step
+python n1 = ic()
+reverse-next
+python n2 = ic()
+stepi
+python pcm = int(gdb.parse_and_eval("$pc")) ; nm = ic()
+python gdb.execute("kr-goto icount:%d" % n1)
+python gdb.execute("break *0x%x" % pcm)
+reverse-next
+python print("KR ubp=%d %d %d" % (ic(), nm, n1))
+GDB
+timeout -s KILL 300 "$KREWIND" gdb "$rec" --at "$sw" --batch "$TMP/ubp.gdb" >"$TMP/ubp.out" 2>&1
+read -r got want n1 <<<"$(kr ubp "$TMP/ubp.out")"
+if [ -n "${want:-}" ] && [ "$want" -lt "$n1" ]; then
+	same "reverse-next stops at a breakpoint between the lines" "$got" "$want"
+	check "and reports it" grep -q "^Breakpoint 1, " "$TMP/ubp.out"
+else
+	not_ok "reverse-next with a breakpoint between the lines ran" "$(tail -3 "$TMP/ubp.out")"
+fi
+
 # --- interactive, through a pseudo-terminal
 cat >"$TMP/tty_driver.py" <<'PY'
 # Drives `krewind gdb` as a person at a terminal: waits for each (gdb) prompt
@@ -173,5 +196,13 @@ check "interactive: continue stops at the end with a message" grep -q "end of th
 check "interactive: a second continue is refused" grep -q "nothing to run" "$TMP/pty.out"
 check "interactive: run goes back to icount 0" grep -q "^icount 0 (0x0)" "$TMP/pty.out"
 check "interactive: quit ends krewind gdb with 0" grep -q "^PTY exit=0" "$TMP/pty.out"
+
+# --- gdb --json: only with --batch; the document carries gdb's output
+"$KREWIND" gdb "$rec" --at "$e36" --json >/dev/null 2>"$TMP/j.err"
+same "gdb --json without --batch exits 2" "$?" 2
+printf 'kr-icount\n' >"$TMP/j.gdb"
+"$KREWIND" gdb "$rec" --at "$e36" --batch "$TMP/j.gdb" --json >"$TMP/j.json" 2>/dev/null
+same "gdb --batch --json exits 0" "$?" 0
+same "its output has kr-icount's line" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["gdb_status"], "icount %d (" % d["icount"] in d["output"])' "$TMP/j.json")" "0 True"
 same "no QEMU or gdb is left" "$(leftovers | tr '\n' ' ')" ""
 done_testing
