@@ -34,6 +34,7 @@ rec=$TMP/traces/int
 same "the interrupted recording says killed" "$(json_get outcome <"$rec/manifest.json")" killed
 "$KREWIND" verify "$rec" --json >"$TMP/v.json" 2>"$TMP/v.err"
 same "verify of the interrupted recording exits 0" "$?" 0
+sed 's/^/#   verify: /' "$TMP/v.err"
 same "it is deterministic" "$(json_get deterministic <"$TMP/v.json")" True
 check "the end is the replay log's ($(json_get end.detail <"$TMP/v.json"))" \
 	grep -qE 'final icount [0-9]+ exactly|replay log ends at icount' "$TMP/v.json"
@@ -46,6 +47,32 @@ total=$(json_get icount_total <"$TMP/traces/hang/manifest.json")
 "$KREWIND" replay "$TMP/traces/hang" --to "icount:$((total + 1))" >/dev/null 2>"$TMP/past.err"
 same "replay --to icount past the end exits 2" "$?" 2
 check "with one error line naming the end" grep -q "^krewind: error: .*ends at icount $total" "$TMP/past.err"
+
+# --- progress: a line on a terminal, none with -q (nor in a pipe: all the above)
+on_tty() { # CMD...: runs it on a pseudo-terminal, prints what it wrote
+	python3 - "$@" <<'PY'
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+out = b""
+while True:
+    try:
+        b = os.read(fd, 4096)
+    except OSError:
+        break
+    if not b:
+        break
+    out += b
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+PY
+}
+on_tty "$KREWIND" verify "$TMP/traces/hang" --no-plugin >"$TMP/tty.out" 2>&1
+check "verify draws a progress line on a terminal" grep -q "verifying: [0-9]*/[0-9]* instructions" "$TMP/tty.out"
+on_tty "$KREWIND" verify "$TMP/traces/hang" --no-plugin -q >"$TMP/tty-q.out" 2>&1
+check "and none with -q" test "$(grep -c 'verifying:' "$TMP/tty-q.out")" -eq 0
+check "a terminal still gets the result" grep -q "deterministic" "$TMP/tty-q.out"
 
 # --- signals: 130, QEMU stopped
 last=$("$KREWIND" sql "$rec" "SELECT max(id) FROM events" | tail -1 | tr -d ' ')
