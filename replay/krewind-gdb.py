@@ -559,7 +559,10 @@ class _Reverse(gdb.Command):
 def _repeat(fn):
     """COMMAND [N]: N times, or until one stops at the user's breakpoint."""
     def run(arg):
-        n = int(arg, 0) if arg else 1
+        try:
+            n = int(arg, 0) if arg else 1
+        except ValueError:
+            raise gdb.GdbError("krewind: want a count, not %r" % arg)
         _state["user_stop"] = False
         for _ in range(n):
             fn()
@@ -601,14 +604,14 @@ _Reverse("reverse-finish", lambda a: _reverse_finish(),
          "reverse-finish: back to the call instruction of the current function.")
 _Reverse("reverse-stepi", _repeat(_reverse_stepi), "reverse-stepi [N]: back N instructions.")
 _Reverse("reverse-nexti", _repeat(_reverse_nexti), "reverse-nexti [N]: back N instructions, over calls.")
-_Reverse("run", lambda a: (goto(0), gdb.write("krewind: back at the start of the recording\n"), _say_stop()),
-         "run: go back to the start of the recording (icount 0), like rr's restart.")
-for _alias, _of in (("rc", "reverse-continue"), ("rn", "reverse-next"), ("rs", "reverse-step"),
-                    ("rsi", "reverse-stepi"), ("rni", "reverse-nexti")):
-    try:
-        gdb.execute("alias -a %s = %s" % (_alias, _of), to_string=True)
-    except gdb.error:
-        pass
+def _restart(arg):
+    goto(0)
+    gdb.write("krewind: back at the start of the recording\n")
+    _say_stop()
+
+
+_Reverse("run", _restart, "run: go back to the start of the recording (icount 0), like rr's restart.")
+# gdb's own aliases (rc, rs, rn, rsi, rni, r) now reach these commands.
 
 
 # ------------------------------------------------------------ krewind's commands
