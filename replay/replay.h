@@ -277,7 +277,8 @@ struct replay_session_opts {
 				  * shutdown=pause) instead of ending it: a debugger stays
 				  * attached at the end of the recording */
 	int stall_s;             /* a replay whose icount does not move for this long
-				  * while running is stuck: REPLAY_E_TIMEOUT (0: 60) */
+				  * while running is stuck: REPLAY_E_TIMEOUT (0:
+				  * $KREWIND_STALL, else 60) */
 	/* Called about 4 times a second while QEMU replays (may be NULL). */
 	void (*progress)(void *ctx, uint64_t icount, uint64_t target);
 	void *progress_ctx;

@@ -41,7 +41,11 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 	if (!s)
 		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 	s->guard = o ? o->guard : NULL;
-	s->stall_ms = (o && o->stall_s > 0 ? o->stall_s : 60) * 1000;
+	{
+		const char *env = getenv("KREWIND_STALL");
+		int stall = o && o->stall_s > 0 ? o->stall_s : env && atoi(env) > 0 ? atoi(env) : 60;
+		s->stall_ms = stall * 1000;
+	}
 	if (o) {
 		s->progress = o->progress;
 		s->progress_ctx = o->progress_ctx;
