@@ -2,7 +2,8 @@
 # verify and replay on the edges: a recording interrupted by SIGINT verifies up
 # to the real end of its replay log (the manifest's icount may be stale, the
 # difference is reported); replay --to past the end is exit 2 before any QEMU;
-# SIGINT / SIGTERM to replay and verify exit 130 and leave no QEMU behind.
+# a replay that hangs is a bounded, clear error; progress shows on a terminal
+# only; SIGINT / SIGTERM to replay and verify exit 130 and leave no QEMU behind.
 . "$(dirname "$0")/lib.sh"
 
 KREWIND=$BUILD/krewind
@@ -47,6 +48,14 @@ total=$(json_get icount_total <"$TMP/traces/hang/manifest.json")
 "$KREWIND" replay "$TMP/traces/hang" --to "icount:$((total + 1))" >/dev/null 2>"$TMP/past.err"
 same "replay --to icount past the end exits 2" "$?" 2
 check "with one error line naming the end" grep -q "^krewind: error: .*ends at icount $total" "$TMP/past.err"
+
+# --- a replay that hangs is one clear error, bounded: a NIC without QEMU's
+# filter-replay stops the replay in the firmware (KREWIND_STALL: 3 s, not 60)
+"$KREWIND" record --scenario clean --no-plugin -q -o "$TMP/traces/nic" -- -nic user,model=e1000 >/dev/null 2>&1
+KREWIND_STALL=3 timeout -s KILL 120 "$KREWIND" verify "$TMP/traces/nic" -q >/dev/null 2>"$TMP/stuck.err"
+same "verify of a replay that hangs exits 1" "$?" 1
+check "with one line saying the replay is stuck" grep -q "^krewind: error: the replay is stuck: icount [0-9]* did not move for 3 s" "$TMP/stuck.err"
+same "no QEMU is left" "$(qemus | tr '\n' ' ')" ""
 
 # --- progress: a line on a terminal, none with -q (nor in a pipe: all the above)
 on_tty() { # CMD...: runs it on a pseudo-terminal, prints what it wrote
