@@ -4,8 +4,12 @@
 # a seek to its last event (`krewind replay --to`), alternately REPS times
 # (default 3) in one go. Prints the median wall times and the ratios
 # replay/record and seek/record. SCENARIO (default clean) picks the run.
-# Then the cost of a bisection in replays: the first switch at which the
-# guest's KeTickCount reaches BISECT_TICKS (default 20), asked through gdb.
+# Then, on the last recording: replay --to an event halfway and gdb attached
+# there, each against the record time of that prefix (the prefix's share of
+# the recording's instructions times the record wall time); reverse-stepi and
+# reverse-continue (to the previous switch) in that gdb session; and the cost
+# of a bisection in replays: the first switch at which the guest's
+# KeTickCount reaches BISECT_TICKS (default 20), asked through gdb.
 set -u
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.." || exit 2
@@ -42,6 +46,32 @@ printf '  full replay     %6.2f s   replay/record %.2f\n' "$rep" "$(echo "$rep /
 printf '  replay --to end %6.2f s   seek/record   %.2f\n' "$seek" "$(echo "$seek / $rec" | bc -l)"
 
 dir=$KREWIND_TRACES/$SCENARIO-$REPS
+total=$("$KREWIND" sql "$dir" "SELECT value FROM meta WHERE key = 'icount_total'" | tail -1 | tr -d ' ')
+read -r mid micount < <("$KREWIND" sql "$dir" --json \
+	"SELECT id, icount FROM events WHERE kind = 'switch' ORDER BY id LIMIT 1 OFFSET (SELECT count(*) / 2 FROM events WHERE kind = 'switch')" |
+	python3 -c 'import json,sys; r=json.load(sys.stdin)["rows"][0]; print(r[0], r[1])')
+prefix=$(echo "$rec * $micount / $total" | bc -l)
+t0=$(now)
+"$KREWIND" replay "$dir" --to "$mid" -q >/dev/null 2>&1 || { echo "replay_speed: replay --to $mid failed" >&2; exit 1; }
+t1=$(now)
+cat >"$tmp/rs.gdb" <<'GDB'
+python import time; t = time.time()
+reverse-stepi
+python print("KRB rsi=%.3f" % (time.time() - t)); t = time.time()
+break KiSwapContext
+reverse-continue
+python print("KRB rc=%.3f" % (time.time() - t))
+GDB
+printf 'kr-icount\n' >"$tmp/attach.gdb"
+"$KREWIND" gdb "$dir" --at "$mid" --batch "$tmp/attach.gdb" -q >/dev/null 2>&1 || { echo "replay_speed: gdb --at $mid failed" >&2; exit 1; }
+t2=$(now)
+"$KREWIND" gdb "$dir" --at "$mid" --batch "$tmp/rs.gdb" -q >"$tmp/rs.out" 2>&1 || { echo "replay_speed: reverse commands failed" >&2; exit 1; }
+rsi=$(sed -n 's/^KRB rsi=//p' "$tmp/rs.out"); rc=$(sed -n 's/^KRB rc=//p' "$tmp/rs.out")
+printf '  replay --to %-4s %6.2f s   vs its prefix recorded (%.2f s): %.2f\n' "$mid" "$(echo "$t1 - $t0" | bc)" "$prefix" \
+	"$(echo "($t1 - $t0) / $prefix" | bc -l)"
+printf '  gdb --at %-7s %6.2f s   vs its prefix recorded: %.2f\n' "$mid" "$(echo "$t2 - $t1" | bc)" \
+	"$(echo "($t2 - $t1) / $prefix" | bc -l)"
+printf '  reverse-stepi   %6.2f s   reverse-continue to the previous switch %.2f s (in gdb at %s)\n' "$rsi" "$rc" "$mid"
 n=$("$KREWIND" sql "$dir" "SELECT count(*) FROM events WHERE kind = 'switch'" | tail -1 | tr -d ' ')
 t0=$(now)
 "$KREWIND" bisect "$dir" --until "gdb:KeTickCount >= ${BISECT_TICKS:-20}" --kind switch >"$tmp/bisect" 2>&1 ||

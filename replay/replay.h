@@ -276,16 +276,35 @@ struct replay_session_opts {
 	const char *plugin;      /* libkrewind.so for plugin_db */
 	int gdb;                 /* 1: open a gdbstub (replay_session_gdb_socket) */
 	const char *serial_path; /* where the replayed serial output goes, NULL: discarded */
+	int stay_at_end;         /* 1: the guest's replayed shutdown pauses QEMU (-action
+				  * shutdown=pause) instead of ending it: a debugger stays
+				  * attached at the end of the recording */
+	int stall_s;             /* a replay whose icount does not move for this long
+				  * while running is stuck: REPLAY_E_TIMEOUT (0:
+				  * $KREWIND_STALL, else 60) */
+	/* Called about 4 times a second while QEMU replays (may be NULL). */
+	void (*progress)(void *ctx, uint64_t icount, uint64_t target);
+	void *progress_ctx;
 };
 
 /* Starts QEMU replaying r, paused before the first instruction. */
 int replay_session_start(const struct replay_recording *r, const struct replay_session_opts *o,
 			 struct replay_session **out, char **err);
 /* Runs (or seeks back) until exactly icount instructions have executed.
- * REPLAY_E_ARG if the replay ends before that. */
+ * REPLAY_E_ARG if the replay ends before that; REPLAY_E_TIMEOUT if it stops
+ * moving (stall_s). */
 int replay_session_goto(struct replay_session *s, uint64_t icount, char **err);
+/* Exact landing on an event's own instruction: goes to icount and, if the
+ * CPU's pc there is not pc (the plugin's count and QEMU's drift apart where
+ * code is rewritten while it runs: self-modifying code, boot-time patching),
+ * tries the window instructions on each side (one seek back, then single
+ * forward steps) and stops on the instruction at pc nearest icount. *landed
+ * gets where it stopped (icount itself if pc is nowhere in the window). */
+int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, unsigned window, uint64_t *landed,
+			char **err);
 /* Runs to the end of the recording; *status gets QEMU's exit status, -1 if
- * the replay stopped with its log exhausted (a run krewind ended with quit).
+ * the replay stopped with its log exhausted (a run krewind ended with quit, or
+ * any run with stay_at_end: replay_session_last_icount is then its end).
  * QEMU 10 does not replay isa-debug-exit's status reliably (the replayed
  * shutdown may win the race and exit 0): compare the shutdown reason. */
 int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *status, char **err);

@@ -24,6 +24,9 @@ struct replay_session {
 	char *shutdown_reason;
 	uint64_t last_icount;
 	int ended;
+	int stall_ms;
+	void (*progress)(void *ctx, uint64_t icount, uint64_t target);
+	void *progress_ctx;
 };
 
 int replay_session_start(const struct replay_recording *r, const struct replay_session_opts *o,
@@ -38,6 +41,15 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 	if (!s)
 		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 	s->guard = o ? o->guard : NULL;
+	{
+		const char *env = getenv("KREWIND_STALL");
+		int stall = o && o->stall_s > 0 ? o->stall_s : env && atoi(env) > 0 ? atoi(env) : 60;
+		s->stall_ms = stall * 1000;
+	}
+	if (o) {
+		s->progress = o->progress;
+		s->progress_ctx = o->progress_ctx;
+	}
 	if (!r->replay_log || access(r->replay_log, R_OK) < 0) {
 		rc = replay_set_err(err, REPLAY_E_ARG, "%s has no replay log (recorded with --no-rr?)", r->name);
 		goto fail;
@@ -71,6 +83,10 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 		if (asprintf(&owned[n_owned], "unix:%s,server=on,wait=off", s->qmp2_sock) < 0)
 			goto oom;
 		extra[n++] = owned[n_owned++];
+	}
+	if (o && o->stay_at_end) {
+		extra[n++] = "-action";
+		extra[n++] = "shutdown=pause";
 	}
 	if (o && o->plugin_db) {
 		extra[n++] = "-plugin";
@@ -159,28 +175,61 @@ int replay_session_icount(struct replay_session *s, uint64_t *icount, char **err
 	return rc;
 }
 
+/* While QEMU replays: the icount now (for progress), and whether it moved
+ * within stall_ms. 0, or REPLAY_E_TIMEOUT for a stuck replay. */
+static int watch_progress(struct replay_session *s, uint64_t target, uint64_t *last, int64_t *since)
+{
+	uint64_t ic;
+	char *e = NULL;
+
+	if (qmp_replay_icount(s->qmp, &ic, &e) < 0) {
+		free(e);
+		return 0; /* QEMU exiting: the caller sees it next */
+	}
+	if (s->progress)
+		s->progress(s->progress_ctx, ic, target);
+	if (ic != *last) {
+		*last = ic;
+		*since = replay_now_ms();
+		return 0;
+	}
+	return replay_now_ms() - *since > s->stall_ms ? REPLAY_E_TIMEOUT : 0;
+}
+
 /* Waits for the VM to stop; REPLAY_E_ARG if QEMU exits first (end of log). */
 static int wait_stop(struct replay_session *s, uint64_t target, char **err)
 {
-	char *e = NULL;
-	int rc = qmp_wait_event(s->qmp, "STOP", -1, NULL, &e);
-	int status;
+	uint64_t last = UINT64_MAX;
+	int64_t since = replay_now_ms();
+	int status = -1;
 
-	if (rc == REPLAY_E_QEMU) {
-		free(e);
-		qemu_proc_wait(s->qemu, NULL, 2000, &status);
-		s->ended = 1;
-		return replay_set_err(err, REPLAY_E_ARG, "the replay ended (QEMU status %d) before icount %llu", status,
-			       (unsigned long long)target);
-	}
-	if (rc < 0) {
+	for (;;) {
+		char *e = NULL;
+		int rc = qmp_wait_event(s->qmp, "STOP", 250, NULL, &e);
+
+		if (rc == 0)
+			return 0;
+		if (rc == REPLAY_E_TIMEOUT) {
+			free(e);
+			if (watch_progress(s, target, &last, &since) < 0)
+				return replay_set_err(err, REPLAY_E_TIMEOUT,
+						      "the replay is stuck: icount %llu did not move for %d s (QEMU hung)",
+						      (unsigned long long)last, s->stall_ms / 1000);
+			continue;
+		}
+		if (rc == REPLAY_E_QEMU) {
+			free(e);
+			qemu_proc_wait(s->qemu, NULL, 2000, &status);
+			s->ended = 1;
+			return replay_set_err(err, REPLAY_E_ARG, "the replay ended (QEMU status %d) before icount %llu",
+					      status, (unsigned long long)target);
+		}
 		if (err && !*err)
 			*err = e;
 		else
 			free(e);
 		return rc;
 	}
-	return 0;
 }
 
 int replay_session_goto(struct replay_session *s, uint64_t icount, char **err)
@@ -213,10 +262,42 @@ int replay_session_goto(struct replay_session *s, uint64_t icount, char **err)
 	return 0;
 }
 
+int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, unsigned window, uint64_t *landed,
+			char **err)
+{
+	struct replay_regs r;
+	uint64_t i, from = icount > window ? icount - window : 0, best = icount, best_d = UINT64_MAX;
+	int rc;
+
+	*landed = icount;
+	if ((rc = replay_session_goto(s, icount, err)) < 0 || (rc = replay_session_registers(s, &r, err)) < 0)
+		return rc;
+	if (r.rip == pc)
+		return 0;
+	for (i = from; i <= icount + window; i++) {
+		uint64_t d = i > icount ? i - icount : icount - i;
+		char *e = NULL;
+
+		if (d >= best_d)
+			break; /* only farther ones are left */
+		if (replay_session_goto(s, i, &e) < 0 || replay_session_registers(s, &r, &e) < 0) {
+			free(e); /* past the end of the recording: stop looking */
+			break;
+		}
+		if (r.rip == pc) {
+			best = i;
+			best_d = d;
+		}
+	}
+	*landed = best;
+	return replay_session_goto(s, best, err);
+}
+
 int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *status, char **err)
 {
 	struct timespec t0, t;
-	uint64_t ic;
+	uint64_t ic, last = UINT64_MAX;
+	int64_t since = replay_now_ms();
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -241,8 +322,9 @@ int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *s
 		if (rc == 0 && !is_stop)
 			continue;
 		if (rc == 0) {
-			/* Stopped with the log exhausted: the recording was ended by a
-			 * QMP quit (hang, timeout), so this is its last instruction. */
+			/* Stopped with the log exhausted (a run krewind ended with a
+			 * QMP quit) or paused by the replayed shutdown (stay_at_end):
+			 * this is the recording's last instruction. */
 			replay_session_icount(s, &ic, NULL);
 			*status = -1;
 			return 0;
@@ -254,8 +336,10 @@ int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *s
 			s->ended = 1;
 			return 0;
 		}
-		if (rc != REPLAY_E_QEMU)
-			replay_session_icount(s, &ic, NULL);
+		if (rc != REPLAY_E_QEMU && watch_progress(s, 0, &last, &since) < 0)
+			return replay_set_err(err, REPLAY_E_TIMEOUT,
+					      "the replay is stuck: icount %llu did not move for %d s (QEMU hung)",
+					      (unsigned long long)last, s->stall_ms / 1000);
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (timeout_s > 0 && (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 > timeout_s)
 			return replay_set_err(err, REPLAY_E_TIMEOUT, "the replay did not finish in %.0f s", timeout_s);

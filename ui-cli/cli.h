@@ -30,7 +30,7 @@ enum cli_status {
 	CLI_OK = 0,
 	CLI_FAIL = 1,
 	CLI_USAGE = 2,
-	CLI_INTERRUPTED = 130, /* 128 + SIGINT: stopped by Ctrl-C (or SIGTERM) */
+	CLI_INTERRUPTED = 130, /* 128 + SIGINT: children stopped, temporary files removed */
 };
 
 /* ------------------------------------------------------------ commands */
@@ -60,6 +60,13 @@ int cmd_verify(int argc, char **argv);
  * finding:N (the Nth finding of `krewind check`). Fills *ev (id 0 for
  * icount:N) and *icount; prints the error and returns CLI_USAGE if none. */
 struct cli_rec;
+struct replay_recording;
+/* Sets what krewind-gdb.py reads about r (KREWIND_BIN, _REC, _END,
+ * _ICOUNT_MAX; cmd_gdb.c). CLI_OK or the printed error's status. */
+int cmd_gdb_env(const struct replay_recording *r);
+/* Prints a replay_ error (frees err) and returns the exit status: 130 for a
+ * signal, 2 for a target the recording does not reach, else 1 (cmd_replay.c). */
+int cmd_replay_error(int rc, char *err);
 int cmd_replay_target(struct cli_rec *rec, const char *spec, struct db_event *ev, uint64_t *icount);
 
 /* ------------------------------------------------------------ errors */
@@ -84,6 +91,10 @@ struct cli_progress *cli_progress_start(const char *what, int quiet);
 void cli_progress_update(struct cli_progress *p, uint64_t done, uint64_t total, const char *unit);
 void cli_progress_note(struct cli_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_progress_end(struct cli_progress *p);
+/* A replay's progress (replay_session_opts.progress): p is the cli_progress;
+ * target 0 draws against the total given by cli_progress_total. */
+void cli_progress_icount(void *p, uint64_t icount, uint64_t target);
+void cli_progress_total(struct cli_progress *p, uint64_t total);
 
 /* ------------------------------------------------------------ options */
 

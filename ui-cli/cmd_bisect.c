@@ -2,19 +2,24 @@
  * cmd_bisect.c - `krewind bisect REC --until PRED`: the first event at which
  * PRED turns true. sql:COND is answered by the trace itself; gdb:EXPR (a gdb
  * expression over the guest: registers, memory, the kernel's symbols) by a
- * binary search over replays in one QEMU: forward steps replay the segment
- * from the current point, backward steps seek from the start snapshot.
+ * binary search over replays in one QEMU (replay/krewind-bisect.py): forward
+ * steps replay the segment from the current point, backward steps seek from
+ * the start snapshot. The answer is checked (false just before, true at it)
+ * and earlier candidates are sampled: a predicate true before the answer is
+ * not monotone, and bisect says so. Every evaluation is bounded: gdb that
+ * reports nothing for KREWIND_WAIT + 60 s is stopped with an error.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "replay/replay.h"
 #include "ui-cli/cli.h"
 
-static const char synopsis[] = "krewind bisect REC --until sql:COND|gdb:EXPR [--kind K[,K...]] [--json]";
+static const char synopsis[] = "krewind bisect REC --until sql:COND|gdb:EXPR [--kind K[,K...]] [--json] [-q]";
 static const char description[] =
 	"Finds the first event at which a predicate turns true, the last event before\n"
 	"it, and the replay command for each.\n"
@@ -22,15 +27,26 @@ static const char description[] =
 	"             \"sql:kind = 'irql' AND b >= 13\": the trace answers, no replay.\n"
 	"  gdb:EXPR   a gdb expression over the guest, evaluated just before each\n"
 	"             candidate event, e.g. \"gdb:$cr8 >= 13\" or \"gdb:SomeCounter > 3\";\n"
-	"             binary search over replays (assumes it stays true once true).\n"
-	"--kind limits the candidate events (default: all events).";
+	"             binary search over replays (assumes it stays true once true),\n"
+	"             then the boundary is evaluated again and earlier candidates are\n"
+	"             sampled: a warning says when the predicate is not monotone.\n"
+	"--kind limits the candidate events (default: all events). Exit 0 when the\n"
+	"predicate turned true, 1 when it never did, 130 when interrupted.";
 
-enum { OPT_UNTIL = 1, OPT_KIND, OPT_JSON };
+enum { OPT_UNTIL = 1, OPT_KIND, OPT_JSON, OPT_QUIET };
 static const struct cli_option options[] = {
 	{OPT_UNTIL, "until", 0, "PRED", "sql:COND or gdb:EXPR"},
 	{OPT_KIND, "kind", 'k', "K[,K...]", "candidate events of these kinds only"},
 	{OPT_JSON, "json", 0, NULL, "print JSON"},
+	{OPT_QUIET, "quiet", 'q', NULL, "no progress line"},
 	{0},
+};
+
+/* What the gdb bisection found besides the answer. */
+struct bisect_check {
+	int verified;      /* -1: not checked; 0/1: the boundary held again */
+	int sampled;       /* earlier candidates evaluated */
+	int64_t also_true; /* an earlier event where the predicate holds, or 0 */
 };
 
 struct cands {
@@ -122,9 +138,17 @@ static void print_point(struct cli_rec *rec, const char *label, int64_t id, stru
 	printf("           krewind replay %s --to %" PRId64 "\n", rec->rec->dir, ev.id);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Runs the gdb bisection; fills *bad / *good (event ids, 0 = none) and *replays. */
-static int bisect_gdb(struct cli_rec *rec, const struct cands *c, const char *expr, int64_t *bad, int64_t *good,
-		      int *replays)
+static int bisect_gdb(struct cli_rec *rec, const struct cands *c, const char *expr, int quiet, int64_t *bad,
+		      int64_t *good, int *replays, struct bisect_check *chk)
 {
 	char tmpl[] = "/tmp/krewind-bisect.XXXXXX", *tmp = mkdtemp(tmpl);
 	char *job = NULL, *out = NULL, *py = NULL, *bpy = NULL, *err = NULL;
@@ -136,6 +160,10 @@ static int bisect_gdb(struct cli_rec *rec, const struct cands *c, const char *ex
 	struct qmp_buf b = { 0 };
 	FILE *f = NULL;
 	int rc = CLI_FAIL, status = -1, done = 0;
+	struct cli_progress *prog = NULL;
+	const char *wait_env = getenv("KREWIND_WAIT");
+	int64_t quiet_ms = ((wait_env && atoi(wait_env) > 0 ? atoi(wait_env) : 600) + 60) * (int64_t)1000, last_line;
+	long pos = 0;
 	size_t i;
 
 	if (!tmp || asprintf(&job, "%s/job.json", tmp) < 0 || asprintf(&out, "%s/gdb.out", tmp) < 0)
@@ -171,8 +199,9 @@ static int bisect_gdb(struct cli_rec *rec, const struct cands *c, const char *ex
 	}
 	so.guard = g;
 	so.gdb = 1;
-	if (replay_session_start(rec->rec, &so, &s, &err) < 0) {
-		rc = cli_error_msg(CLI_FAIL, NULL, err);
+	so.stay_at_end = 1;
+	if ((rc = replay_session_start(rec->rec, &so, &s, &err)) < 0) {
+		rc = cmd_replay_error(rc, err);
 		goto out;
 	}
 	if (asprintf(&ex_file, "file %s", rec->rec->symbols ? rec->rec->symbols : rec->rec->kernel) < 0 ||
@@ -185,6 +214,8 @@ static int bisect_gdb(struct cli_rec *rec, const struct cands *c, const char *ex
 	setenv("KREWIND_QMP", replay_session_gdb_qmp_socket(s), 1);
 	setenv("KREWIND_GDB_SOCK", replay_session_gdb_socket(s), 1);
 	setenv("KREWIND_BISECT", job, 1);
+	if ((rc = cmd_gdb_env(rec->rec)) != CLI_OK)
+		goto out;
 	{
 		const char *gdb_bin = getenv("KREWIND_GDB");
 		char *gv[] = { (char *)(gdb_bin && *gdb_bin ? gdb_bin : "gdb"), "-q", "-nx", "-batch",
@@ -196,10 +227,56 @@ static int bisect_gdb(struct cli_rec *rec, const struct cands *c, const char *ex
 			goto out;
 		}
 	}
-	if (qemu_proc_wait(gdbp, g, -1, &status) < 0) {
-		rc = cli_error(CLI_FAIL, "interrupted: gdb and QEMU stopped");
-		goto out;
+	/* Wait for gdb, drawing each evaluation; a gdb silent for longer than
+	 * one bounded move in time is stuck. */
+	prog = cli_progress_start("bisecting", quiet);
+	last_line = now_ms();
+	for (;;) {
+		int wrc = qemu_proc_wait(gdbp, g, 250, &status);
+		FILE *lf;
+
+		if (wrc == 0)
+			break;
+		if (wrc == REPLAY_E_INTERRUPTED) {
+			cli_progress_end(prog);
+			prog = NULL;
+			rc = cli_error(CLI_INTERRUPTED, "interrupted: gdb and QEMU stopped");
+			goto out;
+		}
+		if ((lf = fopen(out, "r"))) {
+			fseek(lf, pos, SEEK_SET);
+			while (fgets(line, sizeof(line), lf)) {
+				struct qmp_json *m = NULL;
+				uint64_t step = 0, event = 0;
+
+				if (line[strlen(line) - 1] != '\n')
+					break; /* half a line: read it next time */
+				pos = ftell(lf);
+				last_line = now_ms();
+				if (strncmp(line, "KRBISECT ", 9) != 0 ||
+				    qmp_json_parse(line + 9, strlen(line + 9), &m, NULL, NULL) < 0)
+					continue;
+				if (qmp_json_get_u64(m, "step", &step) == 0 && qmp_json_get_u64(m, "event", &event) == 0)
+					cli_progress_note(prog, "%llu replays, event %llu: %s (%s)", (unsigned long long)step,
+							  (unsigned long long)event,
+							  qmp_json_get(m, "value") && qmp_json_get(m, "value")->boolean ? "true"
+															: "false",
+							  qmp_json_get_str(m, "phase") ?: "search");
+				qmp_json_free(m);
+			}
+			fclose(lf);
+		}
+		if (now_ms() - last_line > quiet_ms) {
+			cli_progress_end(prog);
+			prog = NULL;
+			rc = cli_error(CLI_FAIL, "the gdb bisection made no progress for %lld s: gdb and QEMU stopped (log: %s)",
+				       (long long)(quiet_ms / 1000), out);
+			out[0] = 0;
+			goto keep;
+		}
 	}
+	cli_progress_end(prog);
+	prog = NULL;
 	f = fopen(out, "r");
 	while (f && fgets(line, sizeof(line), f)) {
 		struct qmp_json *m = NULL;
@@ -214,10 +291,14 @@ static int bisect_gdb(struct cli_rec *rec, const struct cands *c, const char *ex
 			goto out;
 		}
 		if (qmp_json_get(m, "replays")) {
+			const struct qmp_json *ver = qmp_json_get(m, "verified");
 			qmp_json_get_u64(m, "replays", &v);
 			*replays = (int)v;
 			*bad = qmp_json_get_u64(m, "first_bad", &v) == 0 ? c->id[v] : 0;
 			*good = qmp_json_get_u64(m, "last_good", &v) == 0 ? c->id[v] : 0;
+			chk->verified = ver ? ver->boolean : -1;
+			chk->sampled = qmp_json_get_u64(m, "sampled", &v) == 0 ? (int)v : 0;
+			chk->also_true = qmp_json_get_u64(m, "also_true", &v) == 0 ? c->id[v] : 0;
 			done = 1;
 		}
 		qmp_json_free(m);
@@ -232,6 +313,7 @@ out:
 	if (out)
 		unlink(out);
 keep:
+	cli_progress_end(prog);
 	if (f)
 		fclose(f);
 	qemu_proc_free(gdbp);
@@ -264,7 +346,8 @@ int cmd_bisect(int argc, char **argv)
 	const char *val, *spec = NULL, *pred = NULL, *text;
 	char *err = NULL, *sql = NULL;
 	int64_t bad = 0, good = 0;
-	int opt, json = 0, rc, replays = 0, is_sql;
+	int opt, json = 0, quiet = 0, rc, replays = 0, is_sql;
+	struct bisect_check chk = { -1, 0, 0 };
 
 	cli_args_init(&a, "bisect", argc, argv);
 	while ((opt = cli_next_opt(&a, options, &val)) != CLI_OPT_END) {
@@ -277,6 +360,7 @@ int cmd_bisect(int argc, char **argv)
 				return cli_usage_error("bisect", "unknown event kind in '%s'", val);
 			break;
 		case OPT_JSON: json = 1; break;
+		case OPT_QUIET: quiet = 1; break;
 		}
 	}
 	if (!spec)
@@ -323,9 +407,17 @@ int cmd_bisect(int argc, char **argv)
 		} else {
 			good = c.id[c.n - 1];
 		}
-	} else if ((rc = bisect_gdb(&rec, &c, pred + 4, &bad, &good, &replays)) != CLI_OK) {
+	} else if ((rc = bisect_gdb(&rec, &c, pred + 4, quiet, &bad, &good, &replays, &chk)) != CLI_OK) {
 		goto out;
 	}
+	if (chk.verified == 0)
+		cli_warning("the predicate did not give the same values on a second replay of the boundary "
+			    "(it depends on something the replay does not reproduce): the answer is not reliable");
+	if (chk.also_true)
+		cli_warning("the predicate is not monotone: it also holds before event %" PRId64 ", earlier than the "
+			    "first bad event %" PRId64 " the binary search found; the first event where it holds may be "
+			    "earlier (narrow the candidates with --kind, or use sql:)",
+			    chk.also_true, bad);
 	if (json) {
 		struct cli_json j;
 		cli_json_init(&j, stdout);
@@ -336,6 +428,21 @@ int cmd_bisect(int argc, char **argv)
 		print_point(&rec, "last_good", good, &j);
 		cli_json_kint(&j, "replays", replays);
 		cli_json_kint(&j, "candidates", (int64_t)c.n);
+		if (!is_sql) {
+			cli_json_key(&j, "verified");
+			if (chk.verified < 0)
+				cli_json_null(&j);
+			else
+				cli_json_bool(&j, chk.verified);
+			cli_json_kint(&j, "sampled", chk.sampled);
+			cli_json_key(&j, "monotone");
+			cli_json_bool(&j, chk.also_true == 0);
+			cli_json_key(&j, "also_true_before");
+			if (chk.also_true)
+				cli_json_int(&j, chk.also_true);
+			else
+				cli_json_null(&j);
+		}
 		cli_json_close(&j);
 		cli_json_end(&j);
 	} else {
@@ -345,8 +452,9 @@ int cmd_bisect(int argc, char **argv)
 		if (is_sql)
 			printf("replays: 0 (the trace answers sql predicates; %zu candidate events)\n", c.n);
 		else
-			printf("replays: %d (binary search over %zu candidate events, forward steps replay a segment)\n",
-			       replays, c.n);
+			printf("replays: %d (binary search over %zu candidate events, the boundary checked again, %d earlier "
+			       "sampled%s)\n",
+			       replays, c.n, chk.sampled, chk.also_true ? ": NOT monotone" : "");
 		if (!bad)
 			printf("the predicate never turned true\n");
 	}

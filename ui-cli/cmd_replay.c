@@ -14,20 +14,23 @@
 #include "replay/replay.h"
 #include "ui-cli/cli.h"
 
-static const char synopsis[] = "krewind replay REC --to EVENT|icount:N|finding:N [--context N] [--json]";
+static const char synopsis[] = "krewind replay REC --to EVENT|icount:N|finding:N [--context N] [--json] [-q]";
 static const char description[] =
 	"Replays REC under QEMU (rr=replay, the recorded command line) and stops when\n"
 	"exactly icount instructions have retired: before the instruction of event\n"
 	"EVENT (an id from `krewind events`), at icount:N, or at the event of finding:N\n"
 	"(the Nth finding `krewind check` prints). Prints the icount, pc with\n"
 	"its symbol, the registers, the instruction at pc, the current thread, the IRQL\n"
-	"and the locks held (from the trace), and the events around that point.";
+	"and the locks held (from the trace), and the events around that point.\n"
+	"A target past the recording's end is refused at once (exit 2); a progress\n"
+	"line on a terminal shows the replay; Ctrl-C stops it (exit 130).";
 
-enum { OPT_TO = 1, OPT_JSON, OPT_CONTEXT };
+enum { OPT_TO = 1, OPT_JSON, OPT_CONTEXT, OPT_QUIET };
 static const struct cli_option options[] = {
 	{OPT_TO, "to", 0, "EVENT|icount:N|finding:N", "where to stop"},
 	{OPT_CONTEXT, "context", 'C', "N", "events shown on each side (default 4)"},
 	{OPT_JSON, "json", 0, NULL, "print JSON"},
+	{OPT_QUIET, "quiet", 'q', NULL, "no progress line"},
 	{0},
 };
 
@@ -38,6 +41,7 @@ struct view {
 	const char *ev_text;
 	char *ev_text_copy;
 	uint64_t icount;
+	uint64_t trace_icount; /* the event's icount in the trace (icount: where QEMU stopped) */
 	struct replay_regs regs;
 	uint8_t code[16];
 	int have_code;
@@ -211,6 +215,7 @@ static void print_json(struct view *v, int context)
 	cli_json_kstr(&j, "recording", v->rec.rec->dir);
 	cli_json_kuint(&j, "icount", v->icount);
 	cli_json_khex(&j, "icount_hex", v->icount);
+	cli_json_kint(&j, "icount_drift", (int64_t)(v->icount - v->trace_icount));
 	if (v->ev.id > 0) {
 		cli_json_kint(&j, "event", v->ev.id);
 		cli_json_kstr(&j, "event_kind", db_kind_name(v->ev.kind));
@@ -285,6 +290,13 @@ int cmd_replay_target(struct cli_rec *rec, const char *spec, struct db_event *ev
 		return cli_error(CLI_USAGE, "want an event id, icount:N or finding:N, not '%s'", spec);
 	}
 	if (pos.is_icount) {
+		/* icount_total is exact for runs krewind ended and the plugin's
+		 * count (an upper bound) for runs the guest ended; an interrupted
+		 * run's may be stale (read while the signal stopped QEMU). */
+		if (rec->rec->icount_total && pos.value > rec->rec->icount_total &&
+		    !(rec->rec->outcome && strcmp(rec->rec->outcome, "killed") == 0))
+			return cli_error(CLI_USAGE, "%s ends at icount %" PRIu64 ": icount %" PRIu64 " is past its end",
+					 rec->rec->name, rec->rec->icount_total, pos.value);
 		*icount = pos.value;
 		return CLI_OK;
 	}
@@ -294,6 +306,15 @@ int cmd_replay_target(struct cli_rec *rec, const char *spec, struct db_event *ev
 			      : cli_error(CLI_USAGE, "%s has no event %" PRIu64, rec->rec->name, pos.value);
 	*icount = ev->icount;
 	return CLI_OK;
+}
+
+int cmd_replay_error(int rc, char *err)
+{
+	if (rc == REPLAY_E_INTERRUPTED) {
+		free(err);
+		return cli_error(CLI_INTERRUPTED, "interrupted: QEMU stopped");
+	}
+	return cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
 }
 
 int cmd_replay(int argc, char **argv)
@@ -306,7 +327,8 @@ int cmd_replay(int argc, char **argv)
 	const char *val, *spec = NULL, *to = NULL;
 	char *err = NULL;
 	uint64_t context = 4;
-	int opt, json = 0, rc;
+	int opt, json = 0, quiet = 0, rc;
+	struct cli_progress *prog = NULL;
 
 	memset(&v, 0, sizeof(v));
 	cli_args_init(&a, "replay", argc, argv);
@@ -316,6 +338,7 @@ int cmd_replay(int argc, char **argv)
 		switch (opt) {
 		case OPT_TO: to = val; break;
 		case OPT_JSON: json = 1; break;
+		case OPT_QUIET: quiet = 1; break;
 		case OPT_CONTEXT:
 			if (cli_parse_u64(val, &context) < 0 || context > 1000)
 				return cli_usage_error("replay", "--context wants a number up to 1000, not '%s'", val);
@@ -340,14 +363,20 @@ int cmd_replay(int argc, char **argv)
 		goto out;
 	}
 	so.guard = g;
-	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) < 0) {
-		rc = cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
+	prog = cli_progress_start("replaying", quiet);
+	so.progress = cli_progress_icount;
+	so.progress_ctx = prog;
+	v.trace_icount = v.icount;
+	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) < 0 ||
+	    (rc = v.ev.id > 0 && v.ev.kind != DB_TRAP ? replay_session_land(s, v.icount, v.ev.pc, 16, &v.icount, &err)
+						      : replay_session_goto(s, v.icount, &err)) < 0) {
+		cli_progress_end(prog);
+		prog = NULL;
+		rc = cmd_replay_error(rc, err);
 		goto out;
 	}
-	if ((rc = replay_session_goto(s, v.icount, &err)) < 0) {
-		rc = cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
-		goto out;
-	}
+	cli_progress_end(prog);
+	prog = NULL;
 	if ((rc = replay_session_registers(s, &v.regs, &err)) < 0) {
 		rc = cli_error_msg(CLI_FAIL, NULL, err);
 		goto out;
@@ -364,12 +393,17 @@ int cmd_replay(int argc, char **argv)
 	if (v.ev.id > 0 && v.ev.kind == DB_TRAP && v.ev.pc != v.regs.rip && !json)
 		printf("\nnote: trap %#" PRIx64 " is delivered before the instruction at pc; its handler starts at %#" PRIx64
 		       " (stepi enters it)\n", (uint64_t)v.ev.a, v.ev.pc);
+	else if (v.icount != v.trace_icount && !json)
+		printf("\nnote: the trace puts event %" PRId64 " at icount %" PRIu64 "; QEMU executes its instruction at icount "
+		       "%" PRIu64 " (drift %+" PRId64 ": code rewritten while it ran), so the replay stopped there\n",
+		       v.ev.id, v.trace_icount, v.icount, (int64_t)(v.icount - v.trace_icount));
 	else if (v.ev.id > 0 && v.ev.pc != v.regs.rip)
 		cli_warning("QEMU stopped at pc %#" PRIx64 " but event %" PRId64 " was at pc %#" PRIx64
 			    ": the trace's icount and QEMU's disagree here",
 			    v.regs.rip, v.ev.id, v.ev.pc);
 	rc = CLI_OK;
 out:
+	cli_progress_end(prog);
 	replay_session_end(s);
 	qemu_guard_end(g);
 	replay_state_free(&v.st);

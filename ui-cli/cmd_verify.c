@@ -1,8 +1,14 @@
 /*
  * cmd_verify.c - `krewind verify REC`: replays the whole recording and checks
- * that it is deterministic: same end (final icount or exit status), same
- * serial output, and, with the plugin running during the replay, the same
- * event stream (kind, icount, pc of every event).
+ * that it is deterministic: same end (final icount, or the guest's own
+ * shutdown), same serial output, and, with the plugin running during the
+ * replay, the same event stream (kind, icount, pc of every event).
+ *
+ * The replay runs with stay_at_end, so QEMU pauses at the end of the log and
+ * the icount there is the recording's real end. An interrupted recording
+ * (outcome killed) may have a manifest icount read while QEMU was being
+ * stopped and events the plugin wrote past the log's end: it is compared up
+ * to the real end, and the difference is reported.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,25 +20,30 @@
 #include "replay/replay.h"
 #include "ui-cli/cli.h"
 
-static const char synopsis[] = "krewind verify REC [--no-plugin] [--json]";
+static const char synopsis[] = "krewind verify REC [--no-plugin] [--json] [-q]";
 static const char description[] =
 	"Replays all of REC and checks that the replay is the recording: the run ends at\n"
 	"the same icount (runs krewind stopped: hang, timeout) or with the same QEMU exit\n"
 	"status (runs the guest ended), the serial output is byte for byte the same and,\n"
 	"with the tracer plugin loaded into the replay, every event has the same kind,\n"
-	"icount and pc. Exit 0 when deterministic, 1 when not.";
+	"icount and pc; an icount that differs where kind and pc agree is reported as\n"
+	"drift. Interrupted recordings are compared up to the end of their replay log.\n"
+	"Exit 0 when deterministic, 1 when not, 130 when interrupted.";
 
-enum { OPT_JSON = 1, OPT_NOPLUGIN };
+enum { OPT_JSON = 1, OPT_NOPLUGIN, OPT_QUIET };
 static const struct cli_option options[] = {
 	{OPT_NOPLUGIN, "no-plugin", 0, NULL, "do not trace the replay (compare the end and serial only)"},
 	{OPT_JSON, "json", 0, NULL, "print JSON"},
+	{OPT_QUIET, "quiet", 'q', NULL, "no progress line"},
 	{0},
 };
 
 struct check {
 	const char *name;
 	int ran, ok;
-	char detail[256];
+	char detail[320];
+	int64_t drift; /* icounts: replayed - recorded (end), or the largest event drift */
+	int64_t drifted; /* events whose icount differs while kind and pc agree */
 };
 
 static int files_equal(const char *a, const char *b, long *size)
@@ -63,8 +74,9 @@ out:
 	return eq;
 }
 
-/* Compares the two traces event by event. */
-static void compare_traces(const char *orig, const char *replayed, struct check *c)
+/* Compares the two traces event by event, up to icount upto (0: all). */
+static void compare_traces(const char *orig, const char *replayed, uint64_t upto, struct cli_progress *prog,
+			   int64_t total, struct check *c)
 {
 	struct db_reader *ra = NULL, *rb = NULL;
 	struct db_cursor *ca = NULL, *cb = NULL;
@@ -72,10 +84,11 @@ static void compare_traces(const char *orig, const char *replayed, struct check 
 	struct db_event ea, eb;
 	const char *ta, *tb;
 	char *err = NULL;
-	int64_t n = 0;
+	int64_t n = 0, first_drift = 0;
 	int na, nb;
 
 	c->ran = 1;
+	f.to_icount = upto;
 	if (db_reader_open(orig, &ra, &err) < 0 || db_reader_open(replayed, &rb, &err) < 0 ||
 	    db_cursor_open(ra, &f, &ca, &err) < 0 || db_cursor_open(rb, &f, &cb, &err) < 0) {
 		snprintf(c->detail, sizeof(c->detail), "cannot read the traces: %s", err ? err : "?");
@@ -95,17 +108,33 @@ static void compare_traces(const char *orig, const char *replayed, struct check 
 				 na ? "the recording" : "the replay", n);
 			goto out;
 		}
-		if (ea.kind != eb.kind || ea.icount != eb.icount || ea.pc != eb.pc) {
+		if (ea.kind != eb.kind || ea.pc != eb.pc) {
 			snprintf(c->detail, sizeof(c->detail),
 				 "event %" PRId64 " differs: recorded %s at icount %" PRIu64 " pc %#" PRIx64
 				 ", replayed %s at icount %" PRIu64 " pc %#" PRIx64,
 				 ea.id, db_kind_name(ea.kind), ea.icount, ea.pc, db_kind_name(eb.kind), eb.icount, eb.pc);
 			goto out;
 		}
+		if (ea.icount != eb.icount) {
+			int64_t d = (int64_t)(eb.icount - ea.icount);
+			if (!c->drifted++)
+				first_drift = ea.id;
+			if ((d < 0 ? -d : d) > (c->drift < 0 ? -c->drift : c->drift))
+				c->drift = d;
+		}
 		n++;
+		cli_progress_update(prog, (uint64_t)n, (uint64_t)total, "events compared");
+	}
+	if (c->drifted) {
+		snprintf(c->detail, sizeof(c->detail),
+			 "icount drift: %" PRId64 " of %" PRId64 " events (kind and pc agree) replayed at another icount, "
+			 "the first event %" PRId64 ", by up to %+" PRId64 " instructions",
+			 c->drifted, n, first_drift, c->drift);
+		goto out;
 	}
 	c->ok = 1;
-	snprintf(c->detail, sizeof(c->detail), "%" PRId64 " events identical (kind, icount, pc)", n);
+	snprintf(c->detail, sizeof(c->detail), "%" PRId64 " events identical (kind, icount, pc)%s", n,
+		 upto ? " up to the end of the replay log" : "");
 out:
 	free(err);
 	db_cursor_close(ca);
@@ -126,7 +155,9 @@ int cmd_verify(int argc, char **argv)
 	const char *val, *spec = NULL;
 	char *err = NULL, *plugin = NULL, tmpl[] = "/tmp/krewind-verify.XXXXXX", *tmp = NULL;
 	char *serial_out = NULL, *db_out = NULL;
-	int opt, json = 0, no_plugin = 0, rc, status = -1, ok = 1;
+	int opt, json = 0, no_plugin = 0, quiet = 0, rc, status = -1, ok = 1, krewind_ended, interrupted;
+	struct cli_progress *prog = NULL;
+	uint64_t upto = 0;
 	size_t i;
 
 	cli_args_init(&a, "verify", argc, argv);
@@ -136,6 +167,7 @@ int cmd_verify(int argc, char **argv)
 		switch (opt) {
 		case OPT_JSON: json = 1; break;
 		case OPT_NOPLUGIN: no_plugin = 1; break;
+		case OPT_QUIET: quiet = 1; break;
 		}
 	}
 	if (!spec)
@@ -169,51 +201,73 @@ int cmd_verify(int argc, char **argv)
 	}
 	so.guard = g;
 	so.serial_path = serial_out;
+	so.stay_at_end = 1;
+	krewind_ended = r->exit_status == 0 && r->icount_total > 0;
+	interrupted = r->outcome && strcmp(r->outcome, "killed") == 0;
 	if (plugin) {
 		so.plugin = plugin;
 		so.plugin_db = db_out;
 	}
+	prog = cli_progress_start("verifying", quiet);
+	so.progress = cli_progress_icount;
+	so.progress_ctx = prog;
 	if ((rc = replay_session_start(r, &so, &s, &err)) < 0) {
-		rc = cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
+		rc = cmd_replay_error(rc, err);
 		goto out;
 	}
 	end.ran = 1;
-	if (r->exit_status == 0 && r->icount_total > 0) {
-		/* krewind stopped this run (hang, timeout, signal) at icount_total:
-		 * the replay must reach exactly that point, then end. */
-		rc = replay_session_goto(s, r->icount_total, &err);
-		if (rc == REPLAY_E_INTERRUPTED) {
-			rc = cli_error_msg(CLI_FAIL, NULL, err);
-			goto out;
-		}
-		end.ok = rc == 0;
-		if (end.ok)
-			snprintf(end.detail, sizeof(end.detail), "reached the final icount %" PRIu64 " exactly",
-				 r->icount_total);
-		else
-			snprintf(end.detail, sizeof(end.detail), "%s", err ? err : "did not reach the final icount");
-		free(err);
-		err = NULL;
-		replay_session_end(s); /* quit: the plugin writes its last events */
-		s = NULL;
-	} else {
-		rc = replay_session_run_to_end(s, 600, &status, &err);
-		if (rc < 0) {
-			rc = cli_error_msg(CLI_FAIL, NULL, err);
-			goto out;
-		}
-		/* The guest ended the recorded run (isa-debug-exit, reset): the
-		 * replay must end with the guest's own shutdown too. Its exit
-		 * status is not replayed reliably by QEMU 10 (docs/replay.md). */
+	cli_progress_total(prog, r->icount_total);
+	rc = replay_session_run_to_end(s, 600 + 30 * r->wall_seconds, &status, &err);
+	cli_progress_end(prog);
+	prog = NULL;
+	if (rc < 0) {
+		rc = cmd_replay_error(rc, err);
+		goto out;
+	}
+	{
 		const char *why = replay_session_shutdown_reason(s);
+		uint64_t at = replay_session_last_icount(s);
 		int guest_end = why && (strcmp(why, "guest-shutdown") == 0 || strcmp(why, "guest-reset") == 0 ||
 					strcmp(why, "guest-panic") == 0);
-		end.ok = guest_end && (status == r->exit_status || status == 0);
-		snprintf(end.detail, sizeof(end.detail), "the replay ended with %s (QEMU status %d; recorded %s, status %d)",
-			 why ? why : "no shutdown", status, r->outcome ? r->outcome : "?", r->exit_status);
-		replay_session_end(s);
-		s = NULL;
+
+		end.drift = status == -1 ? (int64_t)(at - r->icount_total) : 0;
+		if (krewind_ended) {
+			/* krewind stopped this run (hang, timeout, signal) at
+			 * icount_total: the log must end exactly there. */
+			end.ok = status == -1 && at == r->icount_total;
+			if (end.ok)
+				snprintf(end.detail, sizeof(end.detail), "reached the final icount %" PRIu64 " exactly",
+					 r->icount_total);
+			else if (status == -1 && interrupted) {
+				/* The manifest's icount was read while the signal
+				 * stopped QEMU; the log's end is the real one. */
+				end.ok = 1;
+				snprintf(end.detail, sizeof(end.detail),
+					 "the replay log ends at icount %" PRIu64 "; the interrupted recording's manifest "
+					 "says %" PRIu64 " (%+" PRId64 "): compared up to the log's end",
+					 at, r->icount_total, end.drift);
+			} else if (status == -1)
+				snprintf(end.detail, sizeof(end.detail),
+					 "the replay ended at icount %" PRIu64 ", not at the final icount %" PRIu64, at,
+					 r->icount_total);
+			else
+				snprintf(end.detail, sizeof(end.detail), "QEMU exited (status %d) before the final icount %" PRIu64,
+					 status, r->icount_total);
+		} else {
+			/* The guest ended the recorded run (isa-debug-exit, reset):
+			 * the replay must end with the guest's own shutdown. Its
+			 * exit status is not replayed reliably by QEMU 10. */
+			end.ok = guest_end;
+			snprintf(end.detail, sizeof(end.detail),
+				 "the replay ended with %s at icount %" PRIu64 " (recorded %s, status %d; the plugin "
+				 "counted %" PRIu64 ")",
+				 why ? why : "no shutdown", at, r->outcome ? r->outcome : "?", r->exit_status,
+				 r->icount_total);
+		}
+		upto = krewind_ended && status == -1 ? at : 0;
 	}
+	replay_session_end(s); /* quit: the plugin writes its last events */
+	s = NULL;
 	if (r->serial_log) {
 		long n;
 		serial.ran = 1;
@@ -223,8 +277,12 @@ int cmd_verify(int argc, char **argv)
 		else
 			snprintf(serial.detail, sizeof(serial.detail), "serial output differs from %s", r->serial_log);
 	}
-	if (plugin)
-		compare_traces(r->db_path, db_out, &events);
+	if (plugin) {
+		prog = cli_progress_start("comparing", quiet);
+		compare_traces(r->db_path, db_out, upto, prog, r->events_total, &events);
+		cli_progress_end(prog);
+		prog = NULL;
+	}
 	for (i = 0; i < 3; i++)
 		if (checks[i]->ran && !checks[i]->ok)
 			ok = 0;
@@ -243,6 +301,12 @@ int cmd_verify(int argc, char **argv)
 			cli_json_key(&j, "ok");
 			cli_json_bool(&j, checks[i]->ok);
 			cli_json_kstr(&j, "detail", checks[i]->detail);
+			if (checks[i] == &end)
+				cli_json_kint(&j, "icount_drift", checks[i]->drift);
+			if (checks[i] == &events) {
+				cli_json_kint(&j, "drifted_events", checks[i]->drifted);
+				cli_json_kint(&j, "icount_drift", checks[i]->drift);
+			}
 			cli_json_close(&j);
 		}
 		cli_json_close(&j);
@@ -257,6 +321,7 @@ int cmd_verify(int argc, char **argv)
 	}
 	rc = ok ? CLI_OK : CLI_FAIL;
 out:
+	cli_progress_end(prog);
 	replay_session_end(s);
 	qemu_guard_end(g);
 	replay_recording_free(r);

@@ -45,8 +45,8 @@ static void print_overview(FILE *f)
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "   %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nREC is a recording directory, a name under traces/ or a trace.db path.\n"
-		   "Every command but gdb takes --json. Exit status: 0 ok, 1 findings or\n"
-		   "failure, 2 usage or input error, 130 interrupted (Ctrl-C).\n"
+		   "Every command takes --json (gdb with --batch). Exit status: 0 ok, 1 findings\n"
+		   "or failure, 2 usage or input error, 130 interrupted (Ctrl-C).\n"
 		   "See 'krewind help COMMAND' for a command's options.\n");
 }
 

@@ -19,6 +19,7 @@ struct cli_progress {
 	double last;  /* when the line was last drawn (monotonic seconds) */
 	double start;
 	int drawn;
+	uint64_t total; /* cli_progress_total */
 };
 
 static double now(void)
@@ -77,4 +78,18 @@ void cli_progress_end(struct cli_progress *p)
 	if (p->drawn)
 		fputs("\r\033[K", stderr);
 	free(p);
+}
+
+void cli_progress_total(struct cli_progress *p, uint64_t total)
+{
+	if (p)
+		p->total = total;
+}
+
+void cli_progress_icount(void *ctx, uint64_t icount, uint64_t target)
+{
+	struct cli_progress *p = ctx;
+
+	if (p)
+		cli_progress_update(p, icount, target ? target : p->total, "instructions");
 }

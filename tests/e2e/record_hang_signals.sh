@@ -84,7 +84,7 @@ if wait_children "$pid" 2; then
 	kids=$(children_of "$pid")
 	kill -TERM "$pid"
 	wait "$pid"
-	same "gdb session interrupted by SIGTERM exits 1" "$?" 1
+	same "gdb session interrupted by SIGTERM exits 130" "$?" 130
 	left=""
 	for k in $kids; do alive "$k" && left="$left $k"; done
 	same "no QEMU or gdb survives SIGTERM" "$left" ""
