@@ -58,7 +58,7 @@ int analysis_run(struct db_reader *r, struct analysis_report **out, char **err)
 	const char *text;
 	int got;
 	while ((got = db_cursor_next(c, &ev, &text)) == 1) {
-		if ((rc = analysis_feed(a, &ev)) != 0)
+		if ((rc = analysis_feed_text(a, &ev, text)) != 0)
 			break;
 	}
 	if (got < 0) {
