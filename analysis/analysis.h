@@ -55,11 +55,11 @@ enum analysis_kind {
 	ANALYSIS_MISSING_EOI,          /* "missing-eoi": an interrupt returned without EOI */
 	ANALYSIS_NESTED_VECTOR,        /* "nested-vector": a vector delivered while its own frame is open */
 	ANALYSIS_RECURSIVE_SPINLOCK,   /* "recursive-spinlock": a thread tries a spinlock it holds */
-	ANALYSIS_IRQL_LOWER_RAISES,    /* "irql-lower-raises": KeLowerIrql to a higher IRQL */
-	ANALYSIS_IRQL_RAISE_LOWERS,    /* "irql-raise-lowers": KeRaiseIrql to a lower IRQL */
+	ANALYSIS_IRQL_LOWER_RAISES,    /* "irql-lower-raises": a probed lower call raised the IRQL */
+	ANALYSIS_IRQL_RAISE_LOWERS,    /* "irql-raise-lowers": a probed raise call lowered it */
 	ANALYSIS_IRQL_LEAK_SWITCH,     /* "irql-leak-across-switch": a thread resumes at another IRQL */
-	ANALYSIS_SPINLOCK_ABOVE_DISPATCH, /* "spinlock-above-dispatch": KeAcquireSpinLock at IRQL > DISPATCH */
-	ANALYSIS_SPINLOCK_BELOW_DISPATCH, /* "spinlock-below-dispatch": ...AtDpcLevel at IRQL < DISPATCH */
+	ANALYSIS_SPINLOCK_ABOVE_DISPATCH, /* "spinlock-above-dispatch": a raise-dispatch acquire above DISPATCH */
+	ANALYSIS_SPINLOCK_BELOW_DISPATCH, /* "spinlock-below-dispatch": an at-dispatch acquire below DISPATCH */
 	ANALYSIS_WAIT_AT_DISPATCH,     /* "wait-at-dispatch": wait at IRQL >= DISPATCH with a non-zero timeout */
 	ANALYSIS_RELEASE_NOT_OWNER,    /* "release-not-owner": a lock released by a thread that does not hold it */
 	ANALYSIS_RELEASE_NOT_HELD,     /* "release-not-held": a lock released while nobody holds it */

@@ -228,7 +228,7 @@ void atomic_attempt(struct analysis *a, struct thread *t, struct lock *l, const 
 				"%s is acquired at %s with the acquire for callers already at DISPATCH_LEVEL, but the "
 				"caller runs at IRQL %d. The holder can be preempted by the scheduler while it holds "
 				"the lock, and a thread then trying the lock on this CPU spins forever. Use the raising "
-				"acquire (KeAcquireSpinLock-style), which goes to DISPATCH_LEVEL first.",
+				"acquire, which goes to DISPATCH_LEVEL first.",
 				cn, w, irql);
 	}
 	free(who);
@@ -240,7 +240,10 @@ void atomic_acquire(struct analysis *a, struct thread *t, struct held *h, const 
 	(void)a;
 	(void)t;
 	h->old_irql = (int8_t)old_irql;
-	if (is_dispatch_op(h->irqop))
+	if ((h->irqop == DB_LI_AT_DISPATCH && old_irql >= 0 && old_irql < IRQL_DISPATCH) ||
+	    (h->irqop == DB_LI_RAISE_DISPATCH && old_irql > IRQL_DISPATCH))
+		h->dispatch = 0; /* reported at the acquire already (below/above DISPATCH) */
+	else if (is_dispatch_op(h->irqop))
 		h->dispatch = 1;
 	else if (!ev->lockop && old_irql >= 0 && old_irql < IRQL_DISPATCH && s->irql == IRQL_DISPATCH)
 		h->dispatch = 1; /* schema 1: the acquire was seen raising to DISPATCH */
@@ -279,6 +282,8 @@ void atomic_release(struct analysis *a, struct thread *t, struct thread *owner, 
 		free(t1);
 		free(t2);
 	}
+	if (t != owner)
+		return; /* the hand-off: the releaser restores its own IRQL, not the acquirer's */
 	if (op == DB_LI_RAISE_DISPATCH) {
 		if (h->old_irql >= 0 && ev->b != h->old_irql)
 			restore_rule(a, h->cls, &h->acq, s, h->old_irql, (int)ev->b);
@@ -345,7 +350,7 @@ void atomic_sleep(struct analysis *a, struct thread *t, const struct db_event *e
 	char *who = thread_label(a, t->addr);
 	char *title = xasprintf(a, "sleeping in atomic context: %s %s %s", who ? who : "", what, reason);
 	char *why = xasprintf(a,
-			      "%s %s at %s %s. Sleeping there is a bug (lockdep/might_sleep: 'BUG: sleeping "
+			      "%s %s at %s %s. Sleeping there is a bug (lockdep: 'BUG: sleeping "
 			      "function called from invalid context', 'scheduling while atomic'; NT: a wait at "
 			      "DISPATCH_LEVEL): the CPU cannot schedule, or another thread spins on the held lock "
 			      "until this one runs again. Release the lock / re-enable first, or use a non-sleeping "

@@ -133,6 +133,9 @@ struct frame {
 	struct site trap;
 	int eoi;
 	struct site eoi_site;
+	int lowered;              /* IRQL lowered below the vector's level before the EOI */
+	int lowered_from, lowered_to;
+	struct site lowered_site;
 	int saved_try;
 	uint32_t saved_try_lock;
 	struct site saved_try_site;

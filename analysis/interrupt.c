@@ -194,30 +194,9 @@ void on_iret(struct analysis *a, struct vcpu *v, struct thread *t, const struct 
 	vs->last_noeoi_iret = *s;
 }
 
-void on_eoi(struct analysis *a, struct thread *t, const struct site *s)
+static void lowered_before_eoi(struct analysis *a, const struct frame *fr)
 {
-	a->eoi_events++;
-	for (size_t i = t->n_frames; i-- > 0;) {
-		struct frame *fr = &t->frames[i];
-		if (hardware(fr)) {
-			if (!fr->eoi) {
-				fr->eoi = 1;
-				fr->eoi_site = *s;
-			}
-			return;
-		}
-	}
-}
-
-/* An IRQL event inside an interrupt handler, before its EOI. */
-void interrupt_irql(struct analysis *a, struct thread *t, const struct db_event *ev, const struct site *s)
-{
-	if (!t->n_frames || ev->b < 0 || ev->b >= ev->a)
-		return;
-	const struct frame *fr = &t->frames[t->n_frames - 1];
-	if (!hardware(fr) || fr->vector < FIRST_DEVICE_VECTOR || fr->eoi || ev->b >= (fr->vector >> 4) ||
-	    ev->a < (fr->vector >> 4))
-		return;
+	const struct site *s = &fr->lowered_site;
 	int is_new;
 	struct analysis_finding *f = finding_get(a, ANALYSIS_IRQL_LOWERED_BEFORE_EOI,
 						 hash_mix((uint64_t)fr->vector, s->pc), &is_new);
@@ -227,18 +206,54 @@ void interrupt_irql(struct analysis *a, struct thread *t, const struct db_event 
 	if (!is_new)
 		return;
 	char w[256];
+	where_of(a, s, w, sizeof(w));
 	finding_target(f, s);
 	finding_step(a, f, "trap", &fr->trap, "vector 0x%x entered", fr->vector);
-	finding_step(a, f, "irql", s, "IRQL lowered %" PRId64 " -> %" PRId64 " at %s before the EOI", ev->a, ev->b,
-		     where_of(a, s, w, sizeof(w)));
-	finding_title(a, f, "interrupt 0x%x lowered IRQL to %" PRId64 " before its EOI", fr->vector, ev->b);
+	finding_step(a, f, "irql", s, "IRQL lowered %d -> %d at %s before the EOI", fr->lowered_from, fr->lowered_to, w);
+	finding_step(a, f, "eoi", &fr->eoi_site, "EOI sent for vector 0x%x only now", fr->vector);
+	finding_title(a, f, "interrupt 0x%x lowered IRQL to %d before its EOI", fr->vector, fr->lowered_to);
 	finding_explain(a, f,
-			"The handler of vector 0x%x lowered the IRQL from %" PRId64 " to %" PRId64 " at %s while the "
-			"interrupt was still in service (no EOI yet). The code now believes it runs at IRQL %" PRId64
-			" while the APIC still blocks every vector up to class %d: work it starts at the lower level "
-			"(a DPC, a switch) runs with the device's interrupts masked, and the handler's own invariant "
-			"(its level until EOI) is broken. Send the EOI first, then lower.",
-			fr->vector, ev->a, ev->b, w, ev->b, fr->vector >> 4);
+			"The handler of vector 0x%x lowered the IRQL from %d to %d at %s while the interrupt was "
+			"still in service (its EOI came later). The code then believes it runs at IRQL %d while the "
+			"APIC still blocks every vector up to class %d: work it starts at the lower level (a DPC, a "
+			"switch) runs with the device's interrupts masked, and the handler's own invariant (its level "
+			"until EOI) is broken. Send the EOI first, then lower.",
+			fr->vector, fr->lowered_from, fr->lowered_to, w, fr->lowered_to, fr->vector >> 4);
+}
+
+void on_eoi(struct analysis *a, struct thread *t, const struct site *s)
+{
+	a->eoi_events++;
+	for (size_t i = t->n_frames; i-- > 0;) {
+		struct frame *fr = &t->frames[i];
+		if (hardware(fr)) {
+			if (!fr->eoi) {
+				fr->eoi = 1;
+				fr->eoi_site = *s;
+				if (fr->lowered)
+					lowered_before_eoi(a, fr);
+			}
+			return;
+		}
+	}
+}
+
+/* An IRQL event inside an interrupt handler, before its EOI: a lowering
+ * below the vector's level is judged when the EOI comes (without one, the
+ * handler's bug is the missing EOI). */
+void interrupt_irql(struct analysis *a, struct thread *t, const struct db_event *ev, const struct site *s)
+{
+	(void)a;
+	if (!t->n_frames || ev->b < 0 || ev->b >= ev->a)
+		return;
+	struct frame *fr = &t->frames[t->n_frames - 1];
+	if (!hardware(fr) || fr->vector < FIRST_DEVICE_VECTOR || fr->eoi || fr->lowered ||
+	    ev->b >= (fr->vector >> 4) || ev->a < (fr->vector >> 4))
+		return;
+	fr->lowered = 1;
+	fr->lowered_from = (int)ev->a;
+	fr->lowered_to = (int)ev->b;
+	fr->lowered_site = *s;
 }
 
 void interrupt_switch(struct analysis *a, struct vcpu *v, struct thread *old, uint64_t old_addr,

@@ -175,8 +175,8 @@ static void inconsistent(struct analysis *a, uint32_t ci, int view)
 					"%s is acquired in %s and also held with %s. If the %s arrives on the CPU "
 					"that holds the lock, its handler spins forever on a lock its own CPU holds "
 					"(lockdep's 'inconsistent lock state'). Disable %s around every other "
-					"acquisition (spin_lock_irqsave / spin_lock_bh; on NT raise to the "
-					"interrupt's IRQL), or keep the lock out of the handler (defer the work).",
+					"acquisition (an irq-saving or bh-disabling acquire; on an IRQL kernel raise "
+					"to the interrupt's IRQL), or keep the lock out of the handler (defer the work).",
 					c->name, l1, l2, exc ? "softirq" : "interrupt",
 					exc ? "softirqs" : "interrupts (to that IRQL)");
 			free(in);

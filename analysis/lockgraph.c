@@ -102,7 +102,7 @@ static void recursive_rule(struct analysis *a, enum analysis_kind kind, struct t
 	finding_step(a, f, "held", &h->acq, "%s acquired %s at %s", who ? who : "", cn, w1);
 	if (kind == ANALYSIS_RECURSIVE_SPINLOCK) {
 		finding_step(a, f, "try", s, "%s tries the same lock again at %s while holding it", who ? who : "", w2);
-		finding_title(a, f, "recursive acquire of %s by %s", cn, who ? who : "");
+		finding_title(a, f, "recursive acquire of spinlock %s by %s", cn, who ? who : "");
 		finding_explain(a, f,
 				"%s tried to acquire %s at %s, the very lock it already holds (acquired at %s, "
 				"event %" PRId64 "). A spinlock is not recursive: the second acquire waits for its "
@@ -118,7 +118,7 @@ static void recursive_rule(struct analysis *a, enum analysis_kind kind, struct t
 				"%s (lockdep's 'possible recursive locking detected'). Two instances of one class have "
 				"no order between them: another path nesting them the other way round deadlocks "
 				"with this one. Give the inner one a nesting subclass when a real order exists (a "
-				"parent before its child: spin_lock_nested), or take them in a fixed order (by "
+				"parent before its child), or take them in a fixed order (by "
 				"address) and tell the checker so.",
 				who ? who : "", cn, w1, w2);
 	}

@@ -235,7 +235,9 @@ static void on_mutex_acq(struct analysis *a, struct thread *t, const struct db_e
 	drop_holder(a, l);
 	struct db_event gev = *ev;
 	gev.flags &= (uint8_t)~DB_F_TRY;
-	graph_hold(a, o, l, &gev, &os);
+	struct site gs = *s; /* held from the grant on; the dependency starts at the wait */
+	gs.thread = o->addr;
+	graph_hold(a, o, l, &gev, &gs);
 }
 
 static void on_mutex_rel(struct analysis *a, struct thread *t, const struct db_event *ev, const struct site *s)
