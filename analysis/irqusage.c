@@ -199,15 +199,21 @@ static int propagate(struct analysis *a, const struct graph *g, int view, int ex
 		size_t head = 0, tail = 0;
 		queue[tail++] = safe;
 		via[safe] = UINT32_MAX - 1;
+		int64_t first = -1; /* the finding of the nearest unsafe class: the others are its variants */
 		while (head < tail) {
 			uint32_t c = queue[head++];
 			const struct usage *e = c != safe ? conflict(&a->classes[c], view, exc, ur, u) : NULL;
 			if (e && !conflict(sc, view, exc, ur, u)) {
+				if (first >= 0) {
+					a->findings[first].count++;
+					continue;
+				}
 				int is_new;
 				struct analysis_finding *f = finding_get(a, ANALYSIS_IRQ_LOCK_ORDER,
 									 hash_mix(c, (uint64_t)exc), &is_new);
 				if (!f)
 					break;
+				first = f - a->findings;
 				f->count++;
 				if (is_new) {
 					const char *un = class_name(a, c);
@@ -238,8 +244,8 @@ static int propagate(struct analysis *a, const struct graph *g, int view, int ex
 							"%s is held elsewhere with %s enabled (%s-unsafe). CPU 0 holds "
 							"%s with %s on; CPU 1 holds %s and waits for %s; the %s on "
 							"CPU 0 then waits for %s: deadlock. Make %s %s-safe (disable %s "
-							"around it everywhere) or stop taking it under %s. count is the "
-							"number of %s-safe classes ordered before it.",
+							"around it everywhere) or stop taking it under %s. count also "
+							"counts the other %s-unsafe classes ordered after this pair.",
 							sc->name, l1, exc_word[exc], un, un, exc ? "softirqs" : "interrupts",
 							exc_word[exc], un, exc ? "softirqs" : "interrupts", sc->name, un,
 							exc ? "softirq" : "interrupt", sc->name, un, exc_word[exc],

@@ -12,10 +12,12 @@
  *    spinlocks from their first use on.
  *  - A cycle of dependencies is a possible deadlock ("possible circular
  *    locking dependency"), unless it can only close through recursive
- *    reads: a rwlock read acquisition (DB_LF_READ) does not wait for other
- *    readers, so a cycle that enters a class by a recursive read and leaves
+ *    reads: a recursive read acquisition does not wait while readers hold
+ *    the lock, so a cycle that enters a class by a recursive read and leaves
  *    it from a shared hold is not a deadlock (lockdep's "strong path" rule).
- *    rwsem reads are not recursive: a waiting writer blocks new readers.
+ *    A rwlock read (DB_LF_READ) is recursive in interrupt context only, as
+ *    lockdep has it for queued rwlocks (in process context a reader queues
+ *    behind a waiting writer); rwsem reads are never recursive.
  *  - Taking an instance of a class while holding another instance of the same
  *    class is "possible recursive locking", unless the acquisition declares
  *    a nesting subclass (which makes "class/n" a class of its own) or both
@@ -125,19 +127,28 @@ static void recursive_rule(struct analysis *a, enum analysis_kind kind, struct t
 	free(who);
 }
 
+/* Whether a read acquisition is recursive (does not wait behind a waiting
+ * writer). Lockdep's rule for queued rwlocks: a reader in interrupt context
+ * always gets in while readers hold the lock; a reader in process context
+ * queues behind a waiting writer like any other waiter. */
+static int recursive_read(const struct thread *t, const struct db_event *ev)
+{
+	return DB_LOCKOP_FLAVOR(ev->lockop) == DB_LF_READ && (ev->ctx != DB_CTX_PROCESS || in_interrupt(t));
+}
+
 /* A blocking attempt: the recursion rules and the dependencies into l. */
 void graph_attempt(struct analysis *a, struct thread *t, struct lock *l, const struct db_event *ev,
 		   const struct site *s)
 {
 	int flavor = DB_LOCKOP_FLAVOR(ev->lockop);
-	int rec_read = flavor == DB_LF_READ;
+	int rec_read = recursive_read(t, ev);
 	uint32_t li = (uint32_t)(l - a->locks), cls = held_class(a, l, ev);
 	int64_t ctx = context_of(t);
 	for (size_t i = t->n_held; i-- > 0;) {
 		const struct held *h = &t->held[i];
 		if (h->ctx != ctx || h->cls != cls)
 			continue;
-		if (rec_read && h->shared && h->flavor == DB_LF_READ)
+		if (rec_read && h->shared)
 			break; /* recursive read: readers do not wait for readers */
 		if (h->lock == li) {
 			if (!is_sleeping_flavor(flavor))
