@@ -112,9 +112,10 @@ static void held_below(struct analysis *a, struct thread *t, const struct site *
 {
 	int64_t ctx = context_of(t);
 	for (size_t i = 0; i < t->n_held; i++) {
-		const struct held *h = &t->held[i];
+		struct held *h = &t->held[i];
 		if (!h->dispatch || h->ctx != ctx)
 			continue;
+		h->dispatch = 0; /* its release at the wrong IRQL is this finding's consequence */
 		const char *cn = class_name(a, h->cls);
 		char w1[256], w2[256];
 		char *title = xasprintf(a, "spinlock %s held at IRQL %d, below DISPATCH_LEVEL", cn, now);
