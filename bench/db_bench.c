@@ -88,6 +88,16 @@ static void make_event(struct producer *p, uint64_t *rnd, uint64_t *icount, stru
 		ev->b = (int64_t)(p->base + 0x200000 + ((r >> 52) % 8) * 0x400);
 		break;
 	}
+	/* Schema 2, as the tracer writes them for our kernel: interrupts mostly
+	 * on, a hardirq context now and then, the lock op and call site of lock
+	 * and wait events, no preempt count or tid. */
+	ev->flags = (r >> 56) % 8 ? DB_F_IF : 0;
+	ev->ctx = (r >> 59) % 8 == 0 ? DB_CTX_HARDIRQ : DB_CTX_PROCESS;
+	ev->preempt = ev->tid = -1;
+	if (ev->obj) {
+		ev->lockop = DB_LOCKOP(DB_LF_SPIN, DB_LI_RAISE_DISPATCH, 0);
+		ev->caller = p->base + 0x1000 + (r >> 24) % 0x40000;
+	}
 }
 
 static void *produce(void *arg)

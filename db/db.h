@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 enum db_error {
 	DB_OK = 0,
@@ -183,8 +183,14 @@ int db_writer_set_meta(struct db_writer *w, const char *key, const char *value);
 /* Records a symbol (for the symbols table, used by readers to symbolize). */
 int db_writer_add_symbol(struct db_writer *w, uint64_t addr, uint64_t size, const char *name);
 
-/* Names a thread or lock explicitly (overrides the namer). */
+/* Names a thread or lock explicitly (overrides the namer). A thread is named
+ * in its newest row (see db_writer_name_thread). */
 int db_writer_name(struct db_writer *w, int is_lock, uint64_t addr, const char *name);
+/* Names thread (addr, tid), creating its row if needed; tid -1 = the newest
+ * row of addr. A thread is renamed whenever this gives it a new name. */
+int db_writer_name_thread(struct db_writer *w, uint64_t addr, int32_t tid, const char *name);
+/* Names the newest instance of the lock at addr. */
+int db_writer_name_lock(struct db_writer *w, uint64_t addr, const char *name);
 
 /* Counters, readable at any time from any thread. */
 struct db_writer_stats {
@@ -208,8 +214,9 @@ int db_update_meta(const char *path, const char *key, const char *value, char **
 struct db_reader;
 
 /* Opens a trace read-only. Refuses: a missing file (DB_E_IO), a non-SQLite or
- * damaged file (DB_E_CORRUPT), a file without the krewind schema or with a
- * newer DB_SCHEMA_VERSION (DB_E_SCHEMA), each with a clear message. Several
+ * damaged file (DB_E_CORRUPT), a file without the krewind schema, with a
+ * newer DB_SCHEMA_VERSION or with schema version 1 (no context, IF or lock
+ * flavors: "re-record it") (DB_E_SCHEMA), each with a clear message. Several
  * readers may open the same trace at once, also while a writer appends. */
 int db_reader_open(const char *path, struct db_reader **out, char **err);
 void db_reader_close(struct db_reader *r);
@@ -220,21 +227,35 @@ const char *db_meta(struct db_reader *r, const char *key);
 /* Number of events of each kind: counts[kind] for kind 1..DB_KIND_MAX; counts[0] = total. */
 int db_count_by_kind(struct db_reader *r, int64_t counts[DB_KIND_MAX + 1], char **err);
 
-/* Name of a thread or lock address ("" if none known); owned by r. */
+/* Name of a thread or lock address ("" if none known); owned by r. A thread
+ * address reused by several threads (tids) gives the newest one's name, a lock
+ * address the newest instance's. */
 const char *db_thread_name(struct db_reader *r, uint64_t addr);
 const char *db_lock_name(struct db_reader *r, uint64_t addr);
+/* Name of thread (addr, tid) as in db_event.thread/.tid; tid -1: as
+ * db_thread_name. "" if none known; owned by r. */
+const char *db_thread_name_tid(struct db_reader *r, uint64_t addr, int32_t tid);
 
-/* Lock class: the lock's static symbol, or "alloc@<site symbol+off>" for
- * locks initialised at run time, or the address in hex; owned by r. */
+/* Lock class (of the newest instance at addr): the lock's static symbol (+
+ * offset inside it), or "alloc@<site symbol+off>" for locks initialised at
+ * run time, or the address in hex; owned by r. */
 const char *db_lock_class(struct db_reader *r, uint64_t addr);
 
 /* Symbolizes a guest address with the recorded symbols: writes "func+0x1c"
  * (or "0x..." if unknown) into buf. Returns buf. */
 char *db_symbolize(struct db_reader *r, uint64_t addr, char *buf, size_t size);
 
-/* Threads and locks seen in the trace. */
-struct db_thread_info { uint64_t addr; const char *name; int64_t switches_in; };
-struct db_lock_info { uint64_t addr; const char *name; const char *class_name; const char *type; int64_t acquisitions; };
+/* Threads and locks seen in the trace: one entry per thread (address, tid)
+ * and per lock instance, in the order they appeared. tid -1: not known;
+ * instance: 0, then 1, 2, ... for each re-initialisation of the address;
+ * init_site: the lock_init's call site (0 if none); caller: the call site
+ * of the instance's first lock event (0 if none). switches_in counts the
+ * switches to the address (all its tids). */
+struct db_thread_info { uint64_t addr; const char *name; int64_t switches_in; int32_t tid; };
+struct db_lock_info {
+	uint64_t addr; const char *name; const char *class_name; const char *type; int64_t acquisitions;
+	uint32_t instance; uint64_t init_site, caller;
+};
 /* Arrays owned by r. */
 int db_threads(struct db_reader *r, const struct db_thread_info **out, size_t *n, char **err);
 int db_locks(struct db_reader *r, const struct db_lock_info **out, size_t *n, char **err);

@@ -17,8 +17,8 @@
 
 #include "db/internal.h"
 
-#define LOCK_KINDS "4,5,6,7,8,9,10,11,16" /* kinds.obj_is_lock */
-#define LOCK_KIND_MASK 0x10ff0u            /* the same as bits (1 << kind) */
+#define LOCK_KINDS "4,5,6,7,8,9,10,11,16,17" /* kinds.obj_is_lock */
+#define LOCK_KIND_MASK 0x30ff0u               /* the same as bits (1 << kind) */
 
 struct kept {
 	struct kept *next;
@@ -28,6 +28,7 @@ struct kept {
 /* Interned id -> guest address (threads.id, locks.id). */
 struct idmap {
 	uint64_t *addr; /* addr[id], 0 = not loaded */
+	int32_t *tid;   /* threads: tid[id], -1 = not known */
 	size_t n, cap;  /* ids below n loaded */
 	int broken;     /* a reload failed (a damaged table): never retried */
 };
@@ -217,6 +218,11 @@ int db_check_trace(sqlite3 *db, const char *path, char **err)
 		return db_fail(err, DB_E_SCHEMA,
 			       "%s: schema version %" PRId64 " is newer than this krewind reads (%d); upgrade krewind",
 			       path, ver, DB_SCHEMA_VERSION);
+	if (ver == 1)
+		return db_fail(err, DB_E_SCHEMA,
+			       "%s: schema version 1 (an older krewind) has no execution context, interrupt"
+			       " state or lock flavors, which this krewind needs; record it again",
+			       path);
 	if (ver < 1)
 		return db_fail(err, DB_E_SCHEMA, "%s: krewind trace with unknown schema version %" PRId64, path, ver);
 	/* Reads the rightmost pages of the events b-tree (a cut file fails here)
@@ -225,8 +231,9 @@ int db_check_trace(sqlite3 *db, const char *path, char **err)
 			"SELECT coalesce(max(id), 0) + (SELECT sum(events) FROM kinds)"
 			" + (SELECT count(*) FROM event_blocks WHERE block = -1 AND threads + locks = 0)"
 			" + (SELECT count(*) FROM texts WHERE event_id = 0)"
-			" + (SELECT count(*) FROM locks WHERE id = 0 AND init_site IS NULL)"
-			" + (SELECT count(*) FROM threads WHERE id = 0) FROM event_rows",
+			" + (SELECT count(*) FROM locks WHERE id = 0 AND init_site + instance + caller IS NULL)"
+			" + (SELECT count(*) FROM threads WHERE id = 0 AND tid IS NULL)"
+			" + coalesce(max(state + preempt + caller), 0) * 0 FROM event_rows",
 			&probe);
 	if (rc != SQLITE_OK && sqlite_to_db(rc) == DB_E_IO)
 		return db_fail(err, DB_E_SCHEMA, "%s: not a valid krewind trace of schema version %" PRId64 " (%s)",
@@ -287,6 +294,7 @@ void db_reader_close(struct db_reader *r)
 	cache_free(&r->lock_names);
 	cache_free(&r->lock_classes);
 	free(r->thread_ids.addr);
+	free(r->thread_ids.tid);
 	free(r->lock_ids.addr);
 	for (m = r->meta; m; m = next_m) {
 		next_m = m->next;
@@ -394,12 +402,40 @@ static const char *lookup_name(struct db_reader *r, struct strcache *c, const ch
 
 const char *db_thread_name(struct db_reader *r, uint64_t addr)
 {
-	return lookup_name(r, &r->thread_names, "SELECT coalesce(name, '') FROM threads WHERE addr = ?1", addr);
+	return lookup_name(r, &r->thread_names,
+			   "SELECT coalesce(name, '') FROM threads WHERE addr = ?1 ORDER BY id DESC LIMIT 1", addr);
 }
 
 const char *db_lock_name(struct db_reader *r, uint64_t addr)
 {
-	return lookup_name(r, &r->lock_names, "SELECT coalesce(name, '') FROM locks WHERE addr = ?1", addr);
+	return lookup_name(r, &r->lock_names,
+			   "SELECT coalesce(name, '') FROM locks WHERE addr = ?1 ORDER BY id DESC LIMIT 1", addr);
+}
+
+/* A thread address reused by several tids is rare: those are looked up
+ * without a cache; the common case (one row per address) is db_thread_name. */
+const char *db_thread_name_tid(struct db_reader *r, uint64_t addr, int32_t tid)
+{
+	sqlite3_stmt *st;
+	const char *name = NULL;
+	int64_t rows = 0;
+
+	if (tid < 0 || !addr)
+		return db_thread_name(r, addr);
+	if (prepare(r, "SELECT count(*), (SELECT coalesce(name, '') FROM threads WHERE addr = ?1 AND tid = ?2"
+		       " ORDER BY id DESC LIMIT 1) FROM threads WHERE addr = ?1", &st, NULL) != DB_OK)
+		return "";
+	sqlite3_bind_int64(st, 1, (int64_t)addr);
+	sqlite3_bind_int(st, 2, tid);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		rows = sqlite3_column_int64(st, 0);
+		if (rows > 1 && sqlite3_column_type(st, 1) != SQLITE_NULL)
+			name = keep_str(r, (const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (rows <= 1)
+		return db_thread_name(r, addr);
+	return name ? name : "";
 }
 
 /* Loads the symbols table the first time it is needed. */
@@ -436,7 +472,8 @@ const char *db_lock_class(struct db_reader *r, uint64_t addr)
 	if (cls)
 		return cls;
 	load_symbols(r);
-	if (prepare(r, "SELECT coalesce(init_site, 0) FROM locks WHERE addr = ?1", &st, NULL) == DB_OK) {
+	if (prepare(r, "SELECT coalesce(init_site, 0) FROM locks WHERE addr = ?1 ORDER BY id DESC LIMIT 1", &st,
+		    NULL) == DB_OK) {
 		sqlite3_bind_int64(st, 1, (int64_t)addr);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			site = (uint64_t)sqlite3_column_int64(st, 0);
@@ -488,7 +525,7 @@ int db_threads(struct db_reader *r, const struct db_thread_info **out, size_t *n
 
 	*out = NULL;
 	*n = 0;
-	ret = prepare(r, "SELECT addr, coalesce(name, '') FROM threads ORDER BY id", &st, err);
+	ret = prepare(r, "SELECT addr, coalesce(name, ''), coalesce(tid, -1) FROM threads ORDER BY id", &st, err);
 	if (ret != DB_OK)
 		return ret;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -504,6 +541,7 @@ int db_threads(struct db_reader *r, const struct db_thread_info **out, size_t *n
 		v[cnt].addr = (uint64_t)sqlite3_column_int64(st, 0);
 		v[cnt].name = keep_str(r, (const char *)sqlite3_column_text(st, 1));
 		v[cnt].switches_in = 0;
+		v[cnt].tid = (int32_t)sqlite3_column_int(st, 2);
 		if (!v[cnt].name) {
 			rc = SQLITE_NOMEM;
 			break;
@@ -515,7 +553,8 @@ int db_threads(struct db_reader *r, const struct db_thread_info **out, size_t *n
 		free(v);
 		return db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errstr(rc));
 	}
-	/* SWITCH: b = the thread switched in (a raw address). */
+	/* SWITCH: b = the thread switched in (a raw address); counted on the
+	 * address's newest entry (add_counts keeps the last index per address). */
 	ret = add_counts(r, "SELECT b, count(*) FROM event_rows WHERE kind_id = 12 GROUP BY b", v, cnt,
 			 sizeof(*v), offsetof(struct db_thread_info, switches_in), err);
 	if (ret != DB_OK) {
@@ -531,6 +570,38 @@ int db_threads(struct db_reader *r, const struct db_thread_info **out, size_t *n
 	return DB_OK;
 }
 
+/* Replaces each v[i].acquisitions (its locks.id) with the number of
+ * lock_acq and mutex_acq events of that instance. */
+static int count_acquisitions(struct db_reader *r, struct db_lock_info *v, size_t n, char **err)
+{
+	sqlite3_stmt *st;
+	struct db_map idx = { 0 };
+	int rc, ret;
+
+	for (size_t i = 0; i < n; i++) {
+		if (db_map_put(&idx, (uint64_t)v[i].acquisitions, (uint32_t)i) != DB_OK) {
+			db_map_free(&idx);
+			return db_fail(err, DB_E_NOMEM, "out of memory");
+		}
+		v[i].acquisitions = 0;
+	}
+	ret = prepare(r, "SELECT obj, count(*) FROM event_rows WHERE kind_id IN (5, 9) GROUP BY obj", &st, err);
+	if (ret != DB_OK)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint32_t i;
+		int64_t id = sqlite3_column_int64(st, 0);
+		if (id > 0 && db_map_get(&idx, (uint64_t)id, &i))
+			v[i].acquisitions += sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		ret = db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errstr(rc));
+out:
+	db_map_free(&idx);
+	return ret;
+}
+
 int db_locks(struct db_reader *r, const struct db_lock_info **out, size_t *n, char **err)
 {
 	sqlite3_stmt *st;
@@ -540,7 +611,10 @@ int db_locks(struct db_reader *r, const struct db_lock_info **out, size_t *n, ch
 
 	*out = NULL;
 	*n = 0;
-	ret = prepare(r, "SELECT addr, coalesce(name, ''), type FROM locks ORDER BY id", &st, err);
+	ret = prepare(r,
+		      "SELECT addr, coalesce(name, ''), type, instance, coalesce(init_site, 0), coalesce(caller, 0),"
+		      " class, id FROM locks ORDER BY id",
+		      &st, err);
 	if (ret != DB_OK)
 		return ret;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -556,9 +630,21 @@ int db_locks(struct db_reader *r, const struct db_lock_info **out, size_t *n, ch
 		v[cnt].addr = (uint64_t)sqlite3_column_int64(st, 0);
 		v[cnt].name = keep_str(r, (const char *)sqlite3_column_text(st, 1));
 		v[cnt].type = keep_str(r, (const char *)sqlite3_column_text(st, 2));
+		v[cnt].instance = (uint32_t)sqlite3_column_int64(st, 3);
+		v[cnt].init_site = (uint64_t)sqlite3_column_int64(st, 4);
+		v[cnt].caller = (uint64_t)sqlite3_column_int64(st, 5);
 		v[cnt].class_name = NULL;
-		v[cnt].acquisitions = 0;
-		if (!v[cnt].name || !v[cnt].type) {
+		if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+			v[cnt].class_name = keep_str(r, (const char *)sqlite3_column_text(st, 6));
+		} else {
+			char buf[512];
+			load_symbols(r);
+			db_symtab_lock_class(&r->syms, v[cnt].addr, v[cnt].init_site, buf, sizeof(buf));
+			v[cnt].class_name = keep_str(r, buf);
+		}
+		/* acquisitions holds the id until counted below */
+		v[cnt].acquisitions = sqlite3_column_int64(st, 7);
+		if (!v[cnt].name || !v[cnt].type || !v[cnt].class_name) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -569,13 +655,7 @@ int db_locks(struct db_reader *r, const struct db_lock_info **out, size_t *n, ch
 		free(v);
 		return db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errstr(rc));
 	}
-	for (size_t i = 0; i < cnt; i++)
-		v[i].class_name = db_lock_class(r, v[i].addr);
-	/* Acquisitions: lock_acq and mutex_acq; obj is locks.id in event_rows. */
-	ret = add_counts(r,
-			 "SELECT l.addr, c.n FROM (SELECT obj, count(*) AS n FROM event_rows"
-			 " WHERE kind_id IN (5, 9) GROUP BY obj) c JOIN locks l ON l.id = c.obj",
-			 v, cnt, sizeof(*v), offsetof(struct db_lock_info, acquisitions), err);
+	ret = count_acquisitions(r, v, cnt, err);
 	if (ret != DB_OK) {
 		free(v);
 		return ret;
@@ -595,10 +675,11 @@ int db_locks(struct db_reader *r, const struct db_lock_info **out, size_t *n, ch
  * addresses in memory, which halves the cost of a scan compared with joining
  * threads and locks per row. */
 #define EVENT_COLUMNS                                                                            \
-	"SELECT e.id, e.icount, e.vcpu, e.kind_id, e.pc, e.thread_id, e.obj, e.a, e.b, x.text"   \
-	" FROM event_rows e LEFT JOIN texts x ON x.event_id = e.id"
+	"SELECT e.id, e.icount, e.vcpu, e.kind_id, e.pc, e.thread_id, e.obj, e.a, e.b, x.text,"  \
+	" e.state, e.preempt, e.caller FROM event_rows e LEFT JOIN texts x ON x.event_id = e.id"
 
-/* Loads the id -> address table of threads or locks (ids are 1..n). */
+/* Loads the id -> address table of threads or locks (ids are 1..n); with a
+ * third column (threads), the tids too. */
 static int load_ids(struct db_reader *r, struct idmap *m, const char *sql)
 {
 	sqlite3_stmt *st;
@@ -615,15 +696,21 @@ static int load_ids(struct db_reader *r, struct idmap *m, const char *sql)
 			while (cap <= (size_t)id)
 				cap *= 2;
 			uint64_t *v = realloc(m->addr, cap * sizeof(*v));
-			if (!v) {
+			if (v)
+				m->addr = v;
+			int32_t *t = v ? realloc(m->tid, cap * sizeof(*t)) : NULL;
+			if (!v || !t) {
 				rc = SQLITE_NOMEM;
 				break;
 			}
 			memset(v + m->cap, 0, (cap - m->cap) * sizeof(*v));
-			m->addr = v;
+			memset(t + m->cap, 0xff, (cap - m->cap) * sizeof(*t));
+			m->tid = t;
 			m->cap = cap;
 		}
 		m->addr[id] = (uint64_t)sqlite3_column_int64(st, 1);
+		if (sqlite3_column_count(st) > 2)
+			m->tid[id] = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : (int32_t)sqlite3_column_int(st, 2);
 		if ((size_t)id >= m->n)
 			m->n = (size_t)id + 1;
 	}
@@ -650,7 +737,15 @@ static void row_to_event(struct db_reader *r, sqlite3_stmt *st, struct db_event 
 	ev->vcpu = (uint16_t)sqlite3_column_int(st, 2);
 	ev->kind = (uint8_t)sqlite3_column_int(st, 3);
 	ev->pc = (uint64_t)sqlite3_column_int64(st, 4);
-	ev->thread = id_addr(r, &r->thread_ids, "SELECT id, addr FROM threads", sqlite3_column_int64(st, 5));
+	int64_t tid_row = sqlite3_column_int64(st, 5);
+	int64_t state = sqlite3_column_int64(st, 10);
+	ev->thread = id_addr(r, &r->thread_ids, "SELECT id, addr, tid FROM threads", tid_row);
+	ev->tid = ev->thread && (size_t)tid_row < r->thread_ids.n ? r->thread_ids.tid[tid_row] : -1;
+	ev->ctx = (uint8_t)(state & 3);
+	ev->flags = (uint8_t)((state >> 2) & 63);
+	ev->lockop = (uint16_t)(state >> 8);
+	ev->preempt = sqlite3_column_type(st, 11) == SQLITE_NULL ? -1 : (int32_t)sqlite3_column_int64(st, 11);
+	ev->caller = (uint64_t)sqlite3_column_int64(st, 12);
 	ev->obj = (uint64_t)sqlite3_column_int64(st, 6);
 	if (db_kind_obj_is_lock(ev->kind))
 		ev->obj = id_addr(r, &r->lock_ids, "SELECT id, addr FROM locks", (int64_t)ev->obj);
@@ -679,11 +774,11 @@ static int prepare_events(struct db_reader *r, const struct db_filter *f, sqlite
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.kind_id IN (%s)", kinds);
 	if (f->thread)
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len,
-					" AND e.thread_id = coalesce((SELECT id FROM threads WHERE addr = :thread), -1)");
+					" AND e.thread_id IN (SELECT id FROM threads WHERE addr = :thread)");
 	if (f->obj)
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len,
-					" AND (CASE WHEN e.kind_id IN (" LOCK_KINDS ") THEN e.obj ="
-					" coalesce((SELECT id FROM locks WHERE addr = :obj), -1)"
+					" AND (CASE WHEN e.kind_id IN (" LOCK_KINDS ") THEN e.obj IN"
+					" (SELECT id FROM locks WHERE addr = :obj)"
 					" ELSE e.obj = :obj END)");
 	if (f->from_icount)
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.icount >= :from_ic");
@@ -797,24 +892,24 @@ static int next_range(struct db_cursor *c, int64_t *lo, int64_t *hi)
 	return 1;
 }
 
-/* The interned id of a thread or lock address: > 0, 0 if not in the trace,
- * or < 0 on error. */
-static int64_t lookup_id(struct db_reader *r, const char *sql, uint64_t addr, char **err)
+/* The event_blocks bits (id % 64) of the interned ids of a thread or lock
+ * address (one per tid or instance) into *mask: 0 if not in the trace.
+ * Returns 0 or < 0 on error. */
+static int id_bits(struct db_reader *r, const char *sql, uint64_t addr, uint64_t *mask, char **err)
 {
 	sqlite3_stmt *st;
-	int64_t id = 0;
 	int rc, ret = prepare(r, sql, &st, err);
 
+	*mask = 0;
 	if (ret != DB_OK)
 		return ret;
 	sqlite3_bind_int64(st, 1, (int64_t)addr);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*mask |= 1ULL << (sqlite3_column_int64(st, 0) % 64);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE)
 		return db_fail(err, sqlite_to_db(rc), "%s: %s", r->path, sqlite3_errstr(rc));
-	return id;
+	return DB_OK;
 }
 
 /* Which event_blocks bits a thread or obj filter can use. A thread not in
@@ -824,24 +919,22 @@ static int64_t lookup_id(struct db_reader *r, const char *sql, uint64_t addr, ch
 static int filter_masks(struct db_cursor *c, char **err, int *none)
 {
 	const struct db_filter *f = &c->f;
-	int64_t id;
+	int ret;
 
 	*none = 0;
 	if (f->thread) {
-		id = lookup_id(c->r, "SELECT id FROM threads WHERE addr = ?1", f->thread, err);
-		if (id < 0)
-			return (int)id;
-		if (id == 0)
+		ret = id_bits(c->r, "SELECT id FROM threads WHERE addr = ?1", f->thread, &c->tmask, err);
+		if (ret != DB_OK)
+			return ret;
+		if (!c->tmask)
 			*none = 1;
-		c->tmask = 1ULL << (id % 64);
 	}
 	if (f->obj && f->kinds && !(f->kinds & ~LOCK_KIND_MASK)) {
-		id = lookup_id(c->r, "SELECT id FROM locks WHERE addr = ?1", f->obj, err);
-		if (id < 0)
-			return (int)id;
-		if (id == 0)
+		ret = id_bits(c->r, "SELECT id FROM locks WHERE addr = ?1", f->obj, &c->lmask, err);
+		if (ret != DB_OK)
+			return ret;
+		if (!c->lmask)
 			*none = 1;
-		c->lmask = 1ULL << (id % 64);
 	}
 	return DB_OK;
 }

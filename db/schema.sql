@@ -1,4 +1,4 @@
--- krewind trace schema, version 1 (db/db.h DB_SCHEMA_VERSION).
+-- krewind trace schema, version 2 (db/db.h DB_SCHEMA_VERSION).
 -- Embedded into libkrdb at build time (db/schema.c) and run in one transaction
 -- when a trace is created. docs/schema.md documents every table and column.
 -- Guest addresses are stored as SQLite integers, i.e. the 64-bit pattern read
@@ -6,7 +6,7 @@
 -- literals compare equal (WHERE pc = 0xffffffff80012345 works).
 
 PRAGMA application_id = 1802663780; -- 0x6b727764 'krwd': marks a krewind trace
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 
 -- Event kinds (enum db_kind). obj_is_lock: events.obj is a guest object
 -- address, interned into locks.id in event_rows.obj. events: how many events
@@ -25,24 +25,36 @@ INSERT INTO kinds (id, name, obj_is_lock) VALUES
 	(15, 'bugcheck', 0), (16, 'lock_init', 1), (17, 'lock_fail', 1),
 	(18, 'defer_queue', 0), (19, 'defer_run', 0), (20, 'sleep', 0), (21, 'syscall', 0);
 
--- Guest threads (KTHREAD addresses), interned: event_rows.thread_id = threads.id.
+-- Guest threads, interned: event_rows.thread_id = threads.id. A thread is its
+-- object address (KTHREAD, task_struct) and, where the probe declares
+-- `thread-id`, the kernel's thread id: a new tid at a known address (a reused
+-- task_struct) is a new row, named like the old one until the tracer renames
+-- it. tid NULL: not known. name: the newest name (renamed when it changes).
 CREATE TABLE threads (
 	id INTEGER PRIMARY KEY,
-	addr INTEGER NOT NULL UNIQUE,
+	addr INTEGER NOT NULL,
+	tid INTEGER,
 	name TEXT
 );
 
--- Locks and dispatcher objects, interned: event_rows.obj = locks.id for the
--- kinds with kinds.obj_is_lock. type: 'spinlock', 'mutex' or 'object';
--- init_site: pc of KeInitializeSpinLock's caller (DB_LOCK_INIT), or NULL;
--- class: filled when the writer closes (see db_lock_class).
+-- Lock instances and dispatcher objects, interned: event_rows.obj = locks.id
+-- for the kinds with kinds.obj_is_lock. An address is instance 0 when first
+-- seen; every later lock_init of it starts instance 1, 2, ... (freed memory
+-- reused for a new lock). type: 'spinlock', 'rwlock', 'mutex', 'rwsem',
+-- 'semaphore' (from the lock ops' flavor) or 'object'; name: the ELF object
+-- symbol (+offset) holding it; init_site: the call site of its lock_init, or
+-- NULL; caller: the call site of its first lock event, or NULL (what a class
+-- can be derived from when no init was seen); class: filled when the writer
+-- closes (see db_lock_class).
 CREATE TABLE locks (
 	id INTEGER PRIMARY KEY,
-	addr INTEGER NOT NULL UNIQUE,
+	addr INTEGER NOT NULL,
+	instance INTEGER NOT NULL,
 	name TEXT,
 	class TEXT,
 	type TEXT NOT NULL,
-	init_site INTEGER
+	init_site INTEGER,
+	caller INTEGER
 );
 
 -- Guest symbols (from the kernel ELF), for symbolizing addresses.
@@ -61,7 +73,10 @@ CREATE TABLE meta (
 
 -- The events, compact. id order is the order the writer received them (per
 -- vCPU, icount order). thread_id 0 = unknown. obj: locks.id when the kind's
--- obj_is_lock (0 = none), else the raw value.
+-- obj_is_lock (0 = none), else the raw value. state packs the small fields:
+-- ctx (enum db_ctx) | flags (enum db_flag) << 2 | lockop (DB_LOCKOP) << 8, one
+-- byte for most events. preempt: the preemption count, NULL if not known;
+-- caller: the call site of a lock/wait/sleep event, NULL if none.
 CREATE TABLE event_rows (
 	id INTEGER PRIMARY KEY,
 	icount INTEGER,
@@ -71,7 +86,10 @@ CREATE TABLE event_rows (
 	thread_id INTEGER,
 	obj INTEGER,
 	a INTEGER,
-	b INTEGER
+	b INTEGER,
+	state INTEGER,
+	preempt INTEGER,
+	caller INTEGER
 );
 
 -- The index of event_rows: a block-range summary (like a BRIN index) kept
@@ -99,13 +117,35 @@ CREATE TABLE texts (
 	text TEXT NOT NULL
 );
 
--- What `krewind sql` users query: kinds by name, guest addresses, names, text.
+-- Names of the packed event fields, for the events view.
+CREATE TABLE ctx_names (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+INSERT INTO ctx_names VALUES (0, 'process'), (1, 'hardirq'), (2, 'softirq'), (3, 'nmi');
+CREATE TABLE flavor_names (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+INSERT INTO flavor_names VALUES (0, 'spin'), (1, 'read'), (2, 'write'), (3, 'mutex'),
+	(4, 'rwsem-read'), (5, 'rwsem-write'), (6, 'sem');
+CREATE TABLE lockirq_names (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+INSERT INTO lockirq_names VALUES (0, 'none'), (1, 'save'), (2, 'irq'), (3, 'bh'),
+	(4, 'raise-dispatch'), (5, 'at-dispatch');
+
+-- What `krewind sql` users query: kinds by name, guest addresses, names, text,
+-- and the packed fields unpacked (if_on: RFLAGS.IF; flavor, irq, subclass:
+-- the lock op, NULL for other kinds; tid: the thread's kernel id).
 CREATE VIEW events AS
 SELECT e.id AS id, e.icount AS icount, e.vcpu AS vcpu, k.name AS kind, e.pc AS pc,
 	coalesce(t.addr, 0) AS thread,
 	CASE WHEN k.obj_is_lock THEN coalesce(l.addr, 0) ELSE e.obj END AS obj,
 	e.a AS a, e.b AS b,
-	t.name AS thread_name, l.name AS lock_name, x.text AS text
+	t.name AS thread_name, l.name AS lock_name, x.text AS text,
+	(SELECT name FROM ctx_names WHERE id = e.state & 3) AS ctx,
+	(e.state >> 2) & 63 AS flags,
+	(e.state >> 2) & 1 AS if_on,
+	CASE WHEN k.obj_is_lock AND k.id NOT IN (7, 8, 11)
+		THEN (SELECT name FROM flavor_names WHERE id = (e.state >> 8) & 15) END AS flavor,
+	CASE WHEN k.obj_is_lock AND k.id NOT IN (7, 8, 11)
+		THEN (SELECT name FROM lockirq_names WHERE id = (e.state >> 12) & 15) END AS irq,
+	CASE WHEN k.obj_is_lock AND k.id NOT IN (7, 8, 11) THEN (e.state >> 16) & 255 END AS subclass,
+	e.preempt AS preempt, t.tid AS tid, e.caller AS caller,
+	l.instance AS lock_instance
 FROM event_rows e
 JOIN kinds k ON k.id = e.kind_id
 LEFT JOIN threads t ON t.id = e.thread_id

@@ -31,9 +31,10 @@
 #define IDLE_SLEEP_US 1000     /* writer thread nap when the ring is empty */
 #define NAME_MAX_LEN 64
 #define ROW_BATCH 128          /* rows per multi-row INSERT statement */
-#define ROW_COLS 8             /* event_rows columns but the id */
+#define ROW_COLS 11            /* event_rows columns but the id */
 
-#define EVENT_ROW_COLUMNS "(icount, vcpu, kind_id, pc, thread_id, obj, a, b)"
+#define EVENT_ROW_COLUMNS "(icount, vcpu, kind_id, pc, thread_id, obj, a, b, state, preempt, caller)"
+#define ROW_NULL INT64_MIN     /* a rows[][] value stored as NULL */
 
 enum ctl_op { CTL_META, CTL_SYMBOL, CTL_NAME };
 
@@ -43,6 +44,7 @@ struct ctl {
 	uint64_t pos; /* ring position when it was made: runs before that event */
 	enum ctl_op op;
 	int is_lock;
+	int32_t tid;  /* CTL_NAME of a thread: its tid, -1 = its newest row */
 	uint64_t addr, size;
 	char *key;   /* meta key, symbol or thread/lock name */
 	char *value; /* meta value */
@@ -57,18 +59,25 @@ struct block_vcpu {
 };
 
 /* Lock types, as stored in locks.type. */
-enum { LOCK_OBJECT, LOCK_SPIN, LOCK_MUTEX };
-static const char *const lock_type_names[] = { "object", "spinlock", "mutex" };
+enum { LT_OBJECT, LT_SPIN, LT_RW, LT_MUTEX, LT_RWSEM, LT_SEM };
+static const char *const lock_type_names[] = { "object", "spinlock", "rwlock", "mutex", "rwsem", "semaphore" };
 
 struct lock_state {
 	uint64_t addr, init_site;
+	uint32_t instance;
 	uint8_t type;
+};
+
+struct thread_state {
+	int32_t tid; /* -1: not known yet */
+	char *name;  /* the name last stored, or NULL */
 };
 
 enum {
 	ST_INS_EVENT,
 	ST_INS_TEXT,
 	ST_INS_THREAD,
+	ST_THREAD_TID,
 	ST_INS_LOCK,
 	ST_LOCK_TYPE,
 	ST_LOCK_INIT,
@@ -85,10 +94,11 @@ enum {
 	ST_COUNT
 };
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_INS_EVENT] = "INSERT INTO event_rows " EVENT_ROW_COLUMNS " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	[ST_INS_EVENT] = "INSERT INTO event_rows " EVENT_ROW_COLUMNS " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[ST_INS_TEXT] = "INSERT INTO texts VALUES (?1, ?2)",
-	[ST_INS_THREAD] = "INSERT INTO threads VALUES (?1, ?2, ?3)",
-	[ST_INS_LOCK] = "INSERT INTO locks (id, addr, name, type) VALUES (?1, ?2, ?3, ?4)",
+	[ST_INS_THREAD] = "INSERT INTO threads VALUES (?1, ?2, ?3, ?4)",
+	[ST_THREAD_TID] = "UPDATE threads SET tid = ?2 WHERE id = ?1",
+	[ST_INS_LOCK] = "INSERT INTO locks (id, addr, instance, name, type, caller) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_LOCK_TYPE] = "UPDATE locks SET type = ?2 WHERE id = ?1",
 	[ST_LOCK_INIT] = "UPDATE locks SET init_site = ?2 WHERE id = ?1",
 	[ST_SET_META] = "INSERT OR REPLACE INTO meta VALUES (?1, ?2)",
@@ -130,11 +140,13 @@ struct db_writer {
 	int64_t next_id;
 	int64_t rows[ROW_BATCH][ROW_COLS]; /* event rows not yet inserted */
 	unsigned nrows;
-	struct db_map thread_ids, lock_ids; /* guest address -> id */
-	uint32_t nthreads;
+	struct db_map thread_ids, lock_ids; /* guest address -> id of its newest row */
+	uint32_t nthreads, thread_cap;
+	struct thread_state *threads; /* threads[id - 1] */
 	struct lock_state *locks; /* locks[id - 1] */
 	uint32_t nlocks, lock_cap;
 	uint64_t last_thread;   /* one-entry cache in front of thread_ids */
+	int32_t last_tid;
 	uint32_t last_thread_id;
 	int64_t block;          /* event_blocks.block of the newest event */
 	struct block_vcpu *bv;  /* its summary per vCPU */
@@ -316,8 +328,13 @@ static int flush_rows(struct db_writer *w)
 	unsigned per_stmt = w->nrows == ROW_BATCH ? ROW_BATCH : 1;
 
 	for (unsigned r = 0; r < w->nrows; r += per_stmt) {
-		for (unsigned i = 0; i < per_stmt * ROW_COLS; i++)
-			sqlite3_bind_int64(st, (int)i + 1, w->rows[r + i / ROW_COLS][i % ROW_COLS]);
+		for (unsigned i = 0; i < per_stmt * ROW_COLS; i++) {
+			int64_t v = w->rows[r + i / ROW_COLS][i % ROW_COLS];
+			if (v == ROW_NULL)
+				sqlite3_bind_null(st, (int)i + 1);
+			else
+				sqlite3_bind_int64(st, (int)i + 1, v);
+		}
 		if (step(w, st) != DB_OK)
 			return w->err;
 	}
@@ -330,79 +347,141 @@ static int bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 	return s && *s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
 }
 
-/* Returns the id for a thread address, inserting (and naming) it the first
- * time; name overrides the namer. 0 on failure (w->err set). */
-static uint32_t intern_thread(struct db_writer *w, uint64_t addr, const char *name)
+static void out_of_memory(struct db_writer *w)
+{
+	w->err = w->err ? w->err : DB_E_NOMEM;
+	atomic_store(&w->failed, 1);
+}
+
+/* Inserts a threads row for (addr, tid) and makes it addr's newest. 0 on
+ * failure (w->err set). */
+static uint32_t new_thread(struct db_writer *w, uint64_t addr, int32_t tid, const char *name)
+{
+	sqlite3_stmt *st = w->st[ST_INS_THREAD];
+	uint32_t id = w->nthreads + 1;
+
+	if (w->nthreads == w->thread_cap) {
+		uint32_t cap = w->thread_cap ? w->thread_cap * 2 : 64;
+		struct thread_state *v = realloc(w->threads, cap * sizeof(*v));
+		if (!v) {
+			out_of_memory(w);
+			return 0;
+		}
+		w->threads = v;
+		w->thread_cap = cap;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)addr);
+	if (tid >= 0)
+		sqlite3_bind_int(st, 3, tid);
+	else
+		sqlite3_bind_null(st, 3);
+	bind_text_or_null(st, 4, name);
+	if (step(w, st) != DB_OK)
+		return 0;
+	w->threads[id - 1] = (struct thread_state){ tid, name && *name ? strdup(name) : NULL };
+	if (db_map_put(&w->thread_ids, addr, id) != DB_OK) {
+		out_of_memory(w);
+		return 0;
+	}
+	w->nthreads++;
+	return id;
+}
+
+/* Returns the id of thread (addr, tid), inserting (and naming) it the first
+ * time; name overrides the namer. tid -1 (not known) is addr's newest row; a
+ * known tid fills in a row that had none, and a different one starts a new
+ * row (the thread object was reused), named as the old one until renamed.
+ * 0 on failure (w->err set). */
+static uint32_t intern_thread(struct db_writer *w, uint64_t addr, int32_t tid, const char *name)
 {
 	char buf[NAME_MAX_LEN] = "";
 	uint32_t id;
-	sqlite3_stmt *st = w->st[ST_INS_THREAD];
 
-	if (addr == w->last_thread && addr)
+	if (addr == w->last_thread && addr && (tid < 0 || tid == w->last_tid))
 		return w->last_thread_id;
 	if (!db_map_get(&w->thread_ids, addr, &id)) {
 		if (!name && w->namer && w->namer(w->namer_ctx, 0, addr, buf, sizeof(buf)) == 0)
 			name = buf;
 		buf[sizeof(buf) - 1] = 0;
-		id = w->nthreads + 1;
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, (int64_t)addr);
-		bind_text_or_null(st, 3, name);
-		if (step(w, st) != DB_OK)
+		if (!(id = new_thread(w, addr, tid, name)))
 			return 0;
-		if (db_map_put(&w->thread_ids, addr, id) != DB_OK) {
-			w->err = w->err ? w->err : DB_E_NOMEM;
-			atomic_store(&w->failed, 1);
+	} else if (tid >= 0 && w->threads[id - 1].tid != tid) {
+		if (w->threads[id - 1].tid < 0) {
+			sqlite3_stmt *st = w->st[ST_THREAD_TID];
+			sqlite3_bind_int64(st, 1, id);
+			sqlite3_bind_int(st, 2, tid);
+			if (step(w, st) != DB_OK)
+				return 0;
+			w->threads[id - 1].tid = tid;
+		} else if (!(id = new_thread(w, addr, tid, name ? name : w->threads[id - 1].name))) {
 			return 0;
 		}
-		w->nthreads++;
 	}
 	w->last_thread = addr;
+	w->last_tid = w->threads[id - 1].tid;
 	w->last_thread_id = id;
 	return id;
 }
 
-static int lock_type_of(int kind)
+/* Stores a thread's new name (if it changed). */
+static int rename_thread(struct db_writer *w, uint32_t id, const char *name)
 {
+	struct thread_state *t = &w->threads[id - 1];
+	sqlite3_stmt *st = w->st[ST_THREAD_NAME];
+	char *copy;
+
+	if (t->name && strcmp(t->name, name) == 0)
+		return DB_OK;
+	if (!(copy = strdup(name))) {
+		out_of_memory(w);
+		return w->err;
+	}
+	free(t->name);
+	t->name = copy;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	return step(w, st);
+}
+
+static int lock_type_of(int kind, uint16_t lockop)
+{
+	static const uint8_t by_flavor[] = {
+		[DB_LF_SPIN] = LT_SPIN, [DB_LF_READ] = LT_RW, [DB_LF_WRITE] = LT_RW,
+		[DB_LF_MUTEX] = LT_MUTEX, [DB_LF_RWSEM_READ] = LT_RWSEM, [DB_LF_RWSEM_WRITE] = LT_RWSEM,
+		[DB_LF_SEM] = LT_SEM,
+	};
+
 	switch (kind) {
 	case DB_LOCK_TRY:
 	case DB_LOCK_ACQ:
 	case DB_LOCK_REL:
 	case DB_LOCK_INIT:
-		return LOCK_SPIN;
+	case DB_LOCK_FAIL:
+		return DB_LOCKOP_FLAVOR(lockop) <= DB_LF_SEM ? by_flavor[DB_LOCKOP_FLAVOR(lockop)] : LT_SPIN;
 	case DB_MUTEX_ACQ:
 	case DB_MUTEX_REL:
-		return LOCK_MUTEX;
+		return LT_MUTEX;
 	default:
-		return LOCK_OBJECT;
+		return LT_OBJECT;
 	}
 }
 
-/* Like intern_thread for locks and objects; kind refines the lock's type
- * (an object later seen as a spinlock or mutex becomes one). */
-static uint32_t intern_lock(struct db_writer *w, uint64_t addr, int kind, const char *name)
+/* Inserts instance `instance` of the lock at addr and makes it addr's newest. */
+static uint32_t new_lock(struct db_writer *w, uint64_t addr, uint32_t instance, int type, uint64_t caller,
+			 const char *name)
 {
 	char buf[NAME_MAX_LEN] = "";
 	uint32_t id;
-	int type = lock_type_of(kind);
+	sqlite3_stmt *st = w->st[ST_INS_LOCK];
 
-	if (db_map_get(&w->lock_ids, addr, &id)) {
-		struct lock_state *l = &w->locks[id - 1];
-		if (l->type == LOCK_OBJECT && type != LOCK_OBJECT) {
-			sqlite3_stmt *st = w->st[ST_LOCK_TYPE];
-			sqlite3_bind_int64(st, 1, id);
-			sqlite3_bind_text(st, 2, lock_type_names[type], -1, SQLITE_STATIC);
-			if (step(w, st) != DB_OK)
-				return 0;
-			l->type = (uint8_t)type;
-		}
-		return id;
-	}
 	if (w->nlocks == w->lock_cap) {
 		uint32_t cap = w->lock_cap ? w->lock_cap * 2 : 256;
 		struct lock_state *v = realloc(w->locks, cap * sizeof(*v));
-		if (!v)
-			goto nomem;
+		if (!v) {
+			out_of_memory(w);
+			return 0;
+		}
 		w->locks = v;
 		w->lock_cap = cap;
 	}
@@ -410,21 +489,49 @@ static uint32_t intern_lock(struct db_writer *w, uint64_t addr, int kind, const 
 		name = buf;
 	buf[sizeof(buf) - 1] = 0;
 	id = w->nlocks + 1;
-	sqlite3_stmt *st = w->st[ST_INS_LOCK];
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (int64_t)addr);
-	bind_text_or_null(st, 3, name);
-	sqlite3_bind_text(st, 4, lock_type_names[type], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, instance);
+	bind_text_or_null(st, 4, name);
+	sqlite3_bind_text(st, 5, lock_type_names[type], -1, SQLITE_STATIC);
+	if (caller)
+		sqlite3_bind_int64(st, 6, (int64_t)caller);
+	else
+		sqlite3_bind_null(st, 6);
 	if (step(w, st) != DB_OK)
 		return 0;
-	if (db_map_put(&w->lock_ids, addr, id) != DB_OK)
-		goto nomem;
-	w->locks[w->nlocks++] = (struct lock_state){ addr, 0, (uint8_t)type };
+	if (db_map_put(&w->lock_ids, addr, id) != DB_OK) {
+		out_of_memory(w);
+		return 0;
+	}
+	w->locks[w->nlocks++] = (struct lock_state){ addr, 0, instance, (uint8_t)type };
 	return id;
-nomem:
-	w->err = w->err ? w->err : DB_E_NOMEM;
-	atomic_store(&w->failed, 1);
-	return 0;
+}
+
+/* Like intern_thread for locks and objects: the id of addr's newest
+ * instance, or of a new one when reinit (a lock_init of a known address).
+ * kind and lockop refine the lock's type (an object later seen as a
+ * spinlock or mutex becomes one); caller is noted on a new instance. */
+static uint32_t intern_lock(struct db_writer *w, uint64_t addr, int kind, uint16_t lockop, uint64_t caller,
+			    const char *name, int reinit)
+{
+	uint32_t id;
+	int type = lock_type_of(kind, lockop);
+
+	if (!db_map_get(&w->lock_ids, addr, &id))
+		return new_lock(w, addr, 0, type, caller, name);
+	if (reinit)
+		return new_lock(w, addr, w->locks[id - 1].instance + 1, type, caller, name);
+	struct lock_state *l = &w->locks[id - 1];
+	if (l->type == LT_OBJECT && type != LT_OBJECT) {
+		sqlite3_stmt *st = w->st[ST_LOCK_TYPE];
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, lock_type_names[type], -1, SQLITE_STATIC);
+		if (step(w, st) != DB_OK)
+			return 0;
+		l->type = (uint8_t)type;
+	}
+	return id;
 }
 
 /* Stores one event (the transaction is open). Takes ownership of text. */
@@ -435,12 +542,14 @@ static int store_event(struct db_writer *w, const struct db_event *ev, char *tex
 	int64_t id = w->next_id;
 
 	w->txn_rows++; /* from here on, a failure loses it with the transaction */
-	if (ev->thread && !(thread_id = intern_thread(w, ev->thread, NULL)))
+	if (ev->thread && !(thread_id = intern_thread(w, ev->thread, ev->tid, NULL)))
 		goto out;
-	if (ev->kind == DB_SWITCH && ev->b && !intern_thread(w, (uint64_t)ev->b, NULL))
+	if (ev->kind == DB_SWITCH && ev->b && !intern_thread(w, (uint64_t)ev->b, -1, NULL))
 		goto out;
 	if (db_kind_obj_is_lock(ev->kind) && ev->obj) {
-		uint32_t lock_id = intern_lock(w, ev->obj, ev->kind, NULL);
+		/* a lock_init of a known address starts a new instance of it */
+		uint32_t lock_id = intern_lock(w, ev->obj, ev->kind, ev->lockop, ev->caller, NULL,
+					       ev->kind == DB_LOCK_INIT);
 		if (!lock_id)
 			goto out;
 		obj = lock_id;
@@ -466,6 +575,9 @@ static int store_event(struct db_writer *w, const struct db_event *ev, char *tex
 	row[5] = obj;
 	row[6] = ev->a;
 	row[7] = ev->b;
+	row[8] = (ev->ctx & 3) | (int64_t)(ev->flags & 63) << 2 | (int64_t)ev->lockop << 8;
+	row[9] = ev->preempt >= 0 ? ev->preempt : ROW_NULL;
+	row[10] = ev->caller ? (int64_t)ev->caller : ROW_NULL;
 	w->next_id++;
 	if (w->nrows == ROW_BATCH && flush_rows(w) != DB_OK)
 		goto out;
@@ -510,13 +622,15 @@ static int run_ctl(struct db_writer *w, const struct ctl *c)
 			return w->err = w->err ? w->err : DB_E_NOMEM;
 		return DB_OK;
 	case CTL_NAME:
-		if (c->is_lock ? !db_map_get(&w->lock_ids, c->addr, &id)
-			       : !db_map_get(&w->thread_ids, c->addr, &id)) {
-			id = c->is_lock ? intern_lock(w, c->addr, 0, c->key)
-					: intern_thread(w, c->addr, c->key);
+		if (!c->is_lock) {
+			id = intern_thread(w, c->addr, c->tid, c->key);
+			return id ? rename_thread(w, id, c->key) : w->err;
+		}
+		if (!db_map_get(&w->lock_ids, c->addr, &id)) {
+			id = intern_lock(w, c->addr, 0, 0, 0, c->key, 0);
 			return id ? DB_OK : w->err;
 		}
-		st = w->st[c->is_lock ? ST_LOCK_NAME : ST_THREAD_NAME];
+		st = w->st[ST_LOCK_NAME];
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_text(st, 2, c->key, -1, SQLITE_STATIC);
 		return step(w, st);
@@ -646,6 +760,9 @@ static void writer_free(struct db_writer *w)
 	db_map_free(&w->lock_ids);
 	db_symtab_free(&w->syms);
 	free(w->locks);
+	for (uint32_t i = 0; i < w->nthreads; i++)
+		free(w->threads[i].name);
+	free(w->threads);
 	free(w->bv);
 	free(w->errmsg);
 	free(w->path);
@@ -659,7 +776,7 @@ static int prepare_batch(struct db_writer *w, char **err)
 	size_t len = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO event_rows " EVENT_ROW_COLUMNS " VALUES ");
 
 	for (unsigned r = 0; r < ROW_BATCH; r++)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?,?,?,?,?,?,?)", r ? "," : "");
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?,?,?,?,?,?,?,?,?,?)", r ? "," : "");
 	if (sqlite3_prepare_v3(w->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &w->ins_batch, NULL) != SQLITE_OK)
 		return db_fail(err, DB_E_IO, "%s: %s", w->path, sqlite3_errmsg(w->db));
 	return DB_OK;
@@ -835,6 +952,11 @@ int db_writer_add_symbol(struct db_writer *w, uint64_t addr, uint64_t size, cons
 
 int db_writer_name(struct db_writer *w, int is_lock, uint64_t addr, const char *name)
 {
+	return is_lock ? db_writer_name_lock(w, addr, name) : db_writer_name_thread(w, addr, -1, name);
+}
+
+static int queue_name(struct db_writer *w, int is_lock, uint64_t addr, int32_t tid, const char *name)
+{
 	struct ctl *c;
 
 	if (!addr || !name)
@@ -845,9 +967,20 @@ int db_writer_name(struct db_writer *w, int is_lock, uint64_t addr, const char *
 		return DB_E_NOMEM;
 	}
 	c->op = CTL_NAME;
-	c->is_lock = is_lock != 0;
+	c->is_lock = is_lock;
+	c->tid = tid;
 	c->addr = addr;
 	return queue_ctl(w, c);
+}
+
+int db_writer_name_thread(struct db_writer *w, uint64_t addr, int32_t tid, const char *name)
+{
+	return queue_name(w, 0, addr, tid < 0 ? -1 : tid, name);
+}
+
+int db_writer_name_lock(struct db_writer *w, uint64_t addr, const char *name)
+{
+	return queue_name(w, 1, addr, -1, name);
 }
 
 void db_writer_stats(struct db_writer *w, struct db_writer_stats *st)

@@ -36,8 +36,16 @@ BOOLEAN KeInsertQueueDpc(PKDPC Dpc, PVOID Arg1, PVOID Arg2)
 	return inserted;
 }
 
-/* At DISPATCH_LEVEL, interrupts enabled: run queued DPCs in FIFO order. */
-void KiRetireDpcList(void)
+/* Runs one DPC's routine. Its own function (never inlined) so that a probe
+ * can see each DPC start (probes/krewind.probe: defer-run). */
+static NOINLINE void KiExecuteDpc(PKDPC Dpc, PVOID Arg1, PVOID Arg2)
+{
+	Dpc->DeferredRoutine(Dpc, Dpc->DeferredContext, Arg1, Arg2);
+}
+
+/* At DISPATCH_LEVEL, interrupts enabled: run queued DPCs in FIFO order.
+ * Never inlined: a probe declares it the DPC (softirq) context. */
+NOINLINE void KiRetireDpcList(void)
 {
 	PKPRCB prcb = KeGetCurrentPrcb();
 	for (;;) {
@@ -52,6 +60,6 @@ void KiRetireDpcList(void)
 		dpc->Inserted = FALSE;
 		KiWriteCr8(DISPATCH_LEVEL);
 		prcb->DpcCount++;
-		dpc->DeferredRoutine(dpc, dpc->DeferredContext, a1, a2);
+		KiExecuteDpc(dpc, a1, a2);
 	}
 }

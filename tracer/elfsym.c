@@ -1,5 +1,7 @@
 /*
- * elfsym.c - function and object symbols of a kernel ELF, and its build-id.
+ * elfsym.c - function and object symbols of a kernel ELF, its code labels
+ * (untyped symbols in executable sections: assembly entry points), and its
+ * build-id.
  *
  * The plugin resolves probe symbols with it and copies the symbols into the
  * trace so readers can symbolize; the CLI uses it to validate a probe file.
@@ -95,13 +97,27 @@ static int read_symtab(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct elfsym_
 		size_t len;
 		char *names;
 
+		int label = 0;
+
 		if (!gelf_getsym(d, (int)i, &s))
 			continue;
 		type = GELF_ST_TYPE(s.st_info);
-		if ((type != STT_FUNC && type != STT_OBJECT) || s.st_value == 0 || s.st_shndx == SHN_UNDEF)
+		if (s.st_value == 0 || s.st_shndx == SHN_UNDEF || s.st_shndx >= SHN_LORESERVE)
 			continue;
+		if (type == STT_NOTYPE) {
+			/* an assembly label: kept when it is in code */
+			GElf_Shdr ts;
+			Elf_Scn *tscn = elf_getscn(e, s.st_shndx);
+
+			if (!tscn || !gelf_getshdr(tscn, &ts) || !(ts.sh_flags & SHF_EXECINSTR))
+				continue;
+			label = 1;
+		} else if (type != STT_FUNC && type != STT_OBJECT) {
+			continue;
+		}
 		name = elf_strptr(e, sh->sh_link, s.st_name);
-		if (!name || !*name)
+		/* local assembler labels (.L...) are not symbols anyone names */
+		if (!name || !*name || (label && name[0] == '.'))
 			continue;
 		len = strlen(name) + 1;
 		names = realloc(t->names, *names_len + len);
@@ -113,11 +129,66 @@ static int read_symtab(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct elfsym_
 		t->syms[t->n].name = (const char *)(uintptr_t)*names_len;
 		t->syms[t->n].addr = s.st_value;
 		t->syms[t->n].size = s.st_size;
-		t->syms[t->n].is_func = type == STT_FUNC;
+		t->syms[t->n].is_func = type == STT_FUNC || label;
+		t->syms[t->n].is_label = label;
+		t->syms[t->n].size_from_next = 0;
 		t->n++;
 		*names_len += len;
 	}
 	return 0;
+}
+
+/* A label without a size reaches up to the next symbol at a higher address
+ * (at most 64 KiB: the last label of a section would otherwise swallow what
+ * follows). t is sorted. */
+static void size_labels(struct elfsym_table *t)
+{
+	size_t i, j;
+
+	for (i = 0; i < t->n; i++) {
+		struct elfsym *s = &t->syms[i];
+
+		if (!s->is_label || s->size)
+			continue;
+		for (j = i + 1; j < t->n && t->syms[j].addr == s->addr; j++)
+			;
+		if (j < t->n && t->syms[j].addr - s->addr <= 0x10000) {
+			s->size = t->syms[j].addr - s->addr;
+			s->size_from_next = 1;
+		}
+	}
+}
+
+/* How good a name a symbol is for its address: one with an ELF size or a
+ * type beats a bare label, and a label without a leading underscore beats
+ * the linker's section markers (_sinittext, __irqentry_text_start). */
+static int rank(const struct elfsym *s)
+{
+	return (!s->is_label) * 4 + (s->size && !s->size_from_next) * 2 + (s->name[0] != '_');
+}
+
+/* Drops the labels that share their address with a better-named symbol
+ * (t sorted by address). */
+static void drop_shadowed_labels(struct elfsym_table *t)
+{
+	size_t i, j, k, out = 0;
+
+	for (i = 0; i < t->n; i = j) {
+		int best = 0;
+
+		for (j = i; j < t->n && t->syms[j].addr == t->syms[i].addr; j++)
+			if (rank(&t->syms[j]) > best)
+				best = rank(&t->syms[j]);
+		for (k = i; k < j; k++)
+			if (!t->syms[k].is_label || rank(&t->syms[k]) == best)
+				t->syms[out++] = t->syms[k];
+	}
+	t->n = out;
+}
+
+int elfsym_is_return_thunk(const struct elfsym *s)
+{
+	return s && s->is_func && strstr(s->name, "return_thunk") != NULL;
 }
 
 int elfsym_load(const char *path, struct elfsym_table **out, char **err)
@@ -158,6 +229,8 @@ int elfsym_load(const char *path, struct elfsym_table **out, char **err)
 		t->syms[i].name = t->names + (uintptr_t)t->syms[i].name;
 	if (t->n)
 		qsort(t->syms, t->n, sizeof(*t->syms), by_addr);
+	drop_shadowed_labels(t);
+	size_labels(t);
 	read_build_id(e, t);
 out:
 	if (e)

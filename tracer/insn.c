@@ -100,12 +100,37 @@ static int worth_decoding(const uint8_t *c, size_t len)
 	case 0xc2: /* ret */
 	case 0x89:
 	case 0xc7: /* mov m32, r32 / imm32 */
+	case 0xe9:
+	case 0xeb: /* jmp rel32 / rel8 */
+	case 0xcc:
+	case 0xcd:
+	case 0xf1: /* int3, int N, int1 */
 		return 1;
 	case 0x0f:
 		/* 0f 01 /3 lidt, 0f 22 mov crN, 0f 30 wrmsr */
 		return i + 1 < len && (c[i + 1] == 0x01 || c[i + 1] == 0x22 || c[i + 1] == 0x30);
 	}
 	return 0;
+}
+
+/*
+ * A 32-bit store that can reach the xAPIC EOI register (APIC base + 0xb0)
+ * wherever the kernel mapped the APIC page: the displacement ends in 0xb0
+ * (`mov [rax+0xb0], ecx` with rax = the page), or a register-based store
+ * whose displacement is a page-aligned constant at least 1 MiB from 0 (the
+ * page's own address, the register holding the offset: Linux's
+ * `mov %esi,-0xa03000(%rdi)`). Stores to the stack and to small offsets of
+ * structures never qualify, which keeps the memory callbacks rare.
+ */
+static int may_be_eoi(const cs_x86_op *op)
+{
+	int64_t d = op->mem.disp;
+
+	if ((d & 0xfff) == 0xb0)
+		return 1;
+	return (d & 0xfff) == 0 && (d >= 0x100000 || d <= -0x100000) && op->mem.base != X86_REG_RIP &&
+	       op->mem.base != X86_REG_RSP && op->mem.base != X86_REG_RBP &&
+	       (op->mem.base != X86_REG_INVALID || op->mem.index != X86_REG_INVALID);
 }
 
 int insn_classify(struct insn_decoder *d, const uint8_t *code, size_t len, uint64_t addr,
@@ -135,10 +160,29 @@ int insn_classify(struct insn_decoder *d, const uint8_t *code, size_t len, uint6
 			info->reg = map_reg(x->operands[1].reg);
 			if (info->reg >= 0 && info->reg < PROBE_NREGS)
 				info->cls = INSN_MOV_CR8;
-		} else if (x->op_count == 2 && x->operands[0].type == X86_OP_MEM &&
-		           x->operands[0].size == 4 && (x->operands[0].mem.disp & 0xfff) == 0xb0 &&
-		           fill_mem(&x->operands[0], &info->mem) == 0) {
+		} else if (x->op_count == 2 && x->operands[0].type == X86_OP_MEM && x->operands[0].size == 4 &&
+		           may_be_eoi(&x->operands[0]) && fill_mem(&x->operands[0], &info->mem) == 0) {
 			info->cls = INSN_STORE32_B0;
+		}
+		break;
+	case X86_INS_JMP:
+		if (x->op_count == 1 && x->operands[0].type == X86_OP_IMM) {
+			info->cls = INSN_JMP;
+			info->target = (uint64_t)x->operands[0].imm;
+		}
+		break;
+	case X86_INS_INT3:
+		info->cls = INSN_INT;
+		info->reg = 3;
+		break;
+	case X86_INS_INT1:
+		info->cls = INSN_INT;
+		info->reg = 1;
+		break;
+	case X86_INS_INT:
+		if (x->op_count == 1 && x->operands[0].type == X86_OP_IMM) {
+			info->cls = INSN_INT;
+			info->reg = (int)(x->operands[0].imm & 0xff);
 		}
 		break;
 	case X86_INS_WRMSR:

@@ -4,12 +4,15 @@
  *   -plugin build/tracer/libkrewind.so,db=FILE[,probe=FILE][,symbols=ELF]
  *
  * Decides at translation time which few instructions matter (lidt, mov cr8,
- * wrmsr, iretq, out dx,al, trap handler entries found in the IDT, probed
- * function entries and their rets, 32-bit stores that may be an xAPIC EOI) and
- * hangs one callback on each. Every instruction also bumps an inline per-vCPU
+ * wrmsr, iretq, out dx,al, int N, trap handler entries found in the IDT,
+ * probed function entries and their rets or jumps to a return thunk, 32-bit
+ * stores that may be an xAPIC EOI) and hangs one callback on each. Every instruction also bumps an inline per-vCPU
  * counter, so each event carries the exact count of instructions retired
- * before it on its vCPU, the count QEMU's record/replay uses. Events go to the
- * trace through db/db.h's writer queue. How each event is found and what it
+ * before it on its vCPU, the count QEMU's record/replay uses. Each event
+ * carries RFLAGS.IF, the vCPU's execution context (kept per thread from the
+ * open trap frames and probe `context` functions), and the preemption count
+ * and thread id where the probe declares them. Events go to the trace through
+ * db/db.h's writer queue; counters of the work done go to its meta at exit. How each event is found and what it
  * costs: docs/tracer.md.
  *
  * All state is in the one context object `the` (QEMU plugins get no user
@@ -30,13 +33,14 @@
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 
-#define TRACER_VERSION     "krewind-tracer 1"
+#define TRACER_VERSION     "krewind-tracer 2"
 #define TRAP_DEPTH         32
 #define SERIAL_PORT        0x3f8
 #define MSR_X2APIC_EOI     0x80b
 #define MSR_APIC_BASE      0x1b
 #define XAPIC_DEFAULT_BASE 0xfee00000ull
 #define IDT_RESCAN_INSNS   (1ull << 22)
+#define RFLAGS_IF          (1ull << 9)
 
 /* Roles of an instrumented instruction (a site). */
 enum {
@@ -57,25 +61,44 @@ struct range {
 	uint64_t lo, hi;
 };
 
+/* What runs on a thread: its open trap frames and probe `context` calls,
+ * innermost last. ctx is the execution context inside the entry. */
+struct ctx_entry {
+	int16_t vec;  /* a trap frame's vector; -1 for a context function */
+	uint8_t ctx;  /* enum db_ctx */
+};
 struct trap_stack {
 	int n;
-	int16_t vec[TRAP_DEPTH];
+	struct ctx_entry e[TRAP_DEPTH];
 };
 
 /* A probed call in flight, keyed by the stack slot of its return address. */
 struct frame {
 	const struct probe *probe;
-	uint64_t icount, thread;
+	uint64_t icount, thread, caller;
 	int64_t val[PROBE_MAX_OPS];
 	char *text;
 };
 
+/* What the plugin did, per vCPU (summed into meta "tracer_counters" at exit). */
+struct counters {
+	uint64_t site, trap, entry, ret, iret, store, store_eoi, reg_reads, mem_reads, events;
+};
+
 struct vcpu {
 	struct qemu_plugin_register *reg[PROBE_NREGS];
-	struct qemu_plugin_register *gs_base, *fs_base, *cr8_reg, *efer_reg, *cr2_reg;
+	struct qemu_plugin_register *gs_base, *fs_base, *kgs_base, *cr8_reg, *efer_reg, *cr2_reg, *eflags_reg;
 	GByteArray *buf;
-	uint64_t regs[PROBE_NREGS];
+	uint64_t regs[PROBE_NREGS + 1]; /* + RFLAGS */
 	unsigned loaded;         /* bit r: regs[r] is current for this callback */
+	int user_gs;             /* this callback runs before swapgs (a trap from or an iret to CPL 3):
+	                            the kernel's GS base is in MSR_KERNEL_GS_BASE */
+	int pending_int;         /* vector of the `int N` about to run, -1 if none */
+	uint64_t tid_thread;     /* the thread whose tid is cached */
+	int32_t tid;
+	uint64_t ts_thread;      /* the thread whose trap stack is cached */
+	struct trap_stack *ts;
+	struct counters c;
 	int64_t cr8;             /* last known CR8 (IRQL); -1 unknown */
 	uint64_t thread;         /* from the last switch, when no `thread` declaration */
 	uint64_t named_thread;   /* last thread we made sure has a name */
@@ -103,7 +126,8 @@ static struct tracer {
 	GArray *ret_ranges;  /* struct range: where the returns of probed calls are */
 	GHashTable *frames;  /* return-address slot -> struct frame * */
 	GHashTable *tstacks; /* thread -> struct trap_stack * */
-	GHashTable *named;   /* thread -> the name last given to it */
+	GHashTable *named;   /* thread -> the name last given to it (tid:name when declared) */
+	GHashTable *thunks;  /* return thunk address -> 1 */
 	uint64_t idt_base;
 	unsigned idt_limit;
 	uint64_t apic_base;
@@ -133,6 +157,7 @@ static uint64_t read_handle(struct vcpu *v, struct qemu_plugin_register *h, int 
 		*ok = 0;
 		return 0;
 	}
+	v->c.reg_reads++;
 	g_byte_array_set_size(v->buf, 0);
 	n = qemu_plugin_read_register(h, v->buf);
 	*ok = n > 0;
@@ -150,9 +175,23 @@ static uint64_t reg(struct vcpu *v, int r)
 	return v->regs[r];
 }
 
+#define REG_RFLAGS PROBE_NREGS
+
+static uint64_t rflags(struct vcpu *v)
+{
+	int ok;
+
+	if (!(v->loaded & (1u << REG_RFLAGS))) {
+		v->regs[REG_RFLAGS] = read_handle(v, v->eflags_reg, &ok);
+		v->loaded |= 1u << REG_RFLAGS;
+	}
+	return v->regs[REG_RFLAGS];
+}
+
 /* Reads n <= 8 bytes of guest virtual memory; 0 on success. */
 static int peek(struct vcpu *v, uint64_t addr, unsigned n, uint64_t *val)
 {
+	v->c.mem_reads++;
 	g_byte_array_set_size(v->buf, 0);
 	if (!qemu_plugin_read_memory_vaddr(addr, v->buf, n))
 		return -1;
@@ -199,12 +238,31 @@ static int64_t irql(struct vcpu *v)
 	return v->cr8;
 }
 
+/* The thread id of t (`thread-id`), -1 if not declared or unreadable;
+ * cached per vCPU until the thread changes or a switch is seen. */
+static int32_t thread_id(struct vcpu *v, uint64_t t)
+{
+	uint64_t id;
+
+	if (!t || !the.probe || !the.probe->tid_len)
+		return -1;
+	if (t != v->tid_thread) {
+		v->tid_thread = t;
+		v->tid = peek(v, t + (uint64_t)the.probe->tid_off, the.probe->tid_len, &id) ? -1
+		                                                                            : (int32_t)(id & 0x7fffffff);
+	}
+	return v->tid;
+}
+
 /* Names thread t from its `thread-name` field: the first time it is seen, and
- * again at every switch to it (thread objects are reused by new threads). */
+ * again at every switch to it (thread objects are reused by new threads, and
+ * a thread's name changes when it execs). With `thread-id`, the name goes to
+ * the thread (t, tid). */
 static void name_thread(struct vcpu *v, uint64_t t, int refresh)
 {
-	char name[65];
+	char name[65], key[96];
 	const char *old;
+	int32_t tid;
 
 	if (!t || !the.probe || !the.probe->name_len || (!refresh && t == v->named_thread))
 		return;
@@ -215,30 +273,66 @@ static void name_thread(struct vcpu *v, uint64_t t, int refresh)
 	if (old && !refresh)
 		return;
 	peek_string(v, t + (uint64_t)the.probe->name_off, name, the.probe->name_len + 1);
-	if (!name[0] || (old && strcmp(old, name) == 0))
+	tid = refresh ? (v->tid_thread = 0, thread_id(v, t)) : thread_id(v, t);
+	snprintf(key, sizeof(key), "%d:%s", tid, name);
+	if (!name[0] || (old && strcmp(old, key) == 0))
 		return;
-	db_writer_name(the.w, 0, t, name);
+	db_writer_name_thread(the.w, t, tid, name);
 	g_mutex_lock(&the.lock);
-	g_hash_table_replace(the.named, GSIZE_TO_POINTER(t), g_strdup(name));
+	g_hash_table_replace(the.named, GSIZE_TO_POINTER(t), g_strdup(key));
 	g_mutex_unlock(&the.lock);
+}
+
+/* The segment base the probe's per-CPU places are relative to: the kernel's
+ * GS base, in MSR_KERNEL_GS_BASE before swapgs (v->user_gs). */
+static int seg_base(struct vcpu *v, enum probe_seg seg, uint64_t *base)
+{
+	int ok;
+
+	if (seg == PROBE_SEG_NONE) {
+		*base = 0;
+		return 0;
+	}
+	*base = read_handle(v, seg == PROBE_SEG_FS ? v->fs_base : v->user_gs ? v->kgs_base : v->gs_base, &ok);
+	return ok ? 0 : -1;
 }
 
 static uint64_t current_thread(struct vcpu *v)
 {
 	uint64_t t = v->thread, base;
-	int ok;
 
 	if (the.probe && the.probe->thread_seg != PROBE_SEG_NONE) {
-		base = read_handle(v, the.probe->thread_seg == PROBE_SEG_GS ? v->gs_base : v->fs_base, &ok);
-		if (!ok || peek(v, base + (uint64_t)the.probe->thread_off, 8, &t))
+		if (seg_base(v, the.probe->thread_seg, &base) ||
+		    peek(v, base + (uint64_t)the.probe->thread_off, 8, &t))
 			t = 0;
 	}
 	name_thread(v, t, 0);
 	return t;
 }
 
-static void push(unsigned vcpu, int kind, uint64_t ic, uint64_t pc, uint64_t thread, uint64_t obj, int64_t a,
-                 int64_t b, const char *text)
+/* The preemption count (`preempt-count`), -1 if not declared or unreadable.
+ * Bit 31 is dropped: x86 Linux keeps its inverted need-resched flag there. */
+static int32_t preempt_count(struct vcpu *v)
+{
+	uint64_t base, val;
+
+	if (!the.probe || !the.probe->preempt_len || seg_base(v, the.probe->preempt_seg, &base) ||
+	    peek(v, base + (uint64_t)the.probe->preempt_off, the.probe->preempt_len, &val))
+		return -1;
+	return (int32_t)(val & 0x7fffffff);
+}
+
+static struct trap_stack *trap_stack(struct vcpu *v, uint64_t thread);
+
+static uint8_t context_of(const struct trap_stack *ts)
+{
+	return ts->n ? ts->e[ts->n - 1].ctx : DB_CTX_PROCESS;
+}
+
+/* An event on thread with what every event carries: context, IF, preempt
+ * count, tid. */
+static struct db_event event(struct vcpu *v, unsigned vcpu, int kind, uint64_t ic, uint64_t pc, uint64_t thread,
+                             uint64_t obj, int64_t a, int64_t b)
 {
 	struct db_event ev = {
 	    .icount = ic,
@@ -249,12 +343,30 @@ static void push(unsigned vcpu, int kind, uint64_t ic, uint64_t pc, uint64_t thr
 	    .b = b,
 	    .vcpu = (uint16_t)vcpu,
 	    .kind = (uint8_t)kind,
+	    .ctx = context_of(trap_stack(v, thread)),
+	    .flags = rflags(v) & RFLAGS_IF ? DB_F_IF : 0,
+	    .preempt = preempt_count(v),
+	    .tid = thread_id(v, thread),
 	};
 
+	return ev;
+}
+
+static void submit(struct vcpu *v, const struct db_event *ev, const char *text)
+{
+	v->c.events++;
 	if (text)
-		db_writer_push_text(the.w, &ev, text);
+		db_writer_push_text(the.w, ev, text);
 	else
-		db_writer_push(the.w, &ev);
+		db_writer_push(the.w, ev);
+}
+
+static void push(struct vcpu *v, unsigned vcpu, int kind, uint64_t ic, uint64_t pc, uint64_t thread, uint64_t obj,
+                 int64_t a, int64_t b, const char *text)
+{
+	struct db_event ev = event(v, vcpu, kind, ic, pc, thread, obj, a, b);
+
+	submit(v, &ev, text);
 }
 
 /* ------------------------------------------------------------------- traps */
@@ -265,6 +377,8 @@ static struct trap_stack *trap_stack(struct vcpu *v, uint64_t thread)
 
 	if (!thread)
 		return &v->traps;
+	if (thread == v->ts_thread)
+		return v->ts;
 	g_mutex_lock(&the.lock);
 	s = g_hash_table_lookup(the.tstacks, GSIZE_TO_POINTER(thread));
 	if (!s) {
@@ -272,7 +386,18 @@ static struct trap_stack *trap_stack(struct vcpu *v, uint64_t thread)
 		g_hash_table_insert(the.tstacks, GSIZE_TO_POINTER(thread), s);
 	}
 	g_mutex_unlock(&the.lock);
+	v->ts_thread = thread;
+	v->ts = s;
 	return s;
+}
+
+static void ctx_push(struct trap_stack *ts, int vec, uint8_t ctx)
+{
+	if (ts->n == TRAP_DEPTH) {
+		memmove(ts->e, ts->e + 1, sizeof(ts->e) - sizeof(ts->e[0]));
+		ts->n--;
+	}
+	ts->e[ts->n++] = (struct ctx_entry){(int16_t)vec, ctx};
 }
 
 static int pushes_error_code(int vec)
@@ -313,24 +438,43 @@ static int fault_counted_twice(struct vcpu *v, int vec)
 	return 0;
 }
 
+/*
+ * A trap: the CPU has pushed [error code,] RIP, CS, RFLAGS on the handler's
+ * stack. The interrupted context's IF and CPL come from that frame; from CPL 3
+ * the kernel's GS base is still in MSR_KERNEL_GS_BASE. An external interrupt
+ * (vector >= 32, not an `int N` just executed) opens hardirq context, vector
+ * 2 nmi; exceptions and software traps keep the context they interrupted.
+ */
 static void on_trap(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t ic)
 {
-	uint64_t err = 0, thread = current_thread(v);
-	struct trap_stack *ts = trap_stack(v, thread);
+	uint64_t err = 0, cs = 0, fl = 0, thread, rsp;
+	int vec = s->vector, soft = v->pending_int == vec, errc = pushes_error_code(vec) && !soft;
+	struct trap_stack *ts;
+	struct db_event ev;
+	uint8_t ctx;
 
-	if (s->vector < 32 && fault_counted_twice(v, s->vector)) {
+	v->c.trap++;
+	v->pending_int = -1;
+	if (vec < 32 && !soft && fault_counted_twice(v, vec)) {
 		qemu_plugin_u64_add(the.icount, vcpu, (uint64_t)-1);
 		ic--;
 	}
-
-	if (pushes_error_code(s->vector) && peek(v, reg(v, PROBE_RSP), 8, &err))
+	rsp = reg(v, PROBE_RSP);
+	if (errc && peek(v, rsp, 8, &err))
 		err = 0;
-	if (ts->n == TRAP_DEPTH) {
-		memmove(ts->vec, ts->vec + 1, sizeof(ts->vec) - sizeof(ts->vec[0]));
-		ts->n--;
-	}
-	ts->vec[ts->n++] = (int16_t)s->vector;
-	push(vcpu, DB_TRAP, ic, s->pc, thread, 0, s->vector, (int64_t)err, NULL);
+	rsp += errc ? 8 : 0;
+	if (peek(v, rsp + 8, 8, &cs) || peek(v, rsp + 16, 8, &fl))
+		cs = fl = 0;
+	v->user_gs = (cs & 3) == 3;
+	thread = current_thread(v);
+	ts = trap_stack(v, thread);
+	ctx = vec == 2 ? DB_CTX_NMI : vec >= 32 && !soft ? DB_CTX_HARDIRQ : context_of(ts);
+	ctx_push(ts, vec, ctx);
+	/* the trap's context is the handler's; its IF the interrupted code's */
+	ev = event(v, vcpu, DB_TRAP, ic, s->pc, thread, 0, vec, (int64_t)err);
+	ev.flags = (uint8_t)((fl & RFLAGS_IF ? DB_F_IF : 0) | (v->user_gs ? DB_F_USER : 0) | (soft ? DB_F_SOFT : 0));
+	v->user_gs = 0;
+	submit(v, &ev, NULL);
 }
 
 /* Reads the IDT and records the handler of every present gate. Returns 1 if
@@ -425,13 +569,40 @@ static void on_lidt(struct vcpu *v, const struct site *s)
 		retranslate();
 }
 
+/*
+ * iretq pops RIP, CS, RFLAGS. One that returns to the very next instruction
+ * in the same mode is an iret to self (Linux's sync_core, a serializing
+ * trick): it closes no trap frame (DB_F_NOFRAME). Otherwise it closes the
+ * innermost open trap frame (and any context function left open above it).
+ * The event's context, IF and DB_F_USER are the context returned to; returning
+ * to CPL 3, swapgs has already put the kernel's GS base in
+ * MSR_KERNEL_GS_BASE.
+ */
 static void on_iretq(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t ic)
 {
-	uint64_t thread = current_thread(v);
-	struct trap_stack *ts = trap_stack(v, thread);
-	int vec = ts->n ? ts->vec[--ts->n] : -1;
+	uint64_t rsp = reg(v, PROBE_RSP), rip = 0, cs = 0, fl = 0, thread;
+	struct trap_stack *ts;
+	struct db_event ev;
+	int vec = -1, noframe;
 
-	push(vcpu, DB_IRET, ic, s->pc, thread, 0, vec, 0, NULL);
+	v->c.iret++;
+	if (peek(v, rsp, 8, &rip) || peek(v, rsp + 8, 8, &cs) || peek(v, rsp + 16, 8, &fl))
+		rip = cs = fl = 0;
+	noframe = rip && rip == s->pc + s->insn.len && (cs & 3) == 0;
+	v->user_gs = (cs & 3) == 3;
+	thread = current_thread(v);
+	ts = trap_stack(v, thread);
+	if (!noframe) {
+		while (ts->n && ts->e[ts->n - 1].vec < 0)
+			ts->n--;
+		if (ts->n)
+			vec = ts->e[--ts->n].vec;
+	}
+	ev = event(v, vcpu, DB_IRET, ic, s->pc, thread, 0, vec, 0);
+	ev.flags = (uint8_t)((fl & RFLAGS_IF ? DB_F_IF : 0) | (v->user_gs ? DB_F_USER : 0) |
+	                     (noframe ? DB_F_NOFRAME : 0));
+	v->user_gs = 0;
+	submit(v, &ev, NULL);
 	/* A gate set after the last lidt is found here, a little later (docs/tracer.md). */
 	if (ic - v->last_scan >= IDT_RESCAN_INSNS) {
 		v->last_scan = ic;
@@ -475,65 +646,117 @@ static void string_operand(struct vcpu *v, const struct probe_loc *l, char *out,
 		peek_string(v, p, out, size);
 }
 
+static uint16_t lockop(const struct probe *pr, const int64_t *val)
+{
+	int64_t sub = pr->kind != PROBE_LOCK_RELEASE && pr->op[PROBE_OP_SUBCLASS].kind ? val[PROBE_OP_SUBCLASS] : 0;
+
+	return DB_LOCKOP(pr->flavor, pr->irq, (uint8_t)(sub == INT64_MIN ? 0 : sub));
+}
+
 /* Emits the event of a probe whose operands are in val/text (at entry, or at
- * the return for at=return probes). */
+ * the return for at=return probes). caller: the return address at entry. */
 static void emit(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint64_t ic, uint64_t pc,
-                 uint64_t thread, const int64_t *val, const char *text)
+                 uint64_t thread, const int64_t *val, const char *text, uint64_t caller)
 {
 	int64_t lvl = irql(v);
+	struct db_event ev;
 
 	switch (pr->kind) {
 	case PROBE_RAISE:
 	case PROBE_LOWER:
-		push(vcpu, DB_IRQL, ic, pc, thread,
+		push(v, vcpu, DB_IRQL, ic, pc, thread,
 		     pr->kind == PROBE_RAISE ? PROBE_IRQL_RAISE : PROBE_IRQL_LOWER, lvl, val[0], NULL);
 		break;
 	case PROBE_LOCK_RELEASE:
-		push(vcpu, DB_LOCK_REL, ic, pc, thread, (uint64_t)val[0], lvl, 0, NULL);
+		ev = event(v, vcpu, DB_LOCK_REL, ic, pc, thread, (uint64_t)val[0], lvl,
+		           pr->op[PROBE_OP_RESTORE].kind ? val[PROBE_OP_RESTORE] : 0);
+		ev.lockop = lockop(pr, val);
+		ev.caller = caller;
+		submit(v, &ev, NULL);
 		break;
 	case PROBE_LOCK_INIT:
-		push(vcpu, DB_LOCK_INIT, ic, pc, thread, (uint64_t)val[0], val[1], 0, NULL);
+		ev = event(v, vcpu, DB_LOCK_INIT, ic, pc, thread, (uint64_t)val[0], (int64_t)caller, 0);
+		ev.lockop = lockop(pr, val);
+		ev.caller = caller;
+		submit(v, &ev, NULL);
 		break;
 	case PROBE_SWITCH:
-		push(vcpu, DB_SWITCH, ic, pc, (uint64_t)val[0], 0, val[0], val[1], NULL);
+		push(v, vcpu, DB_SWITCH, ic, pc, (uint64_t)val[0], 0, val[0], val[1], NULL);
 		name_thread(v, (uint64_t)val[0], 0);
 		name_thread(v, (uint64_t)val[1], 1);
 		v->thread = (uint64_t)val[1];
+		v->tid_thread = 0;
 		break;
 	case PROBE_MUTEX_ACQUIRE:
-		push(vcpu, DB_MUTEX_ACQ, ic, pc, thread, (uint64_t)val[0], lvl, val[1], NULL);
-		break;
 	case PROBE_MUTEX_RELEASE:
-		push(vcpu, DB_MUTEX_REL, ic, pc, thread, (uint64_t)val[0], lvl, 0, NULL);
-		break;
 	case PROBE_SIGNAL:
-		push(vcpu, DB_SIGNAL, ic, pc, thread, (uint64_t)val[0], lvl, 0, NULL);
+		ev = event(v, vcpu, pr->kind == PROBE_MUTEX_ACQUIRE ? DB_MUTEX_ACQ
+		                    : pr->kind == PROBE_MUTEX_RELEASE ? DB_MUTEX_REL : DB_SIGNAL,
+		           ic, pc, thread, (uint64_t)val[0], lvl, pr->kind == PROBE_MUTEX_ACQUIRE ? val[1] : 0);
+		if (pr->kind != PROBE_SIGNAL) {
+			ev.lockop = DB_LOCKOP(DB_LF_MUTEX, DB_LI_NONE, 0);
+			ev.caller = caller;
+		}
+		submit(v, &ev, NULL);
 		break;
 	case PROBE_BUGCHECK:
-		push(vcpu, DB_BUGCHECK, ic, pc, thread, 0, val[0], val[1], text && *text ? text : NULL);
+		push(v, vcpu, DB_BUGCHECK, ic, pc, thread, 0, val[0], val[1], text && *text ? text : NULL);
+		break;
+	case PROBE_PANIC:
+		push(v, vcpu, DB_BUGCHECK, ic, pc, thread, 0, 0, 0, text && *text ? text : "panic");
 		break;
 	case PROBE_RESULT:
-		push(vcpu, DB_MARKER, ic, pc, thread, (uint64_t)val[0], DB_MARK_RESULT, val[1],
-		     "self-test result");
+		push(v, vcpu, DB_MARKER, ic, pc, thread, (uint64_t)val[0], DB_MARK_RESULT, val[1], "self-test result");
 		break;
 	case PROBE_SCENARIO:
-		push(vcpu, DB_MARKER, ic, pc, thread, 0, DB_MARK_SCENARIO, 0, text ? text : "");
+		push(v, vcpu, DB_MARKER, ic, pc, thread, 0, DB_MARK_SCENARIO, 0, text ? text : "");
 		break;
 	case PROBE_MARKER:
-		push(vcpu, DB_MARKER, ic, pc, thread, 0, DB_MARK_TEXT, 0, text ? text : "");
+		push(v, vcpu, DB_MARKER, ic, pc, thread, 0, DB_MARK_TEXT, 0, text ? text : "");
+		break;
+	case PROBE_DEFER_QUEUE:
+	case PROBE_DEFER_RUN:
+		push(v, vcpu, pr->kind == PROBE_DEFER_QUEUE ? DB_DEFER_QUEUE : DB_DEFER_RUN, ic, pc, thread,
+		     pr->op[0].kind ? (uint64_t)val[0] : 0, 0, 0, NULL);
+		break;
+	case PROBE_SLEEP:
+		ev = event(v, vcpu, DB_SLEEP, ic, pc, thread, 0, lvl, pr->op[0].kind ? val[0] : INT64_MIN);
+		ev.caller = caller;
+		submit(v, &ev, NULL);
+		break;
+	case PROBE_SYSCALL:
+		push(v, vcpu, DB_SYSCALL, ic, pc, thread, 0, val[0], 0, NULL);
 		break;
 	default:
 		break;
 	}
 }
 
+/* Leaves the innermost context function of ts (and whatever was left open
+ * above it). */
+static void ctx_pop_function(struct trap_stack *ts)
+{
+	int i;
+
+	for (i = ts->n - 1; i >= 0; i--)
+		if (ts->e[i].vec < 0) {
+			ts->n = i;
+			return;
+		}
+}
+
 static void on_entry(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint64_t ic)
 {
 	int64_t val[PROBE_MAX_OPS] = {0};
 	char text[256] = "";
-	uint64_t thread = current_thread(v), rsp = reg(v, PROBE_RSP), ra;
+	uint64_t thread = current_thread(v), rsp = reg(v, PROBE_RSP), caller;
+	struct frame *old;
+	struct db_event ev;
 	int i;
 
+	v->c.entry++;
+	if (peek(v, rsp, 8, &caller))
+		caller = 0;
 	for (i = 0; i < PROBE_MAX_OPS; i++) {
 		if (pr->op[i].kind == PROBE_LOC_STR)
 			string_operand(v, &pr->op[i], text, sizeof(text));
@@ -543,18 +766,24 @@ static void on_entry(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint
 	switch (pr->kind) {
 	case PROBE_LOCK_ACQUIRE:
 	case PROBE_LOCK_TRYACQUIRE:
-		push(vcpu, DB_LOCK_TRY, ic, pr->addr, thread, (uint64_t)val[0], irql(v), 0, NULL);
+		ev = event(v, vcpu, DB_LOCK_TRY, ic, pr->addr, thread, (uint64_t)val[0], irql(v), 0);
+		ev.lockop = lockop(pr, val);
+		ev.caller = caller;
+		ev.flags |= pr->kind == PROBE_LOCK_TRYACQUIRE ? DB_F_TRY : 0;
+		submit(v, &ev, NULL);
 		break;
 	case PROBE_WAIT:
-		push(vcpu, DB_WAIT, ic, pr->addr, thread, (uint64_t)val[0], irql(v),
-		     pr->op[1].kind ? val[1] : INT64_MIN, NULL);
+		ev = event(v, vcpu, DB_WAIT, ic, pr->addr, thread, (uint64_t)val[0], irql(v),
+		           pr->op[1].kind ? val[1] : INT64_MIN);
+		ev.caller = caller;
+		submit(v, &ev, NULL);
 		break;
-	case PROBE_LOCK_INIT:
-		val[1] = peek(v, rsp, 8, &ra) ? 0 : (int64_t)ra;
-		/* fall through */
+	case PROBE_CONTEXT:
+		ctx_push(trap_stack(v, thread), -1, pr->ctx);
+		break;
 	default:
 		if (!pr->at_return) {
-			emit(v, vcpu, pr, ic, pr->addr, thread, val, text);
+			emit(v, vcpu, pr, ic, pr->addr, thread, val, text, caller);
 			return;
 		}
 	}
@@ -564,18 +793,34 @@ static void on_entry(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint
 		f->probe = pr;
 		f->icount = ic;
 		f->thread = thread;
+		f->caller = caller;
 		memcpy(f->val, val, sizeof(val));
 		f->text = text[0] ? g_strdup(text) : NULL;
 		g_mutex_lock(&the.lock);
+		old = g_hash_table_lookup(the.frames, GSIZE_TO_POINTER(rsp));
 		g_hash_table_replace(the.frames, GSIZE_TO_POINTER(rsp), f);
 		g_mutex_unlock(&the.lock);
+		/* A probed function tail-called another (Linux's __do_softirq jumps
+		 * to handle_softirqs): one return ends both; the outer one's
+		 * context ends here, and only the inner one is waited for. */
+		if (old) {
+			if (old->probe->kind == PROBE_CONTEXT)
+				ctx_pop_function(trap_stack(v, thread));
+			g_free(old->text);
+			g_free(old);
+		}
 	}
 }
 
+/* A ret (or a jmp to a return thunk) in a return range: rsp points at the
+ * return address, so the frame keyed by that slot is the call being left. */
 static void on_ret(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t ic)
 {
 	uint64_t rsp = reg(v, PROBE_RSP), thread;
+	const struct probe *pr;
+	struct db_event ev;
 	struct frame *f;
+	uint64_t got;
 
 	g_mutex_lock(&the.lock);
 	/* the slot of the return address identifies the call being left, also
@@ -586,22 +831,36 @@ static void on_ret(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t
 	g_mutex_unlock(&the.lock);
 	if (!f)
 		return;
+	v->c.ret++;
+	pr = f->probe;
 	thread = current_thread(v);
-	switch (f->probe->kind) {
+	switch (pr->kind) {
 	case PROBE_LOCK_TRYACQUIRE:
-		if (!(reg(v, PROBE_RAX) & 0xff))
-			break;
-		/* fall through */
 	case PROBE_LOCK_ACQUIRE:
-		push(vcpu, DB_LOCK_ACQ, ic, s->pc, thread, (uint64_t)f->val[0], irql(v),
-		     (int64_t)(ic - f->icount), NULL);
+		got = 1;
+		if (pr->kind == PROBE_LOCK_TRYACQUIRE) {
+			const struct probe_loc *res = &pr->op[PROBE_OP_RESULT];
+			unsigned w = res->kind ? res->width : 1;
+
+			got = reg(v, res->kind ? res->reg : PROBE_RAX) & (w < 8 ? (1ull << (8 * w)) - 1 : ~0ull);
+		}
+		ev = event(v, vcpu, got ? DB_LOCK_ACQ : DB_LOCK_FAIL, ic, s->pc, thread, (uint64_t)f->val[0], irql(v),
+		           got ? (int64_t)(ic - f->icount) : 0);
+		ev.lockop = lockop(pr, f->val);
+		ev.caller = f->caller;
+		ev.flags |= pr->kind == PROBE_LOCK_TRYACQUIRE ? DB_F_TRY : 0;
+		submit(v, &ev, NULL);
 		break;
 	case PROBE_WAIT:
-		push(vcpu, DB_WAIT_END, ic, s->pc, thread, (uint64_t)f->val[0], (int32_t)reg(v, PROBE_RAX), 0,
-		     NULL);
+		ev = event(v, vcpu, DB_WAIT_END, ic, s->pc, thread, (uint64_t)f->val[0], (int32_t)reg(v, PROBE_RAX), 0);
+		ev.caller = f->caller;
+		submit(v, &ev, NULL);
+		break;
+	case PROBE_CONTEXT:
+		ctx_pop_function(trap_stack(v, thread));
 		break;
 	default:
-		emit(v, vcpu, f->probe, ic, s->pc, thread, f->val, f->text);
+		emit(v, vcpu, pr, ic, s->pc, thread, f->val, f->text, f->caller);
 		break;
 	}
 	g_free(f->text);
@@ -615,7 +874,7 @@ static void on_cr8(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t
 	int64_t old = irql(v), val = (int64_t)(reg(v, s->insn.reg) & 0xf);
 
 	v->cr8 = val;
-	push(vcpu, DB_IRQL, ic, s->pc, current_thread(v), PROBE_IRQL_CR8, old, val, NULL);
+	push(v, vcpu, DB_IRQL, ic, s->pc, current_thread(v), PROBE_IRQL_CR8, old, val, NULL);
 }
 
 static void on_wrmsr(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t ic)
@@ -623,7 +882,7 @@ static void on_wrmsr(struct vcpu *v, unsigned vcpu, const struct site *s, uint64
 	uint32_t msr = (uint32_t)reg(v, PROBE_RCX);
 
 	if (msr == MSR_X2APIC_EOI) {
-		push(vcpu, DB_EOI, ic, s->pc, current_thread(v), 0, 1, 0, NULL);
+		push(v, vcpu, DB_EOI, ic, s->pc, current_thread(v), 0, 1, 0, NULL);
 	} else if (msr == MSR_APIC_BASE) {
 		uint64_t val = (reg(v, PROBE_RDX) << 32 | (uint32_t)reg(v, PROBE_RAX)) & ~0xfffull;
 
@@ -645,7 +904,7 @@ static void on_out(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t
 		return;
 	}
 	v->serial[v->serial_len] = '\0';
-	push(vcpu, DB_MARKER, ic, s->pc, current_thread(v), 0, DB_MARK_SERIAL, 0, v->serial);
+	push(v, vcpu, DB_MARKER, ic, s->pc, current_thread(v), 0, DB_MARK_SERIAL, 0, v->serial);
 	v->serial_len = 0;
 	if (c != '\n')
 		v->serial[v->serial_len++] = c;
@@ -658,6 +917,7 @@ static void on_site(unsigned int vcpu, void *udata)
 	uint64_t ic = icount_now(vcpu);
 
 	v->loaded = 0;
+	v->c.site++;
 	if (s->roles & ROLE_TRAP)
 		on_trap(v, vcpu, s, ic);
 	if (s->roles & ROLE_ENTRY)
@@ -679,16 +939,21 @@ static void on_site(unsigned int vcpu, void *udata)
 		on_out(v, vcpu, s, ic);
 		break;
 	case INSN_RET:
+	case INSN_JMP: /* to a return thunk */
 		if (s->roles & ROLE_RET)
 			on_ret(v, vcpu, s, ic);
+		break;
+	case INSN_INT:
+		v->pending_int = s->insn.reg;
 		break;
 	default:
 		break;
 	}
 }
 
-/* A 32-bit store whose displacement ends in 0xb0: an xAPIC EOI if it hits
- * the APIC page's EOI register. */
+/* A 32-bit store that may reach the xAPIC EOI register (INSN_STORE32_B0):
+ * an EOI if its physical address, whatever the virtual mapping and the
+ * registers that formed it, is the APIC base + 0xb0. */
 static void on_store(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
 {
 	const struct site *s = udata;
@@ -696,14 +961,16 @@ static void on_store(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vad
 	uint64_t base = __atomic_load_n(&the.apic_base, __ATOMIC_RELAXED), phys;
 	struct vcpu *v = &the.vcpus[vcpu];
 
+	v->c.store++;
 	if (!hw || !qemu_plugin_hwaddr_is_io(hw))
 		return;
 	phys = qemu_plugin_hwaddr_phys_addr(hw);
 	if (phys != base + 0xb0)
 		return;
 	v->loaded = 0;
+	v->c.store_eoi++;
 	/* the memory callback runs after the store's instruction was counted */
-	push(vcpu, DB_EOI, icount_now(vcpu) - 1, s->pc, current_thread(v), 0, 2, 0, NULL);
+	push(v, vcpu, DB_EOI, icount_now(vcpu) - 1, s->pc, current_thread(v), 0, 2, 0, NULL);
 }
 
 /* -------------------------------------------------------------- translation */
@@ -765,9 +1032,12 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		}
 		if ((entry = g_hash_table_lookup(the.entries, GSIZE_TO_POINTER(pc))))
 			roles |= ROLE_ENTRY;
-		if (ii.cls == INSN_RET && in_ret_range(pc))
+		/* a jmp to a return thunk is a ret (before the kernel patches it into one) */
+		if (ii.cls == INSN_JMP && !g_hash_table_contains(the.thunks, GSIZE_TO_POINTER(ii.target)))
+			ii.cls = INSN_OTHER;
+		if ((ii.cls == INSN_RET || ii.cls == INSN_JMP) && in_ret_range(pc))
 			roles |= ROLE_RET;
-		if (roles || (ii.cls != INSN_OTHER && ii.cls != INSN_RET)) {
+		if (roles || (ii.cls != INSN_OTHER && ii.cls != INSN_RET && ii.cls != INSN_JMP)) {
 			struct site *s = site_for(pc, roles, vector, entry, &ii);
 
 			if (ii.cls == INSN_STORE32_B0)
@@ -802,6 +1072,7 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
 		return; /* also registered again after a reset */
 	v = &the.vcpus[vcpu];
 	v->cr8 = -1;
+	v->pending_int = -1;
 	v->buf = g_byte_array_new();
 	regs = qemu_plugin_get_registers();
 	for (i = 0; regs && i < regs->len; i++) {
@@ -820,6 +1091,10 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
 			v->efer_reg = d->handle;
 		else if (strcmp(d->name, "cr2") == 0)
 			v->cr2_reg = d->handle;
+		else if (strcmp(d->name, "eflags") == 0)
+			v->eflags_reg = d->handle;
+		else if (strcmp(d->name, "k_gs_base") == 0 || strcmp(d->name, "kernel_gs_base") == 0)
+			v->kgs_base = d->handle;
 	}
 	if (regs)
 		g_array_free(regs, TRUE);
@@ -829,6 +1104,9 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
 {
 	char buf[32], *err = NULL;
 	uint64_t total = 0;
+	struct counters c = {0};
+	struct db_writer_stats st;
+	GString *str;
 	int i;
 
 	(void)id;
@@ -839,14 +1117,38 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
 		struct vcpu *v = &the.vcpus[i];
 
 		total += icount_now((unsigned)i);
+		c.site += v->c.site;
+		c.trap += v->c.trap;
+		c.entry += v->c.entry;
+		c.ret += v->c.ret;
+		c.iret += v->c.iret;
+		c.store += v->c.store;
+		c.store_eoi += v->c.store_eoi;
+		c.reg_reads += v->c.reg_reads;
+		c.mem_reads += v->c.mem_reads;
+		c.events += v->c.events;
 		if (v->serial_len) {
 			v->serial[v->serial_len] = '\0';
-			push((unsigned)i, DB_MARKER, icount_now((unsigned)i), 0, v->thread, 0, DB_MARK_SERIAL,
-			     0, v->serial);
+			/* no vCPU is running: nothing to read but what we know */
+			struct db_event ev = {.icount = icount_now((unsigned)i), .thread = v->thread, .a = DB_MARK_SERIAL,
+			                      .vcpu = (uint16_t)i, .kind = DB_MARKER, .preempt = -1, .tid = -1};
+
+			submit(v, &ev, v->serial);
 		}
 	}
 	snprintf(buf, sizeof(buf), "%" PRIu64, total);
 	db_writer_set_meta(the.w, "icount_total", buf);
+	/* what the recording cost, for make bench (docs/tracer.md) */
+	db_writer_stats(the.w, &st);
+	str = g_string_new(NULL);
+	g_string_printf(str,
+	                "callbacks=%" PRIu64 " trap=%" PRIu64 " entry=%" PRIu64 " ret=%" PRIu64 " iret=%" PRIu64
+	                " store=%" PRIu64 " store_eoi=%" PRIu64 " reg_reads=%" PRIu64 " mem_reads=%" PRIu64
+	                " events=%" PRIu64 " dropped=%" PRIu64 " sites=%u",
+	                c.site, c.trap, c.entry, c.ret, c.iret, c.store, c.store_eoi, c.reg_reads, c.mem_reads,
+	                c.events, st.dropped, the.all_sites->len);
+	db_writer_set_meta(the.w, "tracer_counters", str->str);
+	g_string_free(str, TRUE);
 	if (db_writer_close(the.w, &err))
 		fprintf(stderr, "krewind: error: %s\n", err ? err : "cannot close the trace");
 	free(err);
@@ -890,7 +1192,8 @@ static void add_ret_range(const struct elfsym *fn, int depth)
 		for (i = 0; i < n && i < 16; i++) {
 			const struct elfsym *t = elfsym_lookup(the.syms, targets[i]);
 
-			if (t && t->is_func && t->size && t->addr == targets[i])
+			/* a jump to a return thunk is a return, seen as one (on_tb_trans) */
+			if (t && t->is_func && t->size && t->addr == targets[i] && !elfsym_is_return_thunk(t))
 				add_ret_range(t, depth - 1);
 		}
 	}
@@ -899,6 +1202,7 @@ static void add_ret_range(const struct elfsym *fn, int depth)
 
 static int setup(const char *db, const char *probe_path, const char *symbols, char **err)
 {
+	GString *notes = g_string_new(NULL);
 	char stamp[32];
 	time_t now = time(NULL);
 	struct tm tm;
@@ -917,13 +1221,28 @@ static int setup(const char *db, const char *probe_path, const char *symbols, ch
 		return rc;
 	if ((rc = db_writer_open(db, namer, NULL, &the.w, err)))
 		return rc;
+	for (i = 0; the.syms && i < elfsym_count(the.syms); i++)
+		if (elfsym_is_return_thunk(elfsym_at(the.syms, i)))
+			g_hash_table_add(the.thunks, GSIZE_TO_POINTER(elfsym_at(the.syms, i)->addr));
 	for (i = 0; the.probe && i < the.probe->nprobes; i++) {
 		const struct probe *p = &the.probe->probes[i];
 
 		g_hash_table_insert(the.entries, GSIZE_TO_POINTER(p->addr), (gpointer)p);
 		if (probe_needs_return(p))
 			add_ret_range(elfsym_find(the.syms, p->symbol), 3);
+		if (p->size_from_next) {
+			gchar *note = g_strdup_printf("%s:%d: %s has no size in %s: its code is taken to end at the "
+			                              "next symbol (0x%" PRIx64 " bytes)",
+			                              probe_path, p->line, p->symbol, symbols, p->size);
+
+			fprintf(stderr, "krewind: note: %s\n", note);
+			g_string_append_printf(notes, "%s%s", notes->len ? "\n" : "", note);
+			g_free(note);
+		}
 	}
+	if (notes->len)
+		db_writer_set_meta(the.w, "probe_notes", notes->str);
+	g_string_free(notes, TRUE);
 	for (i = 0; the.syms && i < elfsym_count(the.syms); i++) {
 		const struct elfsym *s = elfsym_at(the.syms, i);
 
@@ -1006,6 +1325,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	the.ret_ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
 	the.tstacks = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	the.named = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+	the.thunks = g_hash_table_new(NULL, NULL);
 	the.apic_base = XAPIC_DEFAULT_BASE;
 	the.nvcpus = info->system.max_vcpus > 0 ? info->system.max_vcpus : 1;
 	the.vcpus = g_new0(struct vcpu, the.nvcpus);

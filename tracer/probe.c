@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/db.h"
 #include "tracer/tracer.h"
 
 /* Per kind: operand names (index = slot in probe.op), which are required,
@@ -26,9 +27,9 @@ struct kind_desc {
 static const struct kind_desc kinds[PROBE_KIND_MAX + 1] = {
     [PROBE_RAISE] = {"raise", {"new"}, 1, 0, 0},
     [PROBE_LOWER] = {"lower", {"new"}, 1, 0, 0},
-    [PROBE_LOCK_ACQUIRE] = {"lock-acquire", {"lock"}, 1, 0, 1},
-    [PROBE_LOCK_TRYACQUIRE] = {"lock-tryacquire", {"lock"}, 1, 0, 1},
-    [PROBE_LOCK_RELEASE] = {"lock-release", {"lock"}, 1, 0, 0},
+    [PROBE_LOCK_ACQUIRE] = {"lock-acquire", {"lock", "subclass"}, 1, 0, 1},
+    [PROBE_LOCK_TRYACQUIRE] = {"lock-tryacquire", {"lock", "subclass", "result"}, 1, 0, 1},
+    [PROBE_LOCK_RELEASE] = {"lock-release", {"lock", "restore"}, 1, 0, 0},
     [PROBE_LOCK_INIT] = {"lock-init", {"lock"}, 1, 0, 0},
     [PROBE_SWITCH] = {"switch", {"old", "new"}, 3, 0, 0},
     [PROBE_WAIT] = {"wait", {"object", "timeout"}, 1, 0, 1},
@@ -39,7 +40,49 @@ static const struct kind_desc kinds[PROBE_KIND_MAX + 1] = {
     [PROBE_RESULT] = {"result", {"passed", "failed"}, 3, 0, 0},
     [PROBE_SCENARIO] = {"scenario", {"name"}, 1, 1, 0},
     [PROBE_MARKER] = {"marker", {"text"}, 1, 1, 0},
+    [PROBE_CONTEXT] = {"context", {NULL}, 0, 0, 1},
+    [PROBE_DEFER_QUEUE] = {"defer-queue", {"item"}, 1, 0, 0},
+    [PROBE_DEFER_RUN] = {"defer-run", {"item"}, 0, 0, 0},
+    [PROBE_SLEEP] = {"sleep", {"timeout"}, 0, 0, 0},
+    [PROBE_PANIC] = {"panic", {"text"}, 0, 1, 0},
+    [PROBE_SYSCALL] = {"syscall", {"number"}, 1, 0, 0},
 };
+
+/* Words of the lock attributes, by enum value (db/db.h). */
+static const char *const flavors[] = {
+    [DB_LF_SPIN] = "spin",         [DB_LF_READ] = "read",
+    [DB_LF_WRITE] = "write",       [DB_LF_MUTEX] = "mutex",
+    [DB_LF_RWSEM_READ] = "rwsem-read", [DB_LF_RWSEM_WRITE] = "rwsem-write",
+    [DB_LF_SEM] = "sem",
+};
+static const char *const lock_irqs[] = {
+    [DB_LI_NONE] = "none",
+    [DB_LI_IRQSAVE] = "save",
+    [DB_LI_IRQ] = "irq",
+    [DB_LI_BH] = "bh",
+    [DB_LI_RAISE_DISPATCH] = "raise-dispatch",
+    [DB_LI_AT_DISPATCH] = "at-dispatch",
+};
+static const char *const contexts[] = {
+    [DB_CTX_HARDIRQ] = "hardirq",
+    [DB_CTX_SOFTIRQ] = "softirq",
+    [DB_CTX_NMI] = "nmi",
+};
+
+/* Index of word in names[0..n) (NULL entries skipped), or -1. */
+static int lookup_word(const char *word, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (names[i] && strcmp(names[i], word) == 0)
+			return i;
+	return -1;
+}
+
+static int is_lock_kind(enum probe_kind k)
+{
+	return k == PROBE_LOCK_ACQUIRE || k == PROBE_LOCK_TRYACQUIRE || k == PROBE_LOCK_RELEASE ||
+	       k == PROBE_LOCK_INIT;
+}
 
 static const char *const regs[PROBE_NREGS] = {
     "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
@@ -175,43 +218,85 @@ static int parse_loc(const char *s, int want_string, struct probe_loc *l, const 
 	return 0;
 }
 
+/* [gs:|fs:]OFFSET, [gs:|fs:]SYMBOL or [gs:|fs:]SYMBOL+N into seg, *sym
+ * (malloc'd, or NULL for a number) and off. need_seg: the segment is
+ * required. Returns 0, or -1 (syntax; *why says what) or TRACER_E_NOMEM. */
+static int parse_place(char *arg, int need_seg, enum probe_seg *seg, char **sym, int64_t *off, const char **why)
+{
+	char *plus;
+
+	*seg = PROBE_SEG_NONE;
+	*sym = NULL;
+	*off = 0;
+	if (strncmp(arg, "gs:", 3) == 0)
+		*seg = PROBE_SEG_GS;
+	else if (strncmp(arg, "fs:", 3) == 0)
+		*seg = PROBE_SEG_FS;
+	else if (need_seg) {
+		*why = "expected gs:OFFSET, fs:OFFSET or none";
+		return -1;
+	}
+	if (*seg != PROBE_SEG_NONE)
+		arg += 3;
+	if (parse_int(arg, off) == 0)
+		return 0;
+	plus = strchr(arg, '+');
+	if (plus) {
+		*plus = '\0';
+		if (parse_int(plus + 1, off)) {
+			*why = "bad offset";
+			return -1;
+		}
+	}
+	if (!isalpha((unsigned char)arg[0]) && arg[0] != '_') {
+		*why = "bad offset";
+		return -1;
+	}
+	*sym = strdup(arg);
+	return *sym ? 0 : TRACER_E_NOMEM;
+}
+
 /* `thread gs:OFF`, `thread fs:SYMBOL+N`, `thread none` */
 static int parse_thread(struct probe_file *pf, char *arg, int line, char **err)
 {
-	char *plus;
-	int64_t off = 0;
+	const char *why = "";
+	char *sym = NULL;
+	int rc;
 
 	if (strcmp(arg, "none") == 0) {
 		pf->thread_seg = PROBE_SEG_NONE;
 		return 0;
 	}
-	if (strncmp(arg, "gs:", 3) == 0)
-		pf->thread_seg = PROBE_SEG_GS;
-	else if (strncmp(arg, "fs:", 3) == 0)
-		pf->thread_seg = PROBE_SEG_FS;
-	else
-		return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: expected gs:OFFSET, fs:OFFSET or none",
-		            pf->path, line);
-	arg += 3;
+	rc = parse_place(arg, 1, &pf->thread_seg, &sym, &pf->thread_off, &why);
+	if (rc == TRACER_E_NOMEM)
+		return fail(err, rc, "out of memory");
+	if (rc)
+		return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: %s", pf->path, line, why);
 	pf->thread_line = line;
-	if (parse_int(arg, &off) == 0) {
-		pf->thread_off = off;
-		return 0;
-	}
-	plus = strchr(arg, '+');
-	if (plus) {
-		*plus = '\0';
-		if (parse_int(plus + 1, &off))
-			return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: bad offset '%s'", pf->path, line,
-			            plus + 1);
-	}
-	if (!isalpha((unsigned char)arg[0]) && arg[0] != '_')
-		return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: bad offset '%s'", pf->path, line, arg);
 	free(pf->thread_sym);
-	pf->thread_sym = strdup(arg);
-	if (!pf->thread_sym)
-		return fail(err, TRACER_E_NOMEM, "out of memory");
-	pf->thread_off = off;
+	pf->thread_sym = sym;
+	return 0;
+}
+
+/* `preempt-count gs:__preempt_count 4`, `preempt-count gs:pcpu_hot+8 4`, `preempt-count cpus+0x10 4` */
+static int parse_preempt(struct probe_file *pf, char *place, const char *size, int line, char **err)
+{
+	const char *why = "expected [gs:|fs:]OFFSET|SYMBOL[+N] SIZE (SIZE 1, 2, 4 or 8)";
+	char *sym = NULL;
+	int64_t v;
+	int rc;
+
+	if (parse_int(size, &v) || (v != 1 && v != 2 && v != 4 && v != 8))
+		return fail(err, TRACER_E_SYNTAX, "%s:%d: preempt-count: %s", pf->path, line, why);
+	rc = parse_place(place, 0, &pf->preempt_seg, &sym, &pf->preempt_off, &why);
+	if (rc == TRACER_E_NOMEM)
+		return fail(err, rc, "out of memory");
+	if (rc)
+		return fail(err, TRACER_E_SYNTAX, "%s:%d: preempt-count: %s", pf->path, line, why);
+	free(pf->preempt_sym);
+	pf->preempt_sym = sym;
+	pf->preempt_len = (unsigned)v;
+	pf->preempt_line = line;
 	return 0;
 }
 
@@ -251,9 +336,19 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 		            tok[1], tok[0]);
 	pr.kind = (enum probe_kind)(kd - kinds);
 	pr.line = line;
-	for (i = 2; i < ntok; i++) {
+	i = 2;
+	if (pr.kind == PROBE_CONTEXT) {
+		int c = ntok > 2 ? lookup_word(tok[2], contexts, DB_CTX_NMI + 1) : -1;
+
+		if (c < 0)
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: usage: SYMBOL context softirq|hardirq|nmi",
+			            pf->path, line);
+		pr.ctx = (uint8_t)c;
+		i = 3;
+	}
+	for (; i < ntok; i++) {
 		char *eq = strchr(tok[i], '=');
-		const char *why = NULL;
+		const char *why = NULL, *val;
 
 		if (!eq || eq == tok[i])
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: expected NAME=OPERAND, got '%s'", pf->path,
@@ -268,6 +363,27 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 				            pf->path, line, eq + 1, kd->name);
 			continue;
 		}
+		if (strcmp(tok[i], "flavor") == 0 || strcmp(tok[i], "irq") == 0) {
+			int fl = tok[i][0] == 'f';
+			int w = fl ? lookup_word(eq + 1, flavors, DB_LF_SEM + 1)
+			           : lookup_word(eq + 1, lock_irqs, DB_LI_AT_DISPATCH + 1);
+
+			if (!is_lock_kind(pr.kind))
+				return fail(err, TRACER_E_SYNTAX, "%s:%d: %s= is for lock events, not %s",
+				            pf->path, line, tok[i], kd->name);
+			if (w < 0)
+				return fail(err, TRACER_E_SYNTAX,
+				            fl ? "%s:%d: flavor=%s: expected spin, read, write, mutex, rwsem-read, "
+				                 "rwsem-write or sem"
+				               : "%s:%d: irq=%s: expected none, save, irq, bh, raise-dispatch or "
+				                 "at-dispatch",
+				            pf->path, line, eq + 1);
+			if (fl)
+				pr.flavor = (uint8_t)w;
+			else
+				pr.irq = (uint8_t)w;
+			continue;
+		}
 		for (j = 0; j < PROBE_MAX_OPS; j++)
 			if (kd->ops[j] && strcmp(kd->ops[j], tok[i]) == 0)
 				break;
@@ -277,9 +393,16 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 		if (seen & (1u << j))
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: operand '%s' given twice", pf->path, line,
 			            tok[i]);
-		if (parse_loc(eq + 1, !!(kd->strings & (1u << j)), &pr.op[j], &why))
+		val = eq + 1;
+		/* result=eax / result=al: the register's low 4 bytes / low byte */
+		if (pr.kind == PROBE_LOCK_TRYACQUIRE && j == PROBE_OP_RESULT)
+			val = strcmp(val, "eax") == 0 ? "rax:4" : strcmp(val, "al") == 0 ? "rax:1" : val;
+		if (parse_loc(val, !!(kd->strings & (1u << j)), &pr.op[j], &why))
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: %s=%s: %s", pf->path, line, tok[i], eq + 1,
 			            why);
+		if (pr.kind == PROBE_LOCK_TRYACQUIRE && j == PROBE_OP_RESULT && pr.op[j].kind != PROBE_LOC_REG)
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: result=%s: expected a register (rax:1, eax, al)",
+			            pf->path, line, eq + 1);
 		seen |= 1u << j;
 	}
 	for (j = 0; j < PROBE_MAX_OPS; j++)
@@ -321,6 +444,20 @@ static int parse_line(struct probe_file *pf, char *s, int line, char **err)
 		if (n != 2)
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: usage: thread gs:OFFSET", pf->path, line);
 		return parse_thread(pf, tok[1], line, err);
+	}
+	if (strcmp(tok[0], "thread-id") == 0) {
+		if (n != 3 || parse_int(tok[1], &pf->tid_off) || parse_int(tok[2], &v) ||
+		    (v != 1 && v != 2 && v != 4 && v != 8) || pf->tid_off < 0)
+			return fail(err, TRACER_E_SYNTAX, "%s:%d: usage: thread-id OFFSET SIZE (SIZE 1, 2, 4 or 8)",
+			            pf->path, line);
+		pf->tid_len = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(tok[0], "preempt-count") == 0) {
+		if (n != 3)
+			return fail(err, TRACER_E_SYNTAX,
+			            "%s:%d: usage: preempt-count [gs:|fs:]OFFSET|SYMBOL[+N] SIZE", pf->path, line);
+		return parse_preempt(pf, tok[1], tok[2], line, err);
 	}
 	if (strcmp(tok[0], "thread-name") == 0) {
 		if (n != 3 || parse_int(tok[1], &pf->name_off) || parse_int(tok[2], &v) || v < 1 || v > 64 ||
@@ -419,6 +556,16 @@ int probe_resolve(struct probe_file *p, const struct elfsym_table *syms, char **
 		free(p->thread_sym);
 		p->thread_sym = NULL;
 	}
+	if (p->preempt_sym) {
+		const struct elfsym *s = elfsym_find(syms, p->preempt_sym);
+
+		if (!s)
+			return fail(err, TRACER_E_SYMBOL, "%s:%d: symbol '%s' not found in %s", p->path,
+			            p->preempt_line, p->preempt_sym, elfsym_path(syms));
+		p->preempt_off += (int64_t)s->addr;
+		free(p->preempt_sym);
+		p->preempt_sym = NULL;
+	}
 	for (i = 0; i < p->nprobes; i++) {
 		struct probe *pr = &p->probes[i];
 		const struct elfsym *s = elfsym_find(syms, pr->symbol);
@@ -427,7 +574,7 @@ int probe_resolve(struct probe_file *p, const struct elfsym_table *syms, char **
 			return fail(err, TRACER_E_SYMBOL, "%s:%d: symbol '%s' not found in %s", p->path,
 			            pr->line, pr->symbol, elfsym_path(syms));
 		if (!s->is_func)
-			return fail(err, TRACER_E_SYMBOL, "%s:%d: symbol '%s' in %s is not a function",
+			return fail(err, TRACER_E_SYMBOL, "%s:%d: symbol '%s' in %s is not a function or code label",
 			            p->path, pr->line, pr->symbol, elfsym_path(syms));
 		if (probe_needs_return(pr) && s->size == 0)
 			return fail(err, TRACER_E_SYMBOL,
@@ -435,6 +582,7 @@ int probe_resolve(struct probe_file *p, const struct elfsym_table *syms, char **
 			            p->path, pr->line, pr->symbol, elfsym_path(syms));
 		pr->addr = s->addr;
 		pr->size = s->size;
+		pr->size_from_next = s->size_from_next;
 	}
 	return 0;
 }
@@ -449,6 +597,7 @@ void probe_free(struct probe_file *p)
 		free(p->probes[i].symbol);
 	free(p->probes);
 	free(p->thread_sym);
+	free(p->preempt_sym);
 	free(p->path);
 	free(p);
 }

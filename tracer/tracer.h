@@ -32,16 +32,21 @@ enum tracer_error {
 
 struct elfsym {
 	uint64_t addr;
-	uint64_t size; /* 0 when the ELF gives none */
+	uint64_t size; /* 0 when the ELF gives none (see size_from_next) */
 	const char *name;
-	int is_func; /* 1 STT_FUNC, 0 STT_OBJECT */
+	int is_func;        /* 1 STT_FUNC or a code label, 0 STT_OBJECT */
+	int is_label;       /* an STT_NOTYPE symbol in an executable section (assembly
+	                       entry points: asm_exc_page_fault, irq_entries_start) */
+	int size_from_next; /* the ELF gave no size: size is the distance to the next symbol */
 };
 
 struct elfsym_table;
 
 /* Loads the function and object symbols (STT_FUNC, STT_OBJECT with a non-zero
- * address) of the ELF at path, and its GNU build-id. A stripped ELF loads fine
- * with zero symbols. Not an ELF: TRACER_E_ELF. *out is freed by elfsym_free. */
+ * address) of the ELF at path, the code labels (STT_NOTYPE in an executable
+ * section; a label without a size gets the distance to the next symbol), and
+ * its GNU build-id. A stripped ELF loads fine with zero symbols. Not an ELF:
+ * TRACER_E_ELF. *out is freed by elfsym_free. */
 int elfsym_load(const char *path, struct elfsym_table **out, char **err);
 void elfsym_free(struct elfsym_table *t);
 
@@ -84,6 +89,10 @@ enum probe_reg {
 	PROBE_NREGS,
 };
 
+/* 1 if the symbol is a return thunk (its name contains "return_thunk": Linux's
+ * __x86_return_thunk and its retbleed/SRSO variants): a `jmp` to it is a ret. */
+int elfsym_is_return_thunk(const struct elfsym *s);
+
 /* Where an operand's value comes from, read at function entry. */
 enum probe_loc_kind {
 	PROBE_LOC_NONE = 0,
@@ -117,7 +126,13 @@ enum probe_kind {
 	PROBE_RESULT,          /* passed=LOC failed=LOC */
 	PROBE_SCENARIO,        /* name=STR */
 	PROBE_MARKER,          /* text=STR */
-	PROBE_KIND_MAX = PROBE_MARKER,
+	PROBE_CONTEXT,         /* softirq|hardirq|nmi (a word, in probe.ctx): that context while it runs */
+	PROBE_DEFER_QUEUE,     /* item=LOC: DB_DEFER_QUEUE */
+	PROBE_DEFER_RUN,       /* [item=LOC]: DB_DEFER_RUN */
+	PROBE_SLEEP,           /* [timeout=LOC]: DB_SLEEP */
+	PROBE_PANIC,           /* [text=STR]: DB_BUGCHECK with a=0 and the text */
+	PROBE_SYSCALL,         /* number=LOC: DB_SYSCALL */
+	PROBE_KIND_MAX = PROBE_SYSCALL,
 };
 
 /* DB_IRQL events' obj says where the change came from. */
@@ -129,14 +144,22 @@ enum probe_irql_source {
 
 #define PROBE_MAX_OPS 3
 
+/* Operand slots of the lock kinds (probe.op[]). */
+enum { PROBE_OP_LOCK = 0, PROBE_OP_SUBCLASS = 1, PROBE_OP_RESTORE = 1, PROBE_OP_RESULT = 2 };
+
 struct probe {
 	char *symbol;
 	enum probe_kind kind;
 	int at_return; /* `at=return`: the event is emitted when the function returns */
 	int line;
 	struct probe_loc op[PROBE_MAX_OPS]; /* by kind, in the order of docs/probe.md */
+	/* Lock kinds: flavor= and irq= (enum db_lock_flavor, enum db_lock_irq,
+	 * default spin and none); subclass=, restore= and result= are operands. */
+	uint8_t flavor, irq;
+	uint8_t ctx; /* PROBE_CONTEXT: enum db_ctx */
 	/* Filled by probe_resolve: */
 	uint64_t addr, size;
+	int size_from_next; /* a code label without an ELF size: size is up to the next symbol */
 };
 
 /* Where the current thread pointer lives: a read of 8 bytes at segbase+off. */
@@ -152,6 +175,16 @@ struct probe_file {
 	int thread_line;
 	int64_t name_off; /* `thread-name OFF LEN`; name_len 0 = not declared */
 	unsigned name_len;
+	int64_t tid_off; /* `thread-id OFF SIZE`; tid_len 0 = not declared */
+	unsigned tid_len;
+	/* `preempt-count [gs:|fs:]OFFSET|SYMBOL[+N] SIZE`: preempt_len 0 = not
+	 * declared; preempt_seg NONE = a plain address (preempt_off after
+	 * probe_resolve). */
+	enum probe_seg preempt_seg;
+	char *preempt_sym;
+	int64_t preempt_off;
+	unsigned preempt_len;
+	int preempt_line;
 };
 
 /* Parses the probe file text (NUL-terminated); path is used in messages.
@@ -181,7 +214,12 @@ enum insn_class {
 	INSN_IRETQ,      /* iretq (64-bit operand size) */
 	INSN_OUT_DX_AL,  /* out dx, al */
 	INSN_RET,        /* ret / ret imm16 (near) */
-	INSN_STORE32_B0, /* 32-bit store whose displacement ends in 0xb0: maybe an xAPIC EOI */
+	INSN_STORE32_B0, /* 32-bit store that may hit the xAPIC EOI register (APIC base + 0xb0):
+	                    displacement ending in 0xb0, or a register-based store with a
+	                    page-aligned displacement at least 1 MiB from 0 (a fixmap base:
+	                    Linux's `mov %esi,-0xa03000(%rdi)`, rdi = 0xb0) */
+	INSN_JMP,        /* direct jmp rel8/rel32: target in .target */
+	INSN_INT,        /* int N / int3 / int1 (a software interrupt): N in .reg */
 };
 
 /* A memory operand: address = base + index*scale + disp; base may be PROBE_NREGS
@@ -198,7 +236,8 @@ struct insn_mem {
 struct insn_info {
 	enum insn_class cls;
 	unsigned len;
-	int reg; /* INSN_MOV_CR8: source register (enum probe_reg) */
+	int reg; /* INSN_MOV_CR8: source register (enum probe_reg); INSN_INT: the vector */
+	uint64_t target; /* INSN_JMP */
 	struct insn_mem mem;
 };
 

@@ -243,6 +243,12 @@ void cli_names_from_db(struct cli_names *n, struct db_reader *r);
 char *cli_describe_event(const struct db_event *ev, const char *text, const struct cli_names *names, char *buf,
 			 size_t size);
 
+/* Writes the execution state the tracer recorded with ev (schema 2) into buf:
+ * "[hardirq, IF off, irqsave, try, preempt 1, from foo+0x1c]", or "" for an
+ * event with none of it (process context, IF off, a plain lock op, no
+ * caller: what test scripts write). Returns buf. */
+char *cli_describe_state(const struct db_event *ev, const struct cli_names *names, char *buf, size_t size);
+
 /* Name of a thread for display: its name, else its address in hex, "-" for 0.
  * Writes into buf and returns it. */
 char *cli_thread_label(const struct cli_names *names, uint64_t addr, char *buf, size_t size);

@@ -75,13 +75,50 @@ static void print_header(struct printer *p)
 	       "DESCRIPTION");
 }
 
+/* The schema 2 fields, always present in JSON (null when not known). */
+static void print_state_json(struct printer *p, const struct db_event *ev)
+{
+	static const char *const ctx[] = { "process", "hardirq", "softirq", "nmi" };
+	static const char *const flavor[] = { "spin", "read", "write", "mutex", "rwsem-read", "rwsem-write", "sem" };
+	static const char *const irq[] = { "none", "save", "irq", "bh", "raise-dispatch", "at-dispatch" };
+	unsigned fl = DB_LOCKOP_FLAVOR(ev->lockop), li = DB_LOCKOP_IRQ(ev->lockop);
+
+	cli_json_kstr(&p->j, "ctx", ev->ctx < 4 ? ctx[ev->ctx] : "?");
+	cli_json_key(&p->j, "if");
+	cli_json_bool(&p->j, (ev->flags & DB_F_IF) != 0);
+	cli_json_kint(&p->j, "flags", ev->flags);
+	if (ev->kind == DB_LOCK_TRY || ev->kind == DB_LOCK_ACQ || ev->kind == DB_LOCK_REL || ev->kind == DB_LOCK_FAIL ||
+	    ev->kind == DB_LOCK_INIT || ev->kind == DB_MUTEX_ACQ || ev->kind == DB_MUTEX_REL) {
+		cli_json_kstr(&p->j, "flavor", fl < 7 ? flavor[fl] : "?");
+		cli_json_kstr(&p->j, "irq", li < 6 ? irq[li] : "?");
+		cli_json_kint(&p->j, "subclass", DB_LOCKOP_SUBCLASS(ev->lockop));
+	}
+	if (ev->preempt >= 0)
+		cli_json_kint(&p->j, "preempt", ev->preempt);
+	else
+		cli_json_kstr(&p->j, "preempt", NULL);
+	if (ev->tid >= 0)
+		cli_json_kint(&p->j, "tid", ev->tid);
+	else
+		cli_json_kstr(&p->j, "tid", NULL);
+	if (ev->caller) {
+		char sym[160];
+
+		cli_json_khex(&p->j, "caller", ev->caller);
+		cli_json_kstr(&p->j, "caller_symbol", db_symbolize(p->db, ev->caller, sym, sizeof(sym)));
+	} else {
+		cli_json_kstr(&p->j, "caller", NULL);
+	}
+}
+
 static void print_event(struct printer *p, const struct db_event *ev, const char *text)
 {
-	char desc[512], sym[160], thread[64], obj[128];
+	char desc[512], sym[160], thread[64], obj[128], state[256];
 	const char *kind = db_kind_name(ev->kind);
 	const char *col;
 
 	cli_describe_event(ev, text, &p->names, desc, sizeof(desc));
+	cli_describe_state(ev, &p->names, state, sizeof(state));
 	db_symbolize(p->db, ev->pc, sym, sizeof(sym));
 	cli_thread_label(&p->names, ev->thread, thread, sizeof(thread));
 	p->printed++;
@@ -91,7 +128,7 @@ static void print_event(struct printer *p, const struct db_event *ev, const char
 		cli_json_kuint(&p->j, "icount", ev->icount);
 		cli_json_kint(&p->j, "cpu", ev->vcpu);
 		cli_json_khex(&p->j, "thread", ev->thread);
-		cli_json_kstr(&p->j, "thread_name", ev->thread ? db_thread_name(p->db, ev->thread) : NULL);
+		cli_json_kstr(&p->j, "thread_name", ev->thread ? db_thread_name_tid(p->db, ev->thread, ev->tid) : NULL);
 		cli_json_kstr(&p->j, "kind", kind);
 		cli_json_khex(&p->j, "pc", ev->pc);
 		cli_json_kstr(&p->j, "symbol", sym);
@@ -103,6 +140,7 @@ static void print_event(struct printer *p, const struct db_event *ev, const char
 		}
 		cli_json_kint(&p->j, "a", ev->a);
 		cli_json_kint(&p->j, "b", ev->b);
+		print_state_json(p, ev);
 		if (text)
 			cli_json_kstr(&p->j, "text", text);
 		cli_json_kstr(&p->j, "description", desc);
@@ -114,8 +152,9 @@ static void print_event(struct printer *p, const struct db_event *ev, const char
 		return;
 	}
 	col = p->color ? kind_color(ev->kind) : "";
-	printf("%c %8" PRId64 " %14" PRIu64 " %3u %-16s %s%-9s%s %-32s %s\n", p->mark_id == ev->id ? '>' : ' ',
-	       ev->id, ev->icount, ev->vcpu, thread, col, kind ? kind : "?", *col ? "\033[0m" : "", sym, desc);
+	printf("%c %8" PRId64 " %14" PRIu64 " %3u %-16s %s%-9s%s %-32s %s%s%s\n", p->mark_id == ev->id ? '>' : ' ',
+	       ev->id, ev->icount, ev->vcpu, thread, col, kind ? kind : "?", *col ? "\033[0m" : "", sym, desc,
+	       *state ? " " : "", state);
 }
 
 static int finish(struct printer *p)

@@ -1,7 +1,9 @@
 /*
  * describe.c - one line of plain words per trace event, as `krewind events`
  * and `krewind check` print them: "acquire ScenarioLockA (irql 2, spun 37)",
- * "irql 0 -> 2", "trap 0x0e #PF (error 0x2)", "switch idle -> worker1".
+ * "irql 0 -> 2", "trap 0x0e #PF (error 0x2)", "switch idle -> worker1";
+ * and the execution state the tracer recorded with it (schema 2), for
+ * `krewind events`: "[hardirq, IF off, irqsave, try, preempt 1, from foo+0x1c]".
  */
 #include <inttypes.h>
 #include <string.h>
@@ -115,6 +117,53 @@ static void describe_marker(const struct db_event *ev, const char *text, char *b
 	}
 }
 
+static int is_lock_op(int kind)
+{
+	return kind == DB_LOCK_TRY || kind == DB_LOCK_ACQ || kind == DB_LOCK_REL || kind == DB_LOCK_FAIL ||
+	       kind == DB_LOCK_INIT || kind == DB_MUTEX_ACQ || kind == DB_MUTEX_REL;
+}
+
+char *cli_describe_state(const struct db_event *ev, const struct cli_names *names, char *buf, size_t size)
+{
+	static const char *const ctx[] = { "process", "hardirq", "softirq", "nmi" };
+	static const char *const flavor[] = { "spin", "read", "write", "mutex", "rwsem-read", "rwsem-write", "sem" };
+	static const char *const irq[] = { "none", "irqsave", "irq", "bh", "raise-dispatch", "at-dispatch" };
+	unsigned fl = DB_LOCKOP_FLAVOR(ev->lockop), li = DB_LOCKOP_IRQ(ev->lockop);
+	size_t n = 0;
+	char s[160];
+
+#define ADD(...) (n < size ? (void)(n += (size_t)snprintf(buf + n, size - n, __VA_ARGS__)) : (void)0)
+	if (!size)
+		return buf;
+	buf[0] = '\0';
+	if (!ev->ctx && !ev->flags && !ev->lockop && !ev->caller)
+		return buf;
+	ADD("[%s, IF %s", ev->ctx < 4 ? ctx[ev->ctx] : "?", ev->flags & DB_F_IF ? "on" : "off");
+	if (is_lock_op(ev->kind) && fl != DB_LF_SPIN)
+		ADD(", %s", fl < 7 ? flavor[fl] : "?");
+	if (is_lock_op(ev->kind) && li != DB_LI_NONE)
+		ADD(", %s", li < 6 ? irq[li] : "?");
+	if (is_lock_op(ev->kind) && DB_LOCKOP_SUBCLASS(ev->lockop))
+		ADD(", subclass %u", DB_LOCKOP_SUBCLASS(ev->lockop));
+	if (ev->flags & DB_F_TRY)
+		ADD(", try");
+	if (ev->flags & DB_F_USER)
+		ADD(", from user");
+	if (ev->flags & DB_F_SOFT)
+		ADD(", software");
+	if (ev->flags & DB_F_NOFRAME)
+		ADD(", no frame");
+	if (ev->flags & DB_F_DEFER_OFF)
+		ADD(", bh off");
+	if (ev->preempt >= 0)
+		ADD(", preempt %d", ev->preempt);
+	if (ev->caller)
+		ADD(", from %s", symbol(names, ev->caller, s, sizeof(s)));
+	ADD("]");
+#undef ADD
+	return buf;
+}
+
 char *cli_describe_event(const struct db_event *ev, const char *text, const struct cli_names *names, char *buf,
 			 size_t size)
 {
@@ -127,7 +176,9 @@ char *cli_describe_event(const struct db_event *ev, const char *text, const stru
 		describe_trap(ev, buf, size);
 		break;
 	case DB_IRET:
-		if (ev->a < 0)
+		if (ev->flags & DB_F_NOFRAME)
+			snprintf(buf, size, "iret to self");
+		else if (ev->a < 0)
 			snprintf(buf, size, "iret");
 		else
 			snprintf(buf, size, "iret from 0x%02" PRIx64, (uint64_t)ev->a);
@@ -181,6 +232,24 @@ char *cli_describe_event(const struct db_event *ev, const char *text, const stru
 	case DB_LOCK_INIT:
 		snprintf(buf, size, "init %s (from %s)", cli_lock_label(names, ev->obj, o, sizeof(o)),
 			 symbol(names, (uint64_t)ev->a, s, sizeof(s)));
+		break;
+	case DB_LOCK_FAIL:
+		snprintf(buf, size, "trylock failed %s", cli_lock_label(names, ev->obj, o, sizeof(o)));
+		break;
+	case DB_DEFER_QUEUE:
+		snprintf(buf, size, "queue deferred %s", symbol(names, ev->obj, s, sizeof(s)));
+		break;
+	case DB_DEFER_RUN:
+		snprintf(buf, size, "run deferred %s", ev->obj ? symbol(names, ev->obj, s, sizeof(s)) : "work");
+		break;
+	case DB_SLEEP:
+		snprintf(buf, size, "sleep (%s)", describe_timeout(ev->b, t2, sizeof(t2)));
+		break;
+	case DB_SYSCALL:
+		if (ev->a < 0)
+			snprintf(buf, size, "syscall exit");
+		else
+			snprintf(buf, size, "syscall %" PRId64, ev->a);
 		break;
 	default:
 		snprintf(buf, size, "kind %u a=%" PRId64 " b=%" PRId64, ev->kind, ev->a, ev->b);

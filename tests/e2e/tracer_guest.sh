@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The tracer on a guest that is not our kernel (tracer/testguest/guest.S):
 # traps found through its lidt, a page fault's error code, xAPIC EOIs written
-# over MMIO, serial lines; and the icounts of those events under replay.
+# over MMIO through either register, an iretq to self, what the CPU state says
+# at each trap, serial lines; and the icounts of those events under replay.
 source "$(dirname "$0")/lib.sh"
 PLUGIN=build/tracer/libkrewind.so
 GUEST=build/tracer/testguest.elf
@@ -29,8 +30,23 @@ check "page fault: vector 14 with error code 0 (not present, read, ring 0)" [ "$
 ticks=$(q "SELECT count(*) FROM events WHERE kind='trap' AND a=48")
 eois=$(q "SELECT count(*) FROM events WHERE kind='eoi' AND a=2")
 check "xAPIC timer traps and MMIO EOIs pair up ($ticks/$eois)" [ "$ticks" -ge 5 ] && [ "$ticks" -eq "$eois" ]
-n=$(q "SELECT count(*) FROM events WHERE kind='iret' AND a IN (3, 14, 48)")
+n=$(q "SELECT count(*) FROM events WHERE kind='iret' AND a IN (3, 14, 48) AND NOT flags & 8")
 check "every trap left by an iretq with its vector" [ "$n" -eq $((ticks + 2)) ]
+# Execution state (schema 2): what the CPU said at each trap.
+n=$(q "SELECT flags || ctx FROM events WHERE kind='trap' AND a=3")
+check "int3: a software trap (DB_F_SOFT), IF off, process context ($n)" [ "$n" = "4process" ]
+n=$(q "SELECT flags || ctx FROM events WHERE kind='trap' AND a=14")
+check "page fault: not a software trap, IF off, process context ($n)" [ "$n" = "0process" ]
+n=$(q "SELECT count(*) FROM events WHERE kind='trap' AND a=48 AND ctx='hardirq' AND flags=1")
+check "timer traps: hardirq, IF on in the interrupted loop ($n/$ticks)" [ "$n" -eq "$ticks" ]
+n=$(q "SELECT count(*) FROM events WHERE kind='eoi' AND ctx='hardirq'")
+check "EOIs are sent in hardirq context" [ "$n" -eq "$eois" ]
+n=$(q "SELECT count(DISTINCT pc) FROM events WHERE kind='eoi'")
+check "EOIs found whichever register holds the APIC page ($n store sites)" [ "$n" -eq 2 ]
+n=$(q "SELECT count(*) || '/' || sum(a = -1) || '/' || sum(pc = $(sym iret_to_self) + 17) FROM events WHERE kind='iret' AND flags & 8")
+check "the iretq to self is flagged DB_F_NOFRAME and closes no frame ($n)" [ "$n" = "1/1/1" ]
+build/krewind events "$TMP/g.db" --kind iret 2>&1 | grep -q 'iret to self'
+check "krewind events says \"iret to self\"" [ $? -eq 0 ]
 n=$(q "SELECT group_concat(text, '|') FROM events WHERE kind='marker' AND a=3")
 check "serial lines ($n)" [ "$n" = "testguest: hello|testguest: breakpoint|testguest: 5 ticks" ]
 n=$(q "SELECT group_concat(text, '|') FROM events WHERE kind='marker' AND a=0 AND pc=$(sym puts)")

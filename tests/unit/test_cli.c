@@ -438,6 +438,34 @@ static const char *describe(uint8_t kind, uint64_t obj, int64_t ea, int64_t eb, 
 	return cli_describe_event(&ev, text, &names, buf, sizeof(buf));
 }
 
+/* Schema 2 kinds and the execution state `krewind events` prints after them. */
+static void test_describe_schema2_kinds_and_state(void **state)
+{
+	char buf[256];
+	struct db_event ev = {0};
+
+	(void)state;
+	assert_string_equal(describe(DB_LOCK_FAIL, 0x5000, 0, 0, NULL), "trylock failed ScenarioLockA");
+	assert_string_equal(describe(DB_DEFER_QUEUE, 0x400010, 0, 0, NULL), "queue deferred DriverInit+0x10");
+	assert_string_equal(describe(DB_DEFER_RUN, 0, 0, 0, NULL), "run deferred work");
+	assert_string_equal(describe(DB_SLEEP, 0, 0, -100000, NULL), "sleep (timeout 10 ms)");
+	assert_string_equal(describe(DB_SYSCALL, 0, 60, 0, NULL), "syscall 60");
+	/* nothing recorded: no state */
+	ev.kind = DB_LOCK_ACQ;
+	assert_string_equal(cli_describe_state(&ev, &names, buf, sizeof(buf)), "");
+	ev.ctx = DB_CTX_HARDIRQ;
+	ev.flags = DB_F_TRY;
+	ev.lockop = DB_LOCKOP(DB_LF_WRITE, DB_LI_IRQSAVE, 2);
+	ev.preempt = 1;
+	ev.caller = 0x400020;
+	assert_string_equal(cli_describe_state(&ev, &names, buf, sizeof(buf)),
+			    "[hardirq, IF off, write, irqsave, subclass 2, try, preempt 1, from DriverInit+0x20]");
+	ev = (struct db_event){.kind = DB_TRAP, .flags = DB_F_IF | DB_F_USER | DB_F_SOFT, .preempt = -1};
+	assert_string_equal(cli_describe_state(&ev, &names, buf, sizeof(buf)), "[process, IF on, from user, software]");
+	ev = (struct db_event){.kind = DB_IRET, .a = -1, .flags = DB_F_NOFRAME, .preempt = -1};
+	assert_string_equal(cli_describe_event(&ev, NULL, &names, buf, sizeof(buf)), "iret to self");
+}
+
 static void test_describe_lock_events(void **state)
 {
 	(void)state;
@@ -541,6 +569,7 @@ int main(void)
 		cmocka_unit_test(test_parse_pos_id_and_icount),
 		cmocka_unit_test(test_parse_pos_rejects_bad_positions),
 		cmocka_unit_test(test_describe_lock_events),
+		cmocka_unit_test(test_describe_schema2_kinds_and_state),
 		cmocka_unit_test(test_describe_irql_trap_iret_eoi),
 		cmocka_unit_test(test_describe_switch_names_both_threads),
 		cmocka_unit_test(test_describe_dispatcher_events),

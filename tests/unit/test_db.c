@@ -182,6 +182,13 @@ static void test_every_kind_and_field_round_trips(void **state)
 		e->a = k == DB_IRET ? -1 : (int64_t)k * 1000;
 		e->b = k == DB_SWITCH ? (int64_t)KADDR(0x200000) : -(int64_t)k;
 		e->vcpu = (uint16_t)(k % 3);
+		/* schema 2 fields: every value of each, spread over the kinds */
+		e->ctx = (uint8_t)(k % 4);
+		e->flags = (uint8_t)(k * 5 % 64);
+		e->lockop = DB_LOCKOP(k % 7, k % 6, k * 13 % 256);
+		e->preempt = k % 4 == 0 ? -1 : (k == 5 ? 0x7fffffff : k);
+		e->tid = e->thread ? 100 + k % 3 : -1;
+		e->caller = k % 5 == 0 ? 0 : KADDR(0x4000 + (uint64_t)k);
 		assert_int_equal(db_writer_push(w, e), DB_OK);
 	}
 	close_writer(w);
@@ -199,6 +206,12 @@ static void test_every_kind_and_field_round_trips(void **state)
 		assert_int_equal(out.a, in[k - 1].a);
 		assert_int_equal(out.b, in[k - 1].b);
 		assert_int_equal(out.vcpu, in[k - 1].vcpu);
+		assert_int_equal(out.ctx, in[k - 1].ctx);
+		assert_int_equal(out.flags, in[k - 1].flags);
+		assert_int_equal(out.lockop, in[k - 1].lockop);
+		assert_int_equal(out.preempt, in[k - 1].preempt);
+		assert_int_equal(out.tid, in[k - 1].tid);
+		assert_int_equal(out.caller, in[k - 1].caller);
 		assert_null(text);
 	}
 	assert_int_equal(db_cursor_next(c, &out, &text), 0);
@@ -208,6 +221,181 @@ static void test_every_kind_and_field_round_trips(void **state)
 	assert_int_equal(out.kind, DB_EOI);
 	assert_int_equal(out.a, 13000);
 	assert_int_equal(db_event_by_id(r, 99, &out, &err), 0);
+	db_reader_close(r);
+}
+
+/* A thread is (address, tid): a new tid at a known address is a new thread,
+ * named like the old one until renamed; renames follow the newest name. */
+static void test_threads_by_address_and_tid(void **state)
+{
+	struct fx *fx = *state;
+	struct db_writer *w = open_writer(fx->path);
+	struct db_reader *r;
+	const struct db_thread_info *th;
+	struct db_cursor *c = NULL;
+	struct db_filter f = { 0 };
+	struct db_event ev;
+	size_t n;
+	char *err = NULL;
+	int seen = 0;
+
+	/* the first event has no tid: the row gets it from the next one */
+	ev = ev_make(DB_IRQL, 1, KADDR(0x200100), 0, 0, 2);
+	ev.tid = -1;
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	assert_int_equal(db_writer_name_thread(w, KADDR(0x200100), 7, "sh"), DB_OK);
+	ev = ev_make(DB_IRQL, 2, KADDR(0x200100), 0, 2, 0);
+	ev.tid = 7;
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	/* the task struct is reused by tid 9, which execs "ls" */
+	ev = ev_make(DB_IRQL, 3, KADDR(0x200100), 0, 0, 2);
+	ev.tid = 9;
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	assert_int_equal(db_writer_name_thread(w, KADDR(0x200100), 9, "ls"), DB_OK);
+	ev = ev_make(DB_IRQL, 4, KADDR(0x200100), 0, 2, 0);
+	ev.tid = 9;
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	/* renamed again; the same name twice is one rename */
+	assert_int_equal(db_writer_name_thread(w, KADDR(0x200100), 9, "ls2"), DB_OK);
+	assert_int_equal(db_writer_name_thread(w, KADDR(0x200100), 9, "ls2"), DB_OK);
+	close_writer(w);
+
+	r = open_reader(fx->path);
+	assert_int_equal(db_threads(r, &th, &n, &err), DB_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(th[0].addr, KADDR(0x200100));
+	assert_int_equal(th[0].tid, 7);
+	assert_string_equal(th[0].name, "sh");
+	assert_int_equal(th[1].addr, KADDR(0x200100));
+	assert_int_equal(th[1].tid, 9);
+	assert_string_equal(th[1].name, "ls2");
+	assert_string_equal(db_thread_name(r, KADDR(0x200100)), "ls2");
+	assert_string_equal(db_thread_name_tid(r, KADDR(0x200100), 7), "sh");
+	assert_string_equal(db_thread_name_tid(r, KADDR(0x200100), 9), "ls2");
+	assert_string_equal(db_thread_name_tid(r, KADDR(0x200100), -1), "ls2");
+	/* events carry their own thread's tid; a thread filter takes every tid */
+	f.thread = KADDR(0x200100);
+	f.kinds = 1u << DB_IRQL;
+	assert_int_equal(db_cursor_open(r, &f, &c, &err), DB_OK);
+	while (db_cursor_next(c, &ev, NULL) == 1) {
+		assert_int_equal(ev.tid, ev.icount <= 2 ? 7 : 9);
+		seen++;
+	}
+	assert_int_equal(seen, 4);
+	db_cursor_close(c);
+	db_reader_close(r);
+}
+
+/* A lock_init of a known address starts a new instance with its own init
+ * site and class; lock ops set the lock's type from their flavor. */
+static void test_lock_instances_and_types(void **state)
+{
+	struct fx *fx = *state;
+	struct db_writer *w = open_writer(fx->path);
+	struct db_reader *r;
+	const struct db_lock_info *lk;
+	struct db_cursor *c = NULL;
+	struct db_filter f = { 0 };
+	struct db_event ev;
+	size_t n;
+	char *err = NULL;
+	int seen = 0;
+
+	assert_int_equal(db_writer_add_symbol(w, KADDR(0x5000), 0x40, "pool_alloc"), DB_OK);
+	assert_int_equal(db_writer_add_symbol(w, KADDR(0x6000), 0x40, "other_alloc"), DB_OK);
+	ev = ev_make(DB_LOCK_INIT, 1, KADDR(0x200100), 0x900000, (int64_t)KADDR(0x5010), 0);
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	ev = ev_make(DB_LOCK_ACQ, 2, KADDR(0x200100), 0x900000, 0, 0);
+	ev.lockop = DB_LOCKOP(DB_LF_WRITE, DB_LI_IRQSAVE, 0);
+	ev.caller = KADDR(0x7777);
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	/* freed and reused for another lock */
+	ev = ev_make(DB_LOCK_INIT, 3, KADDR(0x200100), 0x900000, (int64_t)KADDR(0x6004), 0);
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	ev = ev_make(DB_LOCK_ACQ, 4, KADDR(0x200100), 0x900000, 0, 0);
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	ev = ev_make(DB_LOCK_ACQ, 5, KADDR(0x200100), 0x900000, 0, 0);
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	/* a sleeping lock declared by flavor, first seen with a caller */
+	ev = ev_make(DB_LOCK_TRY, 6, KADDR(0x200100), 0x910000, 0, 0);
+	ev.lockop = DB_LOCKOP(DB_LF_RWSEM_READ, DB_LI_NONE, 1);
+	ev.caller = KADDR(0x8888);
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	close_writer(w);
+
+	r = open_reader(fx->path);
+	assert_int_equal(db_locks(r, &lk, &n, &err), DB_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(lk[0].addr, 0x900000);
+	assert_int_equal(lk[0].instance, 0);
+	assert_int_equal(lk[0].init_site, KADDR(0x5010));
+	assert_string_equal(lk[0].class_name, "alloc@pool_alloc+0x10");
+	assert_int_equal(lk[0].acquisitions, 1);
+	assert_int_equal(lk[1].addr, 0x900000);
+	assert_int_equal(lk[1].instance, 1);
+	assert_string_equal(lk[1].class_name, "alloc@other_alloc+0x4");
+	assert_int_equal(lk[1].acquisitions, 2);
+	assert_string_equal(lk[2].type, "rwsem");
+	assert_int_equal(lk[2].caller, KADDR(0x8888));
+	assert_string_equal(db_lock_class(r, 0x900000), "alloc@other_alloc+0x4");
+	/* a lock filter takes every instance */
+	f.obj = 0x900000;
+	f.kinds = 1u << DB_LOCK_ACQ;
+	assert_int_equal(db_cursor_open(r, &f, &c, &err), DB_OK);
+	while (db_cursor_next(c, &ev, NULL) == 1)
+		seen++;
+	assert_int_equal(seen, 3);
+	db_cursor_close(c);
+	db_reader_close(r);
+}
+
+static int view_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	char *out = ctx;
+	size_t len = strlen(out);
+
+	for (int i = 0; i < ncols; i++)
+		len += (size_t)snprintf(out + len, 1024 - len, "%s%s=%s", i ? " " : "", names[i],
+					values[i] ? values[i] : "NULL");
+	snprintf(out + len, 1024 - len, "\n");
+	return 0;
+}
+
+/* The events view unpacks the schema 2 fields for krewind sql. */
+static void test_events_view_unpacks_fields(void **state)
+{
+	struct fx *fx = *state;
+	struct db_writer *w = open_writer(fx->path);
+	struct db_reader *r;
+	struct db_event ev;
+	char out[1024] = "", *err = NULL;
+
+	ev = ev_make(DB_LOCK_ACQ, 1, KADDR(0x200100), 0x900000, 0, 0);
+	ev.ctx = DB_CTX_HARDIRQ;
+	ev.flags = DB_F_IF | DB_F_TRY;
+	ev.lockop = DB_LOCKOP(DB_LF_READ, DB_LI_RAISE_DISPATCH, 3);
+	ev.preempt = 2;
+	ev.tid = 42;
+	ev.caller = KADDR(0x4242);
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	ev = ev_make(DB_TRAP, 2, KADDR(0x200100), 0, 14, 0);
+	ev.ctx = DB_CTX_SOFTIRQ;
+	ev.flags = DB_F_USER;
+	ev.preempt = -1;
+	ev.tid = 42;
+	assert_int_equal(db_writer_push(w, &ev), DB_OK);
+	close_writer(w);
+	r = open_reader(fx->path);
+	assert_int_equal(db_sql(r,
+				"SELECT kind, ctx, flags, if_on, flavor, irq, subclass, preempt, tid,"
+				" iif(caller IS NULL, 'none', printf('%x', caller)) AS caller, lock_instance FROM events ORDER BY id",
+				view_row, out, &err),
+			 DB_OK);
+	assert_string_equal(out,
+			    "kind=lock_acq ctx=hardirq flags=17 if_on=1 flavor=read irq=raise-dispatch subclass=3"
+			    " preempt=2 tid=42 caller=ffffffff80004242 lock_instance=0\n"
+			    "kind=trap ctx=softirq flags=2 if_on=0 flavor=NULL irq=NULL subclass=NULL"
+			    " preempt=NULL tid=42 caller=none lock_instance=NULL\n");
 	db_reader_close(r);
 }
 
@@ -905,7 +1093,19 @@ static void test_reader_refuses_damaged_schema(void **state)
 
 	write_mix(fx->path, 10);
 	exec_sql(fx->path, "DROP TABLE event_blocks");
-	expect_reader_refusal(fx->path, DB_E_SCHEMA, "not a valid krewind trace of schema version 1");
+	expect_reader_refusal(fx->path, DB_E_SCHEMA, "not a valid krewind trace of schema version 2");
+}
+
+/* Schema 1 traces (no context, IF, lock flavors) are refused with one line
+ * that says what to do. */
+static void test_reader_refuses_schema_1(void **state)
+{
+	struct fx *fx = *state;
+
+	write_mix(fx->path, 10);
+	exec_sql(fx->path, "PRAGMA user_version = 1");
+	expect_reader_refusal(fx->path, DB_E_SCHEMA, "schema version 1");
+	expect_reader_refusal(fx->path, DB_E_SCHEMA, "record it again");
 }
 
 static void test_reader_refuses_other_sqlite_file(void **state)
@@ -1185,6 +1385,9 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_kind_names_round_trip),
 		T(test_every_kind_and_field_round_trips),
+		T(test_threads_by_address_and_tid),
+		T(test_lock_instances_and_types),
+		T(test_events_view_unpacks_fields),
 		T(test_count_by_kind),
 		T(test_text_markers),
 		T(test_metadata_set_and_replaced),
@@ -1210,6 +1413,7 @@ int main(void)
 		T(test_reader_refuses_truncated_file),
 		T(test_reader_refuses_newer_schema),
 		T(test_reader_refuses_damaged_schema),
+		T(test_reader_refuses_schema_1),
 		T(test_reader_refuses_other_sqlite_file),
 		T(test_sql_reads_events_view),
 		T(test_sql_refuses_writes_and_bad_sql),

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "db/db.h"
 #include "tracer/tracer.h"
 
 /* ------------------------------------------------------ synthetic ELF */
@@ -25,7 +26,7 @@
 struct sym {
 	const char *name;
 	uint64_t addr, size;
-	int type; /* STT_FUNC / STT_OBJECT */
+	int type; /* STT_FUNC / STT_OBJECT / STT_NOTYPE (a code label) */
 };
 
 static Elf_Scn *add_section(Elf *e, const char *unused, Elf64_Word type, void *buf, size_t size, size_t align)
@@ -140,6 +141,10 @@ static const struct sym kernel_syms[] = {
     {"KeBugCheckEx", 0x1003c0, 0x40, STT_FUNC},
     {"KiSelfTestReport", 0x100400, 0x40, STT_FUNC},
     {"KiScenarioStart", 0x100440, 0x40, STT_FUNC},
+    {"KeDelayExecutionThread", 0x100480, 0x20, STT_FUNC},
+    {"KeInsertQueueDpc", 0x1004a0, 0x20, STT_FUNC},
+    {"KiRetireDpcList", 0x1004c0, 0x20, STT_FUNC},
+    {"KiExecuteDpc", 0x1004e0, 0x20, STT_FUNC},
     {"ScenarioLockA", 0x200000, 8, STT_OBJECT},
     {"ScenarioLockB", 0x200008, 8, STT_OBJECT},
     {"AsmNoSize", 0x100500, 0, STT_FUNC},
@@ -290,7 +295,9 @@ static void test_probe_parses_every_event_kind(void **state)
 	    "g switch old=rdi new=rsi\nh wait object=rdi timeout=[r8]\n"
 	    "i mutex-acquire mutex=rdi\nj mutex-release mutex=rdi\nk signal object=rdi\n"
 	    "l bugcheck code=rdi param=rsi text=str:rdx\nm result passed=rdi failed=rsi\n"
-	    "n scenario name=str:rdi\no marker text=str:rdi\n";
+	    "n scenario name=str:rdi\no marker text=str:rdi\np context softirq\n"
+	    "q defer-queue item=rdi\nr defer-run item=rdi\ns sleep timeout=[rdx]\nt panic text=str:rdi\n"
+	    "u syscall number=rax\n";
 	struct probe_file *p = parse_ok(text);
 	int k;
 
@@ -323,6 +330,139 @@ static void test_probe_parses_thread_declarations(void **state)
 	assert_string_equal(p->thread_sym, "pcpu_hot");
 	assert_int_equal(p->thread_off, 8);
 	probe_free(p);
+}
+
+/* flavor=, irq=, subclass=, restore=, result= on lock events. */
+static void test_probe_parses_lock_attributes(void **state)
+{
+	struct probe_file *p = parse_ok("a lock-acquire lock=rdi irq=raise-dispatch\n"
+	                                "b lock-acquire lock=rdi flavor=write irq=save subclass=rsi:1\n"
+	                                "c lock-release lock=rdi irq=raise-dispatch restore=rsi:1\n"
+	                                "d lock-tryacquire lock=rdi flavor=read result=eax\n"
+	                                "e lock-tryacquire lock=[rdi+8] irq=bh result=al\n"
+	                                "f lock-init lock=rdi flavor=rwsem-write\n"
+	                                "g lock-acquire lock=rdi flavor=mutex irq=at-dispatch\n"
+	                                "h lock-acquire lock=rdi flavor=sem irq=irq\n");
+
+	(void)state;
+	assert_int_equal(p->nprobes, 8);
+	assert_int_equal(p->probes[0].flavor, DB_LF_SPIN);
+	assert_int_equal(p->probes[0].irq, DB_LI_RAISE_DISPATCH);
+	assert_int_equal(p->probes[1].flavor, DB_LF_WRITE);
+	assert_int_equal(p->probes[1].irq, DB_LI_IRQSAVE);
+	assert_int_equal(p->probes[1].op[PROBE_OP_SUBCLASS].kind, PROBE_LOC_REG);
+	assert_int_equal(p->probes[1].op[PROBE_OP_SUBCLASS].reg, PROBE_RSI);
+	assert_int_equal(p->probes[1].op[PROBE_OP_SUBCLASS].width, 1);
+	assert_int_equal(p->probes[2].op[PROBE_OP_RESTORE].reg, PROBE_RSI);
+	assert_int_equal(p->probes[3].flavor, DB_LF_READ);
+	assert_int_equal(p->probes[3].op[PROBE_OP_RESULT].reg, PROBE_RAX);
+	assert_int_equal(p->probes[3].op[PROBE_OP_RESULT].width, 4);
+	assert_int_equal(p->probes[4].op[PROBE_OP_RESULT].width, 1);
+	assert_int_equal(p->probes[4].irq, DB_LI_BH);
+	assert_int_equal(p->probes[5].flavor, DB_LF_RWSEM_WRITE);
+	assert_int_equal(p->probes[6].flavor, DB_LF_MUTEX);
+	assert_int_equal(p->probes[6].irq, DB_LI_AT_DISPATCH);
+	assert_int_equal(p->probes[7].flavor, DB_LF_SEM);
+	assert_int_equal(p->probes[7].irq, DB_LI_IRQ);
+	probe_free(p);
+}
+
+static void test_probe_rejects_bad_lock_attributes(void **state)
+{
+	(void)state;
+	parse_fails("a lock-acquire lock=rdi flavor=ticket\n", TRACER_E_SYNTAX,
+	            "t.probe:1: flavor=ticket: expected spin, read, write, mutex, rwsem-read, rwsem-write or sem");
+	parse_fails("a lock-acquire lock=rdi irq=off\n", TRACER_E_SYNTAX,
+	            "t.probe:1: irq=off: expected none, save, irq, bh, raise-dispatch or at-dispatch");
+	parse_fails("a signal object=rdi irq=save\n", TRACER_E_SYNTAX, "t.probe:1: irq= is for lock events, not signal");
+	parse_fails("a lock-release lock=rdi subclass=rsi\n", TRACER_E_SYNTAX,
+	            "t.probe:1: lock-release has no operand 'subclass'");
+	parse_fails("a lock-acquire lock=rdi restore=rsi\n", TRACER_E_SYNTAX,
+	            "t.probe:1: lock-acquire has no operand 'restore'");
+	parse_fails("a lock-tryacquire lock=rdi result=[rax]\n", TRACER_E_SYNTAX,
+	            "t.probe:1: result=[rax]: expected a register (rax:1, eax, al)");
+}
+
+/* context, defer-queue, defer-run, sleep, panic, syscall. */
+static void test_probe_parses_new_events(void **state)
+{
+	struct probe_file *p = parse_ok("__do_softirq context softirq\n"
+	                                "handle_irq context hardirq\n"
+	                                "exc_nmi context nmi\n"
+	                                "KeInsertQueueDpc defer-queue item=rdi\n"
+	                                "KiCallDpc defer-run item=rdi\n"
+	                                "tasklet_action defer-run\n"
+	                                "KeDelayExecutionThread sleep timeout=[rdx]\n"
+	                                "schedule sleep\n"
+	                                "panic panic text=str:rdi\n"
+	                                "do_syscall_64 syscall number=rsi:4\n");
+
+	(void)state;
+	assert_int_equal(p->nprobes, 10);
+	assert_int_equal(p->probes[0].kind, PROBE_CONTEXT);
+	assert_int_equal(p->probes[0].ctx, DB_CTX_SOFTIRQ);
+	assert_int_equal(p->probes[1].ctx, DB_CTX_HARDIRQ);
+	assert_int_equal(p->probes[2].ctx, DB_CTX_NMI);
+	assert_true(probe_needs_return(&p->probes[0]));
+	assert_int_equal(p->probes[3].kind, PROBE_DEFER_QUEUE);
+	assert_int_equal(p->probes[3].op[0].reg, PROBE_RDI);
+	assert_int_equal(p->probes[4].kind, PROBE_DEFER_RUN);
+	assert_int_equal(p->probes[5].op[0].kind, PROBE_LOC_NONE);
+	assert_int_equal(p->probes[6].kind, PROBE_SLEEP);
+	assert_int_equal(p->probes[6].op[0].kind, PROBE_LOC_MEM);
+	assert_int_equal(p->probes[7].op[0].kind, PROBE_LOC_NONE);
+	assert_int_equal(p->probes[8].kind, PROBE_PANIC);
+	assert_int_equal(p->probes[8].op[0].kind, PROBE_LOC_STR);
+	assert_int_equal(p->probes[9].kind, PROBE_SYSCALL);
+	assert_int_equal(p->probes[9].op[0].width, 4);
+	assert_false(probe_needs_return(&p->probes[3]));
+	probe_free(p);
+}
+
+static void test_probe_rejects_bad_new_events(void **state)
+{
+	(void)state;
+	parse_fails("f context\n", TRACER_E_SYNTAX, "t.probe:1: usage: SYMBOL context softirq|hardirq|nmi");
+	parse_fails("f context process\n", TRACER_E_SYNTAX, "t.probe:1: usage: SYMBOL context softirq|hardirq|nmi");
+	parse_fails("f defer-queue\n", TRACER_E_SYNTAX, "t.probe:1: defer-queue needs item=OPERAND");
+	parse_fails("f syscall\n", TRACER_E_SYNTAX, "t.probe:1: syscall needs number=OPERAND");
+	parse_fails("f panic text=rdi\n", TRACER_E_SYNTAX,
+	            "t.probe:1: text=rdi: expected a string operand (str:REG or str:[REG+N])");
+}
+
+/* thread-id and preempt-count. */
+static void test_probe_parses_tid_and_preempt_declarations(void **state)
+{
+	struct probe_file *p = parse_ok("thread-id 0x598 4\npreempt-count gs:__preempt_count 4\n");
+
+	(void)state;
+	assert_int_equal(p->tid_off, 0x598);
+	assert_int_equal(p->tid_len, 4);
+	assert_int_equal(p->preempt_seg, PROBE_SEG_GS);
+	assert_string_equal(p->preempt_sym, "__preempt_count");
+	assert_int_equal(p->preempt_off, 0);
+	assert_int_equal(p->preempt_len, 4);
+	probe_free(p);
+	p = parse_ok("preempt-count gs:pcpu_hot+8 4\n");
+	assert_string_equal(p->preempt_sym, "pcpu_hot");
+	assert_int_equal(p->preempt_off, 8);
+	probe_free(p);
+	p = parse_ok("preempt-count gs:0x10 2\n");
+	assert_null(p->preempt_sym);
+	assert_int_equal(p->preempt_off, 0x10);
+	assert_int_equal(p->preempt_len, 2);
+	probe_free(p);
+	/* no segment: a plain address (a uniprocessor hobby kernel's counter) */
+	p = parse_ok("preempt-count cpu0+0x10 4\n");
+	assert_int_equal(p->preempt_seg, PROBE_SEG_NONE);
+	assert_string_equal(p->preempt_sym, "cpu0");
+	assert_int_equal(p->preempt_off, 0x10);
+	probe_free(p);
+	parse_fails("thread-id 0x598\n", TRACER_E_SYNTAX, "t.probe:1: usage: thread-id OFFSET SIZE (SIZE 1, 2, 4 or 8)");
+	parse_fails("thread-id 0x598 3\n", TRACER_E_SYNTAX, "t.probe:1: usage: thread-id OFFSET SIZE (SIZE 1, 2, 4 or 8)");
+	parse_fails("preempt-count gs:x 3\n", TRACER_E_SYNTAX,
+	            "t.probe:1: preempt-count: expected [gs:|fs:]OFFSET|SYMBOL[+N] SIZE (SIZE 1, 2, 4 or 8)");
+	parse_fails("preempt-count gs:x+y 4\n", TRACER_E_SYNTAX, "t.probe:1: preempt-count: bad offset");
 }
 
 static void test_probe_at_return_is_recorded(void **state)
@@ -449,7 +589,15 @@ static void test_probe_shipped_krewind_probe_parses(void **state)
 	(void)state;
 	if (probe_load("probes/krewind.probe", &p, &err))
 		fail_msg("%s", err);
-	assert_int_equal(p->nprobes, 18);
+	assert_int_equal(p->nprobes, 22);
+	/* what analysis/ used to hard-code, now said by the probe */
+	assert_string_equal(p->probes[2].symbol, "KeAcquireSpinLockRaiseToDpc");
+	assert_int_equal(p->probes[2].irq, DB_LI_RAISE_DISPATCH);
+	assert_int_equal(p->probes[3].irq, DB_LI_AT_DISPATCH);
+	assert_string_equal(p->probes[5].symbol, "KeReleaseSpinLock");
+	assert_int_equal(p->probes[5].op[PROBE_OP_RESTORE].reg, PROBE_RSI);
+	assert_int_equal(p->probes[17].kind, PROBE_CONTEXT);
+	assert_int_equal(p->probes[17].ctx, DB_CTX_SOFTIRQ);
 	assert_int_equal(p->thread_seg, PROBE_SEG_GS);
 	assert_int_equal(p->thread_off, 0x188);
 	assert_int_equal(p->name_off, 0x40);
@@ -664,6 +812,82 @@ static void test_probe_return_needs_symbol_size(void **state)
 	elfsym_free(t);
 }
 
+/* Code labels (STT_NOTYPE in .text) load as functions, sized up to the next
+ * symbol, and can be probed; return thunks are recognised by name; NOTYPE
+ * symbols outside code are not loaded. */
+static const struct sym asm_syms[] = {
+    {"asm_exc_page_fault", 0x100000, 0, STT_NOTYPE},
+    {"asm_sysvec_apic_timer_interrupt", 0x100030, 0, STT_NOTYPE},
+    {"__x86_return_thunk", 0x100040, 0, STT_NOTYPE},
+    {"handler", 0x100080, 0x40, STT_FUNC},
+    {"srso_return_thunk", 0x1000c0, 0x10, STT_FUNC},
+    {".Llocal", 0x1000d0, 0, STT_NOTYPE},
+    {"last_label", 0x100ff0, 0, STT_NOTYPE},
+    /* linker markers at the address of a better name are dropped */
+    {"__entry_text_start", 0x100080, 0, STT_NOTYPE},
+    {"_sinittext", 0x100e00, 0, STT_NOTYPE},
+    {"early_handler", 0x100e00, 0, STT_NOTYPE},
+};
+
+static void test_elfsym_loads_code_labels_sized_to_next_symbol(void **state)
+{
+	struct elfsym_table *t = NULL;
+	struct probe_file *p = parse_ok("asm_exc_page_fault context hardirq\n");
+	const struct elfsym *s;
+	char *err = NULL;
+
+	(void)state;
+	write_elf(tmp("asm.elf"), asm_syms, sizeof(asm_syms) / sizeof(asm_syms[0]), 1, NULL, 0);
+	assert_int_equal(elfsym_load(tmp("asm.elf"), &t, &err), 0);
+	assert_int_equal(elfsym_count(t), 7); /* not .Llocal, __entry_text_start, _sinittext */
+	assert_string_equal(elfsym_lookup(t, 0x100090)->name, "handler");
+	assert_string_equal(elfsym_lookup(t, 0x100e10)->name, "early_handler");
+	assert_null(elfsym_find(t, "_sinittext"));
+	s = elfsym_find(t, "asm_exc_page_fault");
+	assert_non_null(s);
+	assert_true(s->is_func);
+	assert_true(s->is_label);
+	assert_true(s->size_from_next);
+	assert_int_equal(s->size, 0x30);
+	assert_ptr_equal(elfsym_lookup(t, 0x10002f), s);
+	s = elfsym_find(t, "handler");
+	assert_false(s->is_label);
+	assert_false(s->size_from_next);
+	/* the last label has no next symbol within 64 KiB: no size */
+	assert_int_equal(elfsym_find(t, "last_label")->size, 0);
+	assert_true(elfsym_is_return_thunk(elfsym_find(t, "__x86_return_thunk")));
+	assert_true(elfsym_is_return_thunk(elfsym_find(t, "srso_return_thunk")));
+	assert_false(elfsym_is_return_thunk(elfsym_find(t, "handler")));
+	assert_null(elfsym_find(t, ".Llocal"));
+	assert_int_equal(probe_resolve(p, t, &err), 0);
+	assert_int_equal(p->probes[0].addr, 0x100000);
+	assert_int_equal(p->probes[0].size, 0x30);
+	assert_true(p->probes[0].size_from_next);
+	probe_free(p);
+	elfsym_free(t);
+}
+
+static void test_probe_resolves_preempt_symbol(void **state)
+{
+	struct elfsym_table *t = NULL;
+	struct probe_file *p = parse_ok("preempt-count gs:pcpu_hot+8 4\n");
+	char *err = NULL;
+
+	(void)state;
+	write_elf(tmp("vmlinux"), linux_syms, sizeof(linux_syms) / sizeof(linux_syms[0]), 1, NULL, 0);
+	assert_int_equal(elfsym_load(tmp("vmlinux"), &t, &err), 0);
+	assert_int_equal(probe_resolve(p, t, &err), 0);
+	assert_int_equal(p->preempt_off, 0x1f008);
+	assert_null(p->preempt_sym);
+	probe_free(p);
+	p = parse_ok("\npreempt-count gs:__preempt_count 4\n");
+	assert_int_equal(probe_resolve(p, t, &err), TRACER_E_SYMBOL);
+	assert_non_null(strstr(err, "t.probe:2: symbol '__preempt_count' not found in "));
+	free(err);
+	probe_free(p);
+	elfsym_free(t);
+}
+
 static void test_probe_object_symbol_is_not_a_function(void **state)
 {
 	struct elfsym_table *t = NULL;
@@ -690,6 +914,11 @@ int main(void)
 	    cmocka_unit_test(test_probe_parses_every_event_kind),
 	    cmocka_unit_test(test_probe_parses_thread_declarations),
 	    cmocka_unit_test(test_probe_at_return_is_recorded),
+	    cmocka_unit_test(test_probe_parses_lock_attributes),
+	    cmocka_unit_test(test_probe_rejects_bad_lock_attributes),
+	    cmocka_unit_test(test_probe_parses_new_events),
+	    cmocka_unit_test(test_probe_rejects_bad_new_events),
+	    cmocka_unit_test(test_probe_parses_tid_and_preempt_declarations),
 	    cmocka_unit_test(test_probe_rejects_unknown_event_with_line),
 	    cmocka_unit_test(test_probe_rejects_unknown_register),
 	    cmocka_unit_test(test_probe_rejects_bad_memory_operand),
@@ -716,6 +945,8 @@ int main(void)
 	    cmocka_unit_test(test_probe_against_stripped_elf_fails_on_first_symbol),
 	    cmocka_unit_test(test_probe_return_needs_symbol_size),
 	    cmocka_unit_test(test_probe_object_symbol_is_not_a_function),
+	    cmocka_unit_test(test_elfsym_loads_code_labels_sized_to_next_symbol),
+	    cmocka_unit_test(test_probe_resolves_preempt_symbol),
 	};
 
 	return cmocka_run_group_tests_name("probe", tests, make_tmp, rm_tmp);

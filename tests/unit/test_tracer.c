@@ -1,7 +1,7 @@
 /*
  * test_tracer.c - Capstone classification of the instructions the plugin
- * instruments (lidt, mov cr8, wrmsr, iretq, out dx,al, ret, xAPIC-EOI-like
- * stores) and the effective-address computation used for lidt.
+ * instruments (lidt, mov cr8, wrmsr, iretq, out dx,al, ret, jmp, int N,
+ * xAPIC-EOI-like stores) and the effective-address computation used for lidt.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -153,6 +153,50 @@ static void test_insn_store32_at_b0_is_eoi_candidate(void **state)
 	assert_int_equal(ii.mem.base, INSN_REG_NONE);
 }
 
+/* Linux's native_apic_mem_write: `mov %esi,-0xa03000(%rdi)`, rdi = the
+ * register offset (0xb0), the displacement the APIC's fixmap page. */
+static void test_insn_store32_at_fixmap_page_is_eoi_candidate(void **state)
+{
+	struct insn_info ii;
+	uint64_t regs[PROBE_NREGS] = {0};
+
+	CLASSIFY(state, &ii, 0x89, 0xb7, 0x00, 0xd0, 0x5f, 0xff); /* mov [rdi-0xa03000], esi */
+	assert_int_equal(ii.cls, INSN_STORE32_B0);
+	assert_int_equal(ii.mem.base, PROBE_RDI);
+	regs[PROBE_RDI] = 0xb0;
+	assert_int_equal(insn_mem_addr(&ii.mem, regs, 0x1000, ii.len), 0xffffffffff5fd0b0ull);
+	/* the same on the stack, or a small page-aligned offset: not candidates */
+	CLASSIFY(state, &ii, 0x89, 0xb4, 0x24, 0x00, 0xd0, 0x5f, 0xff); /* mov [rsp-0xa03000], esi */
+	assert_int_equal(ii.cls, INSN_OTHER);
+	CLASSIFY(state, &ii, 0x89, 0xb7, 0x00, 0x10, 0x00, 0x00); /* mov [rdi+0x1000], esi */
+	assert_int_equal(ii.cls, INSN_OTHER);
+}
+
+/* jmp rel32/rel8 give their target (a jmp to a return thunk is a ret);
+ * int N, int3, int1 their vector (a software trap). */
+static void test_insn_jmp_target_and_int_vector(void **state)
+{
+	struct insn_info ii;
+
+	CLASSIFY(state, &ii, 0xe9, 0x10, 0x00, 0x00, 0x00); /* jmp 0x1015 */
+	assert_int_equal(ii.cls, INSN_JMP);
+	assert_int_equal(ii.target, 0x1015);
+	CLASSIFY(state, &ii, 0xeb, 0xfe); /* jmp $ */
+	assert_int_equal(ii.cls, INSN_JMP);
+	assert_int_equal(ii.target, 0x1000);
+	CLASSIFY(state, &ii, 0xff, 0xe0); /* jmp rax: no target */
+	assert_int_equal(ii.cls, INSN_OTHER);
+	CLASSIFY(state, &ii, 0xcd, 0x80); /* int 0x80 */
+	assert_int_equal(ii.cls, INSN_INT);
+	assert_int_equal(ii.reg, 0x80);
+	CLASSIFY(state, &ii, 0xcc); /* int3 */
+	assert_int_equal(ii.cls, INSN_INT);
+	assert_int_equal(ii.reg, 3);
+	CLASSIFY(state, &ii, 0xf1); /* int1 */
+	assert_int_equal(ii.cls, INSN_INT);
+	assert_int_equal(ii.reg, 1);
+}
+
 static void test_insn_other_stores_are_not_eoi_candidates(void **state)
 {
 	struct insn_info ii;
@@ -226,6 +270,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_insn_lidt_register_base),
+	    cmocka_unit_test(test_insn_store32_at_fixmap_page_is_eoi_candidate),
+	    cmocka_unit_test(test_insn_jmp_target_and_int_vector),
 	    cmocka_unit_test(test_insn_lidt_rip_relative),
 	    cmocka_unit_test(test_insn_lgdt_is_not_lidt),
 	    cmocka_unit_test(test_insn_mov_cr8_gives_source_register),

@@ -76,6 +76,7 @@ start64:
 	int3
 	mov $0x40000000, %rax   /* not mapped: #PF, error code 0 */
 	mov (%rax), %ebx        /* 2 bytes, skipped by the handler */
+	call iret_to_self
 	/* xAPIC timer, periodic, vector 0x30 */
 	mov $0xfee00000, %rax
 	movl $0x1ff, 0xf0(%rax) /* SVR: enable */
@@ -146,12 +147,34 @@ pf_handler:
 	.type timer_handler, @function
 timer_handler:
 	push %rax
+	push %rdi
 	incq ticks(%rip)
+	testq $1, ticks(%rip)
+	jz 1f
 	mov $0xfee00000, %rax
-	movl $0, 0xb0(%rax)     /* xAPIC EOI */
+	movl $0, 0xb0(%rax)     /* xAPIC EOI: the register holds the page */
+	jmp 2f
+1:	mov $0x800000b0, %edi
+	movl $0, 0x7ee00000(%rdi) /* xAPIC EOI: the register holds the offset (Linux's form) */
+2:	pop %rdi
 	pop %rax
 	iretq
 	.size timer_handler, . - timer_handler
+
+	/* Linux's sync_core(): an iretq to the next instruction, which
+	 * serializes; it closes no trap frame. */
+	.type iret_to_self, @function
+iret_to_self:
+	mov %rsp, %rdx
+	pushq $0x10             /* ss */
+	pushq %rdx              /* rsp */
+	pushfq
+	pushq $8                /* cs */
+	lea 1f(%rip), %rax
+	pushq %rax
+	iretq
+1:	ret
+	.size iret_to_self, . - iret_to_self
 
 	.data
 	.align 16
