@@ -29,27 +29,63 @@ static const char *kind_word(int kind)
 	return kind > 0 && kind <= DB_KIND_MAX && words[kind] ? words[kind] : "event";
 }
 
+struct story_event {
+	struct site s;
+	uint8_t kind;
+};
+
+static int story_cmp(const void *x, const void *y)
+{
+	const struct story_event *p = x, *q = y;
+	return p->s.id < q->s.id ? -1 : p->s.id > q->s.id;
+}
+
+/* The exception that came before (its pc: the faulting instruction when the
+ * tracer records the interrupted pc as the trap's caller, else the handler). */
+static void exception_text(struct analysis *a, const struct site *x, char *buf, size_t size)
+{
+	char w[256];
+	where_of(a, x, w, sizeof(w));
+	if (x->caller)
+		snprintf(buf, size, "exception %d at %s", x->vector, w);
+	else
+		snprintf(buf, size, "exception %d (handler %s)", x->vector, w);
+}
+
+/* The last exception on the crashing CPU and the last events of every CPU,
+ * in event order. */
 static void crash_story(struct analysis *a, struct analysis_finding *f, const struct vcpu *cv)
 {
-	if (cv && cv->last_exception.id) {
-		char w[256];
-		const struct site *x = &cv->last_exception;
-		finding_step(a, f, "trap", x, "exception %d at %s (the faulting pc)", x->vector,
-			     where_of(a, x, w, sizeof(w)));
+	struct story_event *all = malloc((a->n_vcpus * LAST_EVENTS + 1) * sizeof(*all));
+	if (!all) {
+		fail(a, ANALYSIS_E_NOMEM);
+		return;
 	}
+	size_t n = 0;
+	int64_t xid = cv ? cv->last_exception.id : 0;
+	if (xid)
+		all[n++] = (struct story_event){cv->last_exception, DB_TRAP};
 	for (size_t i = 0; i < a->n_vcpus; i++) {
 		const struct vcpu *v = &a->vcpus[i];
-		size_t n = v->ring_n < LAST_EVENTS ? v->ring_n : LAST_EVENTS;
-		for (size_t k = 0; k < n; k++) {
-			size_t at = (v->ring_n - n + k) % LAST_EVENTS;
-			const struct site *s = &v->ring[at];
-			if (s->id == a->crash_site.id || (cv && s->id == cv->last_exception.id))
-				continue;
-			char w[256];
-			finding_step(a, f, "last", s, "cpu%zu: %s at %s", i, kind_word(v->ring_kind[at]),
-				     where_of(a, s, w, sizeof(w)));
+		size_t k0 = v->ring_n < LAST_EVENTS ? 0 : v->ring_n - LAST_EVENTS;
+		for (size_t k = k0; k < v->ring_n; k++) {
+			const struct site *s = &v->ring[k % LAST_EVENTS];
+			if (s->id != a->crash_site.id && s->id != xid)
+				all[n++] = (struct story_event){*s, v->ring_kind[k % LAST_EVENTS]};
 		}
 	}
+	qsort(all, n, sizeof(*all), story_cmp);
+	for (size_t k = 0; k < n; k++) {
+		char w[300];
+		if (xid && all[k].s.id == xid) {
+			exception_text(a, &all[k].s, w, sizeof(w));
+			finding_step(a, f, "trap", &all[k].s, "%s", w);
+		} else {
+			finding_step(a, f, "last", &all[k].s, "cpu%u: %s at %s", (unsigned)all[k].s.vcpu,
+				     kind_word(all[k].kind), where_of(a, &all[k].s, w, sizeof(w)));
+		}
+	}
+	free(all);
 }
 
 void on_crash(struct analysis *a, struct vcpu *v, const struct db_event *ev, const struct site *s,
@@ -64,31 +100,31 @@ void on_crash(struct analysis *a, struct vcpu *v, const struct db_event *ev, con
 		return;
 	a->have_crash = 1;
 	a->crash_site = *s;
-	char w[256], fw[256] = "";
+	char w[256], fw[300] = "";
 	where_of(a, s, w, sizeof(w));
 	const struct site *x = v->last_exception.id ? &v->last_exception : NULL;
 	if (x)
-		where_of(a, x, fw, sizeof(fw));
+		exception_text(a, x, fw, sizeof(fw));
 	char *who = thread_label(a, s->thread);
 	finding_target(f, s);
 	crash_story(a, f, v);
-	finding_step(a, f, "crash", s, "%s 0x%" PRIx64 " (0x%" PRIx64 ")%s%s on %s, called from %s",
+	finding_step(a, f, "crash", s, "%s 0x%" PRIx64 " (0x%" PRIx64 ")%s%s on %s at %s",
 		     text ? "panic" : "bugcheck", (uint64_t)ev->a, (uint64_t)ev->b, text ? ": " : "", text ? text : "",
 		     who ? who : "", w);
 	if (text)
-		finding_title(a, f, "crash: panic \"%s\" on %s%s%s", text, who ? who : "", x ? " after exception at " : "",
-			      fw);
+		finding_title(a, f, "crash: panic \"%s\" on %s%s%s", text, who ? who : "", x ? " after " : "", fw);
 	else
 		finding_title(a, f, "crash: bugcheck 0x%" PRIx64 " (0x%" PRIx64 ") on %s%s%s", (uint64_t)ev->a,
-			      (uint64_t)ev->b, who ? who : "", x ? " after exception at " : "", fw);
+			      (uint64_t)ev->b, who ? who : "", x ? " after " : "", fw);
 	finding_explain(a, f,
 			"The kernel stopped itself at %s (%s code 0x%" PRIx64 ", parameter 0x%" PRIx64 "%s%s). %s "
 			"The steps show the last events of every CPU before it; replay to the event to inspect the "
 			"state that made it give up.",
 			w, text ? "panic" : "bugcheck", (uint64_t)ev->a, (uint64_t)ev->b, text ? ", text: " : "",
 			text ? text : "",
-			x ? "The last exception on that CPU came first (its pc is the faulting instruction): the "
-			    "crash is most likely its consequence."
+			x ? "An exception on that CPU came first: the crash is most likely its consequence (its "
+			    "trap step is the faulting instruction when the trace records the interrupted pc, "
+			    "else the handler; replay to it and look at the saved rip)."
 			  : "");
 	free(who);
 }
@@ -111,11 +147,11 @@ static void reset_crash(struct analysis *a, const char *outcome)
 	a->crash_site = lv->last;
 	finding_target(f, &lv->last);
 	crash_story(a, f, lv);
-	char fw[256] = "";
+	char fw[300] = "";
 	if (lv->last_exception.id)
-		where_of(a, &lv->last_exception, fw, sizeof(fw));
+		exception_text(a, &lv->last_exception, fw, sizeof(fw));
 	finding_title(a, f, "crash: the guest %s%s%s", strcmp(outcome, "reset") == 0 ? "reset" : "panicked or reset",
-		      *fw ? " after exception at " : "", fw);
+		      *fw ? " after " : "", fw);
 	finding_explain(a, f,
 			"The run ended with outcome '%s' and no bugcheck event: the machine reset (a triple fault: an "
 			"exception while delivering an exception, usually a broken stack, IDT or page table) or "

@@ -76,6 +76,7 @@ void on_trap(struct analysis *a, struct vcpu *v, struct thread *t, const struct 
 {
 	int vec = (int)(ev->a & 0xff);
 	int soft = (ev->flags & DB_F_SOFT) != 0;
+	s->vector = (int16_t)vec;
 	if (vec < FIRST_INTERRUPT_VECTOR && !soft)
 		v->last_exception = *s;
 	if (vec >= FIRST_INTERRUPT_VECTOR && vec != SPURIOUS_VECTOR && !soft) {
