@@ -197,10 +197,11 @@ int analysis_feed(struct analysis *a, const struct db_event *ev);
 int analysis_feed_text(struct analysis *a, const struct db_event *ev, const char *text);
 
 /* Ends the stream and builds the report. outcome is the run's outcome
- * ("pass", "fail", "bugcheck", "completed", "hang", "timeout", "reset", ...,
- * or NULL if unknown): "hang" and "timeout" make the run hung; "pass", "fail",
- * "bugcheck", "reset" and "completed" never are ("reset", a triple fault, is a
- * crash finding); other or unknown outcomes let the
+ * ("pass", "fail", "bugcheck", "completed", "exit", "hang", "timeout",
+ * "panic", "reset", ..., or NULL if unknown): "hang" and "timeout" make the
+ * run hung; "pass", "fail", "bugcheck", "completed", "exit" (the guest
+ * powered off) never are, nor are "panic" and "reset" (a guest panic or a
+ * triple fault without a bugcheck event: a crash finding); other or unknown outcomes let the
  * evidence decide (a spinner or wait-for cycle at the end). *out is owned
  * by the caller (analysis_report_free); a must still be freed with
  * analysis_free and cannot be fed or finished again. */
@@ -211,8 +212,8 @@ void analysis_free(struct analysis *a);
 /* ----------------------------------------------------------------- one call */
 
 /* Runs every check over the trace open in r (outcome from db_meta(r,
- * "outcome")), naming with db_lock_class, db_lock_name, db_thread_name and
- * db_symbolize. *out is owned by the caller. */
+ * "outcome")), naming with db_symbolize (code, and locks by their static
+ * symbol), db_lock_name and db_thread_name. *out is owned by the caller. */
 int analysis_run(struct db_reader *r, struct analysis_report **out, char **err);
 
 /* ---------------------------------------------------------------- rendering */

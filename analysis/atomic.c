@@ -15,7 +15,9 @@
  *    another level than DISPATCH, after its release as its restore;
  *  - nothing sleeps (a sleep point, a wait that may block, a sleeping lock)
  *    with a spinlock held, in interrupt context, with interrupts disabled,
- *    with preemption disabled, or at IRQL >= DISPATCH;
+ *    with preemption disabled, or at IRQL >= DISPATCH (the interrupt and
+ *    preemption rules from the first context switch on: before it the
+ *    kernel is booting, as might_sleep's early-boot exemption has it);
  *  - nothing is switched out holding a spinlock, except the dispatcher's own
  *    hand-off: a lock the outgoing thread took before the switch that the
  *    thread switched in releases before the next switch on that CPU;
@@ -303,9 +305,11 @@ void atomic_sleep(struct analysis *a, struct thread *t, const struct db_event *e
 {
 	const struct held *spin = NULL;
 	for (size_t i = 0; i < t->n_held && !spin; i++)
-		if (!is_sleeping_flavor(t->held[i].flavor) && !a->locks[t->held[i].lock].sleeping)
+		if (!a->locks[t->held[i].lock].sleeping)
 			spin = &t->held[i];
-	int preempt = ev->preempt >= 0 ? ev->preempt & 0x7fffffff : 0; /* the top bit is a flag on x86 Linux */
+	/* -1: not declared. The top bit is a flag on x86 Linux (need-resched,
+	 * inverted), not part of the count. */
+	int preempt = ev->preempt != -1 ? ev->preempt & 0x7fffffff : 0;
 	char reason[320], w[256], wh[256];
 	uint64_t rkey;
 	where_of(a, s, w, sizeof(w));
@@ -313,14 +317,19 @@ void atomic_sleep(struct analysis *a, struct thread *t, const struct db_event *e
 		snprintf(reason, sizeof(reason), "while holding spinlock %s (taken at %s)", class_name(a, spin->cls),
 			 where_of(a, &spin->acq, wh, sizeof(wh)));
 		rkey = 1 + ((uint64_t)spin->cls << 8);
-	} else if (ev->ctx != DB_CTX_PROCESS || (!a->ctx_seen && !a->if_seen && in_interrupt(t))) {
+	} else if (ev->preempt == -1 &&
+		   (ev->ctx != DB_CTX_PROCESS || (!a->ctx_seen && !a->if_seen && in_interrupt(t)))) {
+		/* Where the kernel declares its preemption count, that count (which
+		 * includes its interrupt nesting) says whether it is atomic: the
+		 * trap frame of an interrupt stays open on its way out, where
+		 * rescheduling is legal. */
 		snprintf(reason, sizeof(reason), "in %s context",
 			 ev->ctx == DB_CTX_SOFTIRQ ? "softirq" : ev->ctx == DB_CTX_NMI ? "NMI" : "interrupt");
 		rkey = 2;
-	} else if (a->if_seen && !(ev->flags & DB_F_IF)) {
+	} else if (a->sched_seen && a->if_seen && !(ev->flags & DB_F_IF)) {
 		snprintf(reason, sizeof(reason), "with interrupts disabled");
 		rkey = 3;
-	} else if (preempt > 0) {
+	} else if (a->sched_seen && preempt > 0) {
 		snprintf(reason, sizeof(reason), "with preemption disabled (preempt count %d)", preempt);
 		rkey = 4;
 	} else if (irql >= IRQL_DISPATCH) {
@@ -453,7 +462,7 @@ void atomic_switch(struct analysis *a, struct vcpu *v, struct thread *old, uint3
 	uint32_t me = (uint32_t)(old - a->threads) + 1;
 	for (size_t i = 0; i < old->n_held && v->n_handoff < MAX_HANDOFF; i++) {
 		struct lock *l = &a->locks[old->held[i].lock];
-		if (l->sleeping || is_sleeping_flavor(old->held[i].flavor) || l->holder != me)
+		if (l->sleeping || l->holder != me)
 			continue;
 		l->handoff_to = new_index + 1;
 		l->handoff_switch = s->id;

@@ -224,7 +224,7 @@ static uint32_t waits_for(const struct analysis *a, const struct thread *t)
 	if (!t->has_wait)
 		return 0;
 	uint32_t li;
-	if (u64map_get(&a->lock_map, t->wait_obj, &li) && a->locks[li].sleeping)
+	if (lock_find(a, t->wait_obj, 1, &li))
 		return a->locks[li].holder;
 	uint32_t by;
 	if (u64map_get(&a->signal_map, t->wait_obj, &by) && by != (uint32_t)(t - a->threads) + 1)
@@ -235,7 +235,7 @@ static uint32_t waits_for(const struct analysis *a, const struct thread *t)
 static int waits_on_completion(const struct analysis *a, const struct thread *t)
 {
 	uint32_t li;
-	return !t->has_try && t->has_wait && !(u64map_get(&a->lock_map, t->wait_obj, &li) && a->locks[li].sleeping);
+	return !t->has_try && t->has_wait && !(lock_find(a, t->wait_obj, 1, &li));
 }
 
 /* Adds to c why thread t is stuck: the acquisition of what it waits for and
@@ -247,7 +247,7 @@ static void explain_stuck(struct analysis *a, struct chain *c, struct thread *t)
 	uint32_t li;
 	if (t->has_try)
 		l = &a->locks[t->try_lock];
-	else if (t->has_wait && u64map_get(&a->lock_map, t->wait_obj, &li))
+	else if (t->has_wait && lock_find(a, t->wait_obj, 1, &li))
 		l = &a->locks[li];
 	if (l && l->holder) {
 		char *owner = thread_label(a, a->threads[l->holder - 1].addr);
@@ -393,7 +393,7 @@ static void hang(struct analysis *a, int explicit_hang, int *hung)
 		uint32_t li;
 		if (focus->has_try)
 			l = &a->locks[focus->try_lock];
-		else if (focus->has_wait && u64map_get(&a->lock_map, focus->wait_obj, &li))
+		else if (focus->has_wait && lock_find(a, focus->wait_obj, 1, &li))
 			l = &a->locks[li];
 		const char *cn = l ? class_name(a, l->cls) : "";
 		const struct site *target = focus->has_try ? &focus->try_site : &focus->wait_site;
@@ -439,7 +439,7 @@ static void hang(struct analysis *a, int explicit_hang, int *hung)
 				struct thread *t = &a->threads[cycle[k]];
 				struct thread *o = &a->threads[waits_for(a, t) - 1];
 				const struct lock *tl = t->has_try ? &a->locks[t->try_lock] : NULL;
-				if (!tl && u64map_get(&a->lock_map, t->wait_obj, &li))
+				if (!tl && lock_find(a, t->wait_obj, 1, &li))
 					tl = &a->locks[li];
 				char *tn = thread_label(a, t->addr), *on = thread_label(a, o->addr);
 				size_t at = strlen(desc);
@@ -557,7 +557,7 @@ static void at_exit(struct analysis *a, int normal_end, int hung)
 			continue;
 		char *who = thread_label(a, t->addr);
 		uint32_t li;
-		const char *cn = u64map_get(&a->lock_map, t->wait_obj, &li) ? class_name(a, a->locks[li].cls) : "";
+		const char *cn = lock_find(a, t->wait_obj, 1, &li) ? class_name(a, a->locks[li].cls) : "";
 		finding_target(f, &t->wait_site);
 		finding_step(a, f, "wait", &t->wait_site, "%s waits on object 0x%" PRIx64 "%s%s", who ? who : "",
 			     t->wait_obj, *cn ? " " : "", cn);
@@ -579,7 +579,7 @@ static void pending_wait_edges(struct analysis *a)
 	for (size_t i = 0; i < a->n_threads && !a->error; i++) {
 		struct thread *t = &a->threads[i];
 		uint32_t li;
-		if (!t->has_wait || !u64map_get(&a->lock_map, t->wait_obj, &li))
+		if (!t->has_wait || !lock_find(a, t->wait_obj, 1, &li))
 			continue;
 		struct lock *l = &a->locks[li];
 		if (l->sleeping && l->holder && l->holder != (uint32_t)i + 1)
@@ -589,7 +589,7 @@ static void pending_wait_edges(struct analysis *a)
 
 int finish_checks(struct analysis *a, const char *outcome, int *hung)
 {
-	static const char *const normal[] = {"pass", "fail", "bugcheck", "completed", "panic", "reset", NULL};
+	static const char *const normal[] = {"pass", "fail", "bugcheck", "completed", "exit", "panic", "reset", NULL};
 	static const char *const hanging[] = {"hang", "timeout", NULL};
 	static const char *const resets[] = {"panic", "reset", NULL};
 	int normal_end = is_outcome(outcome, normal);
@@ -598,6 +598,7 @@ int finish_checks(struct analysis *a, const char *outcome, int *hung)
 	int rc = lock_order_cycles(a);
 	if (rc)
 		return rc;
+	recursive_locking_finish(a);
 	irq_usage_checks(a);
 	atomic_finish(a);
 	interrupt_finish(a, is_outcome(outcome, hanging));

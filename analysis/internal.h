@@ -90,7 +90,17 @@ struct usage {
 
 struct lock_class {
 	char *name;
+	int sleeping;             /* a class of sleeping locks: never the same class as a spinlock
+	                             of the same name (a semaphore and its own spinlock) */
 	struct usage use[N_VIEWS][N_USAGE];
+	uint64_t self_nested;     /* instances of it nested in each other (without subclass) */
+	struct site self_outer, self_inner; /* the first such nesting */
+	int self_reported;        /* reported as an instance inversion already */
+};
+
+/* Two instances of one class nested: outer held when inner was asked for. */
+struct nesting {
+	struct site outer, inner;
 };
 
 struct lock {
@@ -199,7 +209,7 @@ struct vcpu {
 	struct site ring[LAST_EVENTS]; /* its last events, for crash reports */
 	uint8_t ring_kind[LAST_EVENTS];
 	size_t ring_n;
-	uint64_t defer_runs, dispatch_drops; /* counters for lost-deferred-work */
+	uint64_t dispatch_drops;  /* IRQL drops below DISPATCH, for lost-deferred-work */
 	struct site last;
 	int seen;
 };
@@ -226,7 +236,7 @@ struct deferred {
 	uint64_t item;
 	int pending;
 	struct site queued;
-	uint64_t runs_at_queue, drops_at_queue;
+	uint64_t drops_at_queue;
 };
 
 struct function {
@@ -241,12 +251,16 @@ struct analysis {
 	int if_seen;              /* some event had DB_F_IF: the trace carries IF (schema 2) */
 	int ctx_seen;             /* some event had a non-process ctx */
 	int defer_items_known;    /* some defer_run named its item */
+	int sched_seen;           /* a context switch happened: the kernel is past early boot */
+	int subclass_seen;        /* some acquisition declared a nesting subclass */
 
 	struct u64map thread_map;
 	struct thread *threads;
 	size_t n_threads, cap_threads;
 
-	struct u64map lock_map;
+	struct u64map lock_map;   /* spinlocks and rwlocks: addr -> index */
+	struct u64map sleep_map;  /* sleeping locks: addr -> index (a semaphore's own spinlock
+	                             lives at its address: two locks, as for lockdep) */
 	struct lock *locks;
 	size_t n_locks, cap_locks;
 
@@ -263,6 +277,10 @@ struct analysis {
 	size_t n_functions, cap_functions;
 
 	struct u64map signal_map; /* object -> thread index + 1 that last signalled it */
+
+	struct u64map nesting_map; /* outer lock << 32 | inner lock -> nesting index */
+	struct nesting *nestings;
+	size_t n_nestings, cap_nestings;
 
 	struct u64map defer_map;
 	struct deferred *defers;
@@ -290,8 +308,12 @@ struct analysis {
 void fail(struct analysis *a, int rc);
 uint64_t hash_str(const char *s);
 uint32_t function_of(struct analysis *a, uint64_t pc);
-uint32_t class_intern(struct analysis *a, const char *name);
-struct lock *lock_get(struct analysis *a, uint64_t addr, const struct site *s);
+uint32_t class_intern(struct analysis *a, const char *name, int sleeping);
+/* The spinlock (sleeping = 0) or sleeping lock at addr, created on first
+ * sight; NULL on allocation failure. */
+struct lock *lock_get(struct analysis *a, uint64_t addr, int sleeping, const struct site *s);
+/* Looks a lock up without creating it: 1 and *idx if known. */
+int lock_find(const struct analysis *a, uint64_t addr, int sleeping, uint32_t *idx);
 void lock_init_event(struct analysis *a, const struct db_event *ev, const struct site *s);
 uint32_t thread_index(struct analysis *a, uint64_t addr);
 uint64_t thread_key(uint64_t thread, uint16_t vcpu);
@@ -319,6 +341,8 @@ void add_edges(struct analysis *a, struct thread *t, const struct lock *l, uint3
 void held_remove(struct thread *t, uint32_t lock);
 uint32_t held_class(struct analysis *a, const struct lock *l, const struct db_event *ev);
 int lock_order_cycles(struct analysis *a);
+/* Recursive locking by class, where the kernel declares nesting subclasses. */
+void recursive_locking_finish(struct analysis *a);
 /* The dependency graph in CSR form: edges from class c are
  * order[start[c] .. start[c+1]). The caller frees start and order. */
 struct graph {

@@ -15,9 +15,10 @@
  *    device level (nested-vector);
  *  - an interrupt or exception returns at the IRQL and interrupt flag it
  *    interrupted (iret-state-mismatch);
- *  - deferred work (DPC, tasklet) that is queued runs: an item still queued
- *    at the end after its CPU ran other deferred work or dropped below
- *    DISPATCH_LEVEL was lost (lost-deferred-work).
+ *  - deferred work that is queued runs: an item still queued at the end
+ *    after its CPU dropped below DISPATCH_LEVEL (where an IRQL kernel drains
+ *    its DPCs first) was lost (lost-deferred-work). Kernels without IRQL
+ *    (Linux: timers and softirqs run later by design) are not judged.
  * Software traps (int N, syscall: DB_F_SOFT) are frames, not interrupts.
  */
 #include <inttypes.h>
@@ -351,7 +352,6 @@ void on_defer(struct analysis *a, struct vcpu *v, const struct db_event *ev, con
 	uint32_t idx;
 	int known = ev->obj && u64map_get(&a->defer_map, ev->obj, &idx);
 	if (ev->kind == DB_DEFER_RUN) {
-		v->defer_runs++;
 		if (ev->obj)
 			a->defer_items_known = 1;
 		if (known)
@@ -375,7 +375,6 @@ void on_defer(struct analysis *a, struct vcpu *v, const struct db_event *ev, con
 		return; /* queued again while queued: one run serves both */
 	d->pending = 1;
 	d->queued = *s;
-	d->runs_at_queue = v->defer_runs;
 	d->drops_at_queue = v->dispatch_drops;
 }
 
@@ -388,8 +387,8 @@ static void lost_deferred(struct analysis *a)
 		if (!d->pending || d->queued.vcpu >= a->n_vcpus)
 			continue;
 		const struct vcpu *v = &a->vcpus[d->queued.vcpu];
-		if (v->defer_runs == d->runs_at_queue && v->dispatch_drops == d->drops_at_queue)
-			continue; /* the CPU never got to its deferred work again */
+		if (v->dispatch_drops == d->drops_at_queue)
+			continue; /* the CPU never went below DISPATCH since: it had no time to */
 		int is_new;
 		struct analysis_finding *f = finding_get(a, ANALYSIS_LOST_DEFERRED, hash_mix(d->item, d->queued.pc), &is_new);
 		if (!f)
@@ -403,14 +402,13 @@ static void lost_deferred(struct analysis *a)
 			     where_of(a, &d->queued, w, sizeof(w)));
 		finding_title(a, f, "deferred work 0x%" PRIx64 " queued and never run", d->item);
 		finding_explain(a, f,
-				"Item 0x%" PRIx64 " (a DPC, tasklet or similar) was queued at %s and had not run when "
-				"the trace ended, although its CPU afterwards %s. Whatever the item completes (a "
-				"request, a timer, a wake-up) is lost: its waiters hang. Check the queueing path (a "
-				"queue that drops items, an item queued on a list that is never drained, an "
-				"already-queued flag never cleared).",
-				d->item, w,
-				v->defer_runs != d->runs_at_queue ? "ran other deferred work"
-								  : "dropped below DISPATCH_LEVEL, where it would run");
+				"Item 0x%" PRIx64 " (a DPC or similar) was queued at %s and had not run when the trace "
+				"ended, although its CPU afterwards dropped below DISPATCH_LEVEL, which it does only "
+				"after draining its queue. Whatever the item completes (a request, a timer, a "
+				"wake-up) is lost: its waiters hang. Check the queueing path (a queue that drops "
+				"items, an item queued on a list that is never drained, an already-queued flag "
+				"never cleared).",
+				d->item, w);
 	}
 }
 
@@ -424,8 +422,12 @@ int needs_eoi(const struct analysis *a, int v, int hung)
 	const struct vector_stats *vs = &a->vectors[v];
 	if (!vs->without_eoi)
 		return 0;
+	/* EOI'd on other deliveries: a bug if it happened twice, or if the
+	 * vector stopped (a single miss that the next EOI of another vector
+	 * cleared, or one acknowledged where the tracer cannot see, such as a
+	 * legacy PIC, is no evidence). */
 	if (vs->with_eoi)
-		return 1;
+		return vs->without_eoi > 1 || vs->last_trap.id == vs->last_noeoi_trap.id;
 	if (v < 0x30 || v == SPURIOUS_VECTOR)
 		return 0;
 	return a->eoi_events > 0 || (hung && vs->last_trap.id == vs->last_noeoi_trap.id);

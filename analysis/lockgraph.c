@@ -21,8 +21,12 @@
  *  - Taking an instance of a class while holding another instance of the same
  *    class is "possible recursive locking", unless the acquisition declares
  *    a nesting subclass (which makes "class/n" a class of its own) or both
- *    are recursive reads. Taking the same instance again is a self-deadlock
- *    (recursive-spinlock).
+ *    are recursive reads. A kernel built without nesting annotations (no
+ *    acquisition in the trace declares a subclass: a stock Linux without
+ *    lockdep compiles them out) cannot say which nestings are ordered; there
+ *    only two instances nested in both orders (an inversion between
+ *    instances) are reported. Taking the same instance again is a
+ *    self-deadlock (recursive-spinlock).
  * One finding per distinct inversion: cycles that share a dependency, or
  * that run through the same set of classes, are variants of one finding.
  */
@@ -41,7 +45,7 @@ uint32_t held_class(struct analysis *a, const struct lock *l, const struct db_ev
 		return l->cls;
 	char name[300];
 	snprintf(name, sizeof(name), "%s/%d", class_name(a, l->cls), sub);
-	return class_intern(a, name);
+	return class_intern(a, name, a->classes[l->cls].sleeping);
 }
 
 void held_remove(struct thread *t, uint32_t lock)
@@ -83,6 +87,69 @@ void add_edges(struct analysis *a, struct thread *t, const struct lock *l, uint3
 		fail(a, u64map_put(&a->edge_map, key, (uint32_t)a->n_edges));
 		a->n_edges++;
 	}
+}
+
+/* Two instances nested in both orders: an inversion between instances,
+ * whatever the kernel's annotations. */
+static void instance_inversion(struct analysis *a, struct thread *t, uint32_t cls, const struct nesting *other,
+			       const struct held *h, const struct site *s)
+{
+	int is_new;
+	struct analysis_finding *f = finding_get(a, ANALYSIS_RECURSIVE_LOCKING, hash_mix(cls, 1), &is_new);
+	if (!f)
+		return;
+	f->count++;
+	a->classes[cls].self_reported = 1;
+	if (!is_new)
+		return;
+	const char *cn = class_name(a, cls);
+	char *who = thread_label(a, t->addr), *first = thread_label(a, other->outer.thread);
+	char w1[256], w2[256], w3[256], w4[256];
+	finding_target(f, s);
+	finding_step(a, f, "held", &other->outer, "%s acquired one %s (0x%" PRIx64 ") at %s", first ? first : "", cn,
+		     other->outer.lock, where_of(a, &other->outer, w1, sizeof(w1)));
+	finding_step(a, f, "acquire", &other->inner, "then the other (0x%" PRIx64 ") at %s", other->inner.lock,
+		     where_of(a, &other->inner, w2, sizeof(w2)));
+	finding_step(a, f, "held", &h->acq, "%s acquired 0x%" PRIx64 " first at %s", who ? who : "", h->acq.lock,
+		     where_of(a, &h->acq, w3, sizeof(w3)));
+	finding_step(a, f, "acquire", s, "then 0x%" PRIx64 " at %s: the opposite order", s->lock,
+		     where_of(a, s, w4, sizeof(w4)));
+	finding_title(a, f, "two instances of %s nested in both orders", cn);
+	finding_explain(a, f,
+			"Two locks of class %s were nested one way (%s, then %s) and the other way (%s, then %s). "
+			"Instances of one class have no order of their own: when both paths run at once each "
+			"holds the lock the other wants, an AB-BA deadlock between instances (lockdep reports "
+			"this as 'possible recursive locking'). Take instances in a fixed order (by address, "
+			"parent before child) on every path.",
+			cn, w1, w2, w3, w4);
+	free(who);
+	free(first);
+}
+
+/* Remembers that h's instance was held when s's instance of the same class
+ * was asked for. */
+static void note_nesting(struct analysis *a, struct thread *t, uint32_t cls, const struct held *h, uint32_t inner,
+			 const struct site *s)
+{
+	struct lock_class *c = &a->classes[cls];
+	if (!c->self_nested++) {
+		c->self_outer = h->acq;
+		c->self_inner = *s;
+	}
+	uint64_t key = (uint64_t)h->lock << 32 | inner, back = (uint64_t)inner << 32 | h->lock;
+	uint32_t idx;
+	if (u64map_get(&a->nesting_map, key, &idx))
+		return;
+	if (u64map_get(&a->nesting_map, back, &idx))
+		instance_inversion(a, t, cls, &a->nestings[idx], h, s);
+	if (grow((void **)&a->nestings, &a->cap_nestings, a->n_nestings + 1, sizeof(*a->nestings))) {
+		fail(a, ANALYSIS_E_NOMEM);
+		return;
+	}
+	a->nestings[a->n_nestings].outer = h->acq;
+	a->nestings[a->n_nestings].inner = *s;
+	fail(a, u64map_put(&a->nesting_map, key, (uint32_t)a->n_nestings));
+	a->n_nestings++;
 }
 
 static void recursive_rule(struct analysis *a, enum analysis_kind kind, struct thread *t,
@@ -154,7 +221,7 @@ void graph_attempt(struct analysis *a, struct thread *t, struct lock *l, const s
 			if (!is_sleeping_flavor(flavor))
 				recursive_rule(a, ANALYSIS_RECURSIVE_SPINLOCK, t, h, s);
 		} else {
-			recursive_rule(a, ANALYSIS_RECURSIVE_LOCKING, t, h, s);
+			note_nesting(a, t, cls, h, li, s);
 		}
 		break;
 	}
@@ -191,6 +258,32 @@ struct held *graph_hold(struct analysis *a, struct thread *t, struct lock *l, co
 	if (h->irqop == DB_LI_BH)
 		t->bh_depth++;
 	return h;
+}
+
+/* Where the kernel declares nesting subclasses, any unannotated nesting of
+ * two instances of one class is lockdep's "possible recursive locking". */
+void recursive_locking_finish(struct analysis *a)
+{
+	if (!a->subclass_seen)
+		return;
+	for (uint32_t c = 0; c < a->n_classes && !a->error; c++) {
+		struct lock_class *lc = &a->classes[c];
+		if (!lc->self_nested || lc->self_reported)
+			continue;
+		struct thread *t = NULL;
+		uint32_t ti;
+		if (u64map_get(&a->thread_map, lc->self_inner.thread, &ti))
+			t = &a->threads[ti];
+		if (!t)
+			continue;
+		struct held h = {.cls = c, .acq = lc->self_outer};
+		recursive_rule(a, ANALYSIS_RECURSIVE_LOCKING, t, &h, &lc->self_inner);
+		int is_new;
+		struct analysis_finding *f = finding_get(a, ANALYSIS_RECURSIVE_LOCKING,
+							 hash_mix(hash_mix(c, lc->self_outer.pc), lc->self_inner.pc), &is_new);
+		if (f)
+			f->count = lc->self_nested;
+	}
 }
 
 /* ---------------------------------------------------------------- cycles */
@@ -276,6 +369,16 @@ static int components(struct analysis *a, const struct graph *g, uint32_t *comp)
 	return rc;
 }
 
+/* A class whose instances nest in each other in a kernel without nesting
+ * annotations (a tree of objects locked parent before child: device locks,
+ * page-table locks): which instance comes first is unknown, so a cycle
+ * through it may be no cycle between instances. Lockdep only knows through
+ * the annotations such a kernel compiled out; we leave those cycles out. */
+static int hierarchical(const struct analysis *a, uint32_t cls)
+{
+	return !a->subclass_seen && a->classes[cls].self_nested;
+}
+
 /* BFS state: class * 2 + (arrived by a recursive-read acquisition). */
 struct search {
 	uint32_t *via_edge, *via_prev, *queue;
@@ -303,7 +406,7 @@ static size_t shortest_cycle(struct analysis *a, const struct graph *g, const ui
 			for (size_t k = g->start[c]; k < g->start[c + 1] && goal == UINT32_MAX; k++) {
 				uint32_t e = g->order[k];
 				const struct edge *ed = &a->edges[e];
-				if (comp[ed->to] != comp[first->from])
+				if (comp[ed->to] != comp[first->from] || hierarchical(a, ed->to))
 					continue;
 				for (int ty = 0; ty < 4; ty++) {
 					int fs = ty >> 1, tr = ty & 1;
@@ -449,7 +552,7 @@ int lock_order_cycles(struct analysis *a)
 	/* Every edge inside a component: its shortest cycle, once per distinct cycle. */
 	for (uint32_t i = 0; !rc && i < a->n_edges; i++) {
 		const struct edge *e = &a->edges[i];
-		if (comp[e->from] != comp[e->to])
+		if (comp[e->from] != comp[e->to] || hierarchical(a, e->from) || hierarchical(a, e->to))
 			continue;
 		size_t len = shortest_cycle(a, &g, comp, &s, i);
 		if (!len)

@@ -274,7 +274,7 @@ void finding_step(struct analysis *a, struct analysis_finding *f, const char *ro
 	st->thread_name = xstrdup(a, raw_thread_name(a, s->thread));
 	const char *cls = "";
 	uint32_t li;
-	if (s->lock && u64map_get(&a->lock_map, s->lock, &li) && li < a->n_locks)
+	if (s->lock && (lock_find(a, s->lock, 0, &li) || lock_find(a, s->lock, 1, &li)))
 		cls = class_name(a, a->locks[li].cls);
 	st->lock_class = xstrdup(a, cls);
 	f->n_steps++; /* counted even when a string failed: finding_free copes with NULLs */

@@ -151,12 +151,12 @@ uint32_t function_of(struct analysis *a, uint64_t pc)
 	return idx;
 }
 
-uint32_t class_intern(struct analysis *a, const char *name)
+uint32_t class_intern(struct analysis *a, const char *name, int sleeping)
 {
-	uint64_t h = hash_str(name);
+	uint64_t h = hash_str(name) ^ (uint64_t)sleeping;
 	uint32_t idx;
 	while (u64map_get(&a->class_map, h, &idx)) {
-		if (strcmp(a->classes[idx].name, name) == 0)
+		if (strcmp(a->classes[idx].name, name) == 0 && a->classes[idx].sleeping == sleeping)
 			return idx;
 		h++;
 	}
@@ -173,6 +173,7 @@ uint32_t class_intern(struct analysis *a, const char *name)
 	struct lock_class *c = &a->classes[idx];
 	memset(c, 0, sizeof(*c));
 	c->name = copy;
+	c->sleeping = sleeping;
 	a->n_classes++;
 	fail(a, u64map_put(&a->class_map, h, idx));
 	return idx;
@@ -199,7 +200,7 @@ static const char *static_name(struct analysis *a, uint64_t addr)
 	return n;
 }
 
-static uint32_t class_for(struct analysis *a, uint64_t addr, const char *prefix, const struct site *s)
+static uint32_t class_for(struct analysis *a, uint64_t addr, int sleeping, const char *prefix, const struct site *s)
 {
 	const char *n = static_name(a, addr);
 	char buf[300], where[256];
@@ -211,17 +212,21 @@ static uint32_t class_for(struct analysis *a, uint64_t addr, const char *prefix,
 		snprintf(buf, sizeof(buf), "0x%" PRIx64, addr);
 		n = buf;
 	}
-	return class_intern(a, n);
+	return class_intern(a, n, sleeping);
 }
 
-/* The lock at addr, created on first sight (classed by s, the acquisition,
- * when it has a caller); NULL on allocation failure. */
-struct lock *lock_get(struct analysis *a, uint64_t addr, const struct site *s)
+int lock_find(const struct analysis *a, uint64_t addr, int sleeping, uint32_t *idx)
+{
+	return u64map_get(sleeping ? &a->sleep_map : &a->lock_map, addr, idx);
+}
+
+/* Classed by s, the acquisition, when it has a caller. */
+struct lock *lock_get(struct analysis *a, uint64_t addr, int sleeping, const struct site *s)
 {
 	uint32_t idx;
-	if (u64map_get(&a->lock_map, addr, &idx))
+	if (lock_find(a, addr, sleeping, &idx))
 		return &a->locks[idx];
-	uint32_t cls = class_for(a, addr, s && s->caller ? "lock" : NULL, s);
+	uint32_t cls = class_for(a, addr, sleeping, s && s->caller ? "lock" : NULL, s);
 	if (a->error || grow((void **)&a->locks, &a->cap_locks, a->n_locks + 1, sizeof(*a->locks))) {
 		fail(a, ANALYSIS_E_NOMEM);
 		return NULL;
@@ -232,7 +237,8 @@ struct lock *lock_get(struct analysis *a, uint64_t addr, const struct site *s)
 	l->addr = addr;
 	l->cls = cls;
 	l->owned = 1;
-	if (u64map_put(&a->lock_map, addr, idx)) {
+	l->sleeping = (uint8_t)sleeping;
+	if (u64map_put(sleeping ? &a->sleep_map : &a->lock_map, addr, idx)) {
 		fail(a, ANALYSIS_E_NOMEM);
 		return NULL;
 	}
@@ -247,19 +253,18 @@ void lock_init_event(struct analysis *a, const struct db_event *ev, const struct
 	struct site init = *s;
 	if (!init.caller)
 		init.caller = (uint64_t)ev->a;
-	struct lock *l = lock_get(a, ev->obj, &init);
+	int fl = DB_LOCKOP_FLAVOR(ev->lockop);
+	struct lock *l = lock_get(a, ev->obj, is_sleeping_flavor(fl), &init);
 	if (!l)
 		return;
 	uint32_t li = (uint32_t)(l - a->locks);
 	if (l->holder)
 		held_remove(&a->threads[l->holder - 1], li);
-	l->cls = class_for(a, ev->obj, "init", &init);
+	l->cls = class_for(a, ev->obj, l->sleeping, "init", &init);
 	l->inited = 1;
 	l->holder = l->readers = l->depth = 0;
 	l->handoff_to = 0;
 	l->acquired_once = 0;
-	int fl = DB_LOCKOP_FLAVOR(ev->lockop);
-	l->sleeping = is_sleeping_flavor(fl);
 	l->owned = fl != DB_LF_SEM;
 }
 

@@ -49,6 +49,7 @@ void analysis_free(struct analysis *a)
 	u64map_free(&a->thread_map);
 	free(a->locks);
 	u64map_free(&a->lock_map);
+	u64map_free(&a->sleep_map);
 	for (size_t i = 0; i < a->n_classes; i++)
 		free(a->classes[i].name);
 	free(a->classes);
@@ -60,6 +61,8 @@ void analysis_free(struct analysis *a)
 	free(a->functions);
 	u64map_free(&a->pc_map);
 	u64map_free(&a->signal_map);
+	free(a->nestings);
+	u64map_free(&a->nesting_map);
 	free(a->defers);
 	u64map_free(&a->defer_map);
 	free(a->vcpus);
@@ -73,12 +76,15 @@ void analysis_free(struct analysis *a)
 
 /* ---------------------------------------------------------------- locks */
 
+/* Whether a lock event is about a sleeping lock. */
+static int ev_sleeping(const struct db_event *ev)
+{
+	return ev->kind == DB_MUTEX_ACQ || ev->kind == DB_MUTEX_REL || is_sleeping_flavor(DB_LOCKOP_FLAVOR(ev->lockop));
+}
+
 static void note_flavor(struct lock *l, const struct db_event *ev)
 {
-	int fl = DB_LOCKOP_FLAVOR(ev->lockop);
-	if (is_sleeping_flavor(fl))
-		l->sleeping = 1;
-	if (fl == DB_LF_SEM)
+	if (DB_LOCKOP_FLAVOR(ev->lockop) == DB_LF_SEM)
 		l->owned = 0;
 }
 
@@ -87,7 +93,7 @@ static void on_lock_try(struct analysis *a, struct thread *t, const struct db_ev
 {
 	if (ev->flags & DB_F_TRY)
 		return; /* a trylock's attempt: it never waits */
-	struct lock *l = lock_get(a, ev->obj, s);
+	struct lock *l = lock_get(a, ev->obj, ev_sleeping(ev), s);
 	if (!l)
 		return;
 	note_flavor(l, ev);
@@ -113,7 +119,7 @@ static void drop_holder(struct analysis *a, struct lock *l)
 static void on_lock_acq(struct analysis *a, struct thread *t, const struct db_event *ev, const struct site *s,
 			int irql, int prev_irql)
 {
-	struct lock *l = lock_get(a, ev->obj, s);
+	struct lock *l = lock_get(a, ev->obj, ev_sleeping(ev), s);
 	if (!l)
 		return;
 	note_flavor(l, ev);
@@ -152,7 +158,7 @@ static struct thread *shared_holder(struct analysis *a, uint32_t li)
 static void on_lock_rel(struct analysis *a, struct vcpu *v, struct thread *t, const struct db_event *ev,
 			const struct site *s)
 {
-	struct lock *l = lock_get(a, ev->obj, s);
+	struct lock *l = lock_get(a, ev->obj, ev_sleeping(ev), s);
 	if (!l)
 		return;
 	uint32_t li = (uint32_t)(l - a->locks);
@@ -179,7 +185,9 @@ static void on_lock_rel(struct analysis *a, struct vcpu *v, struct thread *t, co
 		h = held_find(from, li);
 		l->readers--;
 	} else {
-		if (l->acquired_once)
+		/* Sleeping locks have acquire variants a probe easily misses
+		 * (killable, interruptible, trylock): only spinlocks are judged. */
+		if (l->acquired_once && !l->sleeping)
 			release_rule(a, ANALYSIS_RELEASE_NOT_HELD, t, l, s);
 		return;
 	}
@@ -212,11 +220,10 @@ static void on_mutex_acq(struct analysis *a, struct thread *t, const struct db_e
 			 int irql)
 {
 	struct thread *o = mutex_owner(a, t, ev);
-	struct lock *l = lock_get(a, ev->obj, s);
+	struct lock *l = lock_get(a, ev->obj, 1, s);
 	if (!l || !o)
 		return;
 	uint32_t oi = (uint32_t)(o - a->threads) + 1;
-	l->sleeping = 1;
 	int waited = o->has_wait && o->wait_obj == ev->obj;
 	if (waited)
 		o->has_wait = 0;
@@ -235,6 +242,8 @@ static void on_mutex_acq(struct analysis *a, struct thread *t, const struct db_e
 	drop_holder(a, l);
 	struct db_event gev = *ev;
 	gev.flags &= (uint8_t)~DB_F_TRY;
+	if (!is_sleeping_flavor(DB_LOCKOP_FLAVOR(gev.lockop)))
+		gev.lockop = DB_LOCKOP(DB_LF_MUTEX, DB_LOCKOP_IRQ(gev.lockop), DB_LOCKOP_SUBCLASS(gev.lockop));
 	struct site gs = *s; /* held from the grant on; the dependency starts at the wait */
 	gs.thread = o->addr;
 	graph_hold(a, o, l, &gev, &gs);
@@ -242,14 +251,13 @@ static void on_mutex_acq(struct analysis *a, struct thread *t, const struct db_e
 
 static void on_mutex_rel(struct analysis *a, struct thread *t, const struct db_event *ev, const struct site *s)
 {
-	struct lock *l = lock_get(a, ev->obj, s);
+	struct lock *l = lock_get(a, ev->obj, 1, s);
 	if (!l)
 		return;
 	uint32_t li = (uint32_t)(l - a->locks);
 	uint32_t me = (uint32_t)(t - a->threads) + 1;
-	l->sleeping = 1;
 	if (l->holder == 0) {
-		if (l->acquired_once)
+		if (l->acquired_once) /* granted in one place (the wait): reliable */
 			release_rule(a, ANALYSIS_RELEASE_NOT_HELD, t, l, s);
 		return;
 	}
@@ -277,7 +285,7 @@ static void on_wait(struct analysis *a, struct thread *t, const struct db_event 
 	t->wait_irql = ev->a >= 0 && ev->a <= 15 ? (int)ev->a : s->irql;
 	t->wait_frames = t->n_frames;
 	uint32_t li;
-	if (u64map_get(&a->lock_map, ev->obj, &li) && a->locks[li].sleeping &&
+	if (lock_find(a, ev->obj, 1, &li) &&
 	    a->locks[li].holder != (uint32_t)(t - a->threads) + 1)
 		add_edges(a, t, &a->locks[li], a->locks[li].cls, 0, s);
 	if (ev->b != 0)
@@ -286,6 +294,7 @@ static void on_wait(struct analysis *a, struct thread *t, const struct db_event 
 
 static void on_switch(struct analysis *a, struct vcpu *v, const struct db_event *ev, const struct site *s)
 {
+	a->sched_seen = 1;
 	uint64_t old_addr = thread_key(ev->a ? (uint64_t)ev->a : ev->thread, ev->vcpu);
 	uint64_t new_addr = thread_key((uint64_t)ev->b, ev->vcpu);
 	uint32_t oi = thread_index(a, old_addr);
@@ -373,6 +382,8 @@ int analysis_feed_text(struct analysis *a, const struct db_event *ev, const char
 		a->if_seen = 1;
 	if (ev->ctx != DB_CTX_PROCESS)
 		a->ctx_seen = 1;
+	if (DB_LOCKOP_SUBCLASS(ev->lockop))
+		a->subclass_seen = 1;
 
 	struct vcpu *v = vcpu_get(a, ev->vcpu);
 	if (!v)
@@ -440,7 +451,7 @@ int analysis_feed_text(struct analysis *a, const struct db_event *ev, const char
 		on_lock_acq(a, t, ev, &s, irql, prev_irql);
 		break;
 	case DB_LOCK_FAIL:
-		if (t->has_try && t->try_lock < a->n_locks && a->locks[t->try_lock].addr == ev->obj)
+		if (t->has_try && a->locks[t->try_lock].addr == ev->obj)
 			t->has_try = 0;
 		break;
 	case DB_LOCK_REL:

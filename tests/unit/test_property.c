@@ -464,14 +464,17 @@ static int plant_irq_order(struct gen *g)
 	return ANALYSIS_IRQ_LOCK_ORDER;
 }
 
-/* Two instances of one dynamic class nested without a subclass. */
+/* Two instances of one dynamic class nested without a subclass, in both
+ * orders (found whether or not the stream declares subclasses elsewhere). */
 static int plant_recursive_locking(struct gen *g)
 {
 	g->rec_site = DYN_SITES - 1; /* the last site: never nested by dynamic_nesting */
-	spin_acquire_op(g, DYN_ADDR(g->rec_site, 0), RAISE_OP, DYN_CALLER(g->rec_site));
-	spin_acquire_op(g, DYN_ADDR(g->rec_site, 1), RAISE_OP, DYN_CALLER(g->rec_site));
-	spin_release(g, DYN_ADDR(g->rec_site, 1), 2);
-	spin_release(g, DYN_ADDR(g->rec_site, 0), 0);
+	for (int k = 0; k < 2; k++) {
+		spin_acquire_op(g, DYN_ADDR(g->rec_site, k), RAISE_OP, DYN_CALLER(g->rec_site));
+		spin_acquire_op(g, DYN_ADDR(g->rec_site, 1 - k), RAISE_OP, DYN_CALLER(g->rec_site));
+		spin_release(g, DYN_ADDR(g->rec_site, 1 - k), 2);
+		spin_release(g, DYN_ADDR(g->rec_site, k), 0);
+	}
 	return ANALYSIS_RECURSIVE_LOCKING;
 }
 
