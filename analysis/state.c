@@ -3,7 +3,8 @@
  * arrays, and the interning of threads, locks, lock classes and functions.
  *
  * Lock classes follow lockdep: a lock the namer can name by its static
- * symbol is that symbol's class; a dynamic lock is the class of its init
+ * symbol is that symbol's class (a static lock initialised at run time only
+ * if it is a variable of its own); a dynamic lock is the class of its init
  * site (lock_init: "init@site"); a lock seen neither way is the class of
  * the call site of its first acquisition ("lock@site"), so the many
  * instances one code path creates (locks inside objects, freed memory
@@ -191,18 +192,20 @@ char *where_of(struct analysis *a, const struct site *s, char *buf, size_t size)
 }
 
 /* The static name of a lock, or NULL when the namer has only an address or
- * an allocation site for it. */
-static const char *static_name(struct analysis *a, uint64_t addr)
+ * an allocation site for it. A lock initialised at run time keeps a static
+ * name only when it is a variable of its own (the symbol itself, no
+ * offset); inside a bigger object its class is its init site. */
+static const char *static_name(struct analysis *a, uint64_t addr, int inited)
 {
 	const char *n = a->names.lock_class ? a->names.lock_class(a->names.ctx, addr) : NULL;
-	if (!n || !*n || strncmp(n, "0x", 2) == 0 || strncmp(n, "alloc@", 6) == 0)
+	if (!n || !*n || strncmp(n, "0x", 2) == 0 || strncmp(n, "alloc@", 6) == 0 || (inited && strchr(n, '+')))
 		return NULL;
 	return n;
 }
 
 static uint32_t class_for(struct analysis *a, uint64_t addr, int sleeping, const char *prefix, const struct site *s)
 {
-	const char *n = static_name(a, addr);
+	const char *n = static_name(a, addr, prefix && strcmp(prefix, "init") == 0);
 	char buf[300], where[256];
 	if (!n && prefix && s && (s->caller || s->pc)) {
 		snprintf(buf, sizeof(buf), "%s@%s", prefix, where_of(a, s, where, sizeof(where)));

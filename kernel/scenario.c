@@ -327,7 +327,7 @@ static void SpinlockWrongRestore(void)
 
 /* ---- nested-instances ---- */
 /* Objects that embed a lock, initialised by one function: their locks are
- * one class. Nesting two of them has no order a checker can know. */
+ * one class. Two of them are nested one way, then the other. */
 struct SCENARIO_OBJECT {
 	ULONG64 Id;
 	KSPIN_LOCK Lock;
@@ -340,15 +340,22 @@ static NOINLINE void ScenarioObjectInit(struct SCENARIO_OBJECT *Object, ULONG64 
 	Object->Id = Id;
 }
 
-static void NestedInstances(void)
+/* Locks both objects, `first` before the other. */
+static void LockBoth(struct SCENARIO_OBJECT *First, struct SCENARIO_OBJECT *Second)
 {
 	KIRQL old;
+	KeAcquireSpinLock(&First->Lock, &old);
+	KeAcquireSpinLockAtDpcLevel(&Second->Lock);
+	KeReleaseSpinLockFromDpcLevel(&Second->Lock);
+	KeReleaseSpinLock(&First->Lock, old);
+}
+
+static void NestedInstances(void)
+{
 	ScenarioObjectInit(&ScenarioObjects[0], 0);
 	ScenarioObjectInit(&ScenarioObjects[1], 1);
-	KeAcquireSpinLock(&ScenarioObjects[0].Lock, &old);
-	KeAcquireSpinLockAtDpcLevel(&ScenarioObjects[1].Lock);
-	KeReleaseSpinLockFromDpcLevel(&ScenarioObjects[1].Lock);
-	KeReleaseSpinLock(&ScenarioObjects[0].Lock, old);
+	LockBoth(&ScenarioObjects[0], &ScenarioObjects[1]);
+	LockBoth(&ScenarioObjects[1], &ScenarioObjects[0]); /* the other order: the bug */
 	ScenarioFinished("nested-instances");
 }
 
