@@ -76,6 +76,7 @@ struct step {
 #define TRY_OK(t, l, ctx, f) {DB_LOCK_ACQ, t, l, -1, 0, OP(SPIN, NONE, 0), ctx, (f) | DB_F_TRY, 0, NULL}
 #define TRY_FAIL(t, l, ctx, f) {DB_LOCK_FAIL, t, l, -1, 0, OP(SPIN, NONE, 0), ctx, (f) | DB_F_TRY, 0, NULL}
 #define REL(t, l, ctx, f) {DB_LOCK_REL, t, l, -1, 0, 0, ctx, f, 0, NULL}
+#define RELF(t, l, fl, ctx, f) {DB_LOCK_REL, t, l, -1, 0, OP(fl, NONE, 0), ctx, f, 0, NULL}
 #define RELBH(t, l) {DB_LOCK_REL, t, l, -1, 0, OP(SPIN, BH, 0), P, IF, 0, NULL}
 #define SPIN_TRY(t, l) {DB_LOCK_TRY, t, l, -1, 0, OP(SPIN, NONE, 0), P, IF, 0, NULL}
 #define EVT(k, t, ctx, f) {k, t, 0, -1, 0, 0, ctx, f, 0, NULL}
@@ -193,6 +194,22 @@ static const struct ref_case cases[] = {
 	{"mutexes are in the graph from their first use, already nested", "pass",
 	 {MACQ(T1, M1), MACQ(T1, M2), MREL(T1, M2), MREL(T1, M1), MACQ(T2, M2), MACQ(T2, M1), MREL(T2, M1),
 	  MREL(T2, M2), END},
+	 {ANALYSIS_LOCK_ORDER}},
+	{"a semaphore and its own spinlock at one address are two locks", "pass",
+	 {ACQ(T1, A, SEM, P, IF), ACQ(T1, A, SPIN, P, 0), REL(T1, A, P, 0), ACQ(T1, B, SPIN, P, IF),
+	  REL(T1, B, P, IF), RELF(T1, A, SEM, P, IF), ACQ(T2, B, SPIN, P, IF), ACQ(T2, A, SPIN, P, 0), REL(T2, A, P, 0),
+	  REL(T2, B, P, IF), END},
+	 {0}},
+	{"without nesting annotations, a cycle through a self-nesting class is left out", "pass",
+	 {ACQ(T1, D1, SPIN, P, IF), ACQ(T1, D2, SPIN, P, IF), ACQ(T1, A, SPIN, P, IF), REL(T1, A, P, IF),
+	  REL(T1, D2, P, IF), REL(T1, D1, P, IF), ACQ(T2, A, SPIN, P, IF), ACQ(T2, D1, SPIN, P, IF),
+	  REL(T2, D1, P, IF), REL(T2, A, P, IF), END},
+	 {0}},
+	{"with annotations the same cycle is reported", "pass",
+	 {ACQ(T1, C, SPIN, P, IF), ACQN(T1, X, SPIN, 1, P, IF), REL(T1, X, P, IF), REL(T1, C, P, IF),
+	  ACQ(T1, D1, SPIN, P, IF), ACQN(T1, D2, SPIN, 1, P, IF), ACQ(T1, A, SPIN, P, IF), REL(T1, A, P, IF),
+	  REL(T1, D2, P, IF), REL(T1, D1, P, IF), ACQ(T2, A, SPIN, P, IF), ACQ(T2, D1, SPIN, P, IF),
+	  REL(T2, D1, P, IF), REL(T2, A, P, IF), END},
 	 {ANALYSIS_LOCK_ORDER}},
 	/* ---- lockdep: irq usage ---- */
 	{"{IN-HARDIRQ-W} -> {HARDIRQ-ON-W}: used in an interrupt, held elsewhere with IRQs on", "pass",
