@@ -17,7 +17,7 @@
  *    with a spinlock held, in interrupt context, with interrupts disabled,
  *    with preemption disabled, or at IRQL >= DISPATCH (the interrupt and
  *    preemption rules from the first context switch on: before it the
- *    kernel is booting, as might_sleep's early-boot exemption has it);
+ *    kernel is booting, as Linux's sleeping-function check exempts early boot);
  *  - nothing is switched out holding a spinlock, except the dispatcher's own
  *    hand-off: a lock the outgoing thread took before the switch that the
  *    thread switched in releases before the next switch on that CPU;
