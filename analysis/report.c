@@ -77,10 +77,10 @@ static const enum analysis_severity kind_severity[ANALYSIS_KIND_MAX + 1] = {
 	[ANALYSIS_LOST_DEFERRED] = ANALYSIS_SEV_ERROR,
 };
 
-/* Lower is more important: what stopped the machine, then deadlocks, then
- * protocol breaks, then rules that may not have hurt, then exit state. */
+/* Lower is more important: a hang, then deadlocks and the protocol breaks
+ * that cause crashes, the crash itself (usually their consequence), then
+ * rules that may not have hurt, then exit state. */
 static const int kind_rank[ANALYSIS_KIND_MAX + 1] = {
-	[ANALYSIS_CRASH] = 0,
 	[ANALYSIS_HANG] = 1,
 	[ANALYSIS_LOCK_ORDER] = 2,
 	[ANALYSIS_RECURSIVE_LOCKING] = 2,
@@ -90,6 +90,7 @@ static const int kind_rank[ANALYSIS_KIND_MAX + 1] = {
 	[ANALYSIS_SPINLOCK_ACROSS_SWITCH] = 4,
 	[ANALYSIS_EOI_BEFORE_SWITCH] = 4,
 	[ANALYSIS_SWITCH_BEFORE_EOI] = 4,
+	[ANALYSIS_CRASH] = 5,
 	[ANALYSIS_MISSING_EOI] = 5,
 	[ANALYSIS_NESTED_VECTOR] = 6,
 	[ANALYSIS_IRET_STATE] = 6,

@@ -429,7 +429,7 @@ static void test_panic_names_its_text_and_exits_as_error(void **state)
 		assert_int_equal(rep->n_findings, 1);
 		const struct analysis_finding *f = &rep->findings[0];
 		assert_int_equal(f->severity, ANALYSIS_SEV_ERROR);
-		assert_int_equal(f->rank, 0);
+		assert_int_equal(f->rank, analysis_kind_rank(ANALYSIS_CRASH));
 		assert_non_null(strstr(f->title, "Kernel panic - not syncing: oops"));
 		assert_int_equal(f->event_id, 2);
 		assert_true(f->n_steps >= 2); /* the last event before, then the crash */
