@@ -44,7 +44,8 @@ enum analysis_error {
 
 /*
  * Finding kinds. The numbers and names are stable (scripts and --json use the
- * names). Listed in rank order: lower rank = more important.
+ * names); new kinds are appended. analysis_kind_rank orders them (lower =
+ * more important; docs/checks.md lists the ranks).
  */
 enum analysis_kind {
 	ANALYSIS_HANG = 1,             /* "hang": the run hung; causal chain, spinners, wait-for cycle */
@@ -54,17 +55,36 @@ enum analysis_kind {
 	ANALYSIS_MISSING_EOI,          /* "missing-eoi": an interrupt returned without EOI */
 	ANALYSIS_NESTED_VECTOR,        /* "nested-vector": a vector delivered while its own frame is open */
 	ANALYSIS_RECURSIVE_SPINLOCK,   /* "recursive-spinlock": a thread tries a spinlock it holds */
-	ANALYSIS_IRQL_LOWER_RAISES,    /* "irql-lower-raises": KeLowerIrql to a higher IRQL */
-	ANALYSIS_IRQL_RAISE_LOWERS,    /* "irql-raise-lowers": KeRaiseIrql to a lower IRQL */
+	ANALYSIS_IRQL_LOWER_RAISES,    /* "irql-lower-raises": a probed lower call raised the IRQL */
+	ANALYSIS_IRQL_RAISE_LOWERS,    /* "irql-raise-lowers": a probed raise call lowered it */
 	ANALYSIS_IRQL_LEAK_SWITCH,     /* "irql-leak-across-switch": a thread resumes at another IRQL */
-	ANALYSIS_SPINLOCK_ABOVE_DISPATCH, /* "spinlock-above-dispatch": KeAcquireSpinLock at IRQL > DISPATCH */
-	ANALYSIS_SPINLOCK_BELOW_DISPATCH, /* "spinlock-below-dispatch": ...AtDpcLevel at IRQL < DISPATCH */
+	ANALYSIS_SPINLOCK_ABOVE_DISPATCH, /* "spinlock-above-dispatch": a raise-dispatch acquire above DISPATCH */
+	ANALYSIS_SPINLOCK_BELOW_DISPATCH, /* "spinlock-below-dispatch": an at-dispatch acquire below DISPATCH */
 	ANALYSIS_WAIT_AT_DISPATCH,     /* "wait-at-dispatch": wait at IRQL >= DISPATCH with a non-zero timeout */
 	ANALYSIS_RELEASE_NOT_OWNER,    /* "release-not-owner": a lock released by a thread that does not hold it */
 	ANALYSIS_RELEASE_NOT_HELD,     /* "release-not-held": a lock released while nobody holds it */
 	ANALYSIS_LOCK_HELD_AT_EXIT,    /* "lock-held-at-exit": still held when the trace ends */
 	ANALYSIS_WAIT_NEVER_SATISFIED, /* "wait-never-satisfied": a wait that never returned (hung runs) */
-	ANALYSIS_KIND_MAX = ANALYSIS_WAIT_NEVER_SATISFIED,
+	/* Issue #13; ranked by analysis_kind_rank, not by number. */
+	ANALYSIS_CRASH,                /* "crash": bugcheck, panic or triple fault (outcome "reset") */
+	ANALYSIS_IRQ_LOCK_ORDER,       /* "irq-lock-order": an irq-safe class ordered before an irq-unsafe one */
+	ANALYSIS_RECURSIVE_LOCKING,    /* "recursive-locking": two instances of one class nested */
+	ANALYSIS_SLEEP_IN_ATOMIC,      /* "sleep-in-atomic": a sleep with a spinlock held, IRQs off, preemption
+	                                  off or in interrupt context */
+	ANALYSIS_SPINLOCK_ACROSS_SWITCH, /* "spinlock-across-switch": switched out holding a spinlock that the
+	                                  thread switched in did not release */
+	ANALYSIS_SPINLOCK_RELEASE_IRQL, /* "spinlock-release-irql": a DISPATCH spinlock released at another IRQL */
+	ANALYSIS_SPINLOCK_RESTORE,     /* "spinlock-restore-mismatch": a release restores another IRQL than the
+	                                  acquire raised from */
+	ANALYSIS_SPINLOCK_HELD_BELOW_DISPATCH, /* "spinlock-held-below-dispatch": IRQL dropped below DISPATCH
+	                                  while a DISPATCH spinlock is held */
+	ANALYSIS_IRET_STATE,           /* "iret-state-mismatch": an interrupt returned at another IRQL or
+	                                  interrupt flag than it interrupted */
+	ANALYSIS_IRQL_LOWERED_BEFORE_EOI, /* "irql-lowered-before-eoi": an ISR lowered IRQL below its vector
+	                                  before its EOI */
+	ANALYSIS_SWITCH_BEFORE_EOI,    /* "switch-before-eoi": a context switch inside an interrupt before EOI */
+	ANALYSIS_LOST_DEFERRED,        /* "lost-deferred-work": a DPC/tasklet queued and never run */
+	ANALYSIS_KIND_MAX = ANALYSIS_LOST_DEFERRED,
 };
 
 enum analysis_severity {
@@ -76,6 +96,8 @@ enum analysis_severity {
 /* Stable name of a kind ("lock-order", ...) or NULL; and back (0 if unknown). */
 const char *analysis_kind_name(int kind);
 int analysis_kind_from_name(const char *name);
+/* Rank of a kind (0 = most important), -1 if unknown. */
+int analysis_kind_rank(int kind);
 /* "error", "warning", "note". */
 const char *analysis_severity_name(int severity);
 
@@ -91,7 +113,8 @@ struct analysis_step {
 	int64_t event_id;    /* 0 when the step is not one event */
 	uint64_t icount;
 	uint64_t pc;
-	char *where;         /* pc symbolized ("KeAcquireSpinLockRaiseToDpc+0x1c" or "0x...") */
+	uint64_t caller;     /* the call site of a lock/wait/sleep event (0 unknown) */
+	char *where;         /* the caller symbolized when known ("d_splice_alias+0x8c"), else the pc */
 	uint16_t vcpu;
 	uint64_t thread;     /* 0 if unknown */
 	char *thread_name;
@@ -110,10 +133,12 @@ struct analysis_finding {
 	enum analysis_kind kind;
 	const char *kind_name;        /* static, = analysis_kind_name(kind) */
 	enum analysis_severity severity;
-	int rank;                     /* = kind: lower is more important */
+	int rank;                     /* analysis_kind_rank(kind): lower is more important */
 	char *title;                  /* one line */
 	char *explanation;            /* one paragraph: what, why it is a bug, what to do */
-	uint64_t count;               /* occurrences merged into this finding (>= 1) */
+	uint64_t count;               /* occurrences merged into this finding (>= 1); for lock-order and
+	                                 irq-lock-order the variants: other cycles / chains of the
+	                                 same inversion */
 	int64_t event_id;             /* the event to replay to (first occurrence's culprit) */
 	uint64_t icount;              /* its icount */
 	uint16_t vcpu;                /* its vCPU */
@@ -144,11 +169,11 @@ void analysis_report_free(struct analysis_report *rep);
  * How the analysis names things while it runs. Every callback may be NULL
  * (then: lock class = "0x<addr>", names = "", pc = "0x<pc>"). Returned strings
  * need only stay valid until the next call; the analysis copies what it keeps.
- * symbolize also classifies code: the function name (text before '+') tells
- * KeLowerIrql from KeRaiseIrql, KeAcquireSpinLockRaiseToDpc from
- * KeAcquireSpinLockAtDpcLevel, and which function is the context switch
- * (docs/checks.md lists the names recognised). It is called once per
- * distinct pc of the events that need it.
+ * Names are only for people: what an event means comes from its kind, lockop,
+ * ctx, flags and IRQL, never from a function's name. lock_class gives the
+ * static identity of a lock (its symbol); a lock it cannot name ("0x..." or
+ * an allocation site) is classed by its init site (lock_init) or else by the
+ * call site of its first acquisition (docs/checks.md, "Lock classes").
  */
 struct analysis_names {
 	void *ctx;
@@ -168,11 +193,15 @@ int analysis_new(const struct analysis_names *names, struct analysis **out, char
 /* Feeds one event. Events must come in id order (ids strictly increasing;
  * id 0 means "assign the next id"). ANALYSIS_E_ARG if out of order. */
 int analysis_feed(struct analysis *a, const struct db_event *ev);
+/* The same with the event's text (a bugcheck's panic text, a marker), or NULL. */
+int analysis_feed_text(struct analysis *a, const struct db_event *ev, const char *text);
 
 /* Ends the stream and builds the report. outcome is the run's outcome
- * ("pass", "fail", "bugcheck", "completed", "hang", "timeout", ..., or NULL
- * if unknown): "hang" and "timeout" make the run hung; "pass", "fail",
- * "bugcheck" and "completed" never are; other or unknown outcomes let the
+ * ("pass", "fail", "bugcheck", "completed", "exit", "hang", "timeout",
+ * "panic", "reset", ..., or NULL if unknown): "hang" and "timeout" make the
+ * run hung; "pass", "fail", "bugcheck", "completed", "exit" (the guest
+ * powered off) never are, nor are "panic" and "reset" (a guest panic or a
+ * triple fault without a bugcheck event: a crash finding); other or unknown outcomes let the
  * evidence decide (a spinner or wait-for cycle at the end). *out is owned
  * by the caller (analysis_report_free); a must still be freed with
  * analysis_free and cannot be fed or finished again. */
@@ -183,8 +212,8 @@ void analysis_free(struct analysis *a);
 /* ----------------------------------------------------------------- one call */
 
 /* Runs every check over the trace open in r (outcome from db_meta(r,
- * "outcome")), naming with db_lock_class, db_lock_name, db_thread_name and
- * db_symbolize. *out is owned by the caller. */
+ * "outcome")), naming with db_symbolize (code, and locks by their static
+ * symbol), db_lock_name and db_thread_name. *out is owned by the caller. */
 int analysis_run(struct db_reader *r, struct analysis_report **out, char **err);
 
 /* ---------------------------------------------------------------- rendering */
@@ -197,7 +226,7 @@ int analysis_run(struct db_reader *r, struct analysis_report **out, char **err);
  *      "event": id, "icount": n, "vcpu": n,
  *      "lock_classes": [str...], "threads": [{"addr": "0x..", "name": str}...],
  *      "steps": [{"role": str, "text": str, "event": id, "icount": n, "vcpu": n,
- *                 "pc": "0x..", "where": str, "thread": "0x..", "thread_name": str,
+ *                 "pc": "0x..", "caller": "0x..", "where": str, "thread": "0x..", "thread_name": str,
  *                 "lock": "0x..", "lock_class": str, "irql": n|null, "vector": n|null}...]}...]}
  * Addresses are hex strings (64-bit values do not survive JSON doubles).
  * Returns 0 or ANALYSIS_E_IO.

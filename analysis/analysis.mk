@@ -1,5 +1,5 @@
-# analysis: the checks behind `krewind check` (analysis/analysis.h), their unit
-# and property tests, and the synthetic-trace generator used by bench/check_scale.sh.
+# analysis: the checks behind `krewind check` (analysis/analysis.h), their unit,
+# reference (lockdep / Driver Verifier cases) and property tests, and the synthetic-trace generator used by bench/check_scale.sh.
 ANALYSIS_SRCS := $(sort $(wildcard analysis/*.c))
 ANALYSIS_OBJS := $(ANALYSIS_SRCS:%.c=$(BUILD)/%.o)
 ANALYSIS_LIB := $(BUILD)/analysis/libkranalysis.a
@@ -13,7 +13,10 @@ $(BUILD)/tests/unit/test_analysis: $(BUILD)/tests/unit/test_analysis.o $(ANALYSI
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
 $(BUILD)/tests/unit/test_property: $(BUILD)/tests/unit/test_property.o $(ANALYSIS_LIB)
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
-ANALYSIS_TESTS := $(BUILD)/tests/unit/test_analysis $(BUILD)/tests/unit/test_property
+$(BUILD)/tests/unit/test_reference: $(BUILD)/tests/unit/test_reference.o $(ANALYSIS_LIB)
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
+ANALYSIS_TESTS := $(BUILD)/tests/unit/test_analysis $(BUILD)/tests/unit/test_property \
+	$(BUILD)/tests/unit/test_reference
 UNIT_TESTS += $(ANALYSIS_TESTS)
 ALL_TARGETS += $(ANALYSIS_LIB) $(ANALYSIS_TESTS)
 

@@ -31,6 +31,18 @@ static const char *const kind_names[ANALYSIS_KIND_MAX + 1] = {
 	[ANALYSIS_RELEASE_NOT_HELD] = "release-not-held",
 	[ANALYSIS_LOCK_HELD_AT_EXIT] = "lock-held-at-exit",
 	[ANALYSIS_WAIT_NEVER_SATISFIED] = "wait-never-satisfied",
+	[ANALYSIS_CRASH] = "crash",
+	[ANALYSIS_IRQ_LOCK_ORDER] = "irq-lock-order",
+	[ANALYSIS_RECURSIVE_LOCKING] = "recursive-locking",
+	[ANALYSIS_SLEEP_IN_ATOMIC] = "sleep-in-atomic",
+	[ANALYSIS_SPINLOCK_ACROSS_SWITCH] = "spinlock-across-switch",
+	[ANALYSIS_SPINLOCK_RELEASE_IRQL] = "spinlock-release-irql",
+	[ANALYSIS_SPINLOCK_RESTORE] = "spinlock-restore-mismatch",
+	[ANALYSIS_SPINLOCK_HELD_BELOW_DISPATCH] = "spinlock-held-below-dispatch",
+	[ANALYSIS_IRET_STATE] = "iret-state-mismatch",
+	[ANALYSIS_IRQL_LOWERED_BEFORE_EOI] = "irql-lowered-before-eoi",
+	[ANALYSIS_SWITCH_BEFORE_EOI] = "switch-before-eoi",
+	[ANALYSIS_LOST_DEFERRED] = "lost-deferred-work",
 };
 
 static const enum analysis_severity kind_severity[ANALYSIS_KIND_MAX + 1] = {
@@ -51,7 +63,59 @@ static const enum analysis_severity kind_severity[ANALYSIS_KIND_MAX + 1] = {
 	[ANALYSIS_RELEASE_NOT_HELD] = ANALYSIS_SEV_ERROR,
 	[ANALYSIS_LOCK_HELD_AT_EXIT] = ANALYSIS_SEV_NOTE,
 	[ANALYSIS_WAIT_NEVER_SATISFIED] = ANALYSIS_SEV_NOTE,
+	[ANALYSIS_CRASH] = ANALYSIS_SEV_ERROR,
+	[ANALYSIS_IRQ_LOCK_ORDER] = ANALYSIS_SEV_ERROR,
+	[ANALYSIS_RECURSIVE_LOCKING] = ANALYSIS_SEV_ERROR,
+	[ANALYSIS_SLEEP_IN_ATOMIC] = ANALYSIS_SEV_ERROR,
+	[ANALYSIS_SPINLOCK_ACROSS_SWITCH] = ANALYSIS_SEV_ERROR,
+	[ANALYSIS_SPINLOCK_RELEASE_IRQL] = ANALYSIS_SEV_ERROR,
+	[ANALYSIS_SPINLOCK_RESTORE] = ANALYSIS_SEV_ERROR,
+	[ANALYSIS_SPINLOCK_HELD_BELOW_DISPATCH] = ANALYSIS_SEV_ERROR,
+	[ANALYSIS_IRET_STATE] = ANALYSIS_SEV_ERROR,
+	[ANALYSIS_IRQL_LOWERED_BEFORE_EOI] = ANALYSIS_SEV_ERROR,
+	[ANALYSIS_SWITCH_BEFORE_EOI] = ANALYSIS_SEV_ERROR,
+	[ANALYSIS_LOST_DEFERRED] = ANALYSIS_SEV_ERROR,
 };
+
+/* Lower is more important: a hang, then deadlocks and the protocol breaks
+ * that cause crashes, the crash itself (usually their consequence), then
+ * rules that may not have hurt, then exit state. */
+static const int kind_rank[ANALYSIS_KIND_MAX + 1] = {
+	[ANALYSIS_HANG] = 1,
+	[ANALYSIS_LOCK_ORDER] = 2,
+	[ANALYSIS_RECURSIVE_LOCKING] = 2,
+	[ANALYSIS_IRQ_UNSAFE_LOCK] = 3,
+	[ANALYSIS_IRQ_LOCK_ORDER] = 3,
+	[ANALYSIS_SLEEP_IN_ATOMIC] = 4,
+	[ANALYSIS_SPINLOCK_ACROSS_SWITCH] = 4,
+	[ANALYSIS_EOI_BEFORE_SWITCH] = 4,
+	[ANALYSIS_SWITCH_BEFORE_EOI] = 4,
+	[ANALYSIS_CRASH] = 5,
+	[ANALYSIS_MISSING_EOI] = 5,
+	[ANALYSIS_NESTED_VECTOR] = 6,
+	[ANALYSIS_IRET_STATE] = 6,
+	[ANALYSIS_IRQL_LOWERED_BEFORE_EOI] = 6,
+	[ANALYSIS_RECURSIVE_SPINLOCK] = 7,
+	[ANALYSIS_IRQL_LOWER_RAISES] = 8,
+	[ANALYSIS_IRQL_RAISE_LOWERS] = 9,
+	[ANALYSIS_IRQL_LEAK_SWITCH] = 10,
+	[ANALYSIS_SPINLOCK_ABOVE_DISPATCH] = 11,
+	[ANALYSIS_SPINLOCK_BELOW_DISPATCH] = 12,
+	[ANALYSIS_SPINLOCK_RELEASE_IRQL] = 12,
+	[ANALYSIS_SPINLOCK_RESTORE] = 12,
+	[ANALYSIS_SPINLOCK_HELD_BELOW_DISPATCH] = 12,
+	[ANALYSIS_WAIT_AT_DISPATCH] = 13,
+	[ANALYSIS_LOST_DEFERRED] = 13,
+	[ANALYSIS_RELEASE_NOT_OWNER] = 14,
+	[ANALYSIS_RELEASE_NOT_HELD] = 15,
+	[ANALYSIS_LOCK_HELD_AT_EXIT] = 16,
+	[ANALYSIS_WAIT_NEVER_SATISFIED] = 17,
+};
+
+int analysis_kind_rank(int kind)
+{
+	return kind < 1 || kind > ANALYSIS_KIND_MAX ? -1 : kind_rank[kind];
+}
 
 const char *analysis_kind_name(int kind)
 {
@@ -165,7 +229,7 @@ struct analysis_finding *finding_get(struct analysis *a, enum analysis_kind kind
 	f->kind = kind;
 	f->kind_name = kind_names[kind];
 	f->severity = kind_severity[kind];
-	f->rank = (int)kind;
+	f->rank = kind_rank[kind];
 	*is_new = 1;
 	return f;
 }
@@ -204,19 +268,14 @@ void finding_step(struct analysis *a, struct analysis_finding *f, const char *ro
 	st->text = xvasprintf(a, fmt, ap);
 	va_end(ap);
 
-	char buf[256];
-	const char *where = NULL;
-	if (a->names.symbolize && s->pc)
-		where = a->names.symbolize(a->names.ctx, s->pc, buf, sizeof(buf));
-	if (!where) {
-		snprintf(buf, sizeof(buf), "0x%" PRIx64, s->pc);
-		where = buf;
-	}
+	st->caller = s->caller;
+	char where[256];
+	where_of(a, s, where, sizeof(where));
 	st->where = xstrdup(a, where);
 	st->thread_name = xstrdup(a, raw_thread_name(a, s->thread));
 	const char *cls = "";
 	uint32_t li;
-	if (s->lock && u64map_get(&a->lock_map, s->lock, &li))
+	if (s->lock && (lock_find(a, s->lock, 0, &li) || lock_find(a, s->lock, 1, &li)))
 		cls = class_name(a, a->locks[li].cls);
 	st->lock_class = xstrdup(a, cls);
 	f->n_steps++; /* counted even when a string failed: finding_free copes with NULLs */
@@ -377,8 +436,10 @@ static void json_step(FILE *f, const struct analysis_step *st)
 	json_str(f, st->role);
 	fputs(", \"text\": ", f);
 	json_str(f, st->text);
-	fprintf(f, ", \"event\": %" PRId64 ", \"icount\": %" PRIu64 ", \"vcpu\": %u, \"pc\": \"0x%" PRIx64 "\", \"where\": ",
-		st->event_id, st->icount, (unsigned)st->vcpu, st->pc);
+	fprintf(f,
+		", \"event\": %" PRId64 ", \"icount\": %" PRIu64 ", \"vcpu\": %u, \"pc\": \"0x%" PRIx64
+		"\", \"caller\": \"0x%" PRIx64 "\", \"where\": ",
+		st->event_id, st->icount, (unsigned)st->vcpu, st->pc, st->caller);
 	json_str(f, st->where);
 	fprintf(f, ", \"thread\": \"0x%" PRIx64 "\", \"thread_name\": ", st->thread);
 	json_str(f, st->thread_name);

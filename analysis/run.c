@@ -8,24 +8,33 @@
 
 #include "analysis/internal.h"
 
+/* A lock's static identity is its symbol (+ offset inside it): in memory,
+ * from the recorded symbols. (db_lock_class would ask SQLite per address;
+ * init sites and callers are the analysis's own business, state.c.) */
+struct run_names {
+	struct db_reader *r;
+	char buf[512];
+};
+
 static const char *r_lock_class(void *ctx, uint64_t lock)
 {
-	return db_lock_class(ctx, lock);
+	struct run_names *n = ctx;
+	return db_symbolize(n->r, lock, n->buf, sizeof(n->buf));
 }
 
 static const char *r_lock_name(void *ctx, uint64_t lock)
 {
-	return db_lock_name(ctx, lock);
+	return db_lock_name(((struct run_names *)ctx)->r, lock);
 }
 
 static const char *r_thread_name(void *ctx, uint64_t thread)
 {
-	return db_thread_name(ctx, thread);
+	return db_thread_name(((struct run_names *)ctx)->r, thread);
 }
 
 static char *r_symbolize(void *ctx, uint64_t pc, char *buf, size_t size)
 {
-	return db_symbolize(ctx, pc, buf, size);
+	return db_symbolize(((struct run_names *)ctx)->r, pc, buf, size);
 }
 
 int analysis_run(struct db_reader *r, struct analysis_report **out, char **err)
@@ -36,8 +45,9 @@ int analysis_run(struct db_reader *r, struct analysis_report **out, char **err)
 		return ANALYSIS_E_ARG;
 	}
 	*out = NULL;
+	struct run_names rn = {.r = r};
 	struct analysis_names names = {
-		.ctx = r,
+		.ctx = &rn,
 		.lock_class = r_lock_class,
 		.lock_name = r_lock_name,
 		.thread_name = r_thread_name,
@@ -58,7 +68,7 @@ int analysis_run(struct db_reader *r, struct analysis_report **out, char **err)
 	const char *text;
 	int got;
 	while ((got = db_cursor_next(c, &ev, &text)) == 1) {
-		if ((rc = analysis_feed(a, &ev)) != 0)
+		if ((rc = analysis_feed_text(a, &ev, text)) != 0)
 			break;
 	}
 	if (got < 0) {

@@ -3,9 +3,12 @@
 # Prints, side by side from one run: wall time, user CPU time and peak RSS of
 # the whole command, the time of a bare cursor scan of the same trace (the
 # floor set by db/ and SQLite), and the 10M/1M ratios. Wall time depends on
-# the machine's load; user CPU time less so. Target: 10 M events in < 10 s and < 1 GiB, with a
-# ratio near 10 for time and near 1 for memory (streaming state).
-# CHECK_SCALE_SIZES="1000000 10000000" overrides the sizes.
+# the machine's load; user CPU time less so. Target: 10 M events in < 10 s and
+# < 256 MiB, with a ratio near 10 for time and near 1 for memory (streaming
+# state). Then the same mix fed straight to the analysis (no trace file) at
+# 10 M and 100 M events, with the resident set after each quarter: flat.
+# CHECK_SCALE_SIZES="1000000 10000000" and CHECK_FEED_SIZES="10000000 100000000"
+# override the sizes.
 set -u
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.." || exit 2
@@ -13,6 +16,7 @@ make -s -j2 "$BUILD/krewind" "$BUILD/bench/check_gen" "$BUILD/bench/check_run" >
 dir=$(mktemp -d "${TMPDIR:-/tmp}/krewind-check-scale.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 sizes=${CHECK_SCALE_SIZES:-"1000000 10000000"}
+feeds=${CHECK_FEED_SIZES:-"10000000 100000000"}
 
 printf '%-10s %8s %8s %9s %11s %10s %9s %8s\n' events gen_s scan_s check_s check_cpu_s check_MiB findings db_MiB
 declare -A T U M
@@ -41,3 +45,9 @@ if [ $# -ge 2 ]; then
 		"$(echo "${T[$2]} / ${T[$1]}" | bc -l)" "$(echo "${U[$2]} / ${U[$1]}" | bc -l)" \
 		"$(echo "${M[$2]} / ${M[$1]}" | bc -l)"
 fi
+
+printf '\n%-10s %9s %9s %-32s\n' fed_events check_s findings 'RSS_MiB after 1/4 2/4 3/4 4/4'
+for n in $feeds; do
+	read -r ev found secs r1 r2 r3 r4 < <("$BUILD/bench/check_run" - feed "$n") || exit 1
+	printf '%-10s %9.2f %9s %8s %5s %5s %5s\n' "$ev" "$secs" "$found" "$r1" "$r2" "$r3" "$r4"
+done

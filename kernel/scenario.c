@@ -254,6 +254,111 @@ static void RecursiveSpinlock(void)
 	ScenarioFinished("recursive-spinlock");
 }
 
+/* ---- mutex-order-nested ---- */
+/* Two mutexes taken in both orders, one thread after the other (no
+ * deadlock this run), each mutex's first use already nested in the other. */
+static void MutexOrderAB(PVOID Context)
+{
+	(void)Context;
+	Wait(&ScenarioMutexA);
+	Wait(&ScenarioMutexB);
+	KeReleaseMutex(&ScenarioMutexB, FALSE);
+	KeReleaseMutex(&ScenarioMutexA, FALSE);
+}
+
+static void MutexOrderBA(PVOID Context)
+{
+	(void)Context;
+	Wait(&ScenarioMutexB);
+	Wait(&ScenarioMutexA);
+	KeReleaseMutex(&ScenarioMutexA, FALSE);
+	KeReleaseMutex(&ScenarioMutexB, FALSE);
+}
+
+static void MutexOrderNested(void)
+{
+	KeInitializeMutex(&ScenarioMutexA, 0);
+	KeInitializeMutex(&ScenarioMutexB, 0);
+	Wait(KeCreateThread("MutexOrderAB", MutexOrderAB, NULL));
+	Wait(KeCreateThread("MutexOrderBA", MutexOrderBA, NULL));
+	ScenarioFinished("mutex-order-nested");
+}
+
+/* ---- spinlock-preempted ---- */
+/* A spinlock taken with the at-DISPATCH acquire from PASSIVE_LEVEL: nothing
+ * raises the IRQL, so the clock preempts the holder and another thread runs
+ * while the lock is held (any thread wanting it would spin on this CPU). */
+KSPIN_LOCK ScenarioPreemptedLock;
+
+static void PreemptRival(PVOID Context)
+{
+	(void)Context;
+	PKTHREAD me = KeGetCurrentThread();
+	while (me->QuantumEnds < 2)
+		KiBusyWait();
+}
+
+static void SpinlockPreempted(void)
+{
+	KeInitializeSpinLock(&ScenarioPreemptedLock);
+	PKTHREAD rival = KeCreateThread("PreemptRival", PreemptRival, NULL);
+	PKTHREAD me = KeGetCurrentThread();
+	ULONG64 start = me->QuantumEnds;
+	KeAcquireSpinLockAtDpcLevel(&ScenarioPreemptedLock); /* at PASSIVE_LEVEL: the bug */
+	while (me->QuantumEnds < start + 2)
+		KiBusyWait();
+	KeReleaseSpinLockFromDpcLevel(&ScenarioPreemptedLock);
+	Wait(rival);
+	ScenarioFinished("spinlock-preempted");
+}
+
+/* ---- spinlock-wrong-restore ---- */
+/* The release is given another IRQL than the one the acquire returned. */
+static void SpinlockWrongRestore(void)
+{
+	KIRQL old;
+	KeInitializeSpinLock(&ScenarioLockA);
+	KeAcquireSpinLock(&ScenarioLockA, &old); /* from PASSIVE_LEVEL */
+	KeReleaseSpinLock(&ScenarioLockA, APC_LEVEL);
+	DbgPrint("spinlock-wrong-restore: released at IRQL %u, acquired from %u\n", KeGetCurrentIrql(), old);
+	KeLowerIrql(old);
+	ScenarioFinished("spinlock-wrong-restore");
+}
+
+/* ---- nested-instances ---- */
+/* Objects that embed a lock, initialised by one function: their locks are
+ * one class. Two of them are nested one way, then the other. */
+struct SCENARIO_OBJECT {
+	ULONG64 Id;
+	KSPIN_LOCK Lock;
+};
+struct SCENARIO_OBJECT ScenarioObjects[2];
+
+static NOINLINE void ScenarioObjectInit(struct SCENARIO_OBJECT *Object, ULONG64 Id)
+{
+	KeInitializeSpinLock(&Object->Lock); /* not a tail call: the init site is here */
+	Object->Id = Id;
+}
+
+/* Locks both objects, `first` before the other. */
+static void LockBoth(struct SCENARIO_OBJECT *First, struct SCENARIO_OBJECT *Second)
+{
+	KIRQL old;
+	KeAcquireSpinLock(&First->Lock, &old);
+	KeAcquireSpinLockAtDpcLevel(&Second->Lock);
+	KeReleaseSpinLockFromDpcLevel(&Second->Lock);
+	KeReleaseSpinLock(&First->Lock, old);
+}
+
+static void NestedInstances(void)
+{
+	ScenarioObjectInit(&ScenarioObjects[0], 0);
+	ScenarioObjectInit(&ScenarioObjects[1], 1);
+	LockBoth(&ScenarioObjects[0], &ScenarioObjects[1]);
+	LockBoth(&ScenarioObjects[1], &ScenarioObjects[0]); /* the other order: the bug */
+	ScenarioFinished("nested-instances");
+}
+
 static const struct {
 	const char *Name;
 	void (*Run)(void);
@@ -270,6 +375,10 @@ static const struct {
     {"irql-lower-raise-checked", IrqlLowerRaiseChecked},
     {"mutex-not-owner", MutexNotOwner},
     {"page-fault", PageFault},
+    {"mutex-order-nested", MutexOrderNested},
+    {"spinlock-preempted", SpinlockPreempted},
+    {"spinlock-wrong-restore", SpinlockWrongRestore},
+    {"nested-instances", NestedInstances},
 };
 
 void KiRunScenario(const char *Name)

@@ -14,13 +14,14 @@
 
 static const char synopsis[] = "krewind check REC [--json] [-q]";
 static const char description[] =
-	"Checks a recording for lock-order cycles, locks taken in interrupts and\n"
-	"below their IRQL elsewhere, IRQL rule violations, interrupt protocol errors\n"
-	"(EOI before a switch, missing EOI, nested vectors), hangs and their causal\n"
-	"chain. Prints the findings ranked, each with its events, code locations and\n"
-	"the command to replay to it. Exit status: 0 no findings, 1 findings.\n"
-	"docs/checks.md describes every rule. On a terminal a progress line counts the\n"
-	"events checked (not with -q).";
+	"Checks a recording the way lockdep and Driver Verifier would: lock-order\n"
+	"cycles between lock classes, irq-unsafe locks and irq-safe -> irq-unsafe\n"
+	"orders, recursive locking, IRQL and spinlock rules, sleeping in atomic\n"
+	"context, the interrupt protocol (EOI, nesting, returns, deferred work),\n"
+	"crashes, hangs and their causal chain. Prints the findings ranked, each\n"
+	"with its events, call sites and the command to replay to it. Exit status:\n"
+	"0 no findings, 1 findings. docs/checks.md describes every rule. On a terminal a progress\n"
+	"line counts the events checked (not with -q).";
 
 enum { OPT_JSON = 1, OPT_QUIET };
 static const struct cli_option options[] = {
@@ -97,7 +98,9 @@ static void print_finding(const struct analysis_finding *f, size_t index, const 
 	printf("%s%zu. %s%s%s %s%s%s", st->bold, index, st->reset, severity_color(st, f->severity),
 	       analysis_severity_name(f->severity), st->reset, st->bold, f->kind_name);
 	printf(": %s%s", f->title, st->reset);
-	if (f->count > 1)
+	if (f->count > 1 && (f->kind == ANALYSIS_LOCK_ORDER || f->kind == ANALYSIS_IRQ_LOCK_ORDER))
+		printf(" (+%" PRIu64 " variant%s)", f->count - 1, f->count == 2 ? "" : "s");
+	else if (f->count > 1)
 		printf(" (%" PRIu64 " times)", f->count);
 	putchar('\n');
 	if (f->explanation && *f->explanation)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole product on every scenario of the kernel under test: krewind record
 # (QEMU record/replay + plugin), krewind check names the scenario's bug (and
-# nothing on clean), and krewind verify replays the recording deterministically.
+# nothing on clean; for the crashes, the crash), and krewind verify replays
+# the recording deterministically.
 # bisect, asking the guest, must land on the culprit check names.
 # Two scenarios run at a time; hangs are called after 2 s without progress.
 . "$(dirname "$0")/lib.sh"
@@ -22,6 +23,12 @@ expectations=(
 	"lock-order           1 lock-order"
 	"lock-order-deadlock  1 hang lock-order"
 	"irql-lower-raise     1 irql-lower-raises irql-raise-lowers"
+	"page-fault           1 crash"
+	"mutex-not-owner      1 release-not-owner crash"
+	"mutex-order-nested   1 lock-order"
+	"spinlock-preempted   1 spinlock-across-switch"
+	"spinlock-wrong-restore 1 spinlock-restore-mismatch"
+	"nested-instances     1 recursive-locking"
 )
 
 # run_scenario NAME: record, check and verify; results in $TMP/NAME.*
@@ -80,6 +87,16 @@ for line in "${expectations[@]}"; do
 		not_ok "$s: verify replays it deterministically" "$(tail -n 4 "$TMP/$s.verify" | tr '\n' ' ')"
 	fi
 done
+
+# The crash after a page fault: its code, the exception before it, exit 1.
+title=$(jq -r '[.findings[] | select(.kind == "crash")][0].title' "$TMP/page-fault.check" 2>/dev/null)
+if [[ "$title" == *"bugcheck 0x7f"*"after exception"* ]]; then ok "page-fault: the crash names STOP 0x7f and the exception"; else not_ok "page-fault: the crash names STOP 0x7f and the exception" "title: $title"; fi
+# Nested instances: the class is the init site, not either lock's address.
+cls=$(jq -r '[.findings[] | select(.kind == "recursive-locking")][0].lock_classes[0]' "$TMP/nested-instances.check" 2>/dev/null)
+if [[ "$cls" == init@ScenarioObjectInit+* ]]; then ok "nested-instances: classed by their init site ($cls)"; else not_ok "nested-instances: classed by their init site" "class: $cls"; fi
+# The mutex inversion names both mutexes, each first used nested.
+n=$(jq -r '[.findings[] | select(.kind == "lock-order")][0].lock_classes | map(select(. == "ScenarioMutexA" or . == "ScenarioMutexB")) | length' "$TMP/mutex-order-nested.check" 2>/dev/null)
+if [ "$n" = 2 ]; then ok "mutex-order-nested: the cycle names both mutexes"; else not_ok "mutex-order-nested: the cycle names both mutexes" "classes: $n"; fi
 
 # check names the culprit event of eoi-before-switch: the switch right after
 # the EOI, inside the still-open timer interrupt.

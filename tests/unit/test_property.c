@@ -2,15 +2,21 @@
  * test_property.c - seeded random event streams with known ground truth.
  *
  * A generator plays a small NT-like machine: threads on one CPU switching at
- * DISPATCH_LEVEL (KiSwapContext restoring each thread's IRQL), spinlocks
- * taken in one global order, interrupts that nest by priority and take only
- * their own interrupt locks, mutexes in order, raise/lower pairs, waits. Into
- * that clean stream it plants problems at random points: a lock-order
- * inversion, KeLowerIrql raising, KeRaiseIrql lowering, an interrupt lock
- * held below its interrupt's IRQL, an IRQL leaked across a switch, a wait at
- * DISPATCH_LEVEL; a quarter of the runs end hung on a recursive spinlock.
- * The analyses must find exactly the planted kinds, with the planted lock
- * classes, and nothing else.
+ * DISPATCH_LEVEL (the switch restoring each thread's IRQL), spinlocks taken
+ * in one global order (raising and at-DISPATCH acquires, as the probe
+ * declares them), interrupts that nest by priority and take only their own
+ * interrupt locks, mutexes in order, raise/lower pairs, waits, reverse-order
+ * trylocks (which order nothing), and dynamic locks classed by their call
+ * site, nested with a subclass. Half of the cases carry schema-2 context
+ * and IF (hardirq inside interrupts, IF on) so irq usage is judged from ctx,
+ * the other half only IRQL (the legacy view). Into that clean stream it
+ * plants problems at random points: a lock-order inversion, a lower call
+ * raising, a raise call lowering, an interrupt lock held below its
+ * interrupt's IRQL, an interrupt lock ordered before a lock held at
+ * DISPATCH (irq-safe -> irq-unsafe), two instances of one class nested, an
+ * IRQL leaked across a switch, a wait at DISPATCH_LEVEL; a quarter of the
+ * runs end hung on a recursive spinlock. The analyses must find exactly the
+ * planted kinds, with the planted lock classes, and nothing else.
  *
  * KREWIND_SEED=N picks the seed (default fixed); KREWIND_CASES=N the number of
  * cases. A failure prints the seed and case to reproduce it.
@@ -48,6 +54,14 @@ static const struct {
 #define ISR_ADDR(i) (0x6000u + 0x10u * (unsigned)(i))
 #define MUTEX_ADDR(i) (0x7000u + 0x10u * (unsigned)(i))
 #define EVENT_ADDR 0x8000u
+#define DYN_SITES 3
+#define DYN_PER_SITE 3
+/* Dynamic locks: no name; each instance is first taken at its site's call
+ * site, so its class is that site. */
+#define DYN_ADDR(site, k) (0x9000u + 0x100u * (unsigned)(site) + 0x10u * (unsigned)(k))
+#define DYN_CALLER(site) (PC_WORK + 0x10u * ((unsigned)(site) + 1))
+#define RAISE_OP DB_LOCKOP(DB_LF_SPIN, DB_LI_RAISE_DISPATCH, 0)
+#define ATDPC_OP DB_LOCKOP(DB_LF_SPIN, DB_LI_AT_DISPATCH, 0)
 #define THREAD_ADDR(i) (0x100u * ((unsigned)(i) + 1))
 #define MAX_THREADS 4
 
@@ -99,6 +113,13 @@ struct gen {
 	int planted[ANALYSIS_KIND_MAX + 1];
 	int order_i, order_j;      /* the inverted spinlock classes */
 	int unsafe_isr;            /* the interrupt lock held too low */
+	int safe_isr, unsafe_spin; /* the irq-safe -> irq-unsafe pair */
+	int rec_site;              /* the class nested with itself */
+	int schema2;               /* events carry ctx and IF */
+	int in_irq;                /* interrupt nesting depth */
+	uint16_t op;               /* lockop of the next lock events */
+	uint64_t caller;           /* caller of the next lock events */
+	uint8_t try_flag;          /* DB_F_TRY on the next lock events */
 };
 
 static uint32_t rnd(struct gen *g, uint32_t n)
@@ -109,8 +130,16 @@ static uint32_t rnd(struct gen *g, uint32_t n)
 	return (uint32_t)((g->rng >> 11) % n);
 }
 
+static int is_lock_kind(int kind)
+{
+	return kind == DB_LOCK_TRY || kind == DB_LOCK_ACQ || kind == DB_LOCK_REL || kind == DB_LOCK_FAIL;
+}
+
 static void emit(struct gen *g, int kind, uint64_t pc, uint64_t obj, int64_t a, int64_t b)
 {
+	/* The probe declares the raise and lower calls (obj 1 / 2). */
+	if (kind == DB_IRQL)
+		obj = pc >= PC_RAISE && pc < PC_RAISE + 0x100 ? 1 : pc >= PC_LOWER && pc < PC_LOWER + 0x100 ? 2 : 0;
 	struct db_event e = {
 		.id = ++g->id,
 		.icount = (uint64_t)g->id * 7,
@@ -120,7 +149,18 @@ static void emit(struct gen *g, int kind, uint64_t pc, uint64_t obj, int64_t a, 
 		.a = a,
 		.b = b,
 		.kind = (uint8_t)kind,
+		.preempt = -1,
+		.tid = -1,
 	};
+	if (is_lock_kind(kind)) {
+		e.lockop = kind == DB_LOCK_REL ? 0 : g->op;
+		e.caller = g->caller;
+		e.flags = g->try_flag;
+	}
+	if (g->schema2) {
+		e.flags |= DB_F_IF;
+		e.ctx = g->in_irq ? DB_CTX_HARDIRQ : DB_CTX_PROCESS;
+	}
 	assert_int_equal(analysis_feed(g->a, &e), 0);
 	if (kind == DB_IRQL)
 		g->irql = (int)b;
@@ -136,13 +176,22 @@ static void lower_to(struct gen *g, int to)
 	emit(g, DB_IRQL, PC_LOWER + 8, 0, g->irql, to);
 }
 
-/* KeAcquireSpinLock on addr from the current IRQL (<= DISPATCH). */
-static void spin_acquire(struct gen *g, uint64_t addr)
+/* A raising acquire of addr from the current IRQL (<= DISPATCH). */
+static void spin_acquire_op(struct gen *g, uint64_t addr, uint16_t op, uint64_t caller)
 {
+	g->op = op;
+	g->caller = caller;
 	emit(g, DB_LOCK_TRY, PC_SPIN, addr, g->irql, 0);
 	if (g->irql < 2)
 		emit(g, DB_IRQL, PC_SPIN + 0x10, 0, g->irql, 2);
 	emit(g, DB_LOCK_ACQ, PC_SPIN + 0x20, addr, g->irql, 3);
+	g->op = 0;
+	g->caller = 0;
+}
+
+static void spin_acquire(struct gen *g, uint64_t addr)
+{
+	spin_acquire_op(g, addr, RAISE_OP, 0);
 }
 
 static void spin_release(struct gen *g, uint64_t addr, int to)
@@ -154,8 +203,10 @@ static void spin_release(struct gen *g, uint64_t addr, int to)
 
 static void dpc_acquire(struct gen *g, uint64_t addr)
 {
+	g->op = ATDPC_OP;
 	emit(g, DB_LOCK_TRY, PC_SPINDPC, addr, g->irql, 0);
 	emit(g, DB_LOCK_ACQ, PC_SPINDPC + 0x20, addr, g->irql, 1);
+	g->op = 0;
 }
 
 static void dpc_release(struct gen *g, uint64_t addr)
@@ -172,6 +223,7 @@ static void interrupt(struct gen *g, int v, int depth)
 		return;
 	int before = g->irql;
 	emit(g, DB_TRAP, PC_ISR, 0, vectors[v], 0);
+	g->in_irq++;
 	emit(g, DB_IRQL, PC_ISR + 8, 0, before, level);
 	int take = rnd(g, 2);
 	if (take)
@@ -182,6 +234,7 @@ static void interrupt(struct gen *g, int v, int depth)
 		dpc_release(g, ISR_ADDR(v));
 	emit(g, DB_EOI, PC_EOI, 0, 1, 0);
 	emit(g, DB_IRQL, PC_ISR + 0x70, 0, level, before);
+	g->in_irq--;
 	emit(g, DB_IRET, PC_ISR + 0x80, 0, vectors[v], 0);
 }
 
@@ -289,9 +342,50 @@ static void blocking_wait(struct gen *g)
 	switch_to(g, next, 0, 1);
 }
 
+/* Holding a higher spin class, a trylock of a lower one: legal in any
+ * order (a trylock never waits), and a failed one orders nothing. */
+static void reverse_trylock(struct gen *g)
+{
+	int lo = (int)rnd(g, N_SPIN - 1), hi = lo + 1 + (int)rnd(g, (uint32_t)(N_SPIN - 1 - lo));
+	spin_acquire(g, SPIN_ADDR(hi));
+	g->op = RAISE_OP;
+	g->try_flag = DB_F_TRY;
+	emit(g, DB_LOCK_TRY, PC_SPIN, SPIN_ADDR(lo), g->irql, 0);
+	int got = (int)rnd(g, 2);
+	if (got)
+		emit(g, DB_LOCK_ACQ, PC_SPIN + 0x20, SPIN_ADDR(lo), g->irql, 0);
+	else
+		emit(g, DB_LOCK_FAIL, PC_SPIN + 0x20, SPIN_ADDR(lo), g->irql, 0);
+	g->op = 0;
+	g->try_flag = 0;
+	maybe_interrupt(g);
+	if (got)
+		spin_release(g, SPIN_ADDR(lo), 2);
+	spin_release(g, SPIN_ADDR(hi), 0);
+}
+
+/* Two instances of one dynamic class nested, the inner with subclass 1,
+ * then (maybe) one of the next site's class: a consistent order. */
+static void dynamic_nesting(struct gen *g)
+{
+	int site = (int)rnd(g, DYN_SITES - 1), k = (int)rnd(g, DYN_PER_SITE - 1);
+	spin_acquire_op(g, DYN_ADDR(site, k), RAISE_OP, DYN_CALLER(site));
+	spin_acquire_op(g, DYN_ADDR(site, k + 1), DB_LOCKOP(DB_LF_SPIN, DB_LI_RAISE_DISPATCH, 1), DYN_CALLER(site));
+	int next = rnd(g, 2);
+	if (next)
+		spin_acquire_op(g, DYN_ADDR(site + 1, 0), RAISE_OP, DYN_CALLER(site + 1));
+	maybe_interrupt(g);
+	if (next)
+		spin_release(g, DYN_ADDR(site + 1, 0), 2);
+	spin_release(g, DYN_ADDR(site, k + 1), 2);
+	spin_release(g, DYN_ADDR(site, k), 0);
+}
+
 static void thread_op(struct gen *g)
 {
-	switch (rnd(g, 8)) {
+	switch (rnd(g, 10)) {
+	case 8: reverse_trylock(g); break;
+	case 9: dynamic_nesting(g); break;
 	case 0:
 	case 1: ordered_section(g); break;
 	case 2: mutexes(g); break;
@@ -337,18 +431,59 @@ static int plant_raise_lowers(struct gen *g)
 	return ANALYSIS_IRQL_RAISE_LOWERS;
 }
 
-static int plant_irq_unsafe(struct gen *g)
+/* An interrupt of vectors[v] at thread level 0 that takes its lock. */
+static void isr_takes_lock(struct gen *g, int v)
 {
-	g->unsafe_isr = (int)rnd(g, 2);
-	int v = g->unsafe_isr;
-	/* make sure the interrupt takes it at least once */
 	emit(g, DB_TRAP, PC_ISR, 0, vectors[v], 0);
+	g->in_irq++;
 	emit(g, DB_IRQL, PC_ISR + 8, 0, 0, vectors[v] >> 4);
 	dpc_acquire(g, ISR_ADDR(v));
 	dpc_release(g, ISR_ADDR(v));
 	emit(g, DB_EOI, PC_EOI, 0, 1, 0);
 	emit(g, DB_IRQL, PC_ISR + 0x70, 0, vectors[v] >> 4, 0);
+	g->in_irq--;
 	emit(g, DB_IRET, PC_ISR + 0x80, 0, vectors[v], 0);
+}
+
+/* irq-safe -> irq-unsafe: the interrupt lock, taken correctly at its level,
+ * is held while a spin class is taken that is elsewhere held at DISPATCH. */
+static int plant_irq_order(struct gen *g)
+{
+	g->safe_isr = 1; /* never the unsafe plant's: an inconsistent class subsumes its orders */
+	g->unsafe_spin = (int)rnd(g, N_SPIN);
+	int v = g->safe_isr;
+	isr_takes_lock(g, v);
+	spin_acquire(g, SPIN_ADDR(g->unsafe_spin));
+	spin_release(g, SPIN_ADDR(g->unsafe_spin), 0);
+	raise_to(g, vectors[v] >> 4);
+	dpc_acquire(g, ISR_ADDR(v));
+	dpc_acquire(g, SPIN_ADDR(g->unsafe_spin));
+	dpc_release(g, SPIN_ADDR(g->unsafe_spin));
+	dpc_release(g, ISR_ADDR(v));
+	lower_to(g, 0);
+	return ANALYSIS_IRQ_LOCK_ORDER;
+}
+
+/* Two instances of one dynamic class nested without a subclass, in both
+ * orders (found whether or not the stream declares subclasses elsewhere). */
+static int plant_recursive_locking(struct gen *g)
+{
+	g->rec_site = DYN_SITES - 1; /* the last site: never nested by dynamic_nesting */
+	for (int k = 0; k < 2; k++) {
+		spin_acquire_op(g, DYN_ADDR(g->rec_site, k), RAISE_OP, DYN_CALLER(g->rec_site));
+		spin_acquire_op(g, DYN_ADDR(g->rec_site, 1 - k), RAISE_OP, DYN_CALLER(g->rec_site));
+		spin_release(g, DYN_ADDR(g->rec_site, 1 - k), 2);
+		spin_release(g, DYN_ADDR(g->rec_site, k), 0);
+	}
+	return ANALYSIS_RECURSIVE_LOCKING;
+}
+
+static int plant_irq_unsafe(struct gen *g)
+{
+	g->unsafe_isr = 0;
+	int v = g->unsafe_isr;
+	/* make sure the interrupt takes it at least once */
+	isr_takes_lock(g, v);
 	for (int k = (int)rnd(g, 4); k > 0; k--)
 		thread_op(g);
 	spin_acquire(g, ISR_ADDR(v)); /* at DISPATCH: the interrupt can arrive */
@@ -381,6 +516,7 @@ static int plant_wait_dispatch(struct gen *g)
 
 static int (*const plants[])(struct gen *) = {
 	plant_order, plant_lower_raises, plant_raise_lowers, plant_irq_unsafe, plant_leak, plant_wait_dispatch,
+	plant_irq_order, plant_recursive_locking,
 };
 #define N_PLANTS (sizeof(plants) / sizeof(plants[0]))
 
@@ -399,6 +535,7 @@ static int run_case(uint64_t seed, unsigned n, size_t *events, unsigned *planted
 	g.rng = (z ^ (z >> 31)) | 1;
 	g.n_threads = 2 + (int)rnd(&g, MAX_THREADS - 1);
 	g.wait_end = (int)rnd(&g, 2);
+	g.schema2 = (int)rnd(&g, 2);
 	for (int t = 0; t < MAX_THREADS; t++)
 		g.saved[t] = -1;
 	assert_int_equal(analysis_new(&names, &g.a, NULL), 0);
@@ -471,6 +608,22 @@ static int run_case(uint64_t seed, unsigned n, size_t *events, unsigned *planted
 				bad = 1;
 			}
 		}
+		if (f->kind == ANALYSIS_IRQ_LOCK_ORDER) {
+			char want[64];
+			snprintf(want, sizeof(want), "lock order detected: Isr%d -> Spin%d", g.safe_isr, g.unsafe_spin);
+			if (!strstr(f->title, want)) {
+				print_message("# irq-lock-order on the wrong classes: %s\n", f->title);
+				bad = 1;
+			}
+		}
+		if (f->kind == ANALYSIS_RECURSIVE_LOCKING) {
+			char want[64];
+			snprintf(want, sizeof(want), "lock@Worker+0x%x", (unsigned)(DYN_CALLER(g.rec_site) - PC_WORK));
+			if (f->n_lock_classes != 1 || strcmp(f->lock_classes[0], want) != 0) {
+				print_message("# recursive-locking on the wrong class: %s (want %s)\n", f->title, want);
+				bad = 1;
+			}
+		}
 		if (f->kind == ANALYSIS_HANG && !strstr(f->title, "which it already holds")) {
 			print_message("# the hang is not the planted recursive spin: %s\n", f->title);
 			bad = 1;
@@ -523,7 +676,8 @@ static void test_analyses_find_exactly_the_planted_problems(void **state)
 	/* every plant must have been exercised, or the run proves little */
 	static const int kinds[] = {ANALYSIS_LOCK_ORDER,	    ANALYSIS_IRQL_LOWER_RAISES, ANALYSIS_IRQL_RAISE_LOWERS,
 				    ANALYSIS_IRQ_UNSAFE_LOCK,   ANALYSIS_IRQL_LEAK_SWITCH,	ANALYSIS_WAIT_AT_DISPATCH,
-				    ANALYSIS_HANG,		    ANALYSIS_WAIT_NEVER_SATISFIED};
+				    ANALYSIS_HANG,		    ANALYSIS_WAIT_NEVER_SATISFIED, ANALYSIS_IRQ_LOCK_ORDER,
+				    ANALYSIS_RECURSIVE_LOCKING};
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && cases >= 100; k++)
 		assert_true(planted[kinds[k]] > 0);
 	assert_int_equal(failed, 0);

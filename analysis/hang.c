@@ -1,8 +1,9 @@
 /*
- * finish.c - the checks decided when the trace ends: lock-order cycles over
- * the class graph, irq-unsafe lock classes, missing EOIs per vector, the
- * hang diagnosis (spinners, wait-for cycles, causal chain), and the state
- * left at exit.
+ * hang.c - what the end of a run says: crashes (a bugcheck or panic event, a
+ * guest reset), the hang diagnosis (spinners, the wait-for graph through
+ * locks, sleeping locks and events/completions, the causal chain), the
+ * state left at exit, and analysis_finish, which runs every end-of-trace
+ * check of the rule families.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -10,310 +11,154 @@
 
 #include "analysis/internal.h"
 
-/* ---------------------------------------------------------------- lock order */
+/* ---------------------------------------------------------------- crash */
 
-struct graph {
-	size_t *start; /* CSR: edges from class c are order[start[c] .. start[c+1]) */
-	uint32_t *order;
+/* Event kind names for the crash story (db_kind_name is in db/, which the
+ * in-memory drivers of this module do not link). */
+static const char *kind_word(int kind)
+{
+	static const char *const words[DB_KIND_MAX + 1] = {
+		[DB_TRAP] = "trap", [DB_IRET] = "iret", [DB_IRQL] = "irql", [DB_LOCK_TRY] = "lock_try",
+		[DB_LOCK_ACQ] = "lock_acq", [DB_LOCK_REL] = "lock_rel", [DB_WAIT] = "wait",
+		[DB_WAIT_END] = "wait_end", [DB_MUTEX_ACQ] = "mutex_acq", [DB_MUTEX_REL] = "mutex_rel",
+		[DB_SIGNAL] = "signal", [DB_SWITCH] = "switch", [DB_EOI] = "eoi", [DB_MARKER] = "marker",
+		[DB_BUGCHECK] = "bugcheck", [DB_LOCK_INIT] = "lock_init", [DB_LOCK_FAIL] = "lock_fail",
+		[DB_DEFER_QUEUE] = "defer_queue", [DB_DEFER_RUN] = "defer_run", [DB_SLEEP] = "sleep",
+		[DB_SYSCALL] = "syscall",
+	};
+	return kind > 0 && kind <= DB_KIND_MAX && words[kind] ? words[kind] : "event";
+}
+
+struct story_event {
+	struct site s;
+	uint8_t kind;
 };
 
-static int graph_build(struct analysis *a, struct graph *g)
+static int story_cmp(const void *x, const void *y)
 {
-	g->start = calloc(a->n_classes + 1, sizeof(*g->start));
-	g->order = malloc((a->n_edges + 1) * sizeof(*g->order));
-	if (!g->start || !g->order)
-		return ANALYSIS_E_NOMEM;
-	for (size_t i = 0; i < a->n_edges; i++)
-		g->start[a->edges[i].from + 1]++;
-	for (size_t c = 0; c < a->n_classes; c++)
-		g->start[c + 1] += g->start[c];
-	size_t *fill = malloc((a->n_classes + 1) * sizeof(*fill));
-	if (!fill)
-		return ANALYSIS_E_NOMEM;
-	memcpy(fill, g->start, (a->n_classes + 1) * sizeof(*fill));
-	for (size_t i = 0; i < a->n_edges; i++)
-		g->order[fill[a->edges[i].from]++] = (uint32_t)i;
-	free(fill);
-	return 0;
+	const struct story_event *p = x, *q = y;
+	return p->s.id < q->s.id ? -1 : p->s.id > q->s.id;
 }
 
-/* Strongly connected components (Tarjan, iterative): comp[c] for every
- * class. Only edges inside one component can be on a cycle. */
-static int components(struct analysis *a, const struct graph *g, uint32_t *comp)
+/* The exception that came before (its pc: the faulting instruction when the
+ * tracer records the interrupted pc as the trap's caller, else the handler). */
+static void exception_text(struct analysis *a, const struct site *x, char *buf, size_t size)
 {
-	size_t n = a->n_classes;
-	uint32_t *index = malloc((n + 1) * sizeof(*index)), *low = malloc((n + 1) * sizeof(*low));
-	uint32_t *stack = malloc((n + 1) * sizeof(*stack)), *cs_node = malloc((n + 1) * sizeof(*cs_node));
-	size_t *cs_edge = malloc((n + 1) * sizeof(*cs_edge));
-	uint8_t *on = calloc(n + 1, 1);
-	int rc = (!index || !low || !stack || !cs_node || !cs_edge || !on) ? ANALYSIS_E_NOMEM : 0;
-	uint32_t next = 0, ncomp = 0;
-	size_t sp = 0, csp = 0;
-	for (size_t c = 0; !rc && c < n; c++)
-		index[c] = UINT32_MAX;
-	for (uint32_t root = 0; !rc && root < n; root++) {
-		if (index[root] != UINT32_MAX)
-			continue;
-		index[root] = low[root] = next++;
-		stack[sp++] = root;
-		on[root] = 1;
-		cs_node[csp] = root;
-		cs_edge[csp++] = g->start[root];
-		while (csp) {
-			uint32_t v = cs_node[csp - 1];
-			size_t k = cs_edge[csp - 1];
-			if (k < g->start[v + 1]) {
-				cs_edge[csp - 1]++;
-				uint32_t w = a->edges[g->order[k]].to;
-				if (index[w] == UINT32_MAX) {
-					index[w] = low[w] = next++;
-					stack[sp++] = w;
-					on[w] = 1;
-					cs_node[csp] = w;
-					cs_edge[csp++] = g->start[w];
-				} else if (on[w] && index[w] < low[v]) {
-					low[v] = index[w];
-				}
-				continue;
-			}
-			if (low[v] == index[v]) {
-				uint32_t x;
-				do {
-					x = stack[--sp];
-					on[x] = 0;
-					comp[x] = ncomp;
-				} while (x != v);
-				ncomp++;
-			}
-			if (--csp && low[v] < low[cs_node[csp - 1]])
-				low[cs_node[csp - 1]] = low[v];
+	char w[256];
+	where_of(a, x, w, sizeof(w));
+	if (x->caller)
+		snprintf(buf, size, "exception %d at %s", x->vector, w);
+	else
+		snprintf(buf, size, "exception %d (handler %s)", x->vector, w);
+}
+
+/* The last exception on the crashing CPU and the last events of every CPU,
+ * in event order. */
+static void crash_story(struct analysis *a, struct analysis_finding *f, const struct vcpu *cv)
+{
+	struct story_event *all = malloc((a->n_vcpus * LAST_EVENTS + 1) * sizeof(*all));
+	if (!all) {
+		fail(a, ANALYSIS_E_NOMEM);
+		return;
+	}
+	size_t n = 0;
+	int64_t xid = cv ? cv->last_exception.id : 0;
+	if (xid)
+		all[n++] = (struct story_event){cv->last_exception, DB_TRAP};
+	for (size_t i = 0; i < a->n_vcpus; i++) {
+		const struct vcpu *v = &a->vcpus[i];
+		size_t k0 = v->ring_n < LAST_EVENTS ? 0 : v->ring_n - LAST_EVENTS;
+		for (size_t k = k0; k < v->ring_n; k++) {
+			const struct site *s = &v->ring[k % LAST_EVENTS];
+			if (s->id != a->crash_site.id && s->id != xid)
+				all[n++] = (struct story_event){*s, v->ring_kind[k % LAST_EVENTS]};
 		}
 	}
-	free(index);
-	free(low);
-	free(stack);
-	free(cs_node);
-	free(cs_edge);
-	free(on);
-	return rc;
-}
-
-/* Shortest path of edges from class src to class dst (BFS inside their
- * component); writes edge indexes into path (from src), returns its length
- * or 0 if none. via must be all UINT32_MAX on entry and is left so. */
-static size_t shortest_path(struct analysis *a, const struct graph *g, const uint32_t *comp, uint32_t src,
-			    uint32_t dst, uint32_t *via, uint32_t *queue, uint32_t *path)
-{
-	size_t head = 0, tail = 0;
-	queue[tail++] = src;
-	via[src] = UINT32_MAX - 1;
-	while (head < tail) {
-		uint32_t c = queue[head++];
-		if (c == dst)
-			break;
-		for (size_t k = g->start[c]; k < g->start[c + 1]; k++) {
-			uint32_t e = g->order[k], n = a->edges[e].to;
-			if (via[n] != UINT32_MAX || comp[n] != comp[src])
-				continue;
-			via[n] = e;
-			queue[tail++] = n;
+	qsort(all, n, sizeof(*all), story_cmp);
+	for (size_t k = 0; k < n; k++) {
+		char w[300];
+		if (xid && all[k].s.id == xid) {
+			exception_text(a, &all[k].s, w, sizeof(w));
+			finding_step(a, f, "trap", &all[k].s, "%s", w);
+		} else {
+			finding_step(a, f, "last", &all[k].s, "cpu%u: %s at %s", (unsigned)all[k].s.vcpu,
+				     kind_word(all[k].kind), where_of(a, &all[k].s, w, sizeof(w)));
 		}
 	}
-	size_t len = 0;
-	if (via[dst] != UINT32_MAX) {
-		for (uint32_t c = dst; c != src; c = a->edges[via[c]].from)
-			len++;
-		size_t i = len;
-		for (uint32_t c = dst; c != src; c = a->edges[via[c]].from)
-			path[--i] = via[c];
-	}
-	for (size_t i = 0; i < tail; i++)
-		via[queue[i]] = UINT32_MAX;
-	return len;
+	free(all);
 }
 
-static void report_cycle(struct analysis *a, const uint32_t *cyc, size_t n)
+void on_crash(struct analysis *a, struct vcpu *v, const struct db_event *ev, const struct site *s,
+	      const char *text)
 {
-	/* Canonical form: rotation starting at the smallest class. */
-	size_t r = 0;
-	for (size_t i = 1; i < n; i++)
-		if (a->edges[cyc[i]].from < a->edges[cyc[r]].from)
-			r = i;
-	uint64_t key = 0;
-	size_t last = 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct edge *e = &a->edges[cyc[(r + i) % n]];
-		key = hash_mix(key, e->from);
-		if (e->acq.id > a->edges[cyc[last]].acq.id)
-			last = (r + i) % n;
-	}
 	int is_new;
-	struct analysis_finding *f = finding_get(a, ANALYSIS_LOCK_ORDER, key, &is_new);
+	struct analysis_finding *f = finding_get(a, ANALYSIS_CRASH, hash_mix((uint64_t)ev->a, s->pc), &is_new);
+	if (!f)
+		return;
+	f->count++;
+	if (!is_new)
+		return;
+	a->have_crash = 1;
+	a->crash_site = *s;
+	char w[256], fw[300] = "";
+	where_of(a, s, w, sizeof(w));
+	const struct site *x = v->last_exception.id ? &v->last_exception : NULL;
+	if (x)
+		exception_text(a, x, fw, sizeof(fw));
+	char *who = thread_label(a, s->thread);
+	finding_target(f, s);
+	crash_story(a, f, v);
+	finding_step(a, f, "crash", s, "%s 0x%" PRIx64 " (0x%" PRIx64 ")%s%s on %s at %s",
+		     text ? "panic" : "bugcheck", (uint64_t)ev->a, (uint64_t)ev->b, text ? ": " : "", text ? text : "",
+		     who ? who : "", w);
+	if (text)
+		finding_title(a, f, "crash: panic \"%s\" on %s%s%s", text, who ? who : "", x ? " after " : "", fw);
+	else
+		finding_title(a, f, "crash: bugcheck 0x%" PRIx64 " (0x%" PRIx64 ") on %s%s%s", (uint64_t)ev->a,
+			      (uint64_t)ev->b, who ? who : "", x ? " after " : "", fw);
+	finding_explain(a, f,
+			"The kernel stopped itself at %s (%s code 0x%" PRIx64 ", parameter 0x%" PRIx64 "%s%s). %s "
+			"The steps show the last events of every CPU before it; replay to the event to inspect the "
+			"state that made it give up.",
+			w, text ? "panic" : "bugcheck", (uint64_t)ev->a, (uint64_t)ev->b, text ? ", text: " : "",
+			text ? text : "",
+			x ? "An exception on that CPU came first: the crash is most likely its consequence (its "
+			    "trap step is the faulting instruction when the trace records the interrupted pc, "
+			    "else the handler; replay to it and look at the saved rip)."
+			  : "");
+	free(who);
+}
+
+/* A run that ended by resetting (triple fault) or by a panic the trace has
+ * no event for. */
+static void reset_crash(struct analysis *a, const char *outcome)
+{
+	struct vcpu *lv = NULL;
+	for (size_t v = 0; v < a->n_vcpus; v++)
+		if (a->vcpus[v].seen && (!lv || a->vcpus[v].last.id > lv->last.id))
+			lv = &a->vcpus[v];
+	if (!lv)
+		return;
+	int is_new;
+	struct analysis_finding *f = finding_get(a, ANALYSIS_CRASH, 0, &is_new);
 	if (!f || !is_new)
 		return;
 	f->count = 1;
-	size_t len = 1;
-	for (size_t i = 0; i < n; i++)
-		len += strlen(class_name(a, a->edges[cyc[i]].from)) + 4;
-	char *chain = malloc(len + strlen(class_name(a, a->edges[cyc[r]].from)) + 1);
-	if (!chain) {
-		a->error = ANALYSIS_E_NOMEM;
-		return;
-	}
-	chain[0] = 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct edge *e = &a->edges[cyc[(r + i) % n]];
-		strcat(chain, class_name(a, e->from));
-		strcat(chain, " -> ");
-		char *who = thread_label(a, e->acq.thread);
-		char *held_by = thread_label(a, e->held.thread);
-		finding_step(a, f, "held", &e->held, "%s acquired %s", held_by ? held_by : "", class_name(a, e->from));
-		finding_step(a, f, "acquire", &e->acq, "%s asked for %s while holding %s (IRQL %d)", who ? who : "",
-			     class_name(a, e->to), class_name(a, e->from), e->acq.irql);
-		free(who);
-		free(held_by);
-	}
-	strcat(chain, class_name(a, a->edges[cyc[r]].from));
-	finding_target(f, &a->edges[cyc[last]].acq);
-	finding_title(a, f, "lock order cycle: %s", chain);
+	a->crash_site = lv->last;
+	finding_target(f, &lv->last);
+	crash_story(a, f, lv);
+	char fw[300] = "";
+	if (lv->last_exception.id)
+		exception_text(a, &lv->last_exception, fw, sizeof(fw));
+	finding_title(a, f, "crash: the guest %s%s%s", strcmp(outcome, "reset") == 0 ? "reset" : "panicked or reset",
+		      *fw ? " after " : "", fw);
 	finding_explain(a, f,
-			"The lock classes %s are acquired in an order that forms a cycle: each step above took "
-			"the second lock while holding the first. If the threads involved run these paths at the "
-			"same time each waits for a lock the next one holds and they deadlock, even though this run "
-			"did not (lockdep's 'possible circular locking dependency'). Pick one global order for "
-			"these locks and acquire them in that order on every path.",
-			chain);
-	free(chain);
-}
-
-static int lock_order_cycles(struct analysis *a)
-{
-	if (!a->n_edges)
-		return 0;
-	struct graph g = {0};
-	uint32_t *via = malloc((a->n_classes + 1) * sizeof(*via));
-	uint32_t *queue = malloc((a->n_classes + 1) * sizeof(*queue));
-	uint32_t *path = malloc((a->n_classes + 2) * sizeof(*path));
-	uint32_t *comp = malloc((a->n_classes + 1) * sizeof(*comp));
-	int rc = (!via || !queue || !path || !comp) ? ANALYSIS_E_NOMEM : graph_build(a, &g);
-	if (!rc)
-		rc = components(a, &g, comp);
-	for (size_t c = 0; !rc && c < a->n_classes; c++)
-		via[c] = UINT32_MAX;
-	for (size_t i = 0; !rc && i < a->n_edges && !a->error; i++) {
-		const struct edge *e = &a->edges[i];
-		if (comp[e->from] != comp[e->to])
-			continue;
-		/* Cycle through edge i: i, then the shortest way back. */
-		size_t n = shortest_path(a, &g, comp, e->to, e->from, via, queue, path + 1);
-		if (!n)
-			continue;
-		path[0] = (uint32_t)i;
-		report_cycle(a, path, n + 1);
-	}
-	free(g.start);
-	free(g.order);
-	free(via);
-	free(queue);
-	free(path);
-	free(comp);
-	return rc ? rc : a->error;
-}
-
-/* ---------------------------------------------------------------- irq safety */
-
-static void irq_unsafe_classes(struct analysis *a)
-{
-	for (uint32_t c = 0; c < a->n_classes && !a->error; c++) {
-		const struct lock_class *lc = &a->classes[c];
-		if (lc->irq_irql <= IRQL_DISPATCH || lc->min_irql >= lc->irq_irql)
-			continue;
-		int is_new;
-		struct analysis_finding *f = finding_get(a, ANALYSIS_IRQ_UNSAFE_LOCK, c, &is_new);
-		if (!f)
-			return;
-		f->count = 1;
-		char *in = thread_label(a, lc->irq_site.thread), *out = thread_label(a, lc->min_site.thread);
-		finding_target(f, lc->irq_site.id > lc->min_site.id ? &lc->irq_site : &lc->min_site);
-		const struct site *first = lc->irq_site.id < lc->min_site.id ? &lc->irq_site : &lc->min_site;
-		const struct site *second = first == &lc->irq_site ? &lc->min_site : &lc->irq_site;
-		for (int k = 0; k < 2; k++) {
-			const struct site *s = k ? second : first;
-			if (s == &lc->irq_site)
-				finding_step(a, f, "acquire", s, "%s acquired in interrupt 0x%x at IRQL %d on %s", lc->name,
-					     s->vector, lc->irq_irql, in ? in : "");
-			else
-				finding_step(a, f, "acquire", s, "%s acquired at IRQL %d on %s", lc->name, lc->min_irql,
-					     out ? out : "");
-		}
-		finding_title(a, f, "%s taken in an interrupt at IRQL %d and elsewhere at IRQL %d", lc->name,
-			      lc->irq_irql, lc->min_irql);
-		finding_explain(a, f,
-				"%s is acquired inside an interrupt handler at IRQL %d and also held elsewhere at IRQL "
-				"%d, which that interrupt can preempt. If the interrupt arrives on the CPU that holds "
-				"the lock, its handler spins forever on a lock its own CPU holds (lockdep's "
-				"'inconsistent {IN-HARDIRQ} -> {HARDIRQ-ON} usage'). Every acquisition outside the "
-				"handler must first raise to IRQL %d (an interrupt spinlock / KeSynchronizeExecution), "
-				"or the handler must not take the lock (queue a DPC instead).",
-				lc->name, lc->irq_irql, lc->min_irql, lc->irq_irql);
-		free(in);
-		free(out);
-	}
-}
-
-/* ---------------------------------------------------------------- EOI */
-
-/* Whether vector v's returns without EOI are a bug. Vectors 0x20-0x2f are
- * where NT puts its software interrupts (APC, DPC), raised with `int` and
- * never EOI'd; a vector EOI'd on other deliveries needs one on all; a
- * device-range vector (>= 0x30) needs one when the tracer shows it sees
- * EOIs at all, or when the run hung right after it returned without one. */
-static int needs_eoi(const struct analysis *a, int v, int hung)
-{
-	const struct vector_stats *vs = &a->vectors[v];
-	if (!vs->without_eoi)
-		return 0;
-	if (vs->with_eoi)
-		return 1;
-	if (v < 0x30 || v == SPURIOUS_VECTOR)
-		return 0;
-	return a->eoi_events > 0 || (hung && vs->last_trap.id == vs->last_noeoi_trap.id);
-}
-
-static void missing_eoi(struct analysis *a, int hung)
-{
-	for (int v = FIRST_INTERRUPT_VECTOR; v < 256 && !a->error; v++) {
-		const struct vector_stats *vs = &a->vectors[v];
-		if (!needs_eoi(a, v, hung))
-			continue;
-		int is_new;
-		struct analysis_finding *f = finding_get(a, ANALYSIS_MISSING_EOI, (uint64_t)v, &is_new);
-		if (!f)
-			return;
-		f->count = vs->without_eoi;
-		char *who = thread_label(a, vs->first_noeoi_trap.thread);
-		finding_target(f, &vs->first_noeoi_iret);
-		finding_step(a, f, "trap", &vs->first_noeoi_trap, "vector 0x%x entered on %s", v, who ? who : "");
-		finding_step(a, f, "iret", &vs->first_noeoi_iret, "vector 0x%x returned without an EOI", v);
-		if (vs->without_eoi > 1 && vs->last_noeoi_trap.id != vs->first_noeoi_trap.id) {
-			finding_step(a, f, "trap", &vs->last_noeoi_trap, "vector 0x%x entered (last time without EOI)", v);
-			finding_step(a, f, "iret", &vs->last_noeoi_iret, "vector 0x%x returned without an EOI", v);
-		}
-		int stopped = vs->last_trap.id == vs->last_noeoi_trap.id;
-		finding_title(a, f, "interrupt 0x%x returned without EOI (%" PRIu64 " of %" PRIu64 " times)%s", v,
-			      vs->without_eoi, vs->without_eoi + vs->with_eoi,
-			      stopped ? "; it never fired again" : "");
-		finding_explain(a, f,
-				"Vector 0x%x returned from its handler %" PRIu64 " time(s) without writing the local "
-				"APIC's EOI register (%" PRIu64 " other deliveries did). Until the EOI the "
-				"APIC keeps the vector in service and blocks it and every lower-priority vector%s. "
-				"Send the EOI on every path out of the handler (early returns included).",
-				v, vs->without_eoi, vs->with_eoi,
-				stopped ? ": here the vector was never delivered again after the first return without "
-					  "EOI, so whatever depends on it (the clock, the scheduler) stopped"
-					: "");
-		free(who);
-	}
+			"The run ended with outcome '%s' and no bugcheck event: the machine reset (a triple fault: an "
+			"exception while delivering an exception, usually a broken stack, IDT or page table) or "
+			"QEMU reported a guest panic. %s The last events of every CPU are below; replay to the last "
+			"one to see the state.",
+			outcome,
+			*fw ? "The last exception's pc is the best guess for the faulting instruction." : "");
 }
 
 /* ---------------------------------------------------------------- hang */
@@ -368,16 +213,29 @@ static void chain_flush(struct analysis *a, struct analysis_finding *f, struct c
 	memset(c, 0, sizeof(*c));
 }
 
-/* The thread t waits for (holder of the lock it spins on, or of the mutex it
- * waits for), as index + 1; 0 if none. */
+/* The thread t waits for, as index + 1 (0 if none): the holder of the lock
+ * it spins on or of the sleeping lock it waits for; for an event or
+ * completion, the thread that signalled it before (the one expected to
+ * signal it again). */
 static uint32_t waits_for(const struct analysis *a, const struct thread *t)
 {
 	if (t->has_try)
 		return a->locks[t->try_lock].holder;
+	if (!t->has_wait)
+		return 0;
 	uint32_t li;
-	if (t->has_wait && u64map_get(&a->lock_map, t->wait_obj, &li) && a->locks[li].is_mutex)
+	if (lock_find(a, t->wait_obj, 1, &li))
 		return a->locks[li].holder;
+	uint32_t by;
+	if (u64map_get(&a->signal_map, t->wait_obj, &by) && by != (uint32_t)(t - a->threads) + 1)
+		return by;
 	return 0;
+}
+
+static int waits_on_completion(const struct analysis *a, const struct thread *t)
+{
+	uint32_t li;
+	return !t->has_try && t->has_wait && !(lock_find(a, t->wait_obj, 1, &li));
 }
 
 /* Adds to c why thread t is stuck: the acquisition of what it waits for and
@@ -389,7 +247,7 @@ static void explain_stuck(struct analysis *a, struct chain *c, struct thread *t)
 	uint32_t li;
 	if (t->has_try)
 		l = &a->locks[t->try_lock];
-	else if (t->has_wait && u64map_get(&a->lock_map, t->wait_obj, &li))
+	else if (t->has_wait && lock_find(a, t->wait_obj, 1, &li))
 		l = &a->locks[li];
 	if (l && l->holder) {
 		char *owner = thread_label(a, a->threads[l->holder - 1].addr);
@@ -535,7 +393,7 @@ static void hang(struct analysis *a, int explicit_hang, int *hung)
 		uint32_t li;
 		if (focus->has_try)
 			l = &a->locks[focus->try_lock];
-		else if (focus->has_wait && u64map_get(&a->lock_map, focus->wait_obj, &li))
+		else if (focus->has_wait && lock_find(a, focus->wait_obj, 1, &li))
 			l = &a->locks[li];
 		const char *cn = l ? class_name(a, l->cls) : "";
 		const struct site *target = focus->has_try ? &focus->try_site : &focus->wait_site;
@@ -569,7 +427,7 @@ static void hang(struct analysis *a, int explicit_hang, int *hung)
 		} else if (n_cycle) {
 			size_t len = 64;
 			for (size_t k = 0; k < n_cycle; k++)
-				len += 128;
+				len += 192;
 			char *desc = calloc(1, len * 2);
 			if (!desc) {
 				a->error = ANALYSIS_E_NOMEM;
@@ -581,12 +439,17 @@ static void hang(struct analysis *a, int explicit_hang, int *hung)
 				struct thread *t = &a->threads[cycle[k]];
 				struct thread *o = &a->threads[waits_for(a, t) - 1];
 				const struct lock *tl = t->has_try ? &a->locks[t->try_lock] : NULL;
-				if (!tl && u64map_get(&a->lock_map, t->wait_obj, &li))
+				if (!tl && lock_find(a, t->wait_obj, 1, &li))
 					tl = &a->locks[li];
 				char *tn = thread_label(a, t->addr), *on = thread_label(a, o->addr);
 				size_t at = strlen(desc);
-				snprintf(desc + at, len * 2 - at, "%s%s waits for %s held by %s", k ? ", " : "",
-					 tn ? tn : "", tl ? class_name(a, tl->cls) : "?", on ? on : "");
+				if (waits_on_completion(a, t))
+					snprintf(desc + at, len * 2 - at,
+						 "%s%s waits for completion/event 0x%" PRIx64 " that %s signalled before",
+						 k ? ", " : "", tn ? tn : "", t->wait_obj, on ? on : "");
+				else
+					snprintf(desc + at, len * 2 - at, "%s%s waits for %s held by %s", k ? ", " : "",
+						 tn ? tn : "", tl ? class_name(a, tl->cls) : "?", on ? on : "");
 				free(tn);
 				free(on);
 			}
@@ -654,7 +517,7 @@ static void at_exit(struct analysis *a, int normal_end, int hung)
 {
 	for (size_t i = 0; i < a->n_locks && !a->error; i++) {
 		const struct lock *l = &a->locks[i];
-		if (!l->holder || (l->is_mutex && normal_end))
+		if (!l->holder || (l->sleeping && normal_end))
 			continue;
 		int is_new;
 		struct analysis_finding *f =
@@ -665,7 +528,7 @@ static void at_exit(struct analysis *a, int normal_end, int hung)
 		if (!is_new)
 			continue;
 		char *owner = thread_label(a, a->threads[l->holder - 1].addr);
-		const char *what = l->is_mutex ? "mutex" : "spinlock";
+		const char *what = l->sleeping ? "mutex" : "spinlock";
 		finding_target(f, &l->acq);
 		finding_step(a, f, "held", &l->acq, "%s acquired %s %s", owner ? owner : "", what, class_name(a, l->cls));
 		finding_title(a, f, "%s %s still held by %s when the trace ended", what, class_name(a, l->cls),
@@ -694,7 +557,7 @@ static void at_exit(struct analysis *a, int normal_end, int hung)
 			continue;
 		char *who = thread_label(a, t->addr);
 		uint32_t li;
-		const char *cn = u64map_get(&a->lock_map, t->wait_obj, &li) ? class_name(a, a->locks[li].cls) : "";
+		const char *cn = lock_find(a, t->wait_obj, 1, &li) ? class_name(a, a->locks[li].cls) : "";
 		finding_target(f, &t->wait_site);
 		finding_step(a, f, "wait", &t->wait_site, "%s waits on object 0x%" PRIx64 "%s%s", who ? who : "",
 			     t->wait_obj, *cn ? " " : "", cn);
@@ -708,20 +571,42 @@ static void at_exit(struct analysis *a, int normal_end, int hung)
 	}
 }
 
+
+/* A thread that ends blocked on a sleeping lock held by another depends on
+ * it: the dependency exists even though the grant never happened. */
+static void pending_wait_edges(struct analysis *a)
+{
+	for (size_t i = 0; i < a->n_threads && !a->error; i++) {
+		struct thread *t = &a->threads[i];
+		uint32_t li;
+		if (!t->has_wait || !lock_find(a, t->wait_obj, 1, &li))
+			continue;
+		struct lock *l = &a->locks[li];
+		if (l->sleeping && l->holder && l->holder != (uint32_t)i + 1)
+			add_edges(a, t, l, l->cls, 0, &t->wait_site);
+	}
+}
+
 int finish_checks(struct analysis *a, const char *outcome, int *hung)
 {
-	static const char *const normal[] = {"pass", "fail", "bugcheck", "completed", NULL};
+	static const char *const normal[] = {"pass", "fail", "bugcheck", "completed", "exit", "panic", "reset", NULL};
 	static const char *const hanging[] = {"hang", "timeout", NULL};
+	static const char *const resets[] = {"panic", "reset", NULL};
 	int normal_end = is_outcome(outcome, normal);
 	*hung = 0;
+	pending_wait_edges(a);
 	int rc = lock_order_cycles(a);
 	if (rc)
 		return rc;
-	irq_unsafe_classes(a);
-	missing_eoi(a, is_outcome(outcome, hanging));
+	recursive_locking_finish(a);
+	irq_usage_checks(a);
+	atomic_finish(a);
+	interrupt_finish(a, is_outcome(outcome, hanging));
+	if (!a->have_crash && is_outcome(outcome, resets))
+		reset_crash(a, outcome);
 	if (!normal_end)
 		hang(a, is_outcome(outcome, hanging), hung);
-	at_exit(a, normal_end, *hung);
+	at_exit(a, normal_end && !a->have_crash, *hung);
 	return a->error;
 }
 
