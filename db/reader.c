@@ -28,7 +28,7 @@ struct kept {
 /* Interned id -> guest address (threads.id, locks.id). */
 struct idmap {
 	uint64_t *addr; /* addr[id], 0 = not loaded */
-	int32_t *tid;   /* threads: tid[id], -1 = not known */
+	int32_t *tid;   /* threads: tid[id], -1 = not known (allocated for locks too, unused) */
 	size_t n, cap;  /* ids below n loaded */
 	int broken;     /* a reload failed (a damaged table): never retried */
 };
@@ -296,6 +296,7 @@ void db_reader_close(struct db_reader *r)
 	free(r->thread_ids.addr);
 	free(r->thread_ids.tid);
 	free(r->lock_ids.addr);
+	free(r->lock_ids.tid);
 	for (m = r->meta; m; m = next_m) {
 		next_m = m->next;
 		free(m->key);

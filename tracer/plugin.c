@@ -90,7 +90,9 @@ struct vcpu {
 	struct qemu_plugin_register *gs_base, *fs_base, *kgs_base, *cr8_reg, *efer_reg, *cr2_reg, *eflags_reg;
 	GByteArray *buf;
 	uint64_t regs[PROBE_NREGS + 1]; /* + RFLAGS */
-	unsigned loaded;         /* bit r: regs[r] is current for this callback */
+	unsigned loaded;         /* bit r: regs[r] (or seg[r - REG_SEG]) is current for this callback */
+	uint64_t seg[3];         /* segment bases: fs, MSR_KERNEL_GS_BASE, gs */
+	int seg_ok[3];
 	int user_gs;             /* this callback runs before swapgs (a trap from or an iret to CPL 3):
 	                            the kernel's GS base is in MSR_KERNEL_GS_BASE */
 	int pending_int;         /* vector of the `int N` about to run, -1 if none */
@@ -176,6 +178,7 @@ static uint64_t reg(struct vcpu *v, int r)
 }
 
 #define REG_RFLAGS PROBE_NREGS
+#define REG_SEG    (PROBE_NREGS + 1) /* loaded bits of v->seg[]: fs, kernel gs, gs */
 
 static uint64_t rflags(struct vcpu *v)
 {
@@ -287,14 +290,20 @@ static void name_thread(struct vcpu *v, uint64_t t, int refresh)
  * GS base, in MSR_KERNEL_GS_BASE before swapgs (v->user_gs). */
 static int seg_base(struct vcpu *v, enum probe_seg seg, uint64_t *base)
 {
-	int ok;
+	/* read once per callback: the thread and the preempt count both need it */
+	int slot = seg == PROBE_SEG_FS ? 0 : v->user_gs ? 1 : 2, ok;
 
 	if (seg == PROBE_SEG_NONE) {
 		*base = 0;
 		return 0;
 	}
-	*base = read_handle(v, seg == PROBE_SEG_FS ? v->fs_base : v->user_gs ? v->kgs_base : v->gs_base, &ok);
-	return ok ? 0 : -1;
+	if (!(v->loaded & (1u << (REG_SEG + slot)))) {
+		v->seg[slot] = read_handle(v, slot == 0 ? v->fs_base : slot == 1 ? v->kgs_base : v->gs_base, &ok);
+		v->seg_ok[slot] = ok;
+		v->loaded |= 1u << (REG_SEG + slot);
+	}
+	*base = v->seg[slot];
+	return v->seg_ok[slot] ? 0 : -1;
 }
 
 static uint64_t current_thread(struct vcpu *v)

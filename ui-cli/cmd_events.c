@@ -120,7 +120,11 @@ static void print_event(struct printer *p, const struct db_event *ev, const char
 	cli_describe_event(ev, text, &p->names, desc, sizeof(desc));
 	cli_describe_state(ev, &p->names, state, sizeof(state));
 	db_symbolize(p->db, ev->pc, sym, sizeof(sym));
-	cli_thread_label(&p->names, ev->thread, thread, sizeof(thread));
+	/* the thread at that tid: a reused thread object is several threads */
+	if (ev->thread && ev->tid >= 0 && *db_thread_name_tid(p->db, ev->thread, ev->tid))
+		snprintf(thread, sizeof(thread), "%s", db_thread_name_tid(p->db, ev->thread, ev->tid));
+	else
+		cli_thread_label(&p->names, ev->thread, thread, sizeof(thread));
 	p->printed++;
 	if (p->json) {
 		cli_json_object(&p->j);

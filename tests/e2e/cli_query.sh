@@ -181,7 +181,7 @@ else
 		expect "info: scenario from the manifest" '^scenario +clean$' "$TMP/info"
 		expect "info: the trace has switches" '^  switch +[1-9]' "$TMP/info"
 		"$KREWIND" events "$TMP/rec" --kind switch --limit 1 >"$TMP/ev"
-		expect "events: a symbolized switch between named threads" 'switch +[A-Za-z_]+(\+0x[0-9a-f]+)? +switch [^ ]+ -> [^ ]+$' "$TMP/ev"
+		expect "events: a symbolized switch between named threads" 'switch +[A-Za-z_]+(\+0x[0-9a-f]+)? +switch [^ ]+ -> [^ ]+( \[[a-z]+, IF (on|off)[^]]*\])?$' "$TMP/ev"
 		"$KREWIND" check "$TMP/rec" >"$TMP/check"
 		rc=$?
 		if [ $rc -eq 0 ]; then

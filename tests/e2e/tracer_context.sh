@@ -62,11 +62,17 @@ n=$(q "SELECT count(*) FROM events WHERE $(in_fn KiClockInterrupt) AND ctx<>'har
 check "every event inside KiClockInterrupt is in hardirq context" [ "$n" -eq 0 ]
 # A clock tick can come in while the ISR, on its way out, has lowered the
 # IRQL: a nested hardirq. Leaving it returns to hardirq; leaving the others
-# does not.
+# does not. One exception: a tick in the four instructions of KiSwapContext
+# between publishing the new thread (gs:[0x188]) and switching stacks is
+# counted on the new thread (the tracer knows threads by gs:[0x188]), whose
+# frames it then ends up closing.
 n=$(q "SELECT count(*) FROM events WHERE kind='iret' AND a=209 AND ctx='hardirq'")
 m=$(q "SELECT count(*) FROM events t WHERE kind='trap' AND a=209
-	AND (SELECT ctx FROM events p WHERE p.vcpu=t.vcpu AND p.id<t.id ORDER BY p.id DESC LIMIT 1)='hardirq'")
-check "leaving a clock trap returns to the context it interrupted ($n nested of them, $m nested ticks)" [ "$n" -eq "$m" ]
+	AND (SELECT ctx FROM events p WHERE p.vcpu=t.vcpu AND p.thread=t.thread AND p.id<t.id ORDER BY p.id DESC LIMIT 1)='hardirq'")
+w=$(q "SELECT count(*) FROM events t WHERE kind='trap' AND a=209
+	AND (SELECT kind FROM events p WHERE p.vcpu=t.vcpu AND p.id<t.id ORDER BY p.id DESC LIMIT 1)='switch'")
+check "leaving a clock trap returns to the context it interrupted ($n to hardirq, $m nested ticks, $w in a switch)" \
+	[ "$n" -ge "$m" ] && [ "$n" -le $((m + w)) ]
 
 # The DPC context: KiRetireDpcList is declared `context softirq`.
 n=$(q "SELECT count(*) FROM events WHERE kind='defer_queue' AND pc=$(addr KeInsertQueueDpc) AND obj<>0")

@@ -56,6 +56,10 @@ nm "$vmlinux" | awk '{print $3}' | sort -u >"$TMP/syms"
 has() { grep -qx "$1" "$TMP/syms"; }
 {
 	if has pcpu_hot; then echo "thread gs:pcpu_hot"; else echo "thread gs:current_task"; fi
+	# task_struct's comm and pid offsets come from the DWARF: `krewind probe
+	# linux` reads them where this krewind has it (issue #11)
+	build/krewind probe linux "$vmlinux" 2>/dev/null | grep -E '^thread-(name|id) '
+	true
 	has __preempt_count && echo "preempt-count gs:__preempt_count 4"
 	while read -r sym rest; do has "$sym" && echo "$sym $rest"; done <<'EOF'
 _raw_spin_lock lock-acquire lock=rdi
@@ -129,5 +133,18 @@ n=$(jq '[.[] | select(.symbol | startswith("0x"))] | length' "$TMP/traps.json")
 m=$(jq 'length' "$TMP/traps.json")
 check "trap pcs symbolized ($n raw of $m)" [ "$m" -gt 100 ] && [ "$n" -eq 0 ]
 check "the page fault entry is asm_exc_page_fault (a code label)" jq -e 'any(.[]; .symbol == "asm_exc_page_fault")' "$TMP/traps.json"
+
+# Threads (with `krewind probe linux` for the offsets): a thread is (task_struct, pid), renamed when it execs.
+if grep -q '^thread-id ' "$TMP/linux.probe"; then
+	n=$(q "SELECT count(*) FROM threads WHERE tid IS NOT NULL")
+	m=$(q "SELECT count(DISTINCT addr) FROM threads")
+	check "threads are (address, pid): $n threads at $m task_structs" [ "$n" -gt "$m" ]
+	n=$(q "SELECT count(*) FROM threads WHERE name IN ('dd', 'gzip', 'wc') AND tid > 1")
+	check "the workload's processes are named after what they exec'd ($n)" [ "$n" -ge 3 ]
+	n=$(q "SELECT count(*) FROM events WHERE kind LIKE 'lock_%' AND thread <> 0 AND tid IS NULL")
+	check "every lock event on a thread carries its tid" [ "$n" -eq 0 ]
+else
+	skip "threads by (address, pid)" "no krewind probe linux here to read task_struct's offsets"
+fi
 
 done_testing
