@@ -434,6 +434,64 @@ static void test_lockorder_finds_a_long_cycle_once(void **state)
 	}
 }
 
+/* A dense graph with one inversion (every pair of 12 classes nested in one
+ * order, plus the last before the first) holds dozens of cycles, all through
+ * the inverted dependency: one finding, its variants counted; a second,
+ * independent AB-BA is a finding of its own. */
+static void test_lockorder_dense_graph_is_one_finding_per_inversion(void **state)
+{
+	(void)state;
+	enum { N = 12 };
+	struct analysis *a = NULL;
+	assert_int_equal(analysis_new(&names, &a, NULL), 0);
+	int64_t id = 0;
+	uint64_t pairs[N * N + 4][2];
+	size_t n = 0;
+	for (int i = 0; i < N; i++)
+		for (int j = i + 1; j < N; j++) {
+			pairs[n][0] = 0x10000 + 0x10 * (uint64_t)i;
+			pairs[n++][1] = 0x10000 + 0x10 * (uint64_t)j;
+		}
+	pairs[n][0] = 0x10000 + 0x10 * (N - 1); /* the inversion */
+	pairs[n++][1] = 0x10000;
+	pairs[n][0] = LOCK_A; /* an independent AB-BA */
+	pairs[n++][1] = LOCK_B;
+	pairs[n][0] = LOCK_B;
+	pairs[n++][1] = LOCK_A;
+	for (size_t p = 0; p < n; p++) {
+		struct db_event e[] = {
+			{.kind = DB_LOCK_ACQ, .thread = T_W1, .pc = PC_SPIN + 0x20, .obj = pairs[p][0], .a = 2},
+			{.kind = DB_LOCK_ACQ, .thread = T_W1, .pc = PC_SPIN + 0x20, .obj = pairs[p][1], .a = 2},
+			{.kind = DB_LOCK_REL, .thread = T_W1, .pc = PC_REL, .obj = pairs[p][1], .a = 2},
+			{.kind = DB_LOCK_REL, .thread = T_W1, .pc = PC_REL, .obj = pairs[p][0], .a = 2},
+		};
+		for (size_t k = 0; k < 4; k++) {
+			e[k].id = ++id;
+			assert_int_equal(analysis_feed(a, &e[k]), 0);
+		}
+	}
+	struct analysis_report *rep = NULL;
+	assert_int_equal(analysis_finish(a, "pass", &rep, NULL), 0);
+	analysis_free(a);
+	assert_int_equal(count_kind(rep, ANALYSIS_LOCK_ORDER), 2);
+	assert_int_equal(rep->n_findings, 2);
+	int dense = 0, abba = 0;
+	for (size_t i = 0; i < rep->n_findings; i++) {
+		const struct analysis_finding *f = &rep->findings[i];
+		if (has_class(f, "ScenarioLockA")) {
+			abba = 1;
+			assert_int_equal(f->count, 1);
+		} else {
+			dense = 1;
+			/* the shortest cycle first: the inverted pair itself */
+			assert_int_equal(f->n_lock_classes, 2);
+			assert_true(f->count > 10);
+		}
+	}
+	assert_true(dense && abba);
+	analysis_report_free(rep);
+}
+
 /* A lock taken by an interrupt handler while the interrupted code holds
  * another is not an ordering between them (lockdep's irq_context split). */
 static void test_lockorder_ignores_locks_of_interrupted_context(void **state)
@@ -1216,6 +1274,7 @@ int main(void)
 		cmocka_unit_test(test_lockorder_reports_three_lock_cycle_once),
 		cmocka_unit_test(test_lockorder_consistent_order_and_subclass_nesting_are_clean),
 		cmocka_unit_test(test_lockorder_finds_a_long_cycle_once),
+		cmocka_unit_test(test_lockorder_dense_graph_is_one_finding_per_inversion),
 		cmocka_unit_test(test_lockorder_ignores_locks_of_interrupted_context),
 		cmocka_unit_test(test_lockorder_deadlock_on_mutexes_reports_cycle_and_hang),
 		cmocka_unit_test(test_irq_unsafe_lock_and_self_deadlock_hang),
