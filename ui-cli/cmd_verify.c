@@ -114,6 +114,14 @@ out:
 	db_reader_close(rb);
 }
 
+/* The guest ended the recorded run itself (poweroff, reset, panic), though
+ * QEMU's exit status is 0 as when krewind stops it. */
+static int guest_ended(const char *outcome)
+{
+	return outcome && (strcmp(outcome, "exit") == 0 || strcmp(outcome, "reset") == 0 ||
+			   strcmp(outcome, "panic") == 0);
+}
+
 int cmd_verify(int argc, char **argv)
 {
 	struct cli_args a;
@@ -178,7 +186,7 @@ int cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	end.ran = 1;
-	if (r->exit_status == 0 && r->icount_total > 0) {
+	if (r->exit_status == 0 && r->icount_total > 0 && !guest_ended(r->outcome)) {
 		/* krewind stopped this run (hang, timeout, signal) at icount_total:
 		 * the replay must reach exactly that point, then end. */
 		rc = replay_session_goto(s, r->icount_total, &err);
