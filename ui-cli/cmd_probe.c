@@ -2,7 +2,8 @@
  * cmd_probe.c - `krewind probe linux VMLINUX [-o FILE]`: writes the probe file
  * for one Linux build from its ELF symbols and DWARF (tracer/linuxprobe.c).
  * The probe goes to stdout, or to FILE (written beside it and renamed, so a
- * failed run leaves FILE as it was).
+ * failed run leaves FILE as it was). `krewind probe check FILE ELF` loads a
+ * probe as the tracer will: parsed, every symbol resolved against ELF.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +14,8 @@
 #include "tracer/tracer.h"
 #include "ui-cli/cli.h"
 
-static const char synopsis[] = "krewind probe linux VMLINUX [-o FILE] [--schema 1|2] [--json]";
+static const char synopsis[] = "krewind probe linux VMLINUX [-o FILE] [--schema 1|2] [--json]\n"
+			       "krewind probe check FILE ELF";
 static const char description[] =
 	"Writes a probe file (docs/probe.md) for the Linux kernel VMLINUX, the\n"
 	"unstripped ELF with DWARF (Debian: /usr/lib/debug/boot/vmlinux-VERSION from\n"
@@ -23,7 +25,9 @@ static const char description[] =
 	"semaphore, completion, context-switch, softirq, deferred-work, sleep and\n"
 	"panic functions this build has out of line. --schema 1 writes only what the\n"
 	"schema-1 probe language has (no flavors, contexts, deferred work, sleeps).\n"
-	"--json prints {\"vmlinux\", \"schema\", \"output\", \"probe\": TEXT}.";
+	"--json prints {\"vmlinux\", \"schema\", \"output\", \"probe\": TEXT}.\n"
+	"`check` parses FILE and resolves its symbols against ELF as the tracer\n"
+	"will at record time: exit 0, or 2 with the error (file:line).";
 
 enum { OPT_OUT = 1, OPT_SCHEMA, OPT_JSON };
 static const struct cli_option options[] = {
@@ -79,12 +83,39 @@ static int write_file(const char *path, const char *text, size_t len)
 	return CLI_OK;
 }
 
+/* krewind probe check FILE ELF */
+static int check(const char *probe, const char *elf, int json)
+{
+	struct elfsym_table *t = NULL;
+	struct probe_file *p = NULL;
+	char *err = NULL;
+	int rc = CLI_OK;
+
+	if (elfsym_load(elf, &t, &err) < 0 || probe_load(probe, &p, &err) < 0 || probe_resolve(p, t, &err) < 0)
+		rc = cli_error_msg(CLI_USAGE, NULL, err);
+	if (rc == CLI_OK && json) {
+		struct cli_json j;
+		cli_json_init(&j, stdout);
+		cli_json_object(&j);
+		cli_json_kstr(&j, "probe", probe);
+		cli_json_kstr(&j, "elf", elf);
+		cli_json_kint(&j, "probes", (int64_t)p->nprobes);
+		cli_json_close(&j);
+		cli_json_end(&j);
+	} else if (rc == CLI_OK) {
+		printf("%s: %zu probes, all resolved in %s\n", probe, p->nprobes, elf);
+	}
+	probe_free(p);
+	elfsym_free(t);
+	return rc;
+}
+
 int cmd_probe(int argc, char **argv)
 {
 	struct cli_args a;
-	const char *v, *what = NULL, *vmlinux = NULL, *out = NULL;
+	const char *v, *pos[3] = { NULL }, *what, *vmlinux, *out = NULL;
 	char *text = NULL, *end;
-	size_t len = 0;
+	size_t len = 0, npos = 0;
 	int opt, rc, json = 0;
 	long schema = 2;
 
@@ -101,19 +132,25 @@ int cmd_probe(int argc, char **argv)
 				return cli_usage_error("probe", "--schema wants 1 or 2, not '%s'", v);
 			break;
 		case CLI_OPT_ARG:
-			if (!what)
-				what = v;
-			else if (!vmlinux)
-				vmlinux = v;
-			else
+			if (npos == 3)
 				return cli_usage_error("probe", "unexpected argument '%s'", v);
+			pos[npos++] = v;
 			break;
 		}
 	}
+	what = pos[0];
+	vmlinux = pos[1];
 	if (!what)
-		return cli_usage_error("probe", "missing the kind of kernel (linux)");
+		return cli_usage_error("probe", "missing what to do (linux or check)");
+	if (strcmp(what, "check") == 0) {
+		if (npos != 3)
+			return cli_usage_error("probe", "check wants FILE ELF");
+		return check(pos[1], pos[2], json);
+	}
 	if (strcmp(what, "linux") != 0)
-		return cli_usage_error("probe", "unknown kernel kind '%s' (known: linux)", what);
+		return cli_usage_error("probe", "unknown '%s' (known: linux, check)", what);
+	if (npos > 2)
+		return cli_usage_error("probe", "unexpected argument '%s'", pos[2]);
 	if (!vmlinux)
 		return cli_usage_error("probe", "missing VMLINUX (the kernel's unstripped ELF)");
 	if (access(vmlinux, R_OK) < 0)
