@@ -42,9 +42,12 @@ static int fail(char **err, int code, const char *fmt, ...)
 /*
  * What each entry point means, in the schema-2 probe language (v2) and, when
  * the schema-1 language can say it, in that (v1; NULL: left out there).
- * Functions whose success is a zero return (mutex_lock_interruptible,
- * down_trylock, down_interruptible, ...) are left out: lock-tryacquire reads a
- * non-zero al as success.
+ * The interruptible and killable sleeping locks fail only when a signal
+ * (or a timeout) ends the wait, so they are probed as acquires; a failed one
+ * would show as held. down_trylock, which returns 0 on success, cannot be
+ * said (lock-tryacquire takes a non-zero al as success), and it is how
+ * console_sem is taken: struct semaphore is left out rather than traced as
+ * thousands of releases without an acquire.
  */
 struct entry {
 	const char *group; /* starts a commented group when not NULL */
@@ -86,26 +89,28 @@ static const struct entry entries[] = {
 	{NULL, "_raw_write_unlock_irq", "lock-release lock=rdi flavor=write irq=irq", NULL},
 	{NULL, "_raw_write_unlock_bh", "lock-release lock=rdi flavor=write irq=bh", NULL},
 
-	{"Mutexes: owned once mutex_lock returns", "mutex_lock", "lock-acquire lock=rdi flavor=mutex",
+	{"Mutexes: owned when the call returns (_interruptible, _killable fail only on a signal)", "mutex_lock", "lock-acquire lock=rdi flavor=mutex",
 	 "mutex-acquire mutex=rdi at=return"},
 	{NULL, "mutex_lock_nested", "lock-acquire lock=rdi flavor=mutex subclass=rsi", "mutex-acquire mutex=rdi at=return"},
 	{NULL, "mutex_lock_io", "lock-acquire lock=rdi flavor=mutex", "mutex-acquire mutex=rdi at=return"},
+	{NULL, "mutex_lock_interruptible", "lock-acquire lock=rdi flavor=mutex", "mutex-acquire mutex=rdi at=return"},
+	{NULL, "mutex_lock_killable", "lock-acquire lock=rdi flavor=mutex", "mutex-acquire mutex=rdi at=return"},
 	{NULL, "mutex_trylock", "lock-tryacquire lock=rdi flavor=mutex", NULL},
 	{NULL, "mutex_unlock", "lock-release lock=rdi flavor=mutex", "mutex-release mutex=rdi"},
 	{NULL, "__mutex_init", "lock-init lock=rdi flavor=mutex", NULL},
 
 	{"Reader/writer semaphores (rw_semaphore)", "down_read", "lock-acquire lock=rdi flavor=rwsem-read", NULL},
 	{NULL, "down_read_nested", "lock-acquire lock=rdi flavor=rwsem-read subclass=rsi", NULL},
+	{NULL, "down_read_interruptible", "lock-acquire lock=rdi flavor=rwsem-read", NULL},
+	{NULL, "down_read_killable", "lock-acquire lock=rdi flavor=rwsem-read", NULL},
 	{NULL, "down_read_trylock", "lock-tryacquire lock=rdi flavor=rwsem-read", NULL},
 	{NULL, "up_read", "lock-release lock=rdi flavor=rwsem-read", NULL},
 	{NULL, "down_write", "lock-acquire lock=rdi flavor=rwsem-write", NULL},
 	{NULL, "down_write_nested", "lock-acquire lock=rdi flavor=rwsem-write subclass=rsi", NULL},
+	{NULL, "down_write_killable", "lock-acquire lock=rdi flavor=rwsem-write", NULL},
 	{NULL, "down_write_trylock", "lock-tryacquire lock=rdi flavor=rwsem-write", NULL},
 	{NULL, "up_write", "lock-release lock=rdi flavor=rwsem-write", NULL},
 	{NULL, "__init_rwsem", "lock-init lock=rdi flavor=rwsem-write", NULL},
-
-	{"Counting semaphores (struct semaphore)", "down", "lock-acquire lock=rdi flavor=sem", NULL},
-	{NULL, "up", "lock-release lock=rdi flavor=sem", NULL},
 
 	{"Context switch: __switch_to(prev, next) runs with prev's registers", "__switch_to", "switch old=rdi new=rsi",
 	 "switch old=rdi new=rsi"},
@@ -381,6 +386,9 @@ int linuxprobe_write(const char *vmlinux, int schema, FILE *out, char **err)
 	}
 	if (schema >= 2)
 		softirq_context(t, out);
+	if (schema >= 2 && elfsym_find(t, "down_trylock"))
+		fprintf(out, "\n# struct semaphore (down, up) is not probed: down_trylock, how console_sem is taken,\n"
+			     "# returns 0 on success, which lock-tryacquire cannot say.\n");
 	elfsym_free(t);
 	if (fflush(out) != 0 || ferror(out))
 		return fail(err, TRACER_E_IO, "writing the probe failed: %s", strerror(errno));

@@ -22,7 +22,7 @@ static const char description[] =
 	"linux-image-VERSION-dbg; a kernel you built: vmlinux in its build tree).\n"
 	"From the DWARF: where `current` is, task_struct's comm and pid, the\n"
 	"preemption count; from the ELF: the spinlock, rwlock, mutex, rwsem,\n"
-	"semaphore, completion, context-switch, softirq, deferred-work, sleep and\n"
+	"completion, context-switch, softirq, deferred-work, sleep and\n"
 	"panic functions this build has out of line. --schema 1 writes only what the\n"
 	"schema-1 probe language has (no flavors, contexts, deferred work, sleeps).\n"
 	"--json prints {\"vmlinux\", \"schema\", \"output\", \"probe\": TEXT}.\n"
