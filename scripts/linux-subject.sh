@@ -105,8 +105,8 @@ if [ ! -e "$headers/Makefile" ]; then
 		die "apt-get install linux-headers-$kver failed"
 fi
 busybox=/bin/busybox
-file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
-	die "$busybox is not the static busybox (apt-get install busybox-static; scripts/install-deps.sh)"
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' && [ -x "$busybox" ] ||
+	die "no static busybox (apt-get install busybox-static; scripts/install-deps.sh)"
 command -v cpio >/dev/null || die "no cpio (scripts/install-deps.sh)"
 
 # The test modules: built in a copy of tests/linux/modules (kbuild writes next
