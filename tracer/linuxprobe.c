@@ -312,14 +312,16 @@ out:
 static void banner(const struct elfsym_table *t, char *buf, size_t len)
 {
 	const struct elfsym *s = elfsym_find(t, "linux_banner");
-	size_t n;
+	size_t n = len - 1;
 
 	*buf = 0;
-	if (!s || len < 2 || elfsym_read(t, s->addr, buf, len - 1, NULL) < 0) {
+	if (s && s->size && s->size < n)
+		n = s->size;
+	if (!s || len < 2 || elfsym_read(t, s->addr, buf, n, NULL) < 0) {
 		*buf = 0;
 		return;
 	}
-	buf[len - 1] = 0;
+	buf[n] = 0;
 	n = strcspn(buf, "(\n");
 	while (n > 0 && buf[n - 1] == ' ')
 		n--;
