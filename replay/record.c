@@ -3,7 +3,9 @@
  *
  * QEMU runs with the directory as its working directory and relative file
  * names, so the recording is self-contained. The run ends when the guest
- * exits (isa-debug-exit), resets (triple fault: "panic"), panics, makes no
+ * exits (isa-debug-exit), powers off ("exit"), resets (a triple fault under
+ * -no-reboot: "reset"), panics ("panic": QEMU's GUEST_PANICKED, or the
+ * kernel's panic function in the trace, with its text), makes no
  * progress for hang_after seconds (no serial output, and no trace events but
  * the interrupt bookkeeping of trace_progress),
  * runs past the timeout, or krewind gets a signal. In the last three cases
@@ -148,6 +150,86 @@ static const char *outcome_of_status(int status)
 	}
 }
 
+/* The outcome of a run the guest ended itself, from QEMU's last event:
+ * poweroff "exit", reset (a triple fault under -no-reboot, or a reboot)
+ * "reset", a paravirtual panic "panic"; NULL for anything else. */
+static const char *guest_end(const struct qmp_json *ev, char **detail)
+{
+	const char *what = qmp_json_get_str(ev, "event");
+	const char *why = qmp_json_get_str(qmp_json_get(ev, "data"), "reason");
+
+	if (what && strcmp(what, "GUEST_PANICKED") == 0) {
+		*detail = strdup("the guest reported a panic");
+		return "panic";
+	}
+	if (!why)
+		return NULL;
+	if (strcmp(why, "guest-shutdown") == 0) {
+		*detail = strdup("the guest powered off");
+		return "exit";
+	}
+	if (strcmp(why, "guest-reset") == 0) {
+		*detail = strdup("the guest reset (a triple fault, or a reboot under -no-reboot)");
+		return "reset";
+	}
+	if (strcmp(why, "guest-panic") == 0) {
+		*detail = strdup("the guest reported a panic");
+		return "panic";
+	}
+	return NULL;
+}
+
+/*
+ * 1 if the kernel's panic function ran: a bugcheck event, which the probe's
+ * panic (or bugcheck) line records with the panic's text, its format string.
+ * *text gets "panic: " and that text, completed from the serial log when a
+ * line there holds the format's literal start (the printed message).
+ */
+static int trace_panic(const char *db_path, const char *serial, char **text)
+{
+	struct db_filter f = { .kinds = 1u << DB_BUGCHECK, .limit = 1 };
+	struct db_reader *rd = NULL;
+	struct db_cursor *c = NULL;
+	struct db_event ev;
+	const char *t = NULL;
+	char *e = NULL, *fmt = NULL, line[512];
+	int found = 0;
+	FILE *log;
+
+	if (!db_path || db_reader_open(db_path, &rd, &e) < 0 || db_cursor_open(rd, &f, &c, &e) < 0) {
+		free(e);
+		db_reader_close(rd);
+		return 0;
+	}
+	if (db_cursor_next(c, &ev, &t) == 1) {
+		found = 1;
+		fmt = strdup(t ? t : "");
+	}
+	db_cursor_close(c);
+	db_reader_close(rd);
+	if (!found)
+		return 0;
+	if (fmt) {
+		fmt[strcspn(fmt, "%\n")] = 0;
+		if (strlen(fmt) >= 8 && serial && (log = fopen(serial, "r"))) {
+			while (fgets(line, sizeof(line), log)) {
+				char *at = strstr(line, fmt);
+				if (at) {
+					at[strcspn(at, "\r\n")] = 0;
+					free(fmt);
+					fmt = strdup(at);
+					break;
+				}
+			}
+			fclose(log);
+		}
+	}
+	if (asprintf(text, "panic: %s", fmt && *fmt ? fmt : "(no text)") < 0)
+		*text = NULL;
+	free(fmt);
+	return 1;
+}
+
 static void progress_line(double elapsed, uint64_t icount, int64_t events, int64_t serial)
 {
 	fprintf(stderr, "\r\033[Krecording: %5.1f s  %12llu instructions  %9lld events  %6lld bytes serial", elapsed,
@@ -203,7 +285,7 @@ static void plugin_icount(struct replay_recording *r)
 
 static void rmdir_recording(const char *dir)
 {
-	static const char *const files[] = { "kernel.elf", "symbols.elf", "probe", "snap.qcow2", "replay.bin",
+	static const char *const files[] = { "kernel.elf", "symbols.elf", "initrd.img", "probe", "snap.qcow2", "replay.bin",
 					     "serial.log", "qemu.log", "trace.db", "trace.db-wal", "trace.db-shm",
 					     "manifest.json", NULL };
 	size_t i;
@@ -245,8 +327,9 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	struct qemu_proc *qemu = NULL;
 	struct qmp *q = NULL;
 	struct db_reader *rd = NULL;
+	struct qmp_json *end_ev = NULL;
 	char *dir = NULL, *name = NULL, *sock_dir = NULL, *sock = NULL, *qlog = NULL, *append = NULL;
-	char sha[65], tmpl[] = "/tmp/krewind-rec.XXXXXX";
+	char tmpl[] = "/tmp/krewind-rec.XXXXXX";
 	const char *outcome = NULL;
 	double t0 = now_s(), last_progress_t, timeout = o->timeout_s > 0 ? o->timeout_s : 60;
 	double hang_after = o->hang_after_s > 0 ? o->hang_after_s : 5;
@@ -261,6 +344,8 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		return replay_set_err(err, REPLAY_E_IO, "cannot read kernel %s: %s", o->kernel, strerror(errno));
 	if (o->symbols && access(o->symbols, R_OK) < 0)
 		return replay_set_err(err, REPLAY_E_IO, "cannot read symbols %s: %s", o->symbols, strerror(errno));
+	if (o->initrd && access(o->initrd, R_OK) < 0)
+		return replay_set_err(err, REPLAY_E_IO, "cannot read initrd %s: %s", o->initrd, strerror(errno));
 	if (o->probe && access(o->probe, R_OK) < 0)
 		return replay_set_err(err, REPLAY_E_IO, "cannot read probe %s: %s", o->probe, strerror(errno));
 	if (o->plugin && access(o->plugin, R_OK) < 0)
@@ -312,13 +397,15 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		r->started_at = strdup(buf);
 	}
-	if ((rc = replay_copy_file(o->kernel, r->kernel, err)) < 0)
+	/* Inputs: copied when small, else linked or referenced (recording.c). */
+	if ((rc = replay_input_store(r, o->kernel, "kernel.elf", err)) < 0)
 		goto out;
-	if (replay_sha256_file(r->kernel, sha) == 0)
-		r->kernel_sha256 = strdup(sha);
+	r->kernel_sha256 = strdup(r->inputs[0].sha256);
+	if (o->initrd && (rc = replay_input_store(r, o->initrd, "initrd.img", err)) < 0)
+		goto out;
 	if (o->symbols) {
 		r->symbols = replay_path_join(dir, "symbols.elf");
-		if (!r->symbols || (rc = replay_copy_file(o->symbols, r->symbols, err)) < 0)
+		if (!r->symbols || (rc = replay_input_store(r, o->symbols, "symbols.elf", err)) < 0)
 			goto out;
 	} else {
 		r->symbols = strdup(r->kernel);
@@ -367,6 +454,10 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	add(&a, "1");
 	add(&a, "-kernel");
 	add(&a, "kernel.elf");
+	if (o->initrd) {
+		add(&a, "-initrd");
+		add(&a, "initrd.img");
+	}
 	if (append) {
 		add(&a, "-append");
 		add(&a, append);
@@ -454,17 +545,10 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 			interrupted = 1;
 			break;
 		}
-		if (qmp_take_event(q, "GUEST_PANICKED", &ev) ||
-		    (qmp_take_event(q, "SHUTDOWN", &ev) &&
-		     strcmp(qmp_json_get_str(qmp_json_get(ev, "data"), "reason") ?: "", "guest-reset") == 0)) {
-			const char *what = qmp_json_get_str(ev, "event");
-			outcome = "panic";
-			r->outcome_detail = strdup(what && strcmp(what, "SHUTDOWN") == 0 ? "the guest reset (triple fault?)"
-											    : "the guest reported a panic");
-			qmp_json_free(ev);
+		if (qmp_take_event(q, "GUEST_PANICKED", &ev) || qmp_take_event(q, "SHUTDOWN", &ev)) {
+			end_ev = ev;
 			break;
 		}
-		qmp_json_free(ev);
 		progress = trace_progress(&rd, r->db_path, o->probe != NULL, &events);
 		serial = file_size(r->serial_log);
 		if (progress != last_progress || serial != last_serial) {
@@ -525,6 +609,18 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	r->exit_status = status;
 	if (!outcome)
 		outcome = outcome_of_status(status);
+	if (!end_ev && q && !krewind_stopped && !qmp_take_event(q, "GUEST_PANICKED", &end_ev))
+		qmp_take_event(q, "SHUTDOWN", &end_ev);
+	if (!outcome && end_ev)
+		outcome = guest_end(end_ev, &r->outcome_detail);
+	if (!outcome_of_status(status) && !interrupted) {
+		char *text = NULL;
+		if (trace_panic(r->db_path, r->serial_log, &text)) {
+			outcome = "panic";
+			free(r->outcome_detail);
+			r->outcome_detail = text;
+		}
+	}
 	if (!outcome) {
 		outcome = "error";
 		if (asprintf(&r->outcome_detail, "QEMU exited with status %d", status) < 0)
@@ -573,6 +669,7 @@ finish:
 out:
 	if (rd)
 		db_reader_close(rd);
+	qmp_json_free(end_ev);
 	qmp_close(q);
 	qemu_proc_free(qemu);
 	if (sock) {

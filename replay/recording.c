@@ -3,13 +3,18 @@
  *
  * A recording is self-contained: QEMU runs with the recording directory as
  * its working directory and every file in qemu_args is named relative to it,
- * so the directory can be moved or copied and still replays.
+ * so the directory can be moved or copied and still replays. Large inputs (a
+ * Linux vmlinux is 600 MB) are linked or referenced instead of copied, with
+ * their checksum in the manifest ("inputs"); `krewind pack` copies them in.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,6 +67,14 @@ void replay_recording_free(struct replay_recording *r)
 	for (i = 0; i < r->n_counts; i++)
 		free(r->counts[i].kind);
 	free(r->counts);
+	for (i = 0; i < r->n_inputs; i++) {
+		free(r->inputs[i].file);
+		free(r->inputs[i].source);
+		free(r->inputs[i].sha256);
+		free(r->inputs[i].build_id);
+		free(r->inputs[i].stored);
+	}
+	free(r->inputs);
 	free(r);
 }
 
@@ -132,6 +145,28 @@ int replay_manifest_write(const struct replay_recording *r, char **err)
 		qmp_buf_printf(&b, ": %lld", (long long)r->counts[i].n);
 	}
 	qmp_buf_add(&b, "}", sizeof("}") - 1);
+	if (r->n_inputs) {
+		qmp_buf_add(&b, ",\n  \"inputs\": [", sizeof(",\n  \"inputs\": [") - 1);
+		for (i = 0; i < r->n_inputs; i++) {
+			const struct replay_input *in = &r->inputs[i];
+			const char *open = i ? ",\n    {" : "\n    {";
+			qmp_buf_add(&b, open, strlen(open));
+			qmp_buf_str(&b, "file");
+			qmp_buf_add(&b, ": ", 2);
+			qmp_buf_str(&b, in->file);
+			qmp_buf_add(&b, ", \"source\": ", sizeof(", \"source\": ") - 1);
+			qmp_buf_str(&b, in->source);
+			qmp_buf_add(&b, ", \"stored\": ", sizeof(", \"stored\": ") - 1);
+			qmp_buf_str(&b, in->stored);
+			qmp_buf_add(&b, ", \"sha256\": ", sizeof(", \"sha256\": ") - 1);
+			qmp_buf_str(&b, in->sha256);
+			qmp_buf_add(&b, ", \"build_id\": ", sizeof(", \"build_id\": ") - 1);
+			qmp_buf_str(&b, in->build_id);
+			qmp_buf_printf(&b, ", \"size\": %lld, \"mtime_ns\": %lld}", (long long)in->size,
+				       (long long)in->mtime_ns);
+		}
+		qmp_buf_add(&b, "\n  ]", sizeof("\n  ]") - 1);
+	}
 	qmp_buf_printf(&b, ",\n  \"wall_seconds\": %.3f", r->wall_seconds);
 	qmp_buf_add(&b, ",\n  \"qemu_args\": [", sizeof(",\n  \"qemu_args\": [") - 1);
 	for (i = 0; i < r->n_qemu_args; i++) {
@@ -250,6 +285,30 @@ int replay_manifest_parse(const char *text, size_t len, const char *dir, struct 
 				rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 				goto fail;
 			}
+		}
+	}
+	if ((v = qmp_json_get(m, "inputs")) && v->type == QMP_JSON_ARRAY && v->n) {
+		r->inputs = calloc(v->n, sizeof(*r->inputs));
+		if (!r->inputs) {
+			rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+			goto fail;
+		}
+		for (i = 0; i < v->n; i++) {
+			const struct qmp_json *o = v->items[i], *num;
+			struct replay_input *in = &r->inputs[r->n_inputs];
+			if (o->type != QMP_JSON_OBJECT || !qmp_json_get_str(o, "file"))
+				continue;
+			r->n_inputs++;
+			if (take_str(o, "file", NULL, &in->file) || take_str(o, "source", NULL, &in->source) ||
+			    take_str(o, "stored", NULL, &in->stored) || take_str(o, "sha256", NULL, &in->sha256) ||
+			    take_str(o, "build_id", NULL, &in->build_id)) {
+				rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+				goto fail;
+			}
+			if ((num = qmp_json_get(o, "size")) && num->type == QMP_JSON_NUMBER && num->is_int)
+				in->size = (int64_t)num->u;
+			if ((num = qmp_json_get(o, "mtime_ns")) && num->type == QMP_JSON_NUMBER && num->is_int)
+				in->mtime_ns = (int64_t)num->u;
 		}
 	}
 	v = qmp_json_get(m, "qemu_args");
@@ -510,10 +569,12 @@ int replay_replay_argv(const struct replay_recording *r, char *const *extra, cha
 {
 	size_t n_extra = 0, i, k = 0;
 	char **v;
-	int has_rr = 0;
+	int has_rr = 0, rc;
 
 	if (!r->qemu_args || !r->n_qemu_args)
 		return replay_set_err(err, REPLAY_E_ARG, "%s: the manifest has no QEMU command line", r->name ? r->name : "recording");
+	if ((rc = replay_inputs_check(r, err)) < 0)
+		return rc;
 	while (extra && extra[n_extra])
 		n_extra++;
 	v = calloc(r->n_qemu_args + n_extra + 1, sizeof(char *));
@@ -564,4 +625,220 @@ int replay_replay_argv(const struct replay_recording *r, char *const *extra, cha
 oom:
 	replay_argv_free(v);
 	return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+}
+
+/* ---------------------------------------------------------------- inputs */
+
+static int64_t mtime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* The GNU build-id of an ELF64 file (from its PT_NOTE segments) as hex, or NULL. */
+static char *elf_build_id(const char *path)
+{
+	unsigned char eh[64], ph[56];
+	char *hex = NULL;
+	FILE *f = fopen(path, "rb");
+	uint64_t phoff;
+	unsigned phnum, phentsize, i;
+
+	if (!f)
+		return NULL;
+	if (fread(eh, 1, 64, f) != 64 || memcmp(eh, "\177ELF", 4) != 0 || eh[4] != 2 || eh[5] != 1)
+		goto out;
+	memcpy(&phoff, eh + 32, 8);
+	phentsize = eh[54] | eh[55] << 8;
+	phnum = eh[56] | eh[57] << 8;
+	for (i = 0; i < phnum && i < 64 && phentsize >= 56 && !hex; i++) {
+		uint32_t type;
+		uint64_t off, size, pos = 0;
+		if (fseeko(f, (off_t)(phoff + (uint64_t)i * phentsize), SEEK_SET) != 0 || fread(ph, 1, 56, f) != 56)
+			break;
+		memcpy(&type, ph, 4);
+		memcpy(&off, ph + 8, 8);
+		memcpy(&size, ph + 32, 8);
+		if (type != 4 /* PT_NOTE */ || size > 65536)
+			continue;
+		while (pos + 12 <= size && !hex) {
+			uint32_t nh[3];
+			unsigned char desc[64];
+			if (fseeko(f, (off_t)(off + pos), SEEK_SET) != 0 || fread(nh, 4, 3, f) != 3)
+				break;
+			uint64_t namesz = (nh[0] + 3u) & ~3u, descsz = (nh[1] + 3u) & ~3u;
+			char name[4];
+			if (nh[2] == 3 /* NT_GNU_BUILD_ID */ && nh[0] == 4 && nh[1] <= sizeof(desc) &&
+			    fread(name, 1, 4, f) == 4 && memcmp(name, "GNU", 4) == 0 && fread(desc, 1, nh[1], f) == nh[1] &&
+			    (hex = malloc(2 * nh[1] + 1))) {
+				for (uint32_t j = 0; j < nh[1]; j++)
+					sprintf(hex + 2 * j, "%02x", desc[j]);
+				hex[2 * nh[1]] = 0;
+			}
+			pos += 12 + namesz + descsz;
+		}
+	}
+out:
+	fclose(f);
+	return hex;
+}
+
+/* A reflink (copy-on-write clone) of from at to; 0 or -1. */
+static int reflink(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC), out, rc = -1;
+
+	if (in < 0)
+		return -1;
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (out >= 0) {
+		rc = ioctl(out, FICLONE, in) == 0 ? 0 : -1;
+		close(out);
+		if (rc < 0)
+			unlink(to);
+	}
+	close(in);
+	return rc;
+}
+
+int replay_input_store(struct replay_recording *r, const char *source, const char *file, char **err)
+{
+	struct replay_input *in, *grown;
+	char *dst = replay_path_join(r->dir, file), *abs = realpath(source, NULL), sha[65];
+	const char *how = NULL;
+	struct stat st;
+	int rc = 0;
+
+	if (!dst || !abs) {
+		rc = abs ? replay_set_err(err, REPLAY_E_NOMEM, "out of memory")
+			 : replay_set_err(err, REPLAY_E_IO, "cannot read %s: %s", source, strerror(errno));
+		goto out;
+	}
+	if (stat(abs, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = replay_set_err(err, REPLAY_E_IO, "cannot read %s: not a regular file", source);
+		goto out;
+	}
+	if (replay_sha256_file(abs, sha) < 0) {
+		rc = replay_set_err(err, REPLAY_E_IO, "cannot read %s: %s", source, strerror(errno));
+		goto out;
+	}
+	if (st.st_size <= REPLAY_COPY_MAX) {
+		if ((rc = replay_copy_file(abs, dst, err)) < 0)
+			goto out;
+		how = "copy";
+	} else if (reflink(abs, dst) == 0) {
+		how = "reflink";
+	} else if (link(abs, dst) == 0) {
+		how = "hardlink";
+	} else if (symlink(abs, dst) == 0) {
+		how = "reference";
+	} else {
+		rc = replay_set_err(err, REPLAY_E_IO, "cannot store %s as %s: %s", source, dst, strerror(errno));
+		goto out;
+	}
+	if (stat(dst, &st) < 0) {
+		rc = replay_set_err(err, REPLAY_E_IO, "cannot read %s: %s", dst, strerror(errno));
+		goto out;
+	}
+	grown = realloc(r->inputs, (r->n_inputs + 1) * sizeof(*r->inputs));
+	if (!grown) {
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+		goto out;
+	}
+	r->inputs = grown;
+	in = &r->inputs[r->n_inputs++];
+	memset(in, 0, sizeof(*in));
+	in->file = strdup(file);
+	in->source = abs;
+	abs = NULL;
+	in->sha256 = strdup(sha);
+	in->build_id = elf_build_id(dst);
+	in->size = (int64_t)st.st_size;
+	in->mtime_ns = mtime_ns(&st);
+	in->stored = strdup(how);
+	if (!in->file || !in->sha256 || !in->stored)
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+out:
+	free(dst);
+	free(abs);
+	return rc;
+}
+
+/* 0 if dir/in->file is there with in's content; else REPLAY_E_ARG. */
+static int input_check(const struct replay_recording *r, const struct replay_input *in, char **err)
+{
+	char *p = replay_path_join(r->dir, in->file), sha[65];
+	const char *name = r->name ? r->name : r->dir;
+	struct stat st;
+	int rc = 0;
+
+	if (!p)
+		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+	if (stat(p, &st) < 0)
+		rc = replay_set_err(err, REPLAY_E_ARG, "%s: %s is gone (%s %s): restore it, or record again%s", name,
+				    in->file, in->stored ? in->stored : "stored", in->source ? in->source : "?",
+				    " (`krewind pack` keeps a recording's files with it)");
+	else if (((int64_t)st.st_size != in->size || mtime_ns(&st) != in->mtime_ns) && in->sha256 &&
+		 (replay_sha256_file(p, sha) < 0 || strcmp(sha, in->sha256) != 0))
+		rc = replay_set_err(err, REPLAY_E_ARG,
+				    "%s: %s (%s %s) changed since it was recorded (sha256 %.12s..., recorded %.12s...): "
+				    "restore that build, or record again (`krewind pack` keeps a copy with the recording)",
+				    name, in->file, in->stored ? in->stored : "stored", in->source ? in->source : "?",
+				    st.st_size == in->size ? sha : "(other size)", in->sha256);
+	free(p);
+	return rc;
+}
+
+int replay_inputs_check(const struct replay_recording *r, char **err)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < r->n_inputs; i++)
+		if ((rc = input_check(r, &r->inputs[i], err)) < 0)
+			return rc;
+	return 0;
+}
+
+int replay_pack(struct replay_recording *r, int64_t *copied, char **err)
+{
+	size_t i;
+	int rc;
+
+	*copied = 0;
+	if ((rc = replay_inputs_check(r, err)) < 0)
+		return rc;
+	for (i = 0; i < r->n_inputs; i++) {
+		struct replay_input *in = &r->inputs[i];
+		char *p, *tmp = NULL, *how;
+		struct stat st;
+
+		if (!in->stored || (strcmp(in->stored, "hardlink") != 0 && strcmp(in->stored, "reference") != 0))
+			continue;
+		p = replay_path_join(r->dir, in->file);
+		if (!p || asprintf(&tmp, "%s/.%s.pack", r->dir, in->file) < 0) {
+			free(p);
+			return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+		}
+		unlink(tmp);
+		rc = replay_copy_file(p, tmp, err);
+		if (rc == 0 && (rename(tmp, p) < 0 || stat(p, &st) < 0))
+			rc = replay_set_err(err, REPLAY_E_IO, "cannot replace %s: %s", p, strerror(errno));
+		if (rc < 0) {
+			unlink(tmp);
+			free(tmp);
+			free(p);
+			return rc;
+		}
+		free(tmp);
+		free(p);
+		if (!(how = strdup("copy")))
+			return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+		free(in->stored);
+		in->stored = how;
+		in->mtime_ns = mtime_ns(&st);
+		*copied += (int64_t)st.st_size;
+		if ((rc = replay_manifest_write(r, err)) < 0)
+			return rc;
+	}
+	return 0;
 }

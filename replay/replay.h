@@ -39,7 +39,8 @@ struct replay_recording {
 	char *snapshot_image; /* dir/snap.qcow2 or NULL */
 	char *scenario;      /* or NULL */
 	char *append;        /* kernel command line */
-	char *outcome;       /* "pass", "fail", "bugcheck", "completed", "hang", "timeout", "panic", "killed", "error" */
+	char *outcome;       /* "pass", "fail", "bugcheck", "completed", "exit", "reset",
+	                      * "hang", "timeout", "panic", "killed", "error" */
 	char *qemu_version;
 	char *started_at;    /* ISO 8601 UTC */
 	char **qemu_args;    /* argv as recorded (NULL-terminated), argv[0] = qemu binary */
@@ -56,7 +57,36 @@ struct replay_recording {
 	char *outcome_detail; /* one line, e.g. "no new events or serial output for 5 s" */
 	struct replay_count { char *kind; int64_t n; } *counts; /* events per kind */
 	size_t n_counts;
+	/* Added for large kernels (recording.c, "inputs" in the manifest): */
+	struct replay_input *inputs; /* the files QEMU and the plugin read */
+	size_t n_inputs;
 };
+
+/* A file the recorded run read (kernel, symbols, initrd), kept in the
+ * recording directory as `file`: a copy when small (<= REPLAY_COPY_MAX), else a
+ * reflink, a hard link, or (other filesystem) a symlink to the original
+ * ("reference"). The checksum makes a changed or missing original an error
+ * before any replay; `krewind pack` turns links and references into copies. */
+struct replay_input {
+	char *file;       /* name in the recording directory: "kernel.elf", "symbols.elf", "initrd.img" */
+	char *source;     /* absolute path of the original */
+	char *sha256;
+	char *build_id;   /* GNU build-id of an ELF, or NULL */
+	int64_t size;
+	int64_t mtime_ns; /* of the stored file (the original's for links and references) */
+	char *stored;     /* "copy", "reflink", "hardlink" or "reference" */
+};
+#define REPLAY_COPY_MAX (32 << 20)
+
+/* Stores source in r->dir as file (see struct replay_input) and adds it to
+ * r->inputs. REPLAY_E_IO if source cannot be read or nothing can be stored. */
+int replay_input_store(struct replay_recording *r, const char *source, const char *file, char **err);
+/* Every input is there and unchanged (size and mtime, else its sha256);
+ * REPLAY_E_ARG with a message naming the file and its original if not. */
+int replay_inputs_check(const struct replay_recording *r, char **err);
+/* Replaces every hard link and reference by a copy and rewrites the manifest,
+ * so the directory travels alone (`krewind pack`). *copied: bytes copied. */
+int replay_pack(struct replay_recording *r, int64_t *copied, char **err);
 
 /* The version written into manifests. */
 #define REPLAY_KREWIND_VERSION "0.1"
@@ -243,6 +273,7 @@ struct replay_record_opts {
 	const char *kernel;     /* ELF to boot (required) */
 	const char *symbols;    /* ELF with its symbols, NULL: the kernel */
 	const char *probe;      /* probe file, or NULL */
+	const char *initrd;     /* -initrd image (Linux initramfs), or NULL */
 	const char *scenario;   /* our kernel's scenario: append "scenario=NAME" */
 	const char *append;     /* kernel command line (added after the scenario) */
 	const char *out_dir;    /* -o DIR, or NULL for traces_dir/name-N */

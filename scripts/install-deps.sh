@@ -16,8 +16,8 @@ header=$build/qemu/include/qemu-plugin.h
 min_qemu_major=10
 
 packages=(gcc clang libclang-rt-14-dev make binutils gdb pkg-config sqlite3 libsqlite3-dev libcapstone-dev
-          libelf-dev libcmocka-dev libglib2.0-dev qemu-utils xz-utils spin jq bc time chromium man-db python3 procps
-          protobuf-compiler)
+          libelf-dev libdw-dev libcmocka-dev libglib2.0-dev qemu-utils xz-utils spin jq bc time chromium man-db
+          python3 procps protobuf-compiler cpio busybox-static)
 
 say() { printf 'install-deps: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }

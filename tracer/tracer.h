@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum tracer_error {
 	TRACER_OK = 0,
@@ -203,6 +204,17 @@ const char *probe_kind_name(enum probe_kind k);
 const char *probe_reg_name(enum probe_reg r);
 /* 1 if the kind needs the function's return (so a symbol size). */
 int probe_needs_return(const struct probe *p);
+
+/* ------------------------------------------- Linux probes (linuxprobe.c) */
+
+/* Writes to out the probe file for the Linux vmlinux at path (`krewind probe
+ * linux`): `current`, task_struct's comm and pid and the preemption count from
+ * its DWARF (libdw), and the locking, switch, completion, deferred-work, sleep
+ * and panic entry points its ELF has out of line. schema 2: the full probe
+ * language (docs/probe.md); schema 1: only what the schema-1 parser reads. An
+ * ELF without symbols or DWARF, or not a Linux x86-64 vmlinux:
+ * TRACER_E_SYMBOL / TRACER_E_ELF with a message. Needs -ldw. */
+int linuxprobe_write(const char *vmlinux, int schema, FILE *out, char **err);
 
 /* ------------------------------------------------------ instruction classes */
 

@@ -24,7 +24,8 @@ $(PLUGIN): $(PLUGIN_OBJS)
 	@mkdir -p $(@D)
 	$(CC) -shared -o $@ $(PLUGIN_OBJS) $(GLIB_LIBS) -lcapstone -lelf -lsqlite3 -lpthread
 
-$(BUILD)/tracer/libkrprobe.a: $(patsubst %.c,$(BUILD)/%.o,$(TRACER_PROBE_SRCS))
+# linuxprobe.c (krewind probe linux) is in the library but not the plugin; it needs libdw.
+$(BUILD)/tracer/libkrprobe.a: $(patsubst %.c,$(BUILD)/%.o,$(TRACER_PROBE_SRCS) tracer/linuxprobe.c)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
@@ -41,6 +42,8 @@ $(TESTGUEST): tracer/testguest/guest.S tracer/testguest/guest.ld | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) -c $< -o $(TOP_BUILD)/tracer/testguest.o
 	ld -T tracer/testguest/guest.ld --no-warn-rwx-segments -o $@ $(TOP_BUILD)/tracer/testguest.o
+
+$(BUILD)/krewind: CLI_LDLIBS += -ldw
 
 .PHONY: tracer
 tracer: $(PLUGIN) $(BUILD)/tracer/libkrprobe.a $(TESTGUEST)

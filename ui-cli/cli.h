@@ -56,6 +56,9 @@ int cmd_replay(int argc, char **argv);
 int cmd_gdb(int argc, char **argv);
 int cmd_bisect(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+/* Owned by the Linux subject's engineer (cmd_probe.c, cmd_pack.c). */
+int cmd_probe(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
 /* Where replay/gdb stop (cmd_replay.c): spec is an event id, icount:N, or
  * finding:N (the Nth finding of `krewind check`). Fills *ev (id 0 for
  * icount:N) and *icount; prints the error and returns CLI_USAGE if none. */

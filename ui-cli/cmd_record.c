@@ -15,12 +15,13 @@
 
 static const char synopsis[] =
 	"krewind record --scenario NAME [-o DIR] [--timeout S] [--hang-after S] [--no-rr] [--json]\n"
-	"krewind record --kernel ELF [--symbols ELF] [--probe FILE] [--append ARGS] [-o DIR] [-- QEMU-ARGS...]\n"
+	"krewind record --kernel ELF [--symbols ELF] [--probe FILE] [--initrd FILE] [--append ARGS] [-o DIR] [-- QEMU-ARGS...]\n"
 	"krewind record --list-scenarios";
 static const char description[] =
 	"Boots a kernel under QEMU 10 with the krewind plugin and QEMU's record/replay\n"
 	"(icount, replay log, a snapshot at start) and writes one recording directory:\n"
-	"trace.db, replay.bin, snap.qcow2, kernel.elf, serial.log, manifest.json.\n"
+	"trace.db, replay.bin, snap.qcow2, kernel.elf, serial.log, manifest.json (inputs\n"
+	"over 32 MB are linked or referenced, not copied: see krewind pack).\n"
 	"--scenario boots krewind's own kernel with its probe file. The run ends when the\n"
 	"guest exits, resets, makes no progress for --hang-after seconds (no serial\n"
 	"output, no trace events besides interrupts when probed), or after --timeout\n"
@@ -32,13 +33,14 @@ static const char description[] =
 	"Environment: KREWIND_PLUGIN, KREWIND_KERNEL, KREWIND_QEMU, KREWIND_TRACES.";
 
 enum { OPT_SCENARIO = 1, OPT_KERNEL, OPT_SYMBOLS, OPT_PROBE, OPT_APPEND, OPT_OUT, OPT_TIMEOUT, OPT_HANG, OPT_NORR,
-       OPT_NOPLUGIN, OPT_JSON, OPT_QUIET, OPT_LIST };
+       OPT_NOPLUGIN, OPT_JSON, OPT_QUIET, OPT_LIST, OPT_INITRD };
 static const struct cli_option options[] = {
 	{OPT_SCENARIO, "scenario", 0, "NAME", "boot krewind's kernel with scenario=NAME"},
 	{OPT_KERNEL, "kernel", 0, "ELF", "boot this kernel instead"},
 	{OPT_SYMBOLS, "symbols", 0, "ELF", "unstripped twin of the kernel for symbols"},
 	{OPT_PROBE, "probe", 0, "FILE", "probe file (needs symbols)"},
 	{OPT_APPEND, "append", 0, "ARGS", "kernel command line"},
+	{OPT_INITRD, "initrd", 0, "FILE", "initial ramdisk (-initrd; a Linux initramfs), kept with the recording"},
 	{OPT_OUT, "output", 'o', "DIR", "recording directory (default traces/NAME-N; never overwritten)"},
 	{OPT_TIMEOUT, "timeout", 0, "S", "stop the run after S seconds (default 60)"},
 	{OPT_HANG, "hang-after", 0, "S", "call it a hang after S seconds without progress (default 5)"},
@@ -283,6 +285,7 @@ int cmd_record(int argc, char **argv)
 		case OPT_SYMBOLS: o.symbols = v; break;
 		case OPT_PROBE: o.probe = v; break;
 		case OPT_APPEND: o.append = v; break;
+		case OPT_INITRD: o.initrd = v; break;
 		case OPT_OUT: o.out_dir = v; break;
 		case OPT_TIMEOUT:
 			if (parse_seconds(v, &o.timeout_s) < 0)
@@ -332,6 +335,10 @@ int cmd_record(int argc, char **argv)
 		goto out;
 	if (o.symbols && access(o.symbols, R_OK) < 0) {
 		rc = cli_error(CLI_USAGE, "cannot read symbols %s", o.symbols);
+		goto out;
+	}
+	if (o.initrd && access(o.initrd, R_OK) < 0) {
+		rc = cli_error(CLI_USAGE, "cannot read initrd %s", o.initrd);
 		goto out;
 	}
 	if (o.probe && access(o.probe, R_OK) < 0) {

@@ -143,6 +143,14 @@ out:
 	db_reader_close(rb);
 }
 
+/* The guest ended the recorded run itself (poweroff, reset, panic), though
+ * QEMU's exit status is 0 as when krewind stops it. */
+static int guest_ended(const char *outcome)
+{
+	return outcome && (strcmp(outcome, "exit") == 0 || strcmp(outcome, "reset") == 0 ||
+			   strcmp(outcome, "panic") == 0);
+}
+
 int cmd_verify(int argc, char **argv)
 {
 	struct cli_args a;
@@ -202,8 +210,8 @@ int cmd_verify(int argc, char **argv)
 	so.guard = g;
 	so.serial_path = serial_out;
 	so.stay_at_end = 1;
-	krewind_ended = r->exit_status == 0 && r->icount_total > 0;
-	interrupted = r->outcome && strcmp(r->outcome, "killed") == 0;
+	krewind_ended = r->exit_status == 0 && r->icount_total > 0 && !guest_ended(r->outcome);
+	interrupted = r->outcome && (strcmp(r->outcome, "interrupted") == 0 || strcmp(r->outcome, "killed") == 0);
 	if (plugin) {
 		so.plugin = plugin;
 		so.plugin_db = db_out;

@@ -22,6 +22,8 @@ static const struct cli_command commands[] = {
 	{"gdb", cmd_gdb, "replay to an event and attach gdb there (reverse-stepi, kr-* commands)"},
 	{"bisect", cmd_bisect, "find the first event at which a predicate turns true (sql or gdb, by replays)"},
 	{"verify", cmd_verify, "replay a whole recording and check it is deterministic"},
+	{"pack", cmd_pack, "copy into a recording the large files it only links to, so it travels alone"},
+	{"probe", cmd_probe, "write the probe file for a Linux build from its vmlinux (ELF + DWARF)"},
 };
 
 static const struct cli_command *find_command(const char *name)

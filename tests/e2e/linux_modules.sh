@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The planted-bug modules (tests/linux/modules/krbug_*.c) on Debian's stock
+# kernel: each boot loads one (krewind.bug=NAME), is recorded with the probe
+# `krewind probe linux` makes, and `krewind check` must name that bug (a
+# finding of the expected kind on the module's thread) and nothing else. The
+# boots themselves are asserted (the module ran, the outcome); what check says
+# is the analysis' work (issue #13): those lines are TAP "# TODO" until then.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../linux/lib.sh"
+
+linux_subject || done_testing
+probe=$TMP/linux.probe
+build/krewind probe linux "$LINUX_VMLINUX" -o "$probe"
+linux_probe_for_parser "$probe"
+
+# has_finding REC KINDS THREAD: a finding of a kind matching the regex KINDS
+# that names a thread starting with THREAD.
+has_finding() {
+	jq -e --arg k "^($2)\$" --arg t "$3" \
+		'[.findings[] | select((.kind // "") | test($k)) | select(any(.threads[]?; (.name // "") | startswith($t)))] | length > 0' \
+		"$1/check.json" >/dev/null
+}
+# others REC: findings that name no krbug- thread (the boot's own: must be none).
+others() {
+	jq '[.findings[] | select(all(.threads[]?; ((.name // "") | startswith("krbug-")) | not))] | length' "$1/check.json"
+}
+
+# bug NAME OUTCOME KINDS WHAT: boots with krbug_NAME, expects OUTCOME and (KINDS
+# not empty) a finding of KINDS on a krbug- thread; KINDS empty: no finding on one.
+bug() {
+	local name=$1 outcome=$2 kinds=$3 what=$4 rec=$TMP/$1 got ran
+	linux_record "$rec" "krewind.bug=$name"
+	got=$(jq -r .outcome "$rec/manifest.json" 2>/dev/null)
+	check "krbug_$name: recorded, outcome $outcome ($got)" [ "$REC_RC" -eq 0 ] && [ "$got" = "$outcome" ]
+	if [ "$outcome" = hang ]; then ran="krbug_$name: about to"; else ran="insmod krbug_$name: status 0"; fi
+	check "krbug_$name: the module ran ($ran)" grep -q "$ran" "$rec/serial.log"
+	build/krewind check "$rec" --json >"$rec/check.json" 2>/dev/null
+	if [ -n "$kinds" ]; then
+		todo "krbug_$name: check names $what" "analysis (issue #13)" has_finding "$rec" "$kinds" krbug-
+	else
+		todo "krbug_$name: check reports nothing on the module's threads ($what)" "analysis (issue #13)" \
+			[ "$(jq '[.findings[] | select(any(.threads[]?; (.name // "") | startswith("krbug-")))] | length' \
+				"$rec/check.json")" -eq 0 ]
+	fi
+	todo "krbug_$name: and nothing else ($(others "$rec") other findings)" "analysis (issue #13)" \
+		[ "$(others "$rec")" -eq 0 ]
+	rm -rf "$rec"
+}
+
+bug abba exit "lock-order" "the AB-BA order"
+bug hardirq exit "irq-unsafe-lock|irq-lock-order" "the hardirq lock taken with interrupts on"
+bug softirq exit "irq-unsafe-lock|irq-lock-order" "the softirq lock taken without _bh"
+bug trylock exit "" "a reverse-order spin_trylock is legal"
+bug rwlock exit "lock-order" "the read_lock/write_lock inversion"
+bug sleep exit "sleep-in-atomic" "the sleep under a spinlock"
+bug double exit "release-not-held|recursive-locking" "the second release"
+bug deadlock hang "hang|recursive-locking|recursive-spinlock|irq-unsafe-lock" "the deadlock"
+done_testing
