@@ -335,7 +335,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	double hang_after = o->hang_after_s > 0 ? o->hang_after_s : 5;
 	int64_t last_progress = -1, last_serial = -1;
 	uint64_t icount = 0;
-	int rc = 0, status = -1, qemu_ran = 0, interrupted = 0, drawn = 0, krewind_stopped = 0;
+	int rc = 0, status = -1, qemu_ran = 0, interrupted = 0, drawn = 0, krewind_stopped = 0, guest_ended = 0;
 	size_t i;
 
 	if (!o->kernel)
@@ -627,6 +627,10 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 			r->outcome_detail = NULL;
 	}
 	r->icount_total = icount;
+	/* The guest ended the run itself (its SHUTDOWN came, or its exit status
+	 * says so) even when krewind then stopped a QEMU still exiting: the
+	 * last icount polled is stale then (a loaded host polls seldom). */
+	guest_ended = end_ev != NULL || outcome_of_status(status) != NULL;
 
 finish:
 	r->wall_seconds = now_s() - t0;
@@ -636,7 +640,7 @@ finish:
 		rd = NULL;
 	}
 	count_events(r);
-	if (!krewind_stopped)
+	if (!krewind_stopped || guest_ended)
 		plugin_icount(r);
 	if (access(r->db_path, F_OK) == 0) {
 		char *e = NULL;

@@ -220,7 +220,7 @@ static int bisect_gdb(struct cli_rec *rec, const struct cands *c, const char *ex
 		const char *gdb_bin = getenv("KREWIND_GDB");
 		char *gv[] = { (char *)(gdb_bin && *gdb_bin ? gdb_bin : "gdb"), "-q", "-nx", "-batch",
 			       "-ex", "set pagination off", "-ex", ex_file, "-ex", "set architecture i386:x86-64",
-			       "-ex", ex_target, "-ex", ex_src1, "-ex", ex_src2, NULL };
+			       "-ex", "set remotetimeout 30", "-ex", ex_target, "-ex", ex_src1, "-ex", ex_src2, NULL };
 		struct qemu_spawn_opts po = { .stdout_path = out, .stderr_path = out };
 		if (qemu_spawn(gv, &po, &gdbp, &err) < 0) {
 			rc = cli_error_msg(CLI_FAIL, NULL, err);

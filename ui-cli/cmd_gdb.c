@@ -193,6 +193,10 @@ int cmd_gdb(int argc, char **argv)
 		 * 32-bit (multiboot) ELF would make gdb pick i386 and refuse it. */
 		gv[n++] = "-ex";
 		gv[n++] = "set architecture i386:x86-64";
+		/* gdb gives the stub 2 s to answer by default; a loaded host
+		 * replaying a busy guest can take longer (bisect under load). */
+		gv[n++] = "-ex";
+		gv[n++] = "set remotetimeout 30";
 		gv[n++] = "-ex";
 		gv[n++] = ex_target;
 		gv[n++] = "-ex";

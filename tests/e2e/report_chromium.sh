@@ -91,7 +91,9 @@ expect "the recursive try is a finding in the side list" 'recursive-spinlock' "$
 # ---------------------------------------------------------------- preemption inside an interrupt
 # worker takes 0xd1 and is switched out inside it (preempted on the way out),
 # other takes and leaves its own 0xd1, worker comes back and leaves its frame;
-# then worker is switched out inside a second 0xd1 and never runs again.
+# then worker is switched out inside a second 0xd1 (after its EOI, as in the
+# first: without it check names a switch before the EOI, and the page hatches
+# the frame as the bug) and never runs again.
 P=0xffffffff80010000 Q=0xffffffff80011000
 "$MKTRACE" "$TMP/preempt.db" <<SCRIPT || { not_ok "mktrace"; done_testing; }
 thread $P worker
@@ -104,6 +106,7 @@ iret icount=210 thread=$Q a=0xd1
 switch icount=300 thread=$Q a=$Q b=$P
 iret icount=310 thread=$P a=0xd1
 trap icount=400 thread=$P a=0xd1
+eoi icount=405 thread=$P a=1
 switch icount=410 thread=$P a=$P b=$Q
 irql icount=500 thread=$Q a=0 b=0
 SCRIPT

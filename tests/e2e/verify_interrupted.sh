@@ -32,7 +32,7 @@ wait_qemu && sleep 2
 kill -INT "$pid"
 wait "$pid"
 rec=$TMP/traces/int
-same "the interrupted recording says killed" "$(json_get outcome <"$rec/manifest.json")" killed
+same "the interrupted recording says interrupted" "$(json_get outcome <"$rec/manifest.json")" interrupted
 "$KREWIND" verify "$rec" --json >"$TMP/v.json" 2>"$TMP/v.err"
 same "verify of the interrupted recording exits 0" "$?" 0
 sed 's/^/#   verify: /' "$TMP/v.err"
