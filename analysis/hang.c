@@ -89,8 +89,16 @@ static void crash_story(struct analysis *a, struct analysis_finding *f, const st
 }
 
 void on_crash(struct analysis *a, struct vcpu *v, const struct db_event *ev, const struct site *s,
-	      const char *text)
+	      const char *raw)
 {
+	/* A panic's text is often its format string: one line, without its newline. */
+	char text_buf[256];
+	const char *text = NULL;
+	if (raw) {
+		size_t n = strcspn(raw, "\n");
+		snprintf(text_buf, sizeof(text_buf), "%.*s", (int)(n < sizeof(text_buf) ? n : sizeof(text_buf) - 1), raw);
+		text = text_buf;
+	}
 	int is_new;
 	struct analysis_finding *f = finding_get(a, ANALYSIS_CRASH, hash_mix((uint64_t)ev->a, s->pc), &is_new);
 	if (!f)

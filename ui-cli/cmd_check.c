@@ -223,7 +223,7 @@ static int run_checks(struct db_reader *db, int quiet, struct analysis_report **
 		goto out;
 	}
 	while ((got = db_cursor_next(c, &ev, &text)) == 1) {
-		if ((rc = analysis_feed(a, &ev)) != ANALYSIS_OK)
+		if ((rc = analysis_feed_text(a, &ev, text)) != ANALYSIS_OK)
 			break;
 		if ((++done & 4095) == 0)
 			cli_progress_update(pr, done, (uint64_t)counts[0], "events");

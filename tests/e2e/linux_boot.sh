@@ -120,7 +120,7 @@ check "init exiting is outcome \"panic\" ($(jq -r .outcome "$TMP/panic/manifest.
 	[ "$(jq -r .outcome "$TMP/panic/manifest.json")" = panic ]
 check "the panic's message is the outcome detail ($detail)" grep -q "Attempted to kill init" <<<"$detail"
 build/krewind check "$TMP/panic" >"$TMP/check.out" 2>&1
-todo "krewind check reports the panic" "analysis reads bugcheck events (issue #13)" \
+check "krewind check reports the panic (its text reaches the crash finding)" \
 	grep -qiE '^ *[0-9]+\. (error|warning) .*panic' "$TMP/check.out"
 linux_record "$TMP/reset" "krewind.exit=reboot"
 check "a reset under -no-reboot is outcome \"reset\" ($(jq -r .outcome "$TMP/reset/manifest.json"))" \
