@@ -180,6 +180,9 @@ struct analysis_names {
 	const char *(*lock_class)(void *ctx, uint64_t lock);
 	const char *(*lock_name)(void *ctx, uint64_t lock);
 	const char *(*thread_name)(void *ctx, uint64_t thread);
+	/* optional: the name of the thread with that kernel thread id at that
+	 * address (a task struct reused by another task); NULL: thread_name */
+	const char *(*thread_name_tid)(void *ctx, uint64_t thread, int32_t tid);
 	char *(*symbolize)(void *ctx, uint64_t pc, char *buf, size_t size);
 };
 

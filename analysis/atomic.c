@@ -64,7 +64,7 @@ static void irql_call_rule(struct analysis *a, struct vcpu *v, const struct db_e
 	if (!is_new)
 		return;
 	const char *name = a->functions[fn].name;
-	char *who = thread_label(a, s->thread);
+	char *who = thread_label(a, s->thread, s->tid);
 	char w[256];
 	finding_target(f, s);
 	finding_step(a, f, "irql", s, "%s changed IRQL %" PRId64 " -> %" PRId64 " on %s, called from %s", name, ev->a,
@@ -212,7 +212,7 @@ void atomic_attempt(struct analysis *a, struct thread *t, struct lock *l, const 
 	if (!is_new)
 		return;
 	const char *cn = class_name(a, l->cls);
-	char *who = thread_label(a, s->thread);
+	char *who = thread_label(a, s->thread, s->tid);
 	char w[256];
 	where_of(a, s, w, sizeof(w));
 	finding_target(f, s);
@@ -357,7 +357,7 @@ void atomic_sleep(struct analysis *a, struct thread *t, const struct db_event *e
 	} else {
 		return;
 	}
-	char *who = thread_label(a, t->addr);
+	char *who = thread_label(a, t->addr, t->tid);
 	char *title = xasprintf(a, "sleeping in atomic context: %s %s %s", who ? who : "", what, reason);
 	char *why = xasprintf(a,
 			      "%s %s at %s %s. Sleeping there is a bug (lockdep: 'BUG: sleeping "
@@ -391,12 +391,12 @@ void release_rule(struct analysis *a, enum analysis_kind kind, struct thread *t,
 		return;
 	const char *cn = class_name(a, l->cls);
 	const char *what = l->sleeping ? "sleeping lock" : "spinlock";
-	char *who = thread_label(a, t->addr);
+	char *who = thread_label(a, t->addr, t->tid);
 	char w[256];
 	where_of(a, s, w, sizeof(w));
 	finding_target(f, s);
 	if (kind == ANALYSIS_RELEASE_NOT_OWNER) {
-		char *owner = thread_label(a, a->threads[l->holder - 1].addr);
+		char *owner = thread_label(a, a->threads[l->holder - 1].addr, a->threads[l->holder - 1].tid);
 		finding_step(a, f, "held", &l->acq, "%s acquired %s %s", owner ? owner : "", what, cn);
 		finding_step(a, f, "release", s, "%s releases %s %s at %s; it does not hold it", who ? who : "", what, cn,
 			     w);
@@ -433,7 +433,7 @@ void atomic_switch(struct analysis *a, struct vcpu *v, struct thread *old, uint3
 		if (l->holder != v->handoff_owner[k] || l->acq.id != v->handoff_acq[k])
 			continue;
 		const char *cn = class_name(a, l->cls);
-		char *owner = thread_label(a, a->threads[l->holder - 1].addr);
+		char *owner = thread_label(a, a->threads[l->holder - 1].addr, a->threads[l->holder - 1].tid);
 		char w[256];
 		char *title = xasprintf(a, "%s switched out holding spinlock %s", owner ? owner : "", cn);
 		char *why = xasprintf(a,
@@ -516,7 +516,7 @@ void settle_resume(struct analysis *a, struct thread *t, struct vcpu *v, const s
 	f->count++;
 	if (!is_new)
 		return;
-	char *who = thread_label(a, t->addr);
+	char *who = thread_label(a, t->addr, t->tid);
 	finding_target(f, &t->in_site);
 	struct site at = *s;
 	at.irql = (int8_t)now;

@@ -113,7 +113,7 @@ void on_crash(struct analysis *a, struct vcpu *v, const struct db_event *ev, con
 	const struct site *x = v->last_exception.id ? &v->last_exception : NULL;
 	if (x)
 		exception_text(a, x, fw, sizeof(fw));
-	char *who = thread_label(a, s->thread);
+	char *who = thread_label(a, s->thread, s->tid);
 	finding_target(f, s);
 	crash_story(a, f, v);
 	finding_step(a, f, "crash", s, "%s 0x%" PRIx64 " (0x%" PRIx64 ")%s%s on %s at %s",
@@ -250,7 +250,7 @@ static int waits_on_completion(const struct analysis *a, const struct thread *t)
  * the frames and switches that brought it there. */
 static void explain_stuck(struct analysis *a, struct chain *c, struct thread *t)
 {
-	char *who = thread_label(a, t->addr);
+	char *who = thread_label(a, t->addr, t->tid);
 	const struct lock *l = NULL;
 	uint32_t li;
 	if (t->has_try)
@@ -258,7 +258,7 @@ static void explain_stuck(struct analysis *a, struct chain *c, struct thread *t)
 	else if (t->has_wait && lock_find(a, t->wait_obj, 1, &li))
 		l = &a->locks[li];
 	if (l && l->holder) {
-		char *owner = thread_label(a, a->threads[l->holder - 1].addr);
+		char *owner = thread_label(a, a->threads[l->holder - 1].addr, a->threads[l->holder - 1].tid);
 		chain_add(a, c, "held", &l->acq,
 			  xasprintf(a, "%s acquired %s (IRQL %d)", owner ? owner : "", class_name(a, l->cls), l->acq.irql));
 		free(owner);
@@ -304,7 +304,7 @@ static void last_events(struct analysis *a, struct chain *c)
 			order[n++] = &a->threads[i];
 	qsort(order, n, sizeof(*order), cmp_last);
 	for (size_t i = 0; i < n && i < 16; i++) {
-		char *who = thread_label(a, order[i]->addr);
+		char *who = thread_label(a, order[i]->addr, order[i]->tid);
 		chain_add(a, c, "last", &order[i]->last, xasprintf(a, "last event of %s", who ? who : ""));
 		free(who);
 	}
@@ -396,7 +396,7 @@ static void hang(struct analysis *a, int explicit_hang, int *hung)
 		explain_stuck(a, &c, focus);
 	}
 	if (focus && !a->error) {
-		char *who = thread_label(a, focus->addr);
+		char *who = thread_label(a, focus->addr, focus->tid);
 		const struct lock *l = NULL;
 		uint32_t li;
 		if (focus->has_try)
@@ -449,7 +449,7 @@ static void hang(struct analysis *a, int explicit_hang, int *hung)
 				const struct lock *tl = t->has_try ? &a->locks[t->try_lock] : NULL;
 				if (!tl && lock_find(a, t->wait_obj, 1, &li))
 					tl = &a->locks[li];
-				char *tn = thread_label(a, t->addr), *on = thread_label(a, o->addr);
+				char *tn = thread_label(a, t->addr, t->tid), *on = thread_label(a, o->addr, o->tid);
 				size_t at = strlen(desc);
 				if (waits_on_completion(a, t))
 					snprintf(desc + at, len * 2 - at,
@@ -469,7 +469,7 @@ static void hang(struct analysis *a, int explicit_hang, int *hung)
 					desc);
 			free(desc);
 		} else if (l && l->holder) {
-			char *owner = thread_label(a, a->threads[l->holder - 1].addr);
+			char *owner = thread_label(a, a->threads[l->holder - 1].addr, a->threads[l->holder - 1].tid);
 			const struct thread *ot = &a->threads[l->holder - 1];
 			title = xasprintf(a, "hang: %s %s on %s held by %s", who ? who : "",
 					  focus->has_try ? "spins" : "waits", cn, owner ? owner : "");
@@ -535,7 +535,7 @@ static void at_exit(struct analysis *a, int normal_end, int hung)
 		f->count++;
 		if (!is_new)
 			continue;
-		char *owner = thread_label(a, a->threads[l->holder - 1].addr);
+		char *owner = thread_label(a, a->threads[l->holder - 1].addr, a->threads[l->holder - 1].tid);
 		const char *what = l->sleeping ? "mutex" : "spinlock";
 		finding_target(f, &l->acq);
 		finding_step(a, f, "held", &l->acq, "%s acquired %s %s", owner ? owner : "", what, class_name(a, l->cls));
@@ -563,7 +563,7 @@ static void at_exit(struct analysis *a, int normal_end, int hung)
 		f->count++;
 		if (!is_new)
 			continue;
-		char *who = thread_label(a, t->addr);
+		char *who = thread_label(a, t->addr, t->tid);
 		uint32_t li;
 		const char *cn = lock_find(a, t->wait_obj, 1, &li) ? class_name(a, a->locks[li].cls) : "";
 		finding_target(f, &t->wait_site);

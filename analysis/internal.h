@@ -59,6 +59,7 @@ int grow(void **arr, size_t *cap, size_t need, size_t elem);
 struct site {
 	int64_t id;
 	uint64_t icount, pc, caller, thread, lock;
+	int32_t tid;    /* the kernel's thread id then, -1 unknown */
 	uint16_t vcpu;
 	int8_t irql;    /* IRQL_UNKNOWN if unknown */
 	int16_t vector; /* innermost trap vector, -1 outside traps */
@@ -88,6 +89,11 @@ struct usage {
 	struct site site; /* where that level was first seen */
 };
 
+/* Two instances of one class nested: outer held when inner was asked for. */
+struct nesting {
+	struct site outer, inner;
+};
+
 struct lock_class {
 	char *name;
 	int sleeping;             /* a class of sleeping locks: never the same class as a spinlock
@@ -96,11 +102,11 @@ struct lock_class {
 	uint64_t self_nested;     /* instances of it nested in each other (without subclass) */
 	struct site self_outer, self_inner; /* the first such nesting */
 	int self_reported;        /* reported as an instance inversion already */
-};
-
-/* Two instances of one class nested: outer held when inner was asked for. */
-struct nesting {
-	struct site outer, inner;
+	uint32_t inv_unproven;    /* inversions between instances never seen initialised */
+	struct nesting inv_other; /* the first: one order, */
+	struct site inv_held, inv_at; /* then the other (held, asked for) */
+	uint64_t inv_thread;      /* by this thread */
+	int32_t inv_tid;
 };
 
 struct lock {
@@ -157,6 +163,7 @@ struct thread {
 	size_t n_held, cap_held;
 	struct frame *frames;
 	size_t n_frames, cap_frames;
+	int32_t tid;              /* the kernel's id of the thread last seen at addr, -1 unknown */
 	int has_try;              /* a blocking attempt without its acquisition (yet) */
 	uint32_t try_lock;
 	struct site try_site;
@@ -250,6 +257,7 @@ struct analysis {
 	int64_t last_id, events;
 	int if_seen;              /* some event had DB_F_IF: the trace carries IF (schema 2) */
 	int ctx_seen;             /* some event had a non-process ctx */
+	int irql_seen;            /* the kernel keeps an IRQL in CR8 (an irql event, or a lock above 0) */
 	int defer_items_known;    /* some defer_run named its item */
 	int sched_seen;           /* a context switch happened: the kernel is past early boot */
 	int subclass_seen;        /* some acquisition declared a nesting subclass */
@@ -406,7 +414,9 @@ void finding_explain(struct analysis *a, struct analysis_finding *f, const char 
 	__attribute__((format(printf, 3, 4)));
 void finding_target(struct analysis_finding *f, const struct site *s);
 const char *class_name(const struct analysis *a, uint32_t cls);
-char *thread_label(struct analysis *a, uint64_t thread);
+/* thread's name as it was when it ran with kernel thread id tid (-1: the
+ * last tid the walk saw at that address). */
+char *thread_label(struct analysis *a, uint64_t thread, int32_t tid);
 char *xstrdup(struct analysis *a, const char *s);
 char *xasprintf(struct analysis *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int report_build(struct analysis *a, struct analysis_report *rep);

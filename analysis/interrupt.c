@@ -42,7 +42,7 @@ static void nested_rule(struct analysis *a, struct thread *t, int vector, const 
 	f->count++;
 	if (!is_new)
 		return;
-	char *who = thread_label(a, t->addr), *owner = thread_label(a, outer->thread);
+	char *who = thread_label(a, t->addr, t->tid), *owner = thread_label(a, outer->thread, outer->tid);
 	int same = outer->thread == t->addr;
 	finding_target(f, s);
 	finding_step(a, f, "trap", outer, "vector 0x%x entered on %s", vector, owner ? owner : "");
@@ -136,7 +136,7 @@ static void iret_state_rule(struct analysis *a, struct vcpu *v, struct thread *t
 	f->count++;
 	if (!is_new)
 		return;
-	char *who = thread_label(a, t->addr);
+	char *who = thread_label(a, t->addr, t->tid);
 	char what[96];
 	if (irql_bad)
 		snprintf(what, sizeof(what), "at IRQL %d; it interrupted IRQL %d", v->irql, fr->irql);
@@ -275,7 +275,7 @@ void interrupt_switch(struct analysis *a, struct vcpu *v, struct thread *old, ui
 		f->count++;
 		if (!is_new)
 			break;
-		char *from = thread_label(a, old_addr), *to = thread_label(a, new_addr);
+		char *from = thread_label(a, old_addr, -1), *to = thread_label(a, new_addr, -1);
 		finding_target(f, s);
 		finding_step(a, f, "trap", &fr->trap, "interrupt vector 0x%x entered on %s", fr->vector, from ? from : "");
 		finding_step(a, f, "switch", s, "switch %s -> %s before the EOI of vector 0x%x", from ? from : "",
@@ -321,7 +321,7 @@ void interrupt_switch(struct analysis *a, struct vcpu *v, struct thread *old, ui
 		f->count++;
 		if (!is_new)
 			break;
-		char *from = thread_label(a, old_addr), *to = thread_label(a, new_addr);
+		char *from = thread_label(a, old_addr, -1), *to = thread_label(a, new_addr, -1);
 		finding_target(f, s);
 		finding_step(a, f, "trap", &fr->trap, "interrupt vector 0x%x entered on %s", fr->vector,
 			     from ? from : "");
@@ -444,7 +444,7 @@ static void missing_eoi(struct analysis *a, int hung)
 		if (!f)
 			return;
 		f->count = vs->without_eoi;
-		char *who = thread_label(a, vs->first_noeoi_trap.thread);
+		char *who = thread_label(a, vs->first_noeoi_trap.thread, vs->first_noeoi_trap.tid);
 		finding_target(f, &vs->first_noeoi_iret);
 		finding_step(a, f, "trap", &vs->first_noeoi_trap, "vector 0x%x entered on %s", v, who ? who : "");
 		finding_step(a, f, "iret", &vs->first_noeoi_iret, "vector 0x%x returned without an EOI", v);

@@ -153,7 +153,7 @@ static void inconsistent(struct analysis *a, uint32_t ci, int view)
 			if (!f)
 				return;
 			f->count = 1;
-			char *in = thread_label(a, u->site.thread), *out = thread_label(a, e->site.thread);
+			char *in = thread_label(a, u->site.thread, u->site.tid), *out = thread_label(a, e->site.thread, e->site.tid);
 			char w1[256], w2[256], l1[64], l2[64];
 			level_text(l1, sizeof(l1), exc_word[exc], u->level);
 			level_text(l2, sizeof(l2), exc ? "softirqs enabled" : "interrupts enabled", e->level);

@@ -90,40 +90,67 @@ void add_edges(struct analysis *a, struct thread *t, const struct lock *l, uint3
 }
 
 /* Two instances nested in both orders: an inversion between instances,
- * whatever the kernel's annotations. */
-static void instance_inversion(struct analysis *a, struct thread *t, uint32_t cls, const struct nesting *other,
-			       const struct held *h, const struct site *s)
+ * whatever the kernel's annotations. It is proven only when both are
+ * instances the trace saw initialised (lock_init): an address never
+ * initialised in the trace may be freed memory reused by another object
+ * between the two nestings (a dentry tree walked parent before child,
+ * its dentries freed and reallocated), so there it is a note, made at the
+ * end unless the class is reported as possible recursive locking. */
+static void inversion_finding(struct analysis *a, uint64_t thread, int32_t tid, uint32_t cls, const struct nesting *other,
+			      const struct site *held, const struct site *s, int proven, uint32_t count)
 {
 	int is_new;
-	struct analysis_finding *f = finding_get(a, ANALYSIS_RECURSIVE_LOCKING, hash_mix(cls, 1), &is_new);
+	struct analysis_finding *f = finding_get(a, ANALYSIS_RECURSIVE_LOCKING, hash_mix(cls, 1 + !proven), &is_new);
 	if (!f)
 		return;
-	f->count++;
-	a->classes[cls].self_reported = 1;
+	f->count += count;
 	if (!is_new)
 		return;
+	if (!proven)
+		f->severity = ANALYSIS_SEV_NOTE;
 	const char *cn = class_name(a, cls);
-	char *who = thread_label(a, t->addr), *first = thread_label(a, other->outer.thread);
+	char *who = thread_label(a, thread, tid), *first = thread_label(a, other->outer.thread, other->outer.tid);
 	char w1[256], w2[256], w3[256], w4[256];
 	finding_target(f, s);
 	finding_step(a, f, "held", &other->outer, "%s acquired one %s (0x%" PRIx64 ") at %s", first ? first : "", cn,
 		     other->outer.lock, where_of(a, &other->outer, w1, sizeof(w1)));
 	finding_step(a, f, "acquire", &other->inner, "then the other (0x%" PRIx64 ") at %s", other->inner.lock,
 		     where_of(a, &other->inner, w2, sizeof(w2)));
-	finding_step(a, f, "held", &h->acq, "%s acquired 0x%" PRIx64 " first at %s", who ? who : "", h->acq.lock,
-		     where_of(a, &h->acq, w3, sizeof(w3)));
+	finding_step(a, f, "held", held, "%s acquired 0x%" PRIx64 " first at %s", who ? who : "", held->lock,
+		     where_of(a, held, w3, sizeof(w3)));
 	finding_step(a, f, "acquire", s, "then 0x%" PRIx64 " at %s: the opposite order", s->lock,
 		     where_of(a, s, w4, sizeof(w4)));
-	finding_title(a, f, "two instances of %s nested in both orders", cn);
+	finding_title(a, f, "two instances of %s nested in both orders%s", cn,
+		      proven ? "" : " (not proven: no init seen, their memory may have been reused)");
 	finding_explain(a, f,
 			"Two locks of class %s were nested one way (%s, then %s) and the other way (%s, then %s). "
 			"Instances of one class have no order of their own: when both paths run at once each "
 			"holds the lock the other wants, an AB-BA deadlock between instances (lockdep reports "
 			"this as 'possible recursive locking'). Take instances in a fixed order (by address, "
-			"parent before child) on every path.",
-			cn, w1, w2, w3, w4);
+			"parent before child) on every path.%s",
+			cn, w1, w2, w3, w4,
+			proven ? ""
+			       : " Neither lock was seen initialised, so the two orders may belong to different "
+				 "objects at one address: declare the kernel's lock init function in the probe "
+				 "(lock-init) to tell instances apart.");
 	free(who);
 	free(first);
+}
+
+static void instance_inversion(struct analysis *a, struct thread *t, uint32_t cls, const struct nesting *other,
+			       const struct held *h, uint32_t inner, const struct site *s)
+{
+	struct lock_class *c = &a->classes[cls];
+	if (a->locks[h->lock].inited && a->locks[inner].inited) {
+		c->self_reported = 1;
+		inversion_finding(a, t->addr, t->tid, cls, other, &h->acq, s, 1, 1);
+	} else if (!c->inv_unproven++) {
+		c->inv_other = *other;
+		c->inv_held = h->acq;
+		c->inv_at = *s;
+		c->inv_thread = t->addr;
+		c->inv_tid = t->tid;
+	}
 }
 
 /* Remembers that h's instance was held when s's instance of the same class
@@ -141,7 +168,7 @@ static void note_nesting(struct analysis *a, struct thread *t, uint32_t cls, con
 	if (u64map_get(&a->nesting_map, key, &idx))
 		return;
 	if (u64map_get(&a->nesting_map, back, &idx))
-		instance_inversion(a, t, cls, &a->nestings[idx], h, s);
+		instance_inversion(a, t, cls, &a->nestings[idx], h, inner, s);
 	if (grow((void **)&a->nestings, &a->cap_nestings, a->n_nestings + 1, sizeof(*a->nestings))) {
 		fail(a, ANALYSIS_E_NOMEM);
 		return;
@@ -162,7 +189,7 @@ static void recursive_rule(struct analysis *a, enum analysis_kind kind, struct t
 	f->count++;
 	if (!is_new)
 		return;
-	char *who = thread_label(a, t->addr);
+	char *who = thread_label(a, t->addr, t->tid);
 	const char *cn = class_name(a, h->cls);
 	char w1[256], w2[256];
 	where_of(a, &h->acq, w1, sizeof(w1));
@@ -261,14 +288,16 @@ struct held *graph_hold(struct analysis *a, struct thread *t, struct lock *l, co
 }
 
 /* Where the kernel declares nesting subclasses, any unannotated nesting of
- * two instances of one class is lockdep's "possible recursive locking". */
+ * two instances of one class is lockdep's "possible recursive locking";
+ * elsewhere an unproven inversion between instances is a note. */
 void recursive_locking_finish(struct analysis *a)
 {
-	if (!a->subclass_seen)
-		return;
 	for (uint32_t c = 0; c < a->n_classes && !a->error; c++) {
 		struct lock_class *lc = &a->classes[c];
-		if (!lc->self_nested || lc->self_reported)
+		if (lc->inv_unproven && !lc->self_reported && !a->subclass_seen)
+			inversion_finding(a, lc->inv_thread, lc->inv_tid, c, &lc->inv_other, &lc->inv_held, &lc->inv_at, 0,
+					  lc->inv_unproven);
+		if (!a->subclass_seen || !lc->self_nested || lc->self_reported)
 			continue;
 		struct thread *t = NULL;
 		uint32_t ti;
@@ -501,7 +530,7 @@ static struct analysis_finding *report_cycle(struct analysis *a, const uint32_t 
 		const struct edge *e = &a->edges[cyc[(r + i) % n]];
 		strcat(chain, class_name(a, e->from));
 		strcat(chain, " -> ");
-		char *who = thread_label(a, e->acq.thread), *held_by = thread_label(a, e->held.thread);
+		char *who = thread_label(a, e->acq.thread, e->acq.tid), *held_by = thread_label(a, e->held.thread, e->held.tid);
 		char w1[256], w2[256];
 		finding_step(a, f, "held", &e->held, "%s acquired %s at %s", held_by ? held_by : "",
 			     class_name(a, e->from), where_of(a, &e->held, w1, sizeof(w1)));

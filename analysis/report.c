@@ -184,17 +184,24 @@ const char *class_name(const struct analysis *a, uint32_t cls)
 	return cls < a->n_classes ? a->classes[cls].name : "";
 }
 
-static const char *raw_thread_name(struct analysis *a, uint64_t thread)
+static const char *raw_thread_name(struct analysis *a, uint64_t thread, int32_t tid)
 {
 	const char *n = NULL;
-	if (a->names.thread_name && thread && thread < 0xffffffffffff0000ULL)
+	uint32_t ti;
+	if (tid < 0 && u64map_get(&a->thread_map, thread, &ti))
+		tid = a->threads[ti].tid;
+	if (!thread || thread >= 0xffffffffffff0000ULL)
+		return "";
+	if (tid >= 0 && a->names.thread_name_tid)
+		n = a->names.thread_name_tid(a->names.ctx, thread, tid);
+	else if (a->names.thread_name)
 		n = a->names.thread_name(a->names.ctx, thread);
 	return n ? n : "";
 }
 
-char *thread_label(struct analysis *a, uint64_t thread)
+char *thread_label(struct analysis *a, uint64_t thread, int32_t tid)
 {
-	const char *n = raw_thread_name(a, thread);
+	const char *n = raw_thread_name(a, thread, tid);
 	if (*n)
 		return xstrdup(a, n);
 	if (thread >= 0xffffffffffff0000ULL)
@@ -272,7 +279,7 @@ void finding_step(struct analysis *a, struct analysis_finding *f, const char *ro
 	char where[256];
 	where_of(a, s, where, sizeof(where));
 	st->where = xstrdup(a, where);
-	st->thread_name = xstrdup(a, raw_thread_name(a, s->thread));
+	st->thread_name = xstrdup(a, raw_thread_name(a, s->thread, s->tid));
 	const char *cls = "";
 	uint32_t li;
 	if (s->lock && (lock_find(a, s->lock, 0, &li) || lock_find(a, s->lock, 1, &li)))
@@ -348,13 +355,20 @@ static int involved(struct analysis *a, struct analysis_finding *f)
 		}
 		if (st->thread) {
 			size_t j = 0;
-			while (j < f->n_threads && f->threads[j].addr != st->thread)
+			char *name = st->thread_name && *st->thread_name ? xstrdup(a, st->thread_name)
+									 : thread_label(a, st->thread, -1);
+			if (!name)
+				return ANALYSIS_E_NOMEM;
+			/* one entry per thread: an address reused by another task is another thread */
+			while (j < f->n_threads &&
+			       (f->threads[j].addr != st->thread || strcmp(f->threads[j].name, name) != 0))
 				j++;
 			if (j == f->n_threads) {
 				f->threads[j].addr = st->thread;
-				if (!(f->threads[j].name = thread_label(a, st->thread)))
-					return ANALYSIS_E_NOMEM;
+				f->threads[j].name = name;
 				f->n_threads++;
+			} else {
+				free(name);
 			}
 		}
 	}

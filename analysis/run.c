@@ -32,6 +32,11 @@ static const char *r_thread_name(void *ctx, uint64_t thread)
 	return db_thread_name(((struct run_names *)ctx)->r, thread);
 }
 
+static const char *r_thread_name_tid(void *ctx, uint64_t thread, int32_t tid)
+{
+	return db_thread_name_tid(((struct run_names *)ctx)->r, thread, tid);
+}
+
 static char *r_symbolize(void *ctx, uint64_t pc, char *buf, size_t size)
 {
 	return db_symbolize(((struct run_names *)ctx)->r, pc, buf, size);
@@ -51,6 +56,7 @@ int analysis_run(struct db_reader *r, struct analysis_report **out, char **err)
 		.lock_class = r_lock_class,
 		.lock_name = r_lock_name,
 		.thread_name = r_thread_name,
+		.thread_name_tid = r_thread_name_tid,
 		.symbolize = r_symbolize,
 	};
 	struct analysis *a = NULL;

@@ -283,6 +283,7 @@ uint32_t thread_index(struct analysis *a, uint64_t addr)
 	idx = (uint32_t)a->n_threads;
 	struct thread *t = &a->threads[idx];
 	memset(t, 0, sizeof(*t));
+	t->tid = -1;
 	t->addr = addr;
 	t->out_irql = IRQL_UNKNOWN;
 	if (u64map_put(&a->thread_map, addr, idx)) {

@@ -395,18 +395,32 @@ int analysis_feed_text(struct analysis *a, const struct db_event *ev, const char
 	else if ((ti = thread_index(a, key)) == UINT32_MAX)
 		return a->error;
 	struct thread *t = &a->threads[ti];
+	if (ev->tid >= 0 && ev->kind != DB_SWITCH)
+		t->tid = ev->tid;
 	if (ev->kind != DB_SWITCH) {
 		v->thread = ti + 1;
 		v->thread_addr = key;
 		t->running = 1;
 	}
 
-	/* Lock and wait events carry the IRQL the tracer read: trust it. */
+	/* Lock and wait events carry the IRQL (CR8) the tracer read: trust it
+	 * once the kernel has shown that it keeps an IRQL there (it wrote CR8,
+	 * or some event ran above 0, or the probe declares lock operations in
+	 * IRQL terms: raise-dispatch, at-dispatch). A kernel that never touches CR8 (Linux,
+	 * most hobby kernels) runs "at 0" only nominally: its IRQL stays
+	 * unknown, and the rules read interrupt state from IF and ctx. */
 	int prev_irql = v->irql;
+	if (ev->kind == DB_IRQL || DB_LOCKOP_IRQ(ev->lockop) == DB_LI_RAISE_DISPATCH ||
+	    DB_LOCKOP_IRQ(ev->lockop) == DB_LI_AT_DISPATCH)
+		a->irql_seen = 1;
 	if ((ev->kind == DB_LOCK_TRY || ev->kind == DB_LOCK_ACQ || ev->kind == DB_LOCK_REL ||
 	     ev->kind == DB_MUTEX_ACQ || ev->kind == DB_WAIT) &&
-	    ev->a >= 0 && ev->a <= 15)
-		v->irql = (int)ev->a;
+	    ev->a >= 0 && ev->a <= 15) {
+		if (ev->a > 0)
+			a->irql_seen = 1;
+		if (a->irql_seen)
+			v->irql = (int)ev->a;
+	}
 
 	struct site s = {
 		.id = id,
@@ -415,6 +429,7 @@ int analysis_feed_text(struct analysis *a, const struct db_event *ev, const char
 		.caller = ev->caller,
 		.thread = key,
 		.lock = 0,
+		.tid = t->tid,
 		.vcpu = ev->vcpu,
 		.irql = (int8_t)v->irql,
 		.vector = (int16_t)innermost_vector(t),

@@ -187,6 +187,11 @@ static const char *r_thread_name(void *ctx, uint64_t thread)
 	return db_thread_name(ctx, thread);
 }
 
+static const char *r_thread_name_tid(void *ctx, uint64_t thread, int32_t tid)
+{
+	return db_thread_name_tid(ctx, thread, tid);
+}
+
 static char *r_symbolize(void *ctx, uint64_t pc, char *buf, size_t size)
 {
 	return db_symbolize(ctx, pc, buf, size);
@@ -202,6 +207,7 @@ static int run_checks(struct db_reader *db, int quiet, struct analysis_report **
 		.lock_class = r_lock_class,
 		.lock_name = r_lock_name,
 		.thread_name = r_thread_name,
+		.thread_name_tid = r_thread_name_tid,
 		.symbolize = r_symbolize,
 	};
 	struct cli_progress *pr = cli_progress_start("check", quiet);
@@ -294,7 +300,11 @@ int cmd_check(int argc, char **argv)
 		}
 		print_text(rep, spec, &st);
 	}
-	rc = rep->n_findings > 0 ? CLI_FAIL : CLI_OK;
+	/* Notes (a lock still held when the trace ended, ...) are facts, not bugs. */
+	rc = CLI_OK;
+	for (size_t i = 0; i < rep->n_findings; i++)
+		if (rep->findings[i].severity != ANALYSIS_SEV_NOTE)
+			rc = CLI_FAIL;
 out:
 	if (rep)
 		analysis_report_free(rep);

@@ -72,6 +72,9 @@ struct step {
 /* Lock operations on a kernel without IRQL (Linux-like): acquire, release. */
 #define ACQ(t, l, fl, ctx, f) {DB_LOCK_ACQ, t, l, -1, 0, OP(fl, NONE, 0), ctx, f, 0, NULL}
 #define ACQN(t, l, fl, sub, ctx, f) {DB_LOCK_ACQ, t, l, -1, 0, OP(fl, NONE, sub), ctx, f, 0, NULL}
+/* The same with the CR8 value 0 that a tracer reads on such a kernel. */
+#define ACQ0(t, l, ctx, f) {DB_LOCK_ACQ, t, l, 0, 0, OP(SPIN, NONE, 0), ctx, f, 0, NULL}
+#define REL0(t, l, ctx, f) {DB_LOCK_REL, t, l, 0, 0, 0, ctx, f, 0, NULL}
 #define ACQBH(t, l) {DB_LOCK_ACQ, t, l, -1, 0, OP(SPIN, BH, 0), P, IF, 0, NULL}
 #define TRY_OK(t, l, ctx, f) {DB_LOCK_ACQ, t, l, -1, 0, OP(SPIN, NONE, 0), ctx, (f) | DB_F_TRY, 0, NULL}
 #define TRY_FAIL(t, l, ctx, f) {DB_LOCK_FAIL, t, l, -1, 0, OP(SPIN, NONE, 0), ctx, (f) | DB_F_TRY, 0, NULL}
@@ -105,6 +108,8 @@ struct step {
 #define QUEUE(t, o) {DB_DEFER_QUEUE, t, o, -1, 0, 0, HI, 0, 0, NULL}
 #define RUN(t, o) {DB_DEFER_RUN, t, o, -1, 0, 0, SI, IF, 0, NULL}
 #define BUGCHECK(t, code, text) {DB_BUGCHECK, t, 0, code, 0, 0, P, 0, 0, text}
+/* A lock initialised (the kernel's init function, declared lock-init). */
+#define INIT(t, l) {DB_LOCK_INIT, t, l, -1, 0, OP(SPIN, NONE, 0), P, IF, 0, NULL}
 #define END {0, 0, 0, 0, 0, 0, 0, 0, 0, NULL}
 
 struct ref_case {
@@ -148,10 +153,15 @@ static const struct ref_case cases[] = {
 	{"the same nesting in a kernel built without nesting annotations says nothing", "pass",
 	 {ACQ(T1, D1, SPIN, P, IF), ACQ(T1, D2, SPIN, P, IF), REL(T1, D2, P, IF), REL(T1, D1, P, IF), END},
 	 {0}},
-	{"two instances nested in both orders: an inversion between instances", "pass",
-	 {ACQ(T1, D1, SPIN, P, IF), ACQ(T1, D2, SPIN, P, IF), REL(T1, D2, P, IF), REL(T1, D1, P, IF),
+	{"two initialised instances nested in both orders: an inversion between instances", "pass",
+	 {INIT(T1, D1), INIT(T1, D2),
+	  ACQ(T1, D1, SPIN, P, IF), ACQ(T1, D2, SPIN, P, IF), REL(T1, D2, P, IF), REL(T1, D1, P, IF),
 	  ACQ(T2, D2, SPIN, P, IF), ACQ(T2, D1, SPIN, P, IF), REL(T2, D1, P, IF), REL(T2, D2, P, IF), END},
 	 {ANALYSIS_RECURSIVE_LOCKING}},
+	{"instances never seen initialised nested in both orders: only a note (the memory may be reused)", "pass",
+	 {ACQ(T1, D1, SPIN, P, IF), ACQ(T1, D2, SPIN, P, IF), REL(T1, D2, P, IF), REL(T1, D1, P, IF),
+	  ACQ(T2, D2, SPIN, P, IF), ACQ(T2, D1, SPIN, P, IF), REL(T2, D1, P, IF), REL(T2, D2, P, IF), END},
+	 {0}},
 	{"a nesting subclass makes the inner instance a class of its own", "pass",
 	 {ACQ(T1, D1, SPIN, P, IF), ACQN(T1, D2, SPIN, 1, P, IF), REL(T1, D2, P, IF), REL(T1, D1, P, IF), END},
 	 {0}},
@@ -214,6 +224,9 @@ static const struct ref_case cases[] = {
 	/* ---- lockdep: irq usage ---- */
 	{"{IN-HARDIRQ-W} -> {HARDIRQ-ON-W}: used in an interrupt, held elsewhere with IRQs on", "pass",
 	 {ACQ(T1, A, SPIN, HI, 0), REL(T1, A, HI, 0), ACQ(T2, A, SPIN, P, IF), REL(T2, A, P, IF), END},
+	 {ANALYSIS_IRQ_UNSAFE_LOCK}},
+	{"the same where the tracer read CR8 = 0 (a kernel that never writes CR8 is not 'at IRQL 0')", "pass",
+	 {ACQ0(T1, A, HI, 0), REL0(T1, A, HI, 0), ACQ0(T2, A, P, IF), REL0(T2, A, P, IF), END},
 	 {ANALYSIS_IRQ_UNSAFE_LOCK}},
 	{"the same lock held with IRQs off everywhere is irq-safe", "pass",
 	 {ACQ(T1, A, SPIN, HI, 0), REL(T1, A, HI, 0), ACQ(T2, A, SPIN, P, 0), REL(T2, A, P, 0),
