@@ -264,6 +264,8 @@ int db_locks(struct db_reader *r, const struct db_lock_info **out, size_t *n, ch
 struct db_filter {
 	uint32_t kinds;        /* bit (1 << kind); 0 = all kinds */
 	uint64_t thread;       /* 0 = any */
+	int32_t tid;           /* with thread and by_tid: only that kernel thread id there */
+	uint8_t by_tid;        /* (a task struct reused by several threads) */
 	uint64_t obj;          /* 0 = any */
 	int64_t from_id, to_id; /* inclusive; 0 = unbounded */
 	uint64_t from_icount, to_icount; /* inclusive; to_icount 0 = unbounded */

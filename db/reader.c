@@ -775,7 +775,8 @@ static int prepare_events(struct db_reader *r, const struct db_filter *f, sqlite
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND e.kind_id IN (%s)", kinds);
 	if (f->thread)
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len,
-					" AND e.thread_id IN (SELECT id FROM threads WHERE addr = :thread)");
+					" AND e.thread_id IN (SELECT id FROM threads WHERE addr = :thread%s)",
+					f->by_tid ? " AND tid = :tid" : "");
 	if (f->obj)
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len,
 					" AND (CASE WHEN e.kind_id IN (" LOCK_KINDS ") THEN e.obj IN"
@@ -790,6 +791,7 @@ static int prepare_events(struct db_reader *r, const struct db_filter *f, sqlite
 	if (ret != DB_OK)
 		return ret;
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":thread"), (int64_t)f->thread);
+	sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":tid"), f->tid);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":obj"), (int64_t)f->obj);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":from_ic"), (int64_t)f->from_icount);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":to_ic"), (int64_t)f->to_icount);
@@ -924,7 +926,10 @@ static int filter_masks(struct db_cursor *c, char **err, int *none)
 
 	*none = 0;
 	if (f->thread) {
-		ret = id_bits(c->r, "SELECT id FROM threads WHERE addr = ?1", f->thread, &c->tmask, err);
+		char sql[96] = "SELECT id FROM threads WHERE addr = ?1";
+		if (f->by_tid)
+			snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), " AND tid = %d", (int)f->tid);
+		ret = id_bits(c->r, sql, f->thread, &c->tmask, err);
 		if (ret != DB_OK)
 			return ret;
 		if (!c->tmask)

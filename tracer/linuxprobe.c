@@ -259,7 +259,26 @@ struct layout {
 	char thread[96];  /* `thread` operand */
 	char preempt[96]; /* `preempt-count` operands, "" if unknown */
 	uint64_t comm_off, comm_len, pid_off, pid_len;
+	/* struct module's name and kallsyms, struct mod_kallsyms's symtab,
+	 * num_symtab and strtab; has_module 0 if the DWARF lacks one */
+	int has_module;
+	uint64_t mod[5];
 };
+
+/* The module layout (`module-layout`), if this build keeps module symbols. */
+static void read_module_layout(Dwarf *dbg, struct layout *l)
+{
+	static const char *const names[5] = {"name", "kallsyms", "symtab", "num_symtab", "strtab"};
+	Dwarf_Die mod, ks;
+	uint64_t size;
+
+	if (find_struct(dbg, "module", &mod) < 0 || find_struct(dbg, "mod_kallsyms", &ks) < 0)
+		return;
+	for (int i = 0; i < 5; i++)
+		if (member(i < 2 ? &mod : &ks, names[i], &l->mod[i], &size) < 0 || (i == 3 && size != 4))
+			return;
+	l->has_module = 1;
+}
 
 static int read_layout(const char *path, const struct elfsym_table *t, struct layout *l, char **err)
 {
@@ -287,6 +306,7 @@ static int read_layout(const char *path, const struct elfsym_table *t, struct la
 	}
 	if (l->comm_len > 64)
 		l->comm_len = 64;
+	read_module_layout(dbg, l);
 	/* v6.2+: current and the preemption count live in struct pcpu_hot. */
 	if (elfsym_find(t, "pcpu_hot") && find_struct(dbg, "pcpu_hot", &hot) == 0 &&
 	    member(&hot, "current_task", &off, &size) == 0) {
@@ -335,6 +355,7 @@ int linuxprobe_write(const char *vmlinux, int schema, FILE *out, char **err)
 	char version[128];
 	const char *group = NULL;
 	size_t i;
+	int dups_mod;
 	int rc;
 
 	if (schema != 1 && schema != 2)
@@ -388,6 +409,13 @@ int linuxprobe_write(const char *vmlinux, int schema, FILE *out, char **err)
 	}
 	if (schema >= 2)
 		softirq_context(t, out);
+	if (schema >= 2 && l.has_module && unique_func(t, "do_init_module", &dups_mod))
+		fprintf(out, "\n# Loadable modules: do_init_module(mod) runs with the module's symbols in\n"
+			     "# mod->kallsyms (struct module's name, kallsyms; struct mod_kallsyms's symtab,\n"
+			     "# num_symtab, strtab): they join the trace's, so module locks have names.\n"
+			     "module-layout  0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 "\n"
+			     "%-42s module-load module=rdi\n",
+			l.mod[0], l.mod[1], l.mod[2], l.mod[3], l.mod[4], "do_init_module");
 	if (schema >= 2 && elfsym_find(t, "down_trylock"))
 		fprintf(out, "\n# struct semaphore (down, up) is not probed: down_trylock, how console_sem is taken,\n"
 			     "# returns 0 on success, which lock-tryacquire cannot say.\n");

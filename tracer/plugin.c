@@ -655,6 +655,45 @@ static void string_operand(struct vcpu *v, const struct probe_loc *l, char *out,
 		peek_string(v, p, out, size);
 }
 
+/* A module was loaded (module-load): its symbol table, which the kernel
+ * keeps in guest memory with final addresses (Linux: mod->kallsyms, all of
+ * the module's symbols until its init has run), joins the trace's symbols,
+ * so that the module's locks and functions have names. A marker says so. */
+#define MODULE_MAX_SYMBOLS 65536
+
+static void module_loaded(struct vcpu *v, unsigned vcpu, uint64_t ic, uint64_t pc, uint64_t thread, uint64_t mod)
+{
+	const struct probe_file *pf = the.probe;
+	char name[64] = "", sym[128], text[160];
+	uint64_t ks = 0, tab = 0, num = 0, str = 0;
+	size_t added = 0;
+
+	if (mod)
+		peek_string(v, mod + (uint64_t)pf->mod_name_off, name, sizeof(name));
+	if (!mod || peek(v, mod + (uint64_t)pf->mod_kallsyms_off, 8, &ks) || !ks ||
+	    peek(v, ks + (uint64_t)pf->mod_symtab_off, 8, &tab) || peek(v, ks + (uint64_t)pf->mod_num_off, 4, &num) ||
+	    peek(v, ks + (uint64_t)pf->mod_strtab_off, 8, &str))
+		num = 0;
+	if (num > MODULE_MAX_SYMBOLS)
+		num = MODULE_MAX_SYMBOLS;
+	for (uint64_t i = 0; i < num; i++) {
+		/* Elf64_Sym: st_name u32, st_info u8, st_other u8, st_shndx u16, st_value u64, st_size u64 */
+		g_byte_array_set_size(v->buf, 0);
+		if (!qemu_plugin_read_memory_vaddr(tab + i * 24, v->buf, 24))
+			break;
+		const uint8_t *e = v->buf->data;
+		uint64_t at = le(e + 8, 8), size = le(e + 16, 8), strx = le(e, 4);
+		unsigned type = e[4] & 0xf, shndx = (unsigned)le(e + 6, 2);
+		if (!strx || !at || shndx == 0 || type > 2) /* FUNC, OBJECT, NOTYPE only */
+			continue;
+		peek_string(v, str + strx, sym, sizeof(sym));
+		if (*sym && db_writer_add_symbol(the.w, at, size, sym) == DB_OK)
+			added++;
+	}
+	snprintf(text, sizeof(text), "module %s loaded: %zu symbols", *name ? name : "?", added);
+	push(v, vcpu, DB_MARKER, ic, pc, thread, mod, DB_MARK_TEXT, 0, text);
+}
+
 static uint16_t lockop(const struct probe *pr, const int64_t *val)
 {
 	int64_t sub = pr->kind != PROBE_LOCK_RELEASE && pr->op[PROBE_OP_SUBCLASS].kind ? val[PROBE_OP_SUBCLASS] : 0;
@@ -735,6 +774,9 @@ static void emit(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint64_t
 		break;
 	case PROBE_SYSCALL:
 		push(v, vcpu, DB_SYSCALL, ic, pc, thread, 0, val[0], 0, NULL);
+		break;
+	case PROBE_MODULE_LOAD:
+		module_loaded(v, vcpu, ic, pc, thread, (uint64_t)val[0]);
 		break;
 	default:
 		break;

@@ -46,6 +46,7 @@ static const struct kind_desc kinds[PROBE_KIND_MAX + 1] = {
     [PROBE_SLEEP] = {"sleep", {"timeout"}, 0, 0, 0},
     [PROBE_PANIC] = {"panic", {"text"}, 0, 1, 0},
     [PROBE_SYSCALL] = {"syscall", {"number"}, 1, 0, 0},
+    [PROBE_MODULE_LOAD] = {"module-load", {"module"}, 1, 0, 0},
 };
 
 /* Words of the lock attributes, by enum value (db/db.h). */
@@ -459,6 +460,19 @@ static int parse_line(struct probe_file *pf, char *s, int line, char **err)
 			            "%s:%d: usage: preempt-count [gs:|fs:]OFFSET|SYMBOL[+N] SIZE", pf->path, line);
 		return parse_preempt(pf, tok[1], tok[2], line, err);
 	}
+	if (strcmp(tok[0], "module-layout") == 0) {
+		int64_t *f[5] = {&pf->mod_name_off, &pf->mod_kallsyms_off, &pf->mod_symtab_off, &pf->mod_num_off,
+		                 &pf->mod_strtab_off};
+		int bad = n != 6;
+		for (int i = 0; i < 5 && !bad; i++)
+			bad = parse_int(tok[i + 1], f[i]) || *f[i] < 0;
+		if (bad)
+			return fail(err, TRACER_E_SYNTAX,
+			            "%s:%d: usage: module-layout NAME KALLSYMS SYMTAB NUM STRTAB (offsets)", pf->path,
+			            line);
+		pf->has_module_layout = 1;
+		return 0;
+	}
 	if (strcmp(tok[0], "thread-name") == 0) {
 		if (n != 3 || parse_int(tok[1], &pf->name_off) || parse_int(tok[2], &v) || v < 1 || v > 64 ||
 		    pf->name_off < 0)
@@ -494,6 +508,10 @@ int probe_parse(const char *text, const char *path, struct probe_file **out, cha
 		if (!nl)
 			break;
 	}
+	for (size_t i = 0; i < pf->nprobes && !rc; i++)
+		if (pf->probes[i].kind == PROBE_MODULE_LOAD && !pf->has_module_layout)
+			rc = fail(err, TRACER_E_SYNTAX, "%s:%d: module-load needs a module-layout line (where a module "
+			          "keeps its name and symbols)", pf->path, pf->probes[i].line);
 out:
 	free(copy);
 	if (rc) {

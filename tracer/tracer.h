@@ -133,7 +133,8 @@ enum probe_kind {
 	PROBE_SLEEP,           /* [timeout=LOC]: DB_SLEEP */
 	PROBE_PANIC,           /* [text=STR]: DB_BUGCHECK with a=0 and the text */
 	PROBE_SYSCALL,         /* number=LOC: DB_SYSCALL */
-	PROBE_KIND_MAX = PROBE_SYSCALL,
+	PROBE_MODULE_LOAD,     /* module=LOC: the module's symbols join the trace's (`module-layout`) */
+	PROBE_KIND_MAX = PROBE_MODULE_LOAD,
 };
 
 /* DB_IRQL events' obj says where the change came from. */
@@ -186,6 +187,11 @@ struct probe_file {
 	int64_t preempt_off;
 	unsigned preempt_len;
 	int preempt_line;
+	/* `module-layout NAME KALLSYMS SYMTAB NUM STRTAB`: offsets of a loaded
+	 * module's name and symbol table pointer (Linux: struct module's name,
+	 * kallsyms; struct mod_kallsyms's symtab, num_symtab, strtab). */
+	int has_module_layout;
+	int64_t mod_name_off, mod_kallsyms_off, mod_symtab_off, mod_num_off, mod_strtab_off;
 };
 
 /* Parses the probe file text (NUL-terminated); path is used in messages.

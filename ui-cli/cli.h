@@ -250,6 +250,7 @@ struct cli_names {
 	const char *(*lock)(void *ctx, uint64_t addr);   /* "" if unknown */
 	char *(*symbol)(void *ctx, uint64_t addr, char *buf, size_t size);
 	void *ctx;
+	int no_irql; /* the kernel keeps no IRQL in CR8 (no irql event): lock events omit it */
 };
 void cli_names_from_db(struct cli_names *n, struct db_reader *r);
 

@@ -18,8 +18,11 @@ static const char description[] =
 	"Prints the events of a recording in the order they happened: id, icount\n"
 	"(instructions retired before the event), cpu, thread, kind, pc as symbol+offset\n"
 	"and what happened. POS is an event id or icount:N. T and L are a name or an\n"
-	"address. Kinds: trap iret irql lock_try lock_acq lock_rel wait wait_end\n"
-	"mutex_acq mutex_rel signal switch eoi marker bugcheck lock_init.";
+	"address; a thread's name picks that thread even where its task struct was\n"
+	"reused by others. Kinds: trap iret irql lock_try lock_acq lock_fail lock_rel\n"
+	"wait wait_end mutex_acq mutex_rel signal switch eoi marker bugcheck lock_init\n"
+	"defer_queue defer_run sleep syscall. On a kernel that keeps no IRQL in CR8\n"
+	"(no irql events: Linux) lock events do not print one.";
 
 enum { OPT_JSON = 1, OPT_KIND, OPT_THREAD, OPT_LOCK, OPT_FROM, OPT_TO, OPT_AROUND, OPT_CONTEXT, OPT_LIMIT };
 static const struct cli_option options[] = {
@@ -302,8 +305,9 @@ static int parse_kinds(const char *list, uint32_t *mask)
 	return rc;
 }
 
-/* Resolves a thread given by name or address. */
-static int resolve_thread(struct db_reader *db, const char *s, uint64_t *out)
+/* Resolves a thread given by name or address; a name also picks its tid
+ * (*by_tid) when the address was reused by other threads. */
+static int resolve_thread(struct db_reader *db, const char *s, uint64_t *out, int32_t *tid, uint8_t *by_tid)
 {
 	const struct db_thread_info *t;
 	size_t n, i, hits = 0;
@@ -316,10 +320,13 @@ static int resolve_thread(struct db_reader *db, const char *s, uint64_t *out)
 	for (i = 0; i < n; i++)
 		if (t[i].name && strcmp(t[i].name, s) == 0) {
 			*out = t[i].addr;
+			*tid = t[i].tid;
 			hits++;
 		}
-	if (hits == 1)
+	if (hits == 1) {
+		*by_tid = *tid >= 0;
 		return CLI_OK;
+	}
 	if (hits > 1)
 		return cli_error(CLI_USAGE, "events: %zu threads are named '%s'; give the address instead", hits, s);
 	if (cli_parse_u64(s, out) == 0 && *out != 0)
@@ -478,7 +485,7 @@ int cmd_events(int argc, char **argv)
 		return rc;
 	if (has_from && has_to && from.is_icount != to.is_icount && (rc = check_range(r.db, &from, &to)) != CLI_OK)
 		goto out;
-	if (thread && (rc = resolve_thread(r.db, thread, &f.thread)) != CLI_OK)
+	if (thread && (rc = resolve_thread(r.db, thread, &f.thread, &f.tid, &f.by_tid)) != CLI_OK)
 		goto out;
 	if (lock && (rc = resolve_lock(r.db, lock, &f.obj)) != CLI_OK)
 		goto out;

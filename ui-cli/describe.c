@@ -164,6 +164,15 @@ char *cli_describe_state(const struct db_event *ev, const struct cli_names *name
 	return buf;
 }
 
+/* " (irql N)" for a lock event, "" on a kernel that keeps no IRQL. */
+static const char *irql_of(const struct cli_names *names, const struct db_event *ev, char *buf, size_t size)
+{
+	if (names && names->no_irql)
+		return "";
+	snprintf(buf, size, " (irql %" PRId64 ")", ev->a);
+	return buf;
+}
+
 char *cli_describe_event(const struct db_event *ev, const char *text, const struct cli_names *names, char *buf,
 			 size_t size)
 {
@@ -187,31 +196,39 @@ char *cli_describe_event(const struct db_event *ev, const char *text, const stru
 		snprintf(buf, size, "irql %" PRId64 " -> %" PRId64, ev->a, ev->b);
 		break;
 	case DB_LOCK_TRY:
-		snprintf(buf, size, "try %s (irql %" PRId64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)), ev->a);
+		snprintf(buf, size, "try %s%s", cli_lock_label(names, ev->obj, o, sizeof(o)), irql_of(names, ev, t2, sizeof(t2)));
 		break;
 	case DB_LOCK_ACQ:
-		snprintf(buf, size, "acquire %s (irql %" PRId64 ", spun %" PRId64 ")",
-			 cli_lock_label(names, ev->obj, o, sizeof(o)), ev->a, ev->b);
+		if (names && names->no_irql)
+			snprintf(buf, size, "acquire %s (spun %" PRId64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)),
+				 ev->b);
+		else
+			snprintf(buf, size, "acquire %s (irql %" PRId64 ", spun %" PRId64 ")",
+				 cli_lock_label(names, ev->obj, o, sizeof(o)), ev->a, ev->b);
 		break;
 	case DB_LOCK_REL:
-		snprintf(buf, size, "release %s (irql %" PRId64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)),
-			 ev->a);
+		snprintf(buf, size, "release %s%s", cli_lock_label(names, ev->obj, o, sizeof(o)),
+			 irql_of(names, ev, t2, sizeof(t2)));
 		break;
 	case DB_WAIT:
-		snprintf(buf, size, "wait %s (irql %" PRId64 ", %s)", cli_lock_label(names, ev->obj, o, sizeof(o)), ev->a,
-			 describe_timeout(ev->b, t2, sizeof(t2)));
+		if (names && names->no_irql)
+			snprintf(buf, size, "wait %s (%s)", cli_lock_label(names, ev->obj, o, sizeof(o)),
+				 describe_timeout(ev->b, t2, sizeof(t2)));
+		else
+			snprintf(buf, size, "wait %s (irql %" PRId64 ", %s)", cli_lock_label(names, ev->obj, o, sizeof(o)),
+				 ev->a, describe_timeout(ev->b, t2, sizeof(t2)));
 		break;
 	case DB_WAIT_END:
 		snprintf(buf, size, "wait done %s (status 0x%" PRIx64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)),
 			 (uint64_t)ev->a);
 		break;
 	case DB_MUTEX_ACQ:
-		snprintf(buf, size, "own mutex %s (irql %" PRId64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)),
-			 ev->a);
+		snprintf(buf, size, "own mutex %s%s", cli_lock_label(names, ev->obj, o, sizeof(o)),
+			 irql_of(names, ev, t2, sizeof(t2)));
 		break;
 	case DB_MUTEX_REL:
-		snprintf(buf, size, "release mutex %s (irql %" PRId64 ")",
-			 cli_lock_label(names, ev->obj, o, sizeof(o)), ev->a);
+		snprintf(buf, size, "release mutex %s%s", cli_lock_label(names, ev->obj, o, sizeof(o)),
+			 irql_of(names, ev, t2, sizeof(t2)));
 		break;
 	case DB_SIGNAL:
 		snprintf(buf, size, "signal %s", cli_lock_label(names, ev->obj, o, sizeof(o)));

@@ -106,6 +106,8 @@ void cli_names_from_db(struct cli_names *n, struct db_reader *r)
 	n->lock = db_lock_cb;
 	n->symbol = db_symbol_cb;
 	n->ctx = r;
+	int64_t counts[DB_KIND_MAX + 1] = {0};
+	n->no_irql = db_count_by_kind(r, counts, NULL) == DB_OK && counts[0] > 0 && counts[DB_IRQL] == 0;
 }
 
 int cli_rec_has_manifest(const struct replay_recording *r)
