@@ -81,7 +81,7 @@ void usage_acquire(struct analysis *a, struct thread *t, struct held *h, const s
 		return;
 	struct lock_class *c = &a->classes[h->cls];
 	int r = h->shared;
-	int on_level = irql == IRQL_UNKNOWN ? 0 : irql;
+	int on_level = irql; /* IRQL_UNKNOWN (-1): below any level of use */
 	if (!h->trylock)
 		used_in(c, t, ev, r, irql, &h->acq);
 	if (ev->flags & DB_F_IF) {
@@ -107,7 +107,7 @@ void usage_event(struct analysis *a, struct thread *t, const struct db_event *ev
 		h->hard_on = 1;
 		struct site at = *s;
 		at.lock = a->locks[h->lock].addr;
-		mark(&a->classes[h->cls], VIEW_CTX, USAGE(ENABLED_HARDIRQ, h->shared), irql == IRQL_UNKNOWN ? 0 : irql, 0,
+		mark(&a->classes[h->cls], VIEW_CTX, USAGE(ENABLED_HARDIRQ, h->shared), irql, 0,
 		     &at);
 	}
 }

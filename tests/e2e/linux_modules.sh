@@ -34,18 +34,30 @@ other_titles() {
 		"$1/check.json"
 }
 
-# bug NAME OUTCOME KINDS WHAT: boots with krbug_NAME, expects OUTCOME and (KINDS
-# not empty) a finding of KINDS on a krbug- thread; KINDS empty: no finding on one.
+# named REC KINDS LOCK: a finding of KINDS names the module's static lock LOCK
+# (module-load: the module's own symbols reached the trace).
+named() {
+	jq -e --arg k "^($2)\$" --arg l "$3" \
+		'[.findings[] | select((.kind // "") | test($k)) | select(any(.lock_classes[]?; . == $l))] | length > 0' \
+		"$1/check.json" >/dev/null
+}
+
+# bug NAME OUTCOME KINDS WHAT [LOCK]: boots with krbug_NAME, expects OUTCOME and
+# (KINDS not empty) a finding of KINDS on a krbug- thread, naming LOCK when
+# given; KINDS empty: no finding on one.
 bug() {
-	local name=$1 outcome=$2 kinds=$3 what=$4 rec=$TMP/$1 got ran
+	local name=$1 outcome=$2 kinds=$3 what=$4 lock=${5:-} rec=$TMP/$1 got ran
 	linux_record "$rec" "krewind.bug=$name"
 	got=$(jq -r .outcome "$rec/manifest.json" 2>/dev/null)
 	check "krbug_$name: recorded, outcome $outcome ($got)" [ "$REC_RC" -eq 0 ] && [ "$got" = "$outcome" ]
 	if [ "$outcome" = hang ]; then ran="krbug_$name: about to"; else ran="insmod krbug_$name: status 0"; fi
 	check "krbug_$name: the module ran ($ran)" grep -q "$ran" "$rec/serial.log"
+	check "krbug_$name: the trace saw the module load with its symbols" \
+		sh -c "build/krewind events '$rec' --kind marker | grep -Eq 'module krbug_$name loaded: [1-9][0-9]* symbols'"
 	build/krewind check "$rec" --json >"$rec/check.json" 2>/dev/null
 	if [ -n "$kinds" ]; then
 		check "krbug_$name: check names $what" has_finding "$rec" "$kinds" krbug-
+		[ -z "$lock" ] || check "krbug_$name: the finding names the module's lock $lock" named "$rec" "$kinds" "$lock"
 	else
 		check "krbug_$name: check reports nothing on the module's threads ($what)" \
 			[ "$(jq '[.findings[] | select(.severity != "note")
@@ -57,12 +69,12 @@ bug() {
 	rm -rf "$rec"
 }
 
-bug abba exit "lock-order" "the AB-BA order"
-bug hardirq exit "irq-unsafe-lock|irq-lock-order" "the hardirq lock taken with interrupts on"
-bug softirq exit "irq-unsafe-lock|irq-lock-order" "the softirq lock taken without _bh"
+bug abba exit "lock-order" "the AB-BA order" krbug_lock_a
+bug hardirq exit "irq-unsafe-lock|irq-lock-order" "the hardirq lock taken with interrupts on" krbug_irq_lock
+bug softirq exit "irq-unsafe-lock|irq-lock-order" "the softirq lock taken without _bh" krbug_bh_lock
 bug trylock exit "" "a reverse-order spin_trylock is legal"
 bug rwlock exit "lock-order" "the read_lock/write_lock inversion"
 bug sleep exit "sleep-in-atomic" "the sleep under a spinlock"
-bug double exit "release-not-held|recursive-locking" "the second release"
+bug double exit "release-not-held|recursive-locking" "the second release" krbug_lock
 bug deadlock hang "hang|recursive-locking|recursive-spinlock|irq-unsafe-lock" "the deadlock"
 done_testing

@@ -297,7 +297,7 @@ static void test_probe_parses_every_event_kind(void **state)
 	    "l bugcheck code=rdi param=rsi text=str:rdx\nm result passed=rdi failed=rsi\n"
 	    "n scenario name=str:rdi\no marker text=str:rdi\np context softirq\n"
 	    "q defer-queue item=rdi\nr defer-run item=rdi\ns sleep timeout=[rdx]\nt panic text=str:rdi\n"
-	    "u syscall number=rax\n";
+	    "u syscall number=rax\nv module-load module=rdi\nmodule-layout 0x18 0x220 0 8 0x10\n";
 	struct probe_file *p = parse_ok(text);
 	int k;
 
@@ -463,6 +463,30 @@ static void test_probe_parses_tid_and_preempt_declarations(void **state)
 	parse_fails("preempt-count gs:x 3\n", TRACER_E_SYNTAX,
 	            "t.probe:1: preempt-count: expected [gs:|fs:]OFFSET|SYMBOL[+N] SIZE (SIZE 1, 2, 4 or 8)");
 	parse_fails("preempt-count gs:x+y 4\n", TRACER_E_SYNTAX, "t.probe:1: preempt-count: bad offset");
+}
+
+/* module-layout and module-load (Linux's loadable modules). */
+static void test_probe_parses_module_layout(void **state)
+{
+	struct probe_file *p = parse_ok("module-layout 0x18 0x220 0 8 0x10\ndo_init_module module-load module=rdi\n");
+
+	(void)state;
+	assert_int_equal(p->has_module_layout, 1);
+	assert_int_equal(p->mod_name_off, 0x18);
+	assert_int_equal(p->mod_kallsyms_off, 0x220);
+	assert_int_equal(p->mod_symtab_off, 0);
+	assert_int_equal(p->mod_num_off, 8);
+	assert_int_equal(p->mod_strtab_off, 0x10);
+	assert_int_equal(p->probes[0].kind, PROBE_MODULE_LOAD);
+	assert_int_equal(p->probes[0].op[0].kind, PROBE_LOC_REG);
+	probe_free(p);
+	parse_fails("do_init_module module-load module=rdi\n", TRACER_E_SYNTAX,
+	            "t.probe:1: module-load needs a module-layout line (where a module keeps its name and symbols)");
+	parse_fails("module-layout 0x18 0x220 0 8\n", TRACER_E_SYNTAX,
+	            "t.probe:1: usage: module-layout NAME KALLSYMS SYMTAB NUM STRTAB (offsets)");
+	parse_fails("module-layout 0x18 0x220 0 8 -1\n", TRACER_E_SYNTAX,
+	            "t.probe:1: usage: module-layout NAME KALLSYMS SYMTAB NUM STRTAB (offsets)");
+	parse_fails("module-layout 1 2 3 4 5\nf module-load\n", TRACER_E_SYNTAX, "t.probe:2: module-load needs module=OPERAND");
 }
 
 static void test_probe_at_return_is_recorded(void **state)
@@ -925,6 +949,7 @@ int main(void)
 	    cmocka_unit_test(test_probe_parses_new_events),
 	    cmocka_unit_test(test_probe_rejects_bad_new_events),
 	    cmocka_unit_test(test_probe_parses_tid_and_preempt_declarations),
+		cmocka_unit_test(test_probe_parses_module_layout),
 	    cmocka_unit_test(test_probe_rejects_unknown_event_with_line),
 	    cmocka_unit_test(test_probe_rejects_unknown_register),
 	    cmocka_unit_test(test_probe_rejects_bad_memory_operand),
