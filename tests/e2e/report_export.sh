@@ -282,6 +282,32 @@ for scen in eoi-before-switch clean; do
 		else not_ok "$scen: perfetto is over 3x smaller than chrome-json" "$pf_size vs $json_size bytes"; fi
 	fi
 done
+# IF counters (schema 2): per CPU, from the first event that carries IF, one
+# value per change of RFLAGS.IF, in both formats.
+db=$TMP/if.db
+"$MKTRACE" "$db" <<SCRIPT || not_ok "mktrace (IF)"
+sym 0xffffffff80001000 0x80 _raw_spin_lock_irqsave
+thread $T worker1
+thread $U worker2
+lock $L lockA
+marker icount=100 thread=$T text=start
+lock_try icount=200 pc=0xffffffff80001000 thread=$T obj=$L if=1
+lock_acq icount=210 pc=0xffffffff80001010 thread=$T obj=$L if=0
+lock_rel icount=300 pc=0xffffffff80001020 thread=$T obj=$L if=0
+marker icount=310 thread=$T if=1 text=after
+marker icount=320 thread=$T if=1 text=again
+lock_try icount=150 pc=0xffffffff80001000 thread=$U cpu=1 obj=$M if=0
+SCRIPT
+"$KREWIND" export "$db" --format chrome-json >"$TMP/if.json" 2>"$TMP/err"
+same "IF counters: per CPU, from the first event with IF, one value per change" \
+	"$(jq -c '[.traceEvents[] | select(.ph == "C" and .name == "IF") | [.pid, .args.IF, .ts]]' "$TMP/if.json")" \
+	'[[100,1,0.2],[100,0,0.21],[100,1,0.31],[101,0,0.15]]'
+"$KREWIND" export "$db" --format perfetto -o "$TMP/if.pftrace" 2>"$TMP/err"
+python3 tests/e2e/export_perfetto.py "$TMP/if.pftrace" >"$TMP/if.pf.json" 2>"$TMP/err"
+same "perfetto: the same IF counter values" \
+	"$(jq -c '[.tracks as $t | .events[] | select(.[0] == "C" and $t[.[1] | tostring].name == "IF") | .[4].value]' "$TMP/if.pf.json")" \
+	'[1,0,1,0]'
+
 rec=$TMP/eoi-before-switch real=$TMP/eoi-before-switch.json
 trap_ev=$("$KREWIND" check "$rec" --json | jq '[.findings[] | select(.kind == "eoi-before-switch") | .steps[] | select(.role == "trap") | .event][0]')
 same "eoi-before-switch: the culprit's frame never returns: open at the end, its thread switched out inside it" \
