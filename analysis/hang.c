@@ -246,6 +246,19 @@ static int waits_on_completion(const struct analysis *a, const struct thread *t)
 	return !t->has_try && t->has_wait && !(lock_find(a, t->wait_obj, 1, &li));
 }
 
+/* " (IRQL 2)", " (interrupts on)" or "": what the level was at s, as far as
+ * the trace knows it (a kernel without IRQL has only IF). */
+static const char *level_at(const struct analysis *a, const struct site *s, char *buf, size_t size)
+{
+	if (s->irql >= 0)
+		snprintf(buf, size, " (IRQL %d)", s->irql);
+	else if (a->if_seen)
+		snprintf(buf, size, " (interrupts %s)", s->flags & DB_F_IF ? "on" : "off");
+	else
+		buf[0] = '\0';
+	return buf;
+}
+
 /* Adds to c why thread t is stuck: the acquisition of what it waits for and
  * the frames and switches that brought it there. */
 static void explain_stuck(struct analysis *a, struct chain *c, struct thread *t)
@@ -259,8 +272,10 @@ static void explain_stuck(struct analysis *a, struct chain *c, struct thread *t)
 		l = &a->locks[li];
 	if (l && l->holder) {
 		char *owner = thread_label(a, a->threads[l->holder - 1].addr, a->threads[l->holder - 1].tid);
+		char lv[32];
 		chain_add(a, c, "held", &l->acq,
-			  xasprintf(a, "%s acquired %s (IRQL %d)", owner ? owner : "", class_name(a, l->cls), l->acq.irql));
+			  xasprintf(a, "%s acquired %s%s", owner ? owner : "", class_name(a, l->cls),
+				    level_at(a, &l->acq, lv, sizeof(lv))));
 		free(owner);
 	}
 	for (size_t i = 0; i < t->n_frames; i++) {
@@ -271,16 +286,20 @@ static void explain_stuck(struct analysis *a, struct chain *c, struct thread *t)
 	}
 	if (t->in_site.id && (!l || t->in_site.id > l->acq.id))
 		chain_add(a, c, "switch-in", &t->in_site, xasprintf(a, "%s switched in", who ? who : ""));
+	char lv[32];
 	if (t->has_try)
 		chain_add(a, c, "spin", &t->try_site,
-			  xasprintf(a, "%s spins on %s (IRQL %d) and never gets it", who ? who : "",
-				    class_name(a, a->locks[t->try_lock].cls), t->try_site.irql));
+			  xasprintf(a, "%s spins on %s%s and never gets it", who ? who : "",
+				    class_name(a, a->locks[t->try_lock].cls), level_at(a, &t->try_site, lv, sizeof(lv))));
 	else if (t->has_wait)
 		chain_add(a, c, "wait", &t->wait_site,
 			  xasprintf(a, "%s waits on %s%s and never returns", who ? who : "", l ? "mutex " : "object ",
 				    l ? class_name(a, l->cls) : ""));
 	free(who);
 }
+
+/* Threads neither holding nor waiting shown at a hang: the most recent ones. */
+#define LAST_IDLE_THREADS 4
 
 static int cmp_last(const void *x, const void *y)
 {
@@ -298,16 +317,23 @@ static void last_events(struct analysis *a, struct chain *c)
 		a->error = ANALYSIS_E_NOMEM;
 		return;
 	}
-	size_t n = 0;
+	/* The threads that hold, spin or wait first (they are the story), then
+	 * the few that ran last; not every process that ever ran. */
+	size_t n = 0, idle = 0;
 	for (size_t i = 0; i < a->n_threads; i++)
 		if (a->threads[i].last.id)
 			order[n++] = &a->threads[i];
 	qsort(order, n, sizeof(*order), cmp_last);
-	for (size_t i = 0; i < n && i < 16; i++) {
-		char *who = thread_label(a, order[i]->addr, order[i]->tid);
-		chain_add(a, c, "last", &order[i]->last, xasprintf(a, "last event of %s", who ? who : ""));
-		free(who);
-	}
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < n; i++) {
+			const struct thread *t = order[i];
+			int involved = t->n_held || t->has_try || t->has_wait;
+			if (involved != !pass || (pass && idle++ >= LAST_IDLE_THREADS))
+				continue;
+			char *who = thread_label(a, t->addr, t->tid);
+			chain_add(a, c, "last", &t->last, xasprintf(a, "last event of %s", who ? who : ""));
+			free(who);
+		}
 	free(order);
 }
 
@@ -417,13 +443,14 @@ static void hang(struct analysis *a, int explicit_hang, int *hung)
 			if (h && h->ctx != ctx && vec >= FIRST_INTERRUPT_VECTOR) {
 				title = xasprintf(a, "hang: interrupt 0x%x on %s spins on %s, which its own CPU holds", vec,
 						  who ? who : "", cn);
+				char lv[32];
 				why = xasprintf(a,
-						"%s held %s at IRQL %d (event %" PRId64 ") when interrupt 0x%x arrived; "
+						"%s held %s%s (event %" PRId64 ") when interrupt 0x%x arrived; "
 						"its handler tried the same lock and spins forever, because the holder it "
 						"waits for is the code it interrupted on the same CPU. A lock taken in an "
 						"interrupt handler must be held elsewhere only at that interrupt's IRQL or "
 						"higher (see the irq-unsafe-lock finding).",
-						who ? who : "", cn, h->acq.irql, h->acq.id, vec);
+						who ? who : "", cn, level_at(a, &h->acq, lv, sizeof(lv)), h->acq.id, vec);
 			} else {
 				title = xasprintf(a, "hang: %s spins on %s, which it already holds", who ? who : "", cn);
 				why = xasprintf(a,
