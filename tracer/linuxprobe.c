@@ -382,8 +382,12 @@ int linuxprobe_write(const char *vmlinux, int schema, FILE *out, char **err)
 	fprintf(out, "thread-name    0x%" PRIx64 " %" PRIu64 "\n", l.comm_off, l.comm_len);
 	if (schema >= 2) {
 		fprintf(out, "thread-id      0x%" PRIx64 " %" PRIu64 "\n", l.pid_off, l.pid_len);
+		/* include/linux/preempt.h: PREEMPT_BITS 8, SOFTIRQ_BITS 8, HARDIRQ_BITS 4,
+		 * NMI_BITS 4 (a macro layout the DWARF does not carry); SOFTIRQ_OFFSET
+		 * (0x100) set = serving softirqs, any softirq bit = softirqs disabled. */
 		if (*l.preempt)
-			fprintf(out, "preempt-count  %s\n", l.preempt);
+			fprintf(out, "preempt-count  %s hardirq=0xf0000 softirq=0x100 bh=0xff00 nmi=0xf00000\n",
+				l.preempt);
 	}
 	for (i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
 		const struct entry *e = &entries[i];

@@ -338,6 +338,26 @@ static uint8_t context_of(const struct trap_stack *ts)
 	return ts->n ? ts->e[ts->n - 1].ctx : DB_CTX_PROCESS;
 }
 
+/* Where the probe says which bits of the preemption count mean a context,
+ * the count decides (as in_hardirq() and in_serving_softirq() do): the code
+ * between a hardirq's irq_exit and its iret, where Linux preempts on the way
+ * out, is process context though its trap frame is still open. A trap and
+ * its iret keep the frame's context (the count moves after the entry and
+ * before the return). */
+static void context_from_count(struct db_event *ev)
+{
+	const struct probe_file *pf = the.probe;
+	uint32_t pc = (uint32_t)ev->preempt;
+
+	if (!pf->ctx_hardirq && !pf->ctx_softirq && !pf->ctx_nmi)
+		return;
+	ev->ctx = pc & pf->ctx_nmi ? DB_CTX_NMI
+	          : pc & pf->ctx_hardirq ? DB_CTX_HARDIRQ
+	          : pc & pf->ctx_softirq ? DB_CTX_SOFTIRQ : DB_CTX_PROCESS;
+	if (pc & pf->ctx_bh)
+		ev->flags |= DB_F_DEFER_OFF;
+}
+
 /* An event on thread with what every event carries: context, IF, preempt
  * count, tid. */
 static struct db_event event(struct vcpu *v, unsigned vcpu, int kind, uint64_t ic, uint64_t pc, uint64_t thread,
@@ -358,6 +378,8 @@ static struct db_event event(struct vcpu *v, unsigned vcpu, int kind, uint64_t i
 	    .tid = thread_id(v, thread),
 	};
 
+	if (ev.preempt >= 0 && kind != DB_TRAP && kind != DB_IRET)
+		context_from_count(&ev);
 	return ev;
 }
 

@@ -301,6 +301,25 @@ static int parse_preempt(struct probe_file *pf, char *place, const char *size, i
 	return 0;
 }
 
+/* `hardirq=0xf0000` and its kin after a preempt-count's SIZE. */
+static int parse_ctx_mask(struct probe_file *pf, char *tok, int line, char **err)
+{
+	static const char *const names[4] = {"hardirq", "softirq", "bh", "nmi"};
+	uint32_t *fields[4] = {&pf->ctx_hardirq, &pf->ctx_softirq, &pf->ctx_bh, &pf->ctx_nmi};
+	char *eq = strchr(tok, '=');
+	int64_t v;
+
+	for (int i = 0; eq && i < 4; i++)
+		if ((size_t)(eq - tok) == strlen(names[i]) && strncmp(tok, names[i], (size_t)(eq - tok)) == 0) {
+			if (parse_int(eq + 1, &v) || v <= 0 || v > 0x7fffffff)
+				break;
+			*fields[i] = (uint32_t)v;
+			return 0;
+		}
+	return fail(err, TRACER_E_SYNTAX, "%s:%d: preempt-count: %s: expected hardirq=, softirq=, bh= or nmi=MASK",
+	            pf->path, line, tok);
+}
+
 /* Splits s on blanks into at most max tokens (in place). */
 static int split(char *s, char **tok, int max)
 {
@@ -455,10 +474,14 @@ static int parse_line(struct probe_file *pf, char *s, int line, char **err)
 		return 0;
 	}
 	if (strcmp(tok[0], "preempt-count") == 0) {
-		if (n != 3)
+		if (n < 3)
 			return fail(err, TRACER_E_SYNTAX,
-			            "%s:%d: usage: preempt-count [gs:|fs:]OFFSET|SYMBOL[+N] SIZE", pf->path, line);
-		return parse_preempt(pf, tok[1], tok[2], line, err);
+			            "%s:%d: usage: preempt-count [gs:|fs:]OFFSET|SYMBOL[+N] SIZE "
+			            "[hardirq=MASK] [softirq=MASK] [bh=MASK] [nmi=MASK]", pf->path, line);
+		int rc = parse_preempt(pf, tok[1], tok[2], line, err);
+		for (int i = 3; i < n && !rc; i++)
+			rc = parse_ctx_mask(pf, tok[i], line, err);
+		return rc;
 	}
 	if (strcmp(tok[0], "module-layout") == 0) {
 		int64_t *f[5] = {&pf->mod_name_off, &pf->mod_kallsyms_off, &pf->mod_symtab_off, &pf->mod_num_off,

@@ -187,6 +187,11 @@ struct probe_file {
 	int64_t preempt_off;
 	unsigned preempt_len;
 	int preempt_line;
+	/* `preempt-count ... hardirq=M softirq=M bh=M nmi=M`: the bits of the
+	 * count that mean a context (Linux: 0xf0000, 0x100 serving softirqs,
+	 * 0xff00 softirqs disabled, 0xf00000); 0 = not declared. Where declared
+	 * the count says each event's context, as it does for lockdep. */
+	uint32_t ctx_hardirq, ctx_softirq, ctx_bh, ctx_nmi;
 	/* `module-layout NAME KALLSYMS SYMTAB NUM STRTAB`: offsets of a loaded
 	 * module's name and symbol table pointer (Linux: struct module's name,
 	 * kallsyms; struct mod_kallsyms's symtab, num_symtab, strtab). */

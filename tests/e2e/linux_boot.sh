@@ -72,6 +72,17 @@ check "every lock attempt ends ($try tries, $acq acquired or failed)" [ $((try -
 traps=$(q "SELECT count(*) FROM events WHERE kind='trap'")
 t0=$(q "SELECT count(*) FROM events WHERE kind='trap' AND thread=0")
 check "traps carry their thread ($t0 of $traps without)" [ "$t0" -lt $((traps / 20 + 1)) ]
+# The probe declares the preempt count's context bits: the count decides the
+# context of every event but traps and irets (Linux preempts between a
+# hardirq's irq_exit and its iret: process context inside an open frame).
+n=$(q "SELECT count(*) FROM events WHERE kind LIKE 'lock_%' AND ctx='hardirq'")
+m=$(q "SELECT count(*) FROM events WHERE kind LIKE 'lock_%' AND preempt >= 0 AND
+	(ctx='hardirq') <> (preempt & 0xf0000 <> 0 AND preempt & 0xf00000 = 0)")
+check "lock events are hardirq exactly when the preempt count says so ($n hardirq, $m disagree)" \
+	[ "$n" -gt 0 ] && [ "$m" -eq 0 ]
+m=$(q "SELECT count(*) FROM events WHERE kind LIKE 'lock_%' AND preempt >= 0 AND
+	(ctx='softirq') <> (preempt & 0x100 <> 0 AND preempt & 0xff0000 = 0)")
+check "and softirq exactly when it says softirqs are being served ($m disagree)" [ "$m" -eq 0 ]
 eoi=$(q "SELECT count(*) FROM events WHERE kind='eoi'")
 check "xAPIC EOIs seen ($eoi)" [ "$eoi" -gt 100 ]
 build/krewind check "$rec" >"$TMP/check.out" 2>&1

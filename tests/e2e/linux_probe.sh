@@ -21,7 +21,8 @@ hex() { printf '0x%x' "$1"; }
 check "current is pcpu_hot.current_task (gs:pcpu_hot+$(hex "$cur"))" grep -qx "thread *gs:pcpu_hot+$(hex "$cur")" "$p"
 check "thread-name at task_struct.comm, inside no anonymous member ($(hex "$comm") 16)" grep -qx "thread-name *$(hex "$comm") 16" "$p"
 check "thread-id at task_struct.pid, inside an anonymous struct ($(hex "$pid") 4)" grep -qx "thread-id *$(hex "$pid") 4" "$p"
-check "preempt-count is pcpu_hot.preempt_count" grep -qx "preempt-count *gs:pcpu_hot+$(hex "$pc") 4" "$p"
+check "preempt-count is pcpu_hot.preempt_count, with Linux's context bits" \
+	grep -qx "preempt-count *gs:pcpu_hot+$(hex "$pc") 4 hardirq=0xf0000 softirq=0x100 bh=0xff00 nmi=0xf00000" "$p"
 check "the banner names the build" grep -q "^# Probe for Linux version 6.9.0-krewind-fake, build-id [0-9a-f]*\.$" "$p"
 check "irqsave acquire and irqrestore release" grep -qx "_raw_spin_lock_irqsave *lock-acquire lock=rdi irq=save" "$p" &&
 	grep -qx "_raw_spin_unlock_irqrestore *lock-release lock=rdi irq=save restore=rsi" "$p"

@@ -463,6 +463,20 @@ static void test_probe_parses_tid_and_preempt_declarations(void **state)
 	parse_fails("preempt-count gs:x 3\n", TRACER_E_SYNTAX,
 	            "t.probe:1: preempt-count: expected [gs:|fs:]OFFSET|SYMBOL[+N] SIZE (SIZE 1, 2, 4 or 8)");
 	parse_fails("preempt-count gs:x+y 4\n", TRACER_E_SYNTAX, "t.probe:1: preempt-count: bad offset");
+	/* the bits of the count that mean a context (Linux's) */
+	p = parse_ok("preempt-count gs:__preempt_count 4 hardirq=0xf0000 softirq=0x100 bh=0xff00 nmi=0xf00000\n");
+	assert_int_equal(p->ctx_hardirq, 0xf0000);
+	assert_int_equal(p->ctx_softirq, 0x100);
+	assert_int_equal(p->ctx_bh, 0xff00);
+	assert_int_equal(p->ctx_nmi, 0xf00000);
+	probe_free(p);
+	p = parse_ok("preempt-count gs:__preempt_count 4\n");
+	assert_int_equal(p->ctx_hardirq | p->ctx_softirq | p->ctx_bh | p->ctx_nmi, 0);
+	probe_free(p);
+	parse_fails("preempt-count gs:__preempt_count 4 irq=0xf0000\n", TRACER_E_SYNTAX,
+	            "t.probe:1: preempt-count: irq=0xf0000: expected hardirq=, softirq=, bh= or nmi=MASK");
+	parse_fails("preempt-count gs:__preempt_count 4 hardirq=0\n", TRACER_E_SYNTAX,
+	            "t.probe:1: preempt-count: hardirq=0: expected hardirq=, softirq=, bh= or nmi=MASK");
 }
 
 /* module-layout and module-load (Linux's loadable modules). */
