@@ -296,27 +296,36 @@ static void rmdir_recording(const char *dir)
 			unlink(p);
 		free(p);
 	}
+	replay_disks_remove(dir);
 	rmdir(dir);
 }
 
-/* The last line of the QEMU log that says something (for error messages). */
-static char *qemu_log_tail(const char *dir)
+/* QEMU's first (up to 3) lines in its log that say something, each indented
+ * on a line of its own, for the error message: the reason it refused to
+ * start. A plugin's assertion noise after QEMU's own error is left out. */
+static char *qemu_log_head(const char *dir)
 {
-	char *p = replay_path_join(dir, "qemu.log"), line[512], *last = NULL;
+	char *p = replay_path_join(dir, "qemu.log"), line[512], *out = NULL;
 	FILE *f = p ? fopen(p, "r") : NULL;
+	int n = 0;
 
 	free(p);
 	if (!f)
 		return NULL;
-	while (fgets(line, sizeof(line), f)) {
+	while (n < 3 && fgets(line, sizeof(line), f)) {
+		char *t;
 		line[strcspn(line, "\n")] = 0;
-		if (*line) {
-			free(last);
-			last = strdup(line);
-		}
+		if (!*line || strcmp(line, "**") == 0 || strncmp(line, "Bail out!", 9) == 0 ||
+		    strncmp(line, "ERROR:", 6) == 0)
+			continue;
+		if (asprintf(&t, "%s%s  %s", out ? out : "", out ? "\n" : "", line) < 0)
+			break;
+		free(out);
+		out = t;
+		n++;
 	}
 	fclose(f);
-	return last;
+	return out;
 }
 
 int replay_record(const struct replay_record_opts *o, struct replay_recording **out, char **err)
@@ -329,6 +338,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	struct db_reader *rd = NULL;
 	struct qmp_json *end_ev = NULL;
 	char *dir = NULL, *name = NULL, *sock_dir = NULL, *sock = NULL, *qlog = NULL, *append = NULL;
+	char **disk_args = NULL, **rest_args = NULL;
 	char tmpl[] = "/tmp/krewind-rec.XXXXXX";
 	const char *outcome = NULL;
 	double t0 = now_s(), last_progress_t, timeout = o->timeout_s > 0 ? o->timeout_s : 60;
@@ -338,10 +348,12 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	int rc = 0, status = -1, qemu_ran = 0, interrupted = 0, drawn = 0, krewind_stopped = 0, guest_ended = 0;
 	size_t i;
 
-	if (!o->kernel)
-		return replay_set_err(err, REPLAY_E_ARG, "no kernel given");
-	if (access(o->kernel, R_OK) < 0)
+	if (!o->kernel && !o->image && !replay_args_have_disk(o->extra_args))
+		return replay_set_err(err, REPLAY_E_ARG, "no kernel and no disk given");
+	if (o->kernel && access(o->kernel, R_OK) < 0)
 		return replay_set_err(err, REPLAY_E_IO, "cannot read kernel %s: %s", o->kernel, strerror(errno));
+	if (o->image && access(o->image, R_OK) < 0)
+		return replay_set_err(err, REPLAY_E_IO, "cannot read disk image %s: %s", o->image, strerror(errno));
 	if (o->symbols && access(o->symbols, R_OK) < 0)
 		return replay_set_err(err, REPLAY_E_IO, "cannot read symbols %s: %s", o->symbols, strerror(errno));
 	if (o->initrd && access(o->initrd, R_OK) < 0)
@@ -359,8 +371,9 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	} else if (o->scenario) {
 		name = strdup(o->scenario);
 	} else {
-		const char *b = strrchr(o->kernel, '/');
-		name = strdup(b ? b + 1 : o->kernel);
+		const char *from = o->kernel ? o->kernel : o->image ? o->image : "disk";
+		const char *b = strrchr(from, '/');
+		name = strdup(b ? b + 1 : from);
 		if (name && strchr(name, '.'))
 			*strchr(name, '.') = 0;
 	}
@@ -377,14 +390,16 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	r->dir = strdup(dir);
 	r->name = strdup(strrchr(dir, '/') + 1);
 	r->db_path = replay_path_join(dir, "trace.db");
-	r->kernel = replay_path_join(dir, "kernel.elf");
-	r->kernel_source = realpath(o->kernel, NULL);
+	if (o->kernel) {
+		r->kernel = replay_path_join(dir, "kernel.elf");
+		r->kernel_source = realpath(o->kernel, NULL);
+	}
 	r->serial_log = replay_path_join(dir, "serial.log");
 	r->scenario = o->scenario ? strdup(o->scenario) : NULL;
 	r->krewind_version = strdup(REPLAY_KREWIND_VERSION);
 	r->qemu_version = qemu_version(qemu_binary());
 	qlog = replay_path_join(dir, "qemu.log");
-	if (!r->dir || !r->name || !r->db_path || !r->kernel || !r->kernel_source || !r->serial_log || !qlog ||
+	if (!r->dir || !r->name || !r->db_path || (o->kernel && (!r->kernel || !r->kernel_source)) || !r->serial_log || !qlog ||
 	    !r->krewind_version) {
 		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
@@ -398,16 +413,18 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		r->started_at = strdup(buf);
 	}
 	/* Inputs: copied when small, else linked or referenced (recording.c). */
-	if ((rc = replay_input_store(r, o->kernel, "kernel.elf", err)) < 0)
-		goto out;
-	r->kernel_sha256 = strdup(r->inputs[0].sha256);
+	if (o->kernel) {
+		if ((rc = replay_input_store(r, o->kernel, "kernel.elf", err)) < 0)
+			goto out;
+		r->kernel_sha256 = strdup(r->inputs[0].sha256);
+	}
 	if (o->initrd && (rc = replay_input_store(r, o->initrd, "initrd.img", err)) < 0)
 		goto out;
 	if (o->symbols) {
 		r->symbols = replay_path_join(dir, "symbols.elf");
 		if (!r->symbols || (rc = replay_input_store(r, o->symbols, "symbols.elf", err)) < 0)
 			goto out;
-	} else {
+	} else if (r->kernel) {
 		r->symbols = strdup(r->kernel);
 	}
 	if (o->probe) {
@@ -443,6 +460,10 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		r->snapshot_image = replay_path_join(dir, "snap.qcow2");
 		r->replay_log = replay_path_join(dir, "replay.bin");
 	}
+	/* Disks: an overlay each and the blkreplay chain (disk.c). */
+	if ((rc = replay_disks_rewrite(r, o->image, o->extra_args, o->guard, &disk_args, &rest_args, err)) < 0)
+		goto out;
+	rc = 0;
 
 	/* The recorded command line: relative names, run in dir. */
 	add(&a, qemu_binary());
@@ -452,8 +473,10 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	add(&a, "128M");
 	add(&a, "-smp");
 	add(&a, "1");
-	add(&a, "-kernel");
-	add(&a, "kernel.elf");
+	if (o->kernel) {
+		add(&a, "-kernel");
+		add(&a, "kernel.elf");
+	}
 	if (o->initrd) {
 		add(&a, "-initrd");
 		add(&a, "initrd.img");
@@ -479,13 +502,15 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		add(&a, "-drive");
 		add(&a, "file=snap.qcow2,if=none,id=rrsnap");
 	}
+	for (i = 0; disk_args[i]; i++)
+		add(&a, disk_args[i]);
 	if (o->plugin) {
 		add(&a, "-plugin");
-		addf(&a, "%s,db=trace.db%s,symbols=%s", o->plugin, o->probe ? ",probe=probe" : "",
-		     o->symbols ? "symbols.elf" : "kernel.elf");
+		addf(&a, "%s,db=trace.db%s%s", o->plugin, o->probe ? ",probe=probe" : "",
+		     o->symbols ? ",symbols=symbols.elf" : o->kernel ? ",symbols=kernel.elf" : "");
 	}
-	for (i = 0; o->extra_args && o->extra_args[i]; i++)
-		add(&a, o->extra_args[i]);
+	for (i = 0; rest_args[i]; i++)
+		add(&a, rest_args[i]);
 	r->qemu_args = calloc(a.n + 1, sizeof(char *));
 	if (!r->qemu_args || a.oom) {
 		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
@@ -520,14 +545,18 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		interrupted = 1;
 		rc = 0;
 	} else if (rc < 0) {
-		/* QEMU refused the command line or the plugin its arguments. */
-		char *tail = qemu_log_tail(dir);
-		if (qemu_proc_wait(qemu, NULL, 2000, &status) == 0 && tail) {
+		/* QEMU refused the command line or the plugin its arguments: no
+		 * guest ran, so nothing is kept; the user sees QEMU's own words. */
+		if (qemu_proc_wait(qemu, NULL, 2000, &status) == 0) {
+			char *head = qemu_log_head(dir);
 			free(*err);
 			*err = NULL;
-			rc = replay_set_err(err, REPLAY_E_QEMU, "QEMU failed: %s", tail);
+			rc = replay_set_err(err, REPLAY_E_QEMU, "QEMU refused to start (exit status %d)%s%s", status,
+					    head ? ":\n" : "", head ? head : "");
+			free(head);
+			qemu_ran = 0;
+			goto out;
 		}
-		free(tail);
 		r->exit_status = status;
 		outcome = "error";
 		goto finish;
@@ -683,6 +712,8 @@ out:
 	if (sock_dir)
 		rmdir(sock_dir);
 	replay_argv_free(a.v);
+	replay_argv_free(disk_args);
+	replay_argv_free(rest_args);
 	if (rc < 0 && rc != REPLAY_E_INTERRUPTED && !qemu_ran && dir && rc != REPLAY_E_EXISTS) {
 		rmdir_recording(dir);
 		replay_recording_free(r);

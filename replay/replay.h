@@ -270,7 +270,8 @@ char *replay_find_file(const char *env, const char *rel);
 /* ================================================================ recording */
 
 struct replay_record_opts {
-	const char *kernel;     /* ELF to boot (required) */
+	const char *kernel;     /* ELF to boot with -kernel, or NULL when it boots from a disk */
+	const char *image;      /* disk image to boot from (IDE index 0), or NULL */
 	const char *symbols;    /* ELF with its symbols, NULL: the kernel */
 	const char *probe;      /* probe file, or NULL */
 	const char *initrd;     /* -initrd image (Linux initramfs), or NULL */
@@ -296,6 +297,9 @@ struct replay_record_opts {
  * writes the manifest (outcome "killed") and returns REPLAY_E_INTERRUPTED with
  * *out set. REPLAY_E_EXISTS: out_dir exists and is not empty. */
 int replay_record(const struct replay_record_opts *o, struct replay_recording **out, char **err);
+/* 1 if QEMU arguments args (NULL-terminated, may be NULL) give a disk
+ * (-hda..-hdd, -cdrom, -drive, -blockdev): a kernel can boot from it. */
+int replay_args_have_disk(char *const *args);
 
 /* ================================================================ replaying */
 

@@ -1122,7 +1122,9 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
 	(void)p;
 	if (!the.w)
 		return;
-	for (i = 0; i < the.nvcpus; i++) {
+	/* QEMU that refused its command line exits before any vCPU exists: no
+	 * scoreboard entry may be read then (qemu_plugin_scoreboard_find asserts). */
+	for (i = 0; i < the.nvcpus && i < qemu_plugin_num_vcpus(); i++) {
 		struct vcpu *v = &the.vcpus[i];
 
 		total += icount_now((unsigned)i);
