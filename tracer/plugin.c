@@ -126,6 +126,7 @@ static struct tracer {
 	GHashTable *sites;    /* pc -> struct site * (sites live until exit) */
 	GPtrArray *all_sites;
 	GArray *ret_ranges;  /* struct range: where the returns of probed calls are */
+	GArray *eoi_ranges;  /* struct range: probe `eoi` functions, whose 32-bit stores may be the EOI */
 	GHashTable *frames;  /* return-address slot -> struct frame * */
 	GHashTable *tstacks; /* thread -> struct trap_stack * */
 	GHashTable *named;   /* thread -> the name last given to it (tid:name when declared) */
@@ -310,7 +311,7 @@ static uint64_t current_thread(struct vcpu *v)
 {
 	uint64_t t = v->thread, base;
 
-	if (the.probe && the.probe->thread_seg != PROBE_SEG_NONE) {
+	if (the.probe && (the.probe->thread_seg != PROBE_SEG_NONE || the.probe->thread_abs)) {
 		if (seg_base(v, the.probe->thread_seg, &base) ||
 		    peek(v, base + (uint64_t)the.probe->thread_off, 8, &t))
 			t = 0;
@@ -628,14 +629,17 @@ static int64_t operand(struct vcpu *v, const struct probe_loc *l)
 
 	switch (l->kind) {
 	case PROBE_LOC_REG:
-		x = reg(v, l->reg);
+		x = reg(v, l->reg) + (uint64_t)l->add;
 		break;
 	case PROBE_LOC_MEM:
-		x = reg(v, l->reg);
-		/* a NULL pointer (e.g. no timeout) reads as absent */
-		if (!x || peek(v, x + (uint64_t)l->disp, l->width, &val))
+		/* [SYMBOL+N]: disp is the address */
+		x = l->reg == PROBE_NREGS ? 0 : reg(v, l->reg);
+		/* a NULL pointer (e.g. no timeout) reads as absent, and so does a
+		 * NULL pointer read with an offset to add (container_of of NULL) */
+		if ((!x && l->reg != PROBE_NREGS) || peek(v, x + (uint64_t)l->disp, l->width, &val) ||
+		    (l->add && !val))
 			return INT64_MIN;
-		return (int64_t)val;
+		return (int64_t)(val + (uint64_t)l->add);
 	default:
 		return 0;
 	}
@@ -646,10 +650,10 @@ static int64_t operand(struct vcpu *v, const struct probe_loc *l)
 
 static void string_operand(struct vcpu *v, const struct probe_loc *l, char *out, size_t size)
 {
-	uint64_t p = reg(v, l->reg);
+	uint64_t p = l->reg == PROBE_NREGS ? 0 : reg(v, l->reg);
 
 	out[0] = '\0';
-	if (l->deref && (!p || peek(v, p + (uint64_t)l->disp, 8, &p)))
+	if (l->deref && ((!p && l->reg != PROBE_NREGS) || peek(v, p + (uint64_t)l->disp, 8, &p)))
 		return;
 	if (p)
 		peek_string(v, p, out, size);
@@ -984,17 +988,22 @@ static void on_store(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vad
 
 /* -------------------------------------------------------------- translation */
 
-static int in_ret_range(uint64_t pc)
+static int in_range(const GArray *ranges, uint64_t pc)
 {
 	guint i;
 
-	for (i = 0; i < the.ret_ranges->len; i++) {
-		const struct range *r = &g_array_index(the.ret_ranges, struct range, i);
+	for (i = 0; i < ranges->len; i++) {
+		const struct range *r = &g_array_index(ranges, struct range, i);
 
 		if (pc >= r->lo && pc < r->hi)
 			return 1;
 	}
 	return 0;
+}
+
+static int in_ret_range(uint64_t pc)
+{
+	return in_range(the.ret_ranges, pc);
 }
 
 /* Finds or makes the site for pc with these roles. Caller holds the.lock. */
@@ -1044,6 +1053,9 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		/* a jmp to a return thunk is a ret (before the kernel patches it into one) */
 		if (ii.cls == INSN_JMP && !g_hash_table_contains(the.thunks, GSIZE_TO_POINTER(ii.target)))
 			ii.cls = INSN_OTHER;
+		/* any 32-bit store in a probe's `eoi` function may be the EOI */
+		if (ii.cls == INSN_STORE32)
+			ii.cls = in_range(the.eoi_ranges, pc) ? INSN_STORE32_B0 : INSN_OTHER;
 		if ((ii.cls == INSN_RET || ii.cls == INSN_JMP) && in_ret_range(pc))
 			roles |= ROLE_RET;
 		if (roles || (ii.cls != INSN_OTHER && ii.cls != INSN_RET && ii.cls != INSN_JMP)) {
@@ -1238,7 +1250,12 @@ static int setup(const char *db, const char *probe_path, const char *symbols, ch
 	for (i = 0; the.probe && i < the.probe->nprobes; i++) {
 		const struct probe *p = &the.probe->probes[i];
 
-		g_hash_table_insert(the.entries, GSIZE_TO_POINTER(p->addr), (gpointer)p);
+		if (p->kind == PROBE_EOI) {
+			struct range r = {p->addr, p->addr + p->size};
+			g_array_append_val(the.eoi_ranges, r);
+		} else {
+			g_hash_table_insert(the.entries, GSIZE_TO_POINTER(p->addr), (gpointer)p);
+		}
 		if (probe_needs_return(p))
 			add_ret_range(elfsym_find(the.syms, p->symbol), 3);
 		if (p->size_from_next) {
@@ -1334,6 +1351,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	the.all_sites = g_ptr_array_new_with_free_func(g_free);
 	the.frames = g_hash_table_new(NULL, NULL);
 	the.ret_ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
+	the.eoi_ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
 	the.tstacks = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	the.named = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	the.thunks = g_hash_table_new(NULL, NULL);
