@@ -506,8 +506,12 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		add(&a, disk_args[i]);
 	if (o->plugin) {
 		add(&a, "-plugin");
-		addf(&a, "%s,db=trace.db%s%s", o->plugin, o->probe ? ",probe=probe" : "",
-		     o->symbols ? ",symbols=symbols.elf" : o->kernel ? ",symbols=kernel.elf" : "");
+		/* KREWIND_TRACE_QUEUE: the tracer's queue in events (tests and make
+		 * bench make it overflow on purpose: docs/tracer.md) */
+		const char *queue = getenv("KREWIND_TRACE_QUEUE");
+		addf(&a, "%s,db=trace.db%s%s%s%s", o->plugin, o->probe ? ",probe=probe" : "",
+		     o->symbols ? ",symbols=symbols.elf" : o->kernel ? ",symbols=kernel.elf" : "",
+		     queue && *queue ? ",queue=" : "", queue && *queue ? queue : "");
 	}
 	for (i = 0; rest_args[i]; i++)
 		add(&a, rest_args[i]);

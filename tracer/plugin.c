@@ -108,6 +108,7 @@ struct vcpu {
 	struct trap_stack traps; /* when the current thread is unknown */
 	char serial[256];
 	size_t serial_len;
+	uint64_t lost, lost_from, lost_to; /* events refused since the last DB_MARK_LOST */
 };
 
 static struct tracer {
@@ -362,13 +363,35 @@ static struct db_event event(struct vcpu *v, unsigned vcpu, int kind, uint64_t i
 	return ev;
 }
 
+/* Events the queue refused since the last one it took: a DB_MARK_LOST marker
+ * says how many and where, as soon as the queue takes one again (or at exit),
+ * so a trace shows where it has a hole and not only that it has one. */
+static void report_loss(struct vcpu *v, const struct db_event *at)
+{
+	char text[128];
+	struct db_event m = {.icount = v->lost_to, .pc = at->pc, .thread = at->thread, .obj = v->lost,
+	                     .a = DB_MARK_LOST, .b = (int64_t)v->lost_from, .vcpu = at->vcpu, .kind = DB_MARKER,
+	                     .ctx = at->ctx, .preempt = -1, .tid = -1};
+
+	snprintf(text, sizeof(text), "%" PRIu64 " events lost (trace queue full) from icount %" PRIu64 " to %" PRIu64,
+	         v->lost, v->lost_from, v->lost_to);
+	if (db_writer_push_text(the.w, &m, text) == DB_OK)
+		v->lost = 0;
+}
+
 static void submit(struct vcpu *v, const struct db_event *ev, const char *text)
 {
+	int rc;
+
 	v->c.events++;
-	if (text)
-		db_writer_push_text(the.w, ev, text);
-	else
-		db_writer_push(the.w, ev);
+	if (v->lost)
+		report_loss(v, ev);
+	rc = text ? db_writer_push_text(the.w, ev, text) : db_writer_push(the.w, ev);
+	if (rc != DB_OK) {
+		if (!v->lost++)
+			v->lost_from = ev->icount;
+		v->lost_to = ev->icount;
+	}
 }
 
 static void push(struct vcpu *v, unsigned vcpu, int kind, uint64_t ic, uint64_t pc, uint64_t thread, uint64_t obj,
@@ -1158,6 +1181,10 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
 
 			submit(v, &ev, v->serial);
 		}
+		if (v->lost) {
+			struct db_event at = {.icount = v->lost_to, .thread = v->thread, .vcpu = (uint16_t)i};
+			report_loss(v, &at);
+		}
 	}
 	snprintf(buf, sizeof(buf), "%" PRIu64, total);
 	db_writer_set_meta(the.w, "icount_total", buf);
@@ -1223,7 +1250,7 @@ static void add_ret_range(const struct elfsym *fn, int depth)
 	g_free(code);
 }
 
-static int setup(const char *db, const char *probe_path, const char *symbols, char **err)
+static int setup(const char *db, const char *probe_path, const char *symbols, size_t queue, char **err)
 {
 	GString *notes = g_string_new(NULL);
 	char stamp[32];
@@ -1242,7 +1269,8 @@ static int setup(const char *db, const char *probe_path, const char *symbols, ch
 	}
 	if ((rc = insn_decoder_open(&the.dec, err)))
 		return rc;
-	if ((rc = db_writer_open(db, namer, NULL, &the.w, err)))
+	rc = queue ? db_writer_open_ring(db, namer, NULL, queue, &the.w, err) : db_writer_open(db, namer, NULL, &the.w, err);
+	if (rc)
 		return rc;
 	for (i = 0; the.syms && i < elfsym_count(the.syms); i++)
 		if (elfsym_is_return_thunk(elfsym_at(the.syms, i)))
@@ -1303,8 +1331,9 @@ static int setup(const char *db, const char *probe_path, const char *symbols, ch
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc,
                                            char **argv)
 {
-	const char *db = NULL, *probe_path = NULL, *symbols = NULL;
-	char *err = NULL;
+	const char *db = NULL, *probe_path = NULL, *symbols = NULL, *queue_arg = NULL;
+	char *err = NULL, *end;
+	unsigned long queue = 0;
 	int i, rc = 0;
 
 	for (i = 0; i < argc; i++) {
@@ -1318,9 +1347,11 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			slot = &probe_path;
 		else if (klen == 7 && strncmp(argv[i], "symbols", 7) == 0)
 			slot = &symbols;
+		else if (klen == 5 && strncmp(argv[i], "queue", 5) == 0)
+			slot = &queue_arg;
 		if (!slot) {
 			fprintf(stderr,
-			        "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=)\n",
+			        "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=, queue=)\n",
 			        argv[i]);
 			return -1;
 		}
@@ -1334,6 +1365,14 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	if (!db) {
 		fprintf(stderr, "krewind: error: the plugin needs db=FILE\n");
 		return -1;
+	}
+	if (queue_arg) {
+		queue = strtoul(queue_arg, &end, 0);
+		if (*end || queue < 2 || queue > (1ul << 24) || (queue & (queue - 1))) {
+			fprintf(stderr, "krewind: error: queue=%s: expected a power of two, 2 to 16777216 events\n",
+			        queue_arg);
+			return -1;
+		}
 	}
 	if (probe_path && !symbols) {
 		fprintf(stderr, "krewind: error: probe=%s needs symbols=ELF\n", probe_path);
@@ -1358,7 +1397,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	the.apic_base = XAPIC_DEFAULT_BASE;
 	the.nvcpus = info->system.max_vcpus > 0 ? info->system.max_vcpus : 1;
 	the.vcpus = g_new0(struct vcpu, the.nvcpus);
-	rc = setup(db, probe_path, symbols, &err);
+	rc = setup(db, probe_path, symbols, queue, &err);
 	if (rc) {
 		fprintf(stderr, "krewind: error: %s\n", err ? err : "cannot start the tracer");
 		free(err);

@@ -219,6 +219,8 @@ static void print_summary(const struct replay_recording *r, int json)
 	char *cwd = getcwd(NULL, 0);
 	const char *shown = r->dir;
 	size_t n = cwd ? strlen(cwd) : 0;
+	struct db_reader *rd = NULL;
+	char *e = NULL;
 	size_t i;
 
 	if (cwd && strncmp(r->dir, cwd, n) == 0 && r->dir[n] == '/')
@@ -256,6 +258,14 @@ static void print_summary(const struct replay_recording *r, int json)
 			printf("%s%s %lld", i ? ", " : "  ", r->counts[i].kind, (long long)r->counts[i].n);
 		if (r->n_counts)
 			printf("\n");
+		if (r->db_path && db_reader_open(r->db_path, &rd, &e) == 0) {
+			struct cli_losses losses;
+			if (cli_losses_read(rd, &losses) == 0 && (losses.dropped || losses.n))
+				cli_losses_print(stdout, &losses, "  ");
+			cli_losses_free(&losses);
+			db_reader_close(rd);
+		}
+		free(e);
 		printf("  next: krewind check %s", shown);
 		if (r->replay_log)
 			printf("; krewind replay %s --to EVENT", shown);
