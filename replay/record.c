@@ -25,6 +25,10 @@
 #include "db/db.h"
 #include "replay/internal.h"
 
+/* Fewer instructions than this since the last progress: the CPU is halted
+ * (or only services interrupts), not busy. */
+#define HALTED_INSNS 10000000ull
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -116,10 +120,12 @@ static int64_t file_size(const char *path)
  * than interrupt bookkeeping (trap, iret, eoi, irql): a CPU that only services
  * the clock while its threads spin on a lock, or wait forever, makes none.
  * Without a probe the interrupts are all there is, so every event counts.
- * Sets *total to all events; returns -1 if the trace cannot be read yet.
- * Reads the per-kind counters, not the events.
+ * Sets *total to all events and *stuck to 1 when a probed acquire has not
+ * returned (more lock_try than lock_acq and lock_fail: a thread spins) or a
+ * wait has not ended; returns -1 if the trace cannot be read yet. Reads the
+ * per-kind counters, not the events.
  */
-static int64_t trace_progress(struct db_reader **rd, const char *db_path, int probed, int64_t *total)
+static int64_t trace_progress(struct db_reader **rd, const char *db_path, int probed, int64_t *total, int *stuck)
 {
 	int64_t counts[DB_KIND_MAX + 1];
 	char *e = NULL;
@@ -134,6 +140,7 @@ static int64_t trace_progress(struct db_reader **rd, const char *db_path, int pr
 		return -1;
 	}
 	*total = counts[0];
+	*stuck = counts[DB_LOCK_TRY] > counts[DB_LOCK_ACQ] + counts[DB_LOCK_FAIL] || counts[DB_WAIT] > counts[DB_WAIT_END];
 	if (!probed)
 		return counts[0];
 	return counts[0] - counts[DB_TRAP] - counts[DB_IRET] - counts[DB_EOI] - counts[DB_IRQL];
@@ -343,8 +350,10 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	const char *outcome = NULL;
 	double t0 = now_s(), last_progress_t, timeout = o->timeout_s > 0 ? o->timeout_s : 60;
 	double hang_after = o->hang_after_s > 0 ? o->hang_after_s : 5;
+	uint64_t hang_insns = o->hang_insns > 0 ? o->hang_insns : REPLAY_HANG_INSNS;
 	int64_t last_progress = -1, last_serial = -1;
-	uint64_t icount = 0;
+	uint64_t icount = 0, progress_icount = 0;
+	int stuck = 0;
 	int rc = 0, status = -1, qemu_ran = 0, interrupted = 0, drawn = 0, krewind_stopped = 0, guest_ended = 0;
 	size_t i;
 
@@ -582,23 +591,37 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 			end_ev = ev;
 			break;
 		}
-		progress = trace_progress(&rd, r->db_path, o->probe != NULL, &events);
+		progress = trace_progress(&rd, r->db_path, o->probe != NULL, &events, &stuck);
 		serial = file_size(r->serial_log);
+		if (!o->no_rr)
+			qmp_replay_icount(q, &icount, NULL);
 		if (progress != last_progress || serial != last_serial) {
 			last_progress = progress;
 			last_serial = serial;
 			last_progress_t = t;
+			progress_icount = icount;
 		}
-		if (!o->no_rr)
-			qmp_replay_icount(q, &icount, NULL);
 		if (o->progress) {
 			progress_line(t - t0, icount, events, serial);
 			drawn = 1;
 		}
-		if (t - last_progress_t >= hang_after) {
+		/* A hang: no progress for hang_after seconds while a thread spins
+		 * on a lock or waits, or the CPU barely runs (halted); a CPU busy in
+		 * code the probes do not see (a long lock-free loop) gets
+		 * hang_insns guest instructions as well. Without an icount (--no-rr)
+		 * only the seconds count. */
+		if (t - last_progress_t >= hang_after &&
+		    (o->no_rr || stuck || icount - progress_icount < HALTED_INSNS || icount - progress_icount >= hang_insns)) {
+			int halted = !o->no_rr && !stuck && icount - progress_icount < HALTED_INSNS;
+			char insns[64] = "";
+			if (!o->no_rr && !stuck && !halted)
+				snprintf(insns, sizeof(insns), " and %llu instructions",
+					 (unsigned long long)(icount - progress_icount));
 			outcome = "hang";
-			if (asprintf(&r->outcome_detail, "no progress for %.0f s: no serial output, no trace events%s",
-				     hang_after, o->probe ? " besides interrupts" : "") < 0)
+			if (asprintf(&r->outcome_detail, "no progress for %.0f s%s%s: no serial output, no trace events%s",
+				     hang_after, insns,
+				     stuck ? " while a thread spins on a lock or waits" : halted ? " with the CPU halted" : "",
+				     o->probe ? " besides interrupts" : "") < 0)
 				r->outcome_detail = NULL;
 			break;
 		}

@@ -269,6 +269,9 @@ char *replay_find_file(const char *env, const char *rel);
 
 /* ================================================================ recording */
 
+/* The default instruction budget of a busy CPU without progress (2 G). */
+#define REPLAY_HANG_INSNS 2000000000ull
+
 struct replay_record_opts {
 	const char *kernel;     /* ELF to boot with -kernel, or NULL when it boots from a disk */
 	const char *image;      /* disk image to boot from (IDE index 0), or NULL */
@@ -283,6 +286,8 @@ struct replay_record_opts {
 	const char *plugin;     /* libkrewind.so, or NULL to record without the plugin */
 	double timeout_s;       /* <= 0: 60 */
 	double hang_after_s;    /* <= 0: 5 */
+	uint64_t hang_insns;    /* 0: REPLAY_HANG_INSNS; a busy CPU without progress is hung only
+				 * after these many guest instructions too (docs/cli.md) */
 	int no_rr;              /* 1: no QEMU record/replay (no replay.bin, snap.qcow2) */
 	char *const *extra_args; /* more QEMU arguments (NULL-terminated), or NULL */
 	int progress;           /* 1: one updating progress line on stderr */

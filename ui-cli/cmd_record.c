@@ -28,7 +28,9 @@ static const char description[] =
 	"is recorded through a qcow2 overlay in the recording (the image is never\n"
 	"written) and QEMU's blkreplay, so that it replays. The run ends when the\n"
 	"guest exits, resets, makes no progress for --hang-after seconds (no serial\n"
-	"output, no trace events besides interrupts when probed), or after --timeout\n"
+	"output, no trace events besides interrupts when probed) while a thread spins\n"
+	"on a lock or waits or the CPU is halted, or for --hang-insns instructions as\n"
+	"well while it is busy in code the probe does not see, or after --timeout\n"
 	"seconds; the outcome is kept in the manifest and the trace. Exit 0 whenever a\n"
 	"recording was made; 130 after Ctrl-C (SIGINT), which stops QEMU and keeps the\n"
 	"recording with the outcome \"interrupted\". Bad input (an unknown scenario, a\n"
@@ -38,7 +40,7 @@ static const char description[] =
 	"Environment: KREWIND_PLUGIN, KREWIND_KERNEL, KREWIND_QEMU, KREWIND_TRACES.";
 
 enum { OPT_SCENARIO = 1, OPT_KERNEL, OPT_SYMBOLS, OPT_PROBE, OPT_APPEND, OPT_OUT, OPT_TIMEOUT, OPT_HANG, OPT_NORR,
-       OPT_NOPLUGIN, OPT_JSON, OPT_QUIET, OPT_LIST, OPT_INITRD, OPT_IMAGE };
+       OPT_NOPLUGIN, OPT_JSON, OPT_QUIET, OPT_LIST, OPT_INITRD, OPT_IMAGE, OPT_HANG_INSNS };
 static const struct cli_option options[] = {
 	{OPT_SCENARIO, "scenario", 0, "NAME", "boot krewind's kernel with scenario=NAME"},
 	{OPT_KERNEL, "kernel", 0, "ELF", "boot this kernel instead"},
@@ -50,6 +52,7 @@ static const struct cli_option options[] = {
 	{OPT_OUT, "output", 'o', "DIR", "recording directory (default traces/NAME-N; never overwritten)"},
 	{OPT_TIMEOUT, "timeout", 0, "S", "stop the run after S seconds (default 60)"},
 	{OPT_HANG, "hang-after", 0, "S", "call it a hang after S seconds without progress (default 5)"},
+	{OPT_HANG_INSNS, "hang-insns", 0, "N", "and, while the CPU is busy and no lock spin or wait is open, N guest instructions (default 2G)"},
 	{OPT_NORR, "no-rr", 0, NULL, "no QEMU record/replay (the recording cannot be replayed)"},
 	{OPT_NOPLUGIN, "no-plugin", 0, NULL, "record without the tracer plugin (no trace.db)"},
 	{OPT_JSON, "json", 0, NULL, "print the summary as JSON"},
@@ -311,6 +314,10 @@ int cmd_record(int argc, char **argv)
 		case OPT_HANG:
 			if (parse_seconds(v, &o.hang_after_s) < 0)
 				return cli_usage_error("record", "--hang-after wants seconds, not '%s'", v);
+			break;
+		case OPT_HANG_INSNS:
+			if (cli_parse_u64(v, &o.hang_insns) < 0 || o.hang_insns == 0)
+				return cli_usage_error("record", "--hang-insns wants a number of instructions, not '%s'", v);
 			break;
 		case OPT_NORR: o.no_rr = 1; break;
 		case OPT_NOPLUGIN: no_plugin = 1; break;
