@@ -19,7 +19,7 @@
  * q35's AHCI) bus by index, virtio-blk-pci, or none (`if=none`: the node is
  * named by the drive's id, so the user's own `-device ...,drive=ID` works,
  * e.g. an AHCI or virtio disk given by hand). The recorded command line is
- * the rewritten one, so a replay needs no rewriting (docs/replay.md).
+ * the rewritten one, so a replay needs no rewriting (docs/disks.md).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -306,7 +306,7 @@ int replay_disks_rewrite(struct replay_recording *r, const char *image, char *co
 		if (strcmp(a, "-blockdev") == 0) {
 			rc = replay_set_err(err, REPLAY_E_ARG,
 					    "-blockdev %s: give disks as --image, -hda or -drive (krewind builds the "
-					    "-blockdev chain record/replay needs: docs/replay.md)",
+					    "-blockdev chain record/replay needs: docs/disks.md)",
 					    v);
 			goto out;
 		}

@@ -564,8 +564,13 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 			char *head = qemu_log_head(dir);
 			free(*err);
 			*err = NULL;
-			rc = replay_set_err(err, REPLAY_E_QEMU, "QEMU refused to start (exit status %d)%s%s", status,
-					    head ? ":\n" : "", head ? head : "");
+			rc = replay_set_err(err, REPLAY_E_QEMU, "QEMU refused to start (exit status %d)%s%s%s", status,
+					    head ? ":\n" : "", head ? head : "",
+					    head && strstr(head, "PVH ELF Note")
+						    ? "\n  (-kernel boots an ELF only with a PVH note or a multiboot header; a "
+						      "kernel with its own bootloader boots from its disk: --image DISK "
+						      "--symbols ELF)"
+						    : "");
 			free(head);
 			qemu_ran = 0;
 			goto out;
@@ -618,7 +623,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 				snprintf(insns, sizeof(insns), " and %llu instructions",
 					 (unsigned long long)(icount - progress_icount));
 			outcome = "hang";
-			if (asprintf(&r->outcome_detail, "no progress for %.0f s%s%s: no serial output, no trace events%s",
+			if (asprintf(&r->outcome_detail, "no progress for %g s%s%s: no serial output, no trace events%s",
 				     hang_after, insns,
 				     stuck ? " while a thread spins on a lock or waits" : halted ? " with the CPU halted" : "",
 				     o->probe ? " besides interrupts" : "") < 0)
