@@ -83,6 +83,7 @@ struct disk {
 	enum { IF_IDE, IF_VIRTIO, IF_NONE } iface;
 	int index; /* IDE index (bus * 2 + unit), -1: the next free one */
 	int cdrom;
+	int boot;  /* --image: the firmware boots it whatever else is attached */
 };
 
 static void disk_clear(struct disk *d)
@@ -249,10 +250,11 @@ static void disk_argv(struct vec *out, const struct disk *d, int n, int q35)
 		push(out, "-device");
 		/* q35's AHCI has one unit per port; the PC's IDE two per bus */
 		if (q35)
-			pushf(out, "%s,drive=%s,bus=ide.%d", d->cdrom ? "ide-cd" : "ide-hd", node, d->index);
+			pushf(out, "%s,drive=%s,bus=ide.%d%s", d->cdrom ? "ide-cd" : "ide-hd", node, d->index,
+			      d->boot ? ",bootindex=0" : "");
 		else
-			pushf(out, "%s,drive=%s,bus=ide.%d,unit=%d", d->cdrom ? "ide-cd" : "ide-hd", node, d->index / 2,
-			      d->index % 2);
+			pushf(out, "%s,drive=%s,bus=ide.%d,unit=%d%s", d->cdrom ? "ide-cd" : "ide-hd", node, d->index / 2,
+			      d->index % 2, d->boot ? ",bootindex=0" : "");
 	}
 }
 
@@ -288,6 +290,7 @@ int replay_disks_rewrite(struct replay_recording *r, const char *image, char *co
 	*disk_args = *rest = NULL;
 	if (image) {
 		disks[n].file = strdup(image);
+		disks[n].boot = 1;
 		disks[n++].index = 0;
 	}
 	for (i = 0; args && args[i];) {

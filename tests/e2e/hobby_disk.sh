@@ -78,6 +78,17 @@ $K record -q --symbols "$ELF" -o "$TMP/none" -- -drive "file=$IMG,format=raw,if=
 check "record -- -drive if=none,id=boot -device ide-hd,drive=boot: pass" [ "$(jq -r .outcome "$TMP/none/manifest.json")" = pass ]
 check "and it verifies" q $K verify "$TMP/none"
 
+# more disks beside the boot disk: a qcow2 on AHCI (if=none + the user's
+# -device), a raw one on virtio-blk; the firmware reads them at boot
+qemu-img create -q -f qcow2 "$TMP/data1.qcow2" 8M
+truncate -s 4M "$TMP/data2.img"
+$K record -q --image "$IMG" --symbols "$ELF" --probe "$PROBE" -o "$TMP/multi" -- -device ahci,id=ahci \
+	-drive "file=$TMP/data1.qcow2,if=none,id=d1" -device ide-hd,drive=d1,bus=ahci.0 \
+	-drive "file=$TMP/data2.img,format=raw,if=virtio" >/dev/null 2>&1
+check "record with AHCI and virtio-blk disks too: pass" [ "$(jq -r .outcome "$TMP/multi/manifest.json")" = pass ]
+check "three blkreplay nodes" [ "$(jq '[.qemu_args[] | select(test("driver=blkreplay"))] | length' "$TMP/multi/manifest.json")" = 3 ]
+check "and it verifies" q $K verify "$TMP/multi"
+
 # errors: one message, exit 2, nothing left behind
 $K record -q --image "$IMG" -o "$TMP/bd" -- -blockdev driver=file,filename=x,node-name=n >/dev/null 2>"$TMP/err"
 check "-blockdev: exit 2 saying to give -drive or --image" [ $? -eq 2 ] && grep -q "give disks as --image, -hda or -drive" "$TMP/err"
