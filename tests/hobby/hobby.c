@@ -10,6 +10,9 @@
  *   bug=abba      worker-b takes the two locks in the opposite order
  *   bug=deadlock  worker-a yields holding lock A; worker-b spins on it forever
  *   loop=N        N million iterations of a lock-free loop before the threads
+ *   preempt       the timer interrupt preempts the running thread (xv6's
+ *                 yield in trap() after the EOI), not only system calls
+ *   work=N        each worker step also runs N thousand lock-free iterations
  * The result goes to LBA 201 and the serial line; QEMU exits with status 33.
  */
 #include <stdint.h>
@@ -61,8 +64,8 @@ struct spinlock conslock, tickslock, lock_a, lock_b;
 static uint8_t kstacks[NPROC][STACK] __attribute__((aligned(16)));
 static uint64_t ticks;
 static uint64_t shared;
-static int bug_abba, bug_deadlock;
-static uint64_t boot_loop;
+static int bug_abba, bug_deadlock, preempt;
+static uint64_t boot_loop, work;
 
 extern void swtch(struct context **old, struct context *new);
 extern void forkret_entry(void);
@@ -352,6 +355,8 @@ void trap(struct trapframe *tf)
 		ticks++;
 		release(&tickslock);
 		lapiceoi();
+		if (preempt && cpus[0].proc)
+			yield();
 		break;
 	case 48:
 		tf->rax = (uint64_t)syscall((long)tf->rax, (long)tf->rdi);
@@ -383,8 +388,16 @@ static long sys(long num, long arg)
 	return r;
 }
 
+static void busy(uint64_t thousands)
+{
+	static volatile uint64_t sink;
+	for (uint64_t i = 0; i < thousands * 1000; i++)
+		sink = sink + i;
+}
+
 static void step(struct spinlock *first, struct spinlock *second)
 {
+	busy(work);
 	acquire(first);
 	acquire(second);
 	shared++;
@@ -427,6 +440,14 @@ static int starts_with(const char *s, const char *prefix)
 	return 1;
 }
 
+static uint64_t number(const char *d)
+{
+	uint64_t n = 0;
+	for (; *d >= '0' && *d <= '9'; d++)
+		n = n * 10 + (uint64_t)(*d - '0');
+	return n;
+}
+
 /* The configuration sector: words separated by blanks, NUL-terminated. */
 static void read_config(void)
 {
@@ -440,9 +461,12 @@ static void read_config(void)
 			bug_abba = 1;
 		else if (starts_with(s, "bug=deadlock"))
 			bug_deadlock = 1;
+		else if (starts_with(s, "preempt"))
+			preempt = 1;
 		else if (starts_with(s, "loop="))
-			for (const char *d = s + 5; *d >= '0' && *d <= '9'; d++)
-				boot_loop = boot_loop * 10 + (uint64_t)(*d - '0');
+			boot_loop = number(s + 5);
+		else if (starts_with(s, "work="))
+			work = number(s + 5);
 		while (*s && *s != ' ')
 			s++;
 		while (*s == ' ')
@@ -450,13 +474,6 @@ static void read_config(void)
 	}
 }
 
-/* A long stretch of work without a lock or any other event (a boot-time page scrub). */
-static void scrub(uint64_t millions)
-{
-	static volatile uint64_t sink;
-	for (uint64_t i = 0; i < millions * 1000000; i++)
-		sink = sink + i;
-}
 
 void kmain(void)
 {
@@ -473,7 +490,7 @@ void kmain(void)
 	initlock(&lock_a, "lock_a");
 	initlock(&lock_b, "lock_b");
 	read_config();
-	scrub(boot_loop);
+	busy(boot_loop * 1000); /* a boot-time page scrub: no lock, no event */
 	setname(init, "init");
 	init->pid = 1;
 	init->state = RUNNING;
