@@ -70,6 +70,15 @@ check "check names the AB-BA (exit 1, lock-order lock_a/lock_b)" [ $? -eq 1 ] &&
 	grep -q "lock-order: possible circular locking dependency: lock_a -> lock_b -> lock_a" "$TMP/check-abba"
 check "and nothing else" grep -q "^1 finding" "$TMP/check-abba"
 
+# a planted irq-unsafe lock: tickslock, taken by the timer interrupt, held
+# by a worker with interrupts turned back on
+cp "$IMG" "$TMP/irqlock.img"
+printf 'bug=irqlock\0' | dd of="$TMP/irqlock.img" bs=512 seek=200 conv=notrunc status=none
+q $K record -q --image "$TMP/irqlock.img" --symbols "$ELF" --probe "$PROBE" -o "$TMP/irqlock"
+$K check "$TMP/irqlock" >"$TMP/check-irqlock" 2>&1
+check "check names the irq-unsafe tickslock (exit 1)" [ $? -eq 1 ] &&
+	grep -q "irq-unsafe-lock: inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage of tickslock" "$TMP/check-irqlock"
+
 # xv6's preemption: the timer interrupt yields after its EOI, so threads
 # switch inside interrupt frames and the scheduler lock is handed across
 # those switches too; still no finding, and it replays exactly

@@ -9,6 +9,10 @@
  * sector (LBA 200) may ask for a planted bug:
  *   bug=abba      worker-b takes the two locks in the opposite order
  *   bug=deadlock  worker-a yields holding lock A; worker-b spins on it forever
+ *   bug=irqlock   worker-b turns interrupts back on while it holds tickslock,
+ *                 which the timer interrupt takes (a deadlock if it fires
+ *                 then), and takes the console lock so
+ *                 an event shows it
  *   loop=N        N million iterations of a lock-free loop before the threads
  *   preempt       the timer interrupt preempts the running thread (xv6's
  *                 yield in trap() after the EOI), not only system calls
@@ -64,7 +68,7 @@ struct spinlock conslock, tickslock, lock_a, lock_b;
 static uint8_t kstacks[NPROC][STACK] __attribute__((aligned(16)));
 static uint64_t ticks;
 static uint64_t shared;
-static int bug_abba, bug_deadlock, preempt;
+static int bug_abba, bug_deadlock, bug_irqlock, preempt;
 static uint64_t boot_loop, work;
 
 extern void swtch(struct context **old, struct context *new);
@@ -426,6 +430,13 @@ static void worker_b(void)
 			step(&lock_b, &lock_a);
 		else
 			step(&lock_a, &lock_b);
+		if (bug_irqlock && i == 2) {
+			acquire(&tickslock);
+			__asm__ volatile("sti"); /* the bug: interrupts on with tickslock held */
+			acquire(&conslock);
+			release(&conslock);
+			release(&tickslock);
+		}
 		if (i % 5 == 0)
 			sys(SYS_write, (long)"worker-b: step\n");
 		sys(SYS_yield, 0);
@@ -461,6 +472,8 @@ static void read_config(void)
 			bug_abba = 1;
 		else if (starts_with(s, "bug=deadlock"))
 			bug_deadlock = 1;
+		else if (starts_with(s, "bug=irqlock"))
+			bug_irqlock = 1;
 		else if (starts_with(s, "preempt"))
 			preempt = 1;
 		else if (starts_with(s, "loop="))
