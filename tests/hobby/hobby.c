@@ -17,6 +17,8 @@
  *   preempt       the timer interrupt preempts the running thread (xv6's
  *                 yield in trap() after the EOI), not only system calls
  *   work=N        each worker step also runs N thousand lock-free iterations
+ *   storm=N       worker-a first takes and releases lock A N thousand times
+ *                 in a row (a lock-event storm, for the tracer's queue)
  * The result goes to LBA 201 and the serial line; QEMU exits with status 33.
  */
 #include <stdint.h>
@@ -69,7 +71,7 @@ static uint8_t kstacks[NPROC][STACK] __attribute__((aligned(16)));
 static uint64_t ticks;
 static uint64_t shared;
 static int bug_abba, bug_deadlock, bug_irqlock, preempt;
-static uint64_t boot_loop, work;
+static uint64_t boot_loop, work, storm;
 
 extern void swtch(struct context **old, struct context *new);
 extern void forkret_entry(void);
@@ -411,6 +413,10 @@ static void step(struct spinlock *first, struct spinlock *second)
 
 static void worker_a(void)
 {
+	for (uint64_t k = 0; k < storm * 1000; k++) {
+		acquire(&lock_a);
+		release(&lock_a);
+	}
 	for (int i = 0; i < 20; i++) {
 		step(&lock_a, &lock_b);
 		if (bug_deadlock && i == 3) {
@@ -480,6 +486,8 @@ static void read_config(void)
 			boot_loop = number(s + 5);
 		else if (starts_with(s, "work="))
 			work = number(s + 5);
+		else if (starts_with(s, "storm="))
+			storm = number(s + 6);
 		while (*s && *s != ' ')
 			s++;
 		while (*s == ' ')
