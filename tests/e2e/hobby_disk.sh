@@ -28,7 +28,7 @@ check "the guest ran to its end (outcome pass)" grep -q "recorded .*: pass" "$TM
 check "the serial log says done" grep -q "hobby: done, shared=40" "$rec/serial.log"
 check "no -kernel on the recorded command line" [ "$(jq '[.qemu_args[] | select(. == "-kernel")] | length' "$rec/manifest.json")" = 0 ]
 check "the disk goes through blkreplay over a qcow2 overlay" \
-	jq -e '[.qemu_args[] | select(test("driver=blkreplay"))] | length == 1' "$rec/manifest.json" >/dev/null
+	q jq -e '[.qemu_args[] | select(test("driver=blkreplay"))] | length == 1' "$rec/manifest.json"
 check "the image is an input of the recording" [ "$(jq -r '.inputs[] | select(.file=="disk0.img") | .sha256' "$rec/manifest.json")" = "$before" ]
 
 # what the probe's constructs give

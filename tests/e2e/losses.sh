@@ -11,6 +11,7 @@ K=$BUILD/krewind
 MKTRACE=$BUILD/ui-cli/test/mktrace
 IMG=build/tests/hobby/disk.img
 ELF=build/tests/hobby/hobby.elf
+q() { "$@" >/dev/null 2>&1; }
 [ -x "$K" ] && [ -x "$MKTRACE" ] || { skip "losses" "not built"; done_testing; }
 
 mkdir -p "$TMP/known"
@@ -42,6 +43,8 @@ if [ -e "$IMG" ] && [ -e "$ELF" ]; then
 	marked=$($K sql "$rec" "SELECT coalesce(sum(obj), 0) FROM events WHERE kind = 'marker' AND a = 4" --json | jq -r '.rows[0][0]')
 	check "events were lost ($dropped) and the markers place most of them ($marked)" [ "$dropped" -gt 0 ] && [ "$marked" -gt 0 ] && [ "$marked" -le "$dropped" ]
 	check "record says so" grep -q "WARNING: this trace lost $dropped events" "$TMP/rec"
+	KREWIND_TRACE_QUEUE=2 $K record -q --json --image "$IMG" --symbols "$ELF" --probe probes/hobby.probe -o "$TMP/lossy2" >"$TMP/rec.json" 2>/dev/null
+	check "record --json: dropped and the lost stretches" q jq -e '.dropped > 0 and (.lost | length) > 0 and (.lost[0] | has("from_icount") and has("to_icount") and has("events"))' "$TMP/rec.json"
 	$K check "$rec" >"$TMP/check2" 2>&1
 	check "check says so first" grep -q "^WARNING: this trace lost $dropped events" <(head -1 "$TMP/check2")
 	$K report "$rec" -q -o "$TMP/r.html" >"$TMP/report" 2>&1
