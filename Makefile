@@ -62,6 +62,7 @@ include analysis/analysis.mk
 include replay/replay.mk
 include ui-cli/cli.mk
 include tests/tests.mk
+include tests/hobby/hobby.mk
 include bench/bench.mk
 include tests/fuzz/fuzz.mk
 include scripts/install.mk

@@ -119,6 +119,8 @@ enum db_marker {
 	DB_MARK_SCENARIO = 1, /* scenario start: text = scenario name */
 	DB_MARK_RESULT = 2,   /* self-test result: obj=passed, b=failed */
 	DB_MARK_SERIAL = 3,   /* a line of the guest's serial console */
+	DB_MARK_LOST = 4,     /* events lost (the queue was full): obj = how many, b = icount of
+	                         the first, the event's own icount that of the last; text says so */
 };
 
 /* Returns the kind's stable name ("trap", "irql", "lock_try", ...), or NULL. */
@@ -166,6 +168,11 @@ typedef int (*db_namer)(void *ctx, int is_lock, uint64_t addr, char *name, size_
 /* Creates path (which must not exist: nothing recorded is ever overwritten;
  * DB_E_IO with a message if it does) and starts the writer thread. */
 int db_writer_open(const char *path, db_namer namer, void *namer_ctx, struct db_writer **out, char **err);
+/* db_writer_open with a ring of slots events (a power of two) instead of the
+ * default: the stress test and the plugin's queue= argument use a small one
+ * to make the queue overflow (events dropped, and said so). */
+int db_writer_open_ring(const char *path, db_namer namer, void *namer_ctx, size_t slots,
+			struct db_writer **out, char **err);
 
 /* Queues one event. Thread-safe, wait-free in the common case. Returns 0, or
  * DB_E_FULL if the queue stayed full or the writer stopped on a write error

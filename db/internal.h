@@ -30,11 +30,6 @@ int db_check_trace(struct sqlite3 *db, const char *path, char **err);
 /* True for the kinds whose obj is a lock/object address (kinds.obj_is_lock). */
 int db_kind_obj_is_lock(int kind);
 
-/* db_writer_open with a ring of slots events (a power of two) instead of the
- * default; the stress test uses a small one to keep it full. */
-int db_writer_open_ring(const char *path, db_namer namer, void *namer_ctx, size_t slots,
-			struct db_writer **out, char **err);
-
 /* ------------------------------------------------------------ hash map */
 
 /* Open addressing map from a non-zero 64-bit key to a uint32_t value. */

@@ -21,4 +21,17 @@ int64_t replay_now_ms(void);
  * memory. The caller frees the result. */
 char *replay_path_join(const char *dir, const char *file);
 
+/* disk.c: the user's disks rewritten for record/replay. Takes the disk options
+ * out of args (-hda..-hdd, -cdrom, -drive; -blockdev is refused) plus image
+ * (--image, IDE index 0, or NULL): stores each as r->dir/diskN.img (an
+ * input), makes diskN.qcow2 over it, and returns in *disk_args the -blockdev
+ * qcow2 + blkreplay chain and device of each, in *rest the other arguments
+ * (both NULL-terminated, free with replay_argv_free). Returns the number of
+ * disks, or an error (REPLAY_E_ARG with a message for a disk it cannot
+ * record). */
+int replay_disks_rewrite(struct replay_recording *r, const char *image, char *const *args, struct qemu_guard *g,
+			 char ***disk_args, char ***rest, char **err);
+/* Removes the disk files replay_disks_rewrite made in dir. */
+void replay_disks_remove(const char *dir);
+
 #endif

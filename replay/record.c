@@ -25,6 +25,10 @@
 #include "db/db.h"
 #include "replay/internal.h"
 
+/* Fewer instructions than this since the last progress: the CPU is halted
+ * (or only services interrupts), not busy. */
+#define HALTED_INSNS 10000000ull
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -116,10 +120,12 @@ static int64_t file_size(const char *path)
  * than interrupt bookkeeping (trap, iret, eoi, irql): a CPU that only services
  * the clock while its threads spin on a lock, or wait forever, makes none.
  * Without a probe the interrupts are all there is, so every event counts.
- * Sets *total to all events; returns -1 if the trace cannot be read yet.
- * Reads the per-kind counters, not the events.
+ * Sets *total to all events and *stuck to 1 when a probed acquire has not
+ * returned (more lock_try than lock_acq and lock_fail: a thread spins) or a
+ * wait has not ended; returns -1 if the trace cannot be read yet. Reads the
+ * per-kind counters, not the events.
  */
-static int64_t trace_progress(struct db_reader **rd, const char *db_path, int probed, int64_t *total)
+static int64_t trace_progress(struct db_reader **rd, const char *db_path, int probed, int64_t *total, int *stuck)
 {
 	int64_t counts[DB_KIND_MAX + 1];
 	char *e = NULL;
@@ -134,6 +140,7 @@ static int64_t trace_progress(struct db_reader **rd, const char *db_path, int pr
 		return -1;
 	}
 	*total = counts[0];
+	*stuck = counts[DB_LOCK_TRY] > counts[DB_LOCK_ACQ] + counts[DB_LOCK_FAIL] || counts[DB_WAIT] > counts[DB_WAIT_END];
 	if (!probed)
 		return counts[0];
 	return counts[0] - counts[DB_TRAP] - counts[DB_IRET] - counts[DB_EOI] - counts[DB_IRQL];
@@ -296,27 +303,36 @@ static void rmdir_recording(const char *dir)
 			unlink(p);
 		free(p);
 	}
+	replay_disks_remove(dir);
 	rmdir(dir);
 }
 
-/* The last line of the QEMU log that says something (for error messages). */
-static char *qemu_log_tail(const char *dir)
+/* QEMU's first (up to 3) lines in its log that say something, each indented
+ * on a line of its own, for the error message: the reason it refused to
+ * start. A plugin's assertion noise after QEMU's own error is left out. */
+static char *qemu_log_head(const char *dir)
 {
-	char *p = replay_path_join(dir, "qemu.log"), line[512], *last = NULL;
+	char *p = replay_path_join(dir, "qemu.log"), line[512], *out = NULL;
 	FILE *f = p ? fopen(p, "r") : NULL;
+	int n = 0;
 
 	free(p);
 	if (!f)
 		return NULL;
-	while (fgets(line, sizeof(line), f)) {
+	while (n < 3 && fgets(line, sizeof(line), f)) {
+		char *t;
 		line[strcspn(line, "\n")] = 0;
-		if (*line) {
-			free(last);
-			last = strdup(line);
-		}
+		if (!*line || strcmp(line, "**") == 0 || strncmp(line, "Bail out!", 9) == 0 ||
+		    strncmp(line, "ERROR:", 6) == 0)
+			continue;
+		if (asprintf(&t, "%s%s  %s", out ? out : "", out ? "\n" : "", line) < 0)
+			break;
+		free(out);
+		out = t;
+		n++;
 	}
 	fclose(f);
-	return last;
+	return out;
 }
 
 int replay_record(const struct replay_record_opts *o, struct replay_recording **out, char **err)
@@ -329,19 +345,24 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	struct db_reader *rd = NULL;
 	struct qmp_json *end_ev = NULL;
 	char *dir = NULL, *name = NULL, *sock_dir = NULL, *sock = NULL, *qlog = NULL, *append = NULL;
+	char **disk_args = NULL, **rest_args = NULL;
 	char tmpl[] = "/tmp/krewind-rec.XXXXXX";
 	const char *outcome = NULL;
 	double t0 = now_s(), last_progress_t, timeout = o->timeout_s > 0 ? o->timeout_s : 60;
 	double hang_after = o->hang_after_s > 0 ? o->hang_after_s : 5;
+	uint64_t hang_insns = o->hang_insns > 0 ? o->hang_insns : REPLAY_HANG_INSNS;
 	int64_t last_progress = -1, last_serial = -1;
-	uint64_t icount = 0;
+	uint64_t icount = 0, progress_icount = 0;
+	int stuck = 0;
 	int rc = 0, status = -1, qemu_ran = 0, interrupted = 0, drawn = 0, krewind_stopped = 0, guest_ended = 0;
 	size_t i;
 
-	if (!o->kernel)
-		return replay_set_err(err, REPLAY_E_ARG, "no kernel given");
-	if (access(o->kernel, R_OK) < 0)
+	if (!o->kernel && !o->image && !replay_args_have_disk(o->extra_args))
+		return replay_set_err(err, REPLAY_E_ARG, "no kernel and no disk given");
+	if (o->kernel && access(o->kernel, R_OK) < 0)
 		return replay_set_err(err, REPLAY_E_IO, "cannot read kernel %s: %s", o->kernel, strerror(errno));
+	if (o->image && access(o->image, R_OK) < 0)
+		return replay_set_err(err, REPLAY_E_IO, "cannot read disk image %s: %s", o->image, strerror(errno));
 	if (o->symbols && access(o->symbols, R_OK) < 0)
 		return replay_set_err(err, REPLAY_E_IO, "cannot read symbols %s: %s", o->symbols, strerror(errno));
 	if (o->initrd && access(o->initrd, R_OK) < 0)
@@ -359,8 +380,9 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	} else if (o->scenario) {
 		name = strdup(o->scenario);
 	} else {
-		const char *b = strrchr(o->kernel, '/');
-		name = strdup(b ? b + 1 : o->kernel);
+		const char *from = o->kernel ? o->kernel : o->image ? o->image : "disk";
+		const char *b = strrchr(from, '/');
+		name = strdup(b ? b + 1 : from);
 		if (name && strchr(name, '.'))
 			*strchr(name, '.') = 0;
 	}
@@ -377,14 +399,16 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	r->dir = strdup(dir);
 	r->name = strdup(strrchr(dir, '/') + 1);
 	r->db_path = replay_path_join(dir, "trace.db");
-	r->kernel = replay_path_join(dir, "kernel.elf");
-	r->kernel_source = realpath(o->kernel, NULL);
+	if (o->kernel) {
+		r->kernel = replay_path_join(dir, "kernel.elf");
+		r->kernel_source = realpath(o->kernel, NULL);
+	}
 	r->serial_log = replay_path_join(dir, "serial.log");
 	r->scenario = o->scenario ? strdup(o->scenario) : NULL;
 	r->krewind_version = strdup(REPLAY_KREWIND_VERSION);
 	r->qemu_version = qemu_version(qemu_binary());
 	qlog = replay_path_join(dir, "qemu.log");
-	if (!r->dir || !r->name || !r->db_path || !r->kernel || !r->kernel_source || !r->serial_log || !qlog ||
+	if (!r->dir || !r->name || !r->db_path || (o->kernel && (!r->kernel || !r->kernel_source)) || !r->serial_log || !qlog ||
 	    !r->krewind_version) {
 		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto out;
@@ -398,16 +422,18 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		r->started_at = strdup(buf);
 	}
 	/* Inputs: copied when small, else linked or referenced (recording.c). */
-	if ((rc = replay_input_store(r, o->kernel, "kernel.elf", err)) < 0)
-		goto out;
-	r->kernel_sha256 = strdup(r->inputs[0].sha256);
+	if (o->kernel) {
+		if ((rc = replay_input_store(r, o->kernel, "kernel.elf", err)) < 0)
+			goto out;
+		r->kernel_sha256 = strdup(r->inputs[0].sha256);
+	}
 	if (o->initrd && (rc = replay_input_store(r, o->initrd, "initrd.img", err)) < 0)
 		goto out;
 	if (o->symbols) {
 		r->symbols = replay_path_join(dir, "symbols.elf");
 		if (!r->symbols || (rc = replay_input_store(r, o->symbols, "symbols.elf", err)) < 0)
 			goto out;
-	} else {
+	} else if (r->kernel) {
 		r->symbols = strdup(r->kernel);
 	}
 	if (o->probe) {
@@ -443,6 +469,10 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		r->snapshot_image = replay_path_join(dir, "snap.qcow2");
 		r->replay_log = replay_path_join(dir, "replay.bin");
 	}
+	/* Disks: an overlay each and the blkreplay chain (disk.c). */
+	if ((rc = replay_disks_rewrite(r, o->image, o->extra_args, o->guard, &disk_args, &rest_args, err)) < 0)
+		goto out;
+	rc = 0;
 
 	/* The recorded command line: relative names, run in dir. */
 	add(&a, qemu_binary());
@@ -452,8 +482,10 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	add(&a, "128M");
 	add(&a, "-smp");
 	add(&a, "1");
-	add(&a, "-kernel");
-	add(&a, "kernel.elf");
+	if (o->kernel) {
+		add(&a, "-kernel");
+		add(&a, "kernel.elf");
+	}
 	if (o->initrd) {
 		add(&a, "-initrd");
 		add(&a, "initrd.img");
@@ -479,13 +511,19 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		add(&a, "-drive");
 		add(&a, "file=snap.qcow2,if=none,id=rrsnap");
 	}
+	for (i = 0; disk_args[i]; i++)
+		add(&a, disk_args[i]);
 	if (o->plugin) {
 		add(&a, "-plugin");
-		addf(&a, "%s,db=trace.db%s,symbols=%s", o->plugin, o->probe ? ",probe=probe" : "",
-		     o->symbols ? "symbols.elf" : "kernel.elf");
+		/* KREWIND_TRACE_QUEUE: the tracer's queue in events (tests and make
+		 * bench make it overflow on purpose: docs/tracer.md) */
+		const char *queue = getenv("KREWIND_TRACE_QUEUE");
+		addf(&a, "%s,db=trace.db%s%s%s%s", o->plugin, o->probe ? ",probe=probe" : "",
+		     o->symbols ? ",symbols=symbols.elf" : o->kernel ? ",symbols=kernel.elf" : "",
+		     queue && *queue ? ",queue=" : "", queue && *queue ? queue : "");
 	}
-	for (i = 0; o->extra_args && o->extra_args[i]; i++)
-		add(&a, o->extra_args[i]);
+	for (i = 0; rest_args[i]; i++)
+		add(&a, rest_args[i]);
 	r->qemu_args = calloc(a.n + 1, sizeof(char *));
 	if (!r->qemu_args || a.oom) {
 		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
@@ -520,14 +558,23 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		interrupted = 1;
 		rc = 0;
 	} else if (rc < 0) {
-		/* QEMU refused the command line or the plugin its arguments. */
-		char *tail = qemu_log_tail(dir);
-		if (qemu_proc_wait(qemu, NULL, 2000, &status) == 0 && tail) {
+		/* QEMU refused the command line or the plugin its arguments: no
+		 * guest ran, so nothing is kept; the user sees QEMU's own words. */
+		if (qemu_proc_wait(qemu, NULL, 2000, &status) == 0) {
+			char *head = qemu_log_head(dir);
 			free(*err);
 			*err = NULL;
-			rc = replay_set_err(err, REPLAY_E_QEMU, "QEMU failed: %s", tail);
+			rc = replay_set_err(err, REPLAY_E_QEMU, "QEMU refused to start (exit status %d)%s%s%s", status,
+					    head ? ":\n" : "", head ? head : "",
+					    head && strstr(head, "PVH ELF Note")
+						    ? "\n  (-kernel boots an ELF only with a PVH note or a multiboot header; a "
+						      "kernel with its own bootloader boots from its disk: --image DISK "
+						      "--symbols ELF)"
+						    : "");
+			free(head);
+			qemu_ran = 0;
+			goto out;
 		}
-		free(tail);
 		r->exit_status = status;
 		outcome = "error";
 		goto finish;
@@ -549,23 +596,37 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 			end_ev = ev;
 			break;
 		}
-		progress = trace_progress(&rd, r->db_path, o->probe != NULL, &events);
+		progress = trace_progress(&rd, r->db_path, o->probe != NULL, &events, &stuck);
 		serial = file_size(r->serial_log);
+		if (!o->no_rr)
+			qmp_replay_icount(q, &icount, NULL);
 		if (progress != last_progress || serial != last_serial) {
 			last_progress = progress;
 			last_serial = serial;
 			last_progress_t = t;
+			progress_icount = icount;
 		}
-		if (!o->no_rr)
-			qmp_replay_icount(q, &icount, NULL);
 		if (o->progress) {
 			progress_line(t - t0, icount, events, serial);
 			drawn = 1;
 		}
-		if (t - last_progress_t >= hang_after) {
+		/* A hang: no progress for hang_after seconds while a thread spins
+		 * on a lock or waits, or the CPU barely runs (halted); a CPU busy in
+		 * code the probes do not see (a long lock-free loop) gets
+		 * hang_insns guest instructions as well. Without an icount (--no-rr)
+		 * only the seconds count. */
+		if (t - last_progress_t >= hang_after &&
+		    (o->no_rr || stuck || icount - progress_icount < HALTED_INSNS || icount - progress_icount >= hang_insns)) {
+			int halted = !o->no_rr && !stuck && icount - progress_icount < HALTED_INSNS;
+			char insns[64] = "";
+			if (!o->no_rr && !stuck && !halted)
+				snprintf(insns, sizeof(insns), " and %llu instructions",
+					 (unsigned long long)(icount - progress_icount));
 			outcome = "hang";
-			if (asprintf(&r->outcome_detail, "no progress for %.0f s: no serial output, no trace events%s",
-				     hang_after, o->probe ? " besides interrupts" : "") < 0)
+			if (asprintf(&r->outcome_detail, "no progress for %g s%s%s: no serial output, no trace events%s",
+				     hang_after, insns,
+				     stuck ? " while a thread spins on a lock or waits" : halted ? " with the CPU halted" : "",
+				     o->probe ? " besides interrupts" : "") < 0)
 				r->outcome_detail = NULL;
 			break;
 		}
@@ -683,6 +744,8 @@ out:
 	if (sock_dir)
 		rmdir(sock_dir);
 	replay_argv_free(a.v);
+	replay_argv_free(disk_args);
+	replay_argv_free(rest_args);
 	if (rc < 0 && rc != REPLAY_E_INTERRUPTED && !qemu_ran && dir && rc != REPLAY_E_EXISTS) {
 		rmdir_recording(dir);
 		replay_recording_free(r);

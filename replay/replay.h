@@ -269,8 +269,12 @@ char *replay_find_file(const char *env, const char *rel);
 
 /* ================================================================ recording */
 
+/* The default instruction budget of a busy CPU without progress (2 G). */
+#define REPLAY_HANG_INSNS 2000000000ull
+
 struct replay_record_opts {
-	const char *kernel;     /* ELF to boot (required) */
+	const char *kernel;     /* ELF to boot with -kernel, or NULL when it boots from a disk */
+	const char *image;      /* disk image to boot from (IDE index 0), or NULL */
 	const char *symbols;    /* ELF with its symbols, NULL: the kernel */
 	const char *probe;      /* probe file, or NULL */
 	const char *initrd;     /* -initrd image (Linux initramfs), or NULL */
@@ -282,6 +286,8 @@ struct replay_record_opts {
 	const char *plugin;     /* libkrewind.so, or NULL to record without the plugin */
 	double timeout_s;       /* <= 0: 60 */
 	double hang_after_s;    /* <= 0: 5 */
+	uint64_t hang_insns;    /* 0: REPLAY_HANG_INSNS; a busy CPU without progress is hung only
+				 * after these many guest instructions too (docs/cli.md) */
 	int no_rr;              /* 1: no QEMU record/replay (no replay.bin, snap.qcow2) */
 	char *const *extra_args; /* more QEMU arguments (NULL-terminated), or NULL */
 	int progress;           /* 1: one updating progress line on stderr */
@@ -296,6 +302,9 @@ struct replay_record_opts {
  * writes the manifest (outcome "killed") and returns REPLAY_E_INTERRUPTED with
  * *out set. REPLAY_E_EXISTS: out_dir exists and is not empty. */
 int replay_record(const struct replay_record_opts *o, struct replay_recording **out, char **err);
+/* 1 if QEMU arguments args (NULL-terminated, may be NULL) give a disk
+ * (-hda..-hdd, -cdrom, -drive, -blockdev): a kernel can boot from it. */
+int replay_args_have_disk(char *const *args);
 
 /* ================================================================ replaying */
 

@@ -161,8 +161,8 @@ int insn_classify(struct insn_decoder *d, const uint8_t *code, size_t len, uint6
 			if (info->reg >= 0 && info->reg < PROBE_NREGS)
 				info->cls = INSN_MOV_CR8;
 		} else if (x->op_count == 2 && x->operands[0].type == X86_OP_MEM && x->operands[0].size == 4 &&
-		           may_be_eoi(&x->operands[0]) && fill_mem(&x->operands[0], &info->mem) == 0) {
-			info->cls = INSN_STORE32_B0;
+		           fill_mem(&x->operands[0], &info->mem) == 0) {
+			info->cls = may_be_eoi(&x->operands[0]) ? INSN_STORE32_B0 : INSN_STORE32;
 		}
 		break;
 	case X86_INS_JMP:

@@ -108,6 +108,7 @@ struct vcpu {
 	struct trap_stack traps; /* when the current thread is unknown */
 	char serial[256];
 	size_t serial_len;
+	uint64_t lost, lost_from, lost_to; /* events refused since the last DB_MARK_LOST */
 };
 
 static struct tracer {
@@ -126,6 +127,7 @@ static struct tracer {
 	GHashTable *sites;    /* pc -> struct site * (sites live until exit) */
 	GPtrArray *all_sites;
 	GArray *ret_ranges;  /* struct range: where the returns of probed calls are */
+	GArray *eoi_ranges;  /* struct range: probe `eoi` functions, whose 32-bit stores may be the EOI */
 	GHashTable *frames;  /* return-address slot -> struct frame * */
 	GHashTable *tstacks; /* thread -> struct trap_stack * */
 	GHashTable *named;   /* thread -> the name last given to it (tid:name when declared) */
@@ -310,7 +312,7 @@ static uint64_t current_thread(struct vcpu *v)
 {
 	uint64_t t = v->thread, base;
 
-	if (the.probe && the.probe->thread_seg != PROBE_SEG_NONE) {
+	if (the.probe && (the.probe->thread_seg != PROBE_SEG_NONE || the.probe->thread_abs)) {
 		if (seg_base(v, the.probe->thread_seg, &base) ||
 		    peek(v, base + (uint64_t)the.probe->thread_off, 8, &t))
 			t = 0;
@@ -383,13 +385,35 @@ static struct db_event event(struct vcpu *v, unsigned vcpu, int kind, uint64_t i
 	return ev;
 }
 
+/* Events the queue refused since the last one it took: a DB_MARK_LOST marker
+ * says how many and where, as soon as the queue takes one again (or at exit),
+ * so a trace shows where it has a hole and not only that it has one. */
+static void report_loss(struct vcpu *v, const struct db_event *at)
+{
+	char text[128];
+	struct db_event m = {.icount = v->lost_to, .pc = at->pc, .thread = at->thread, .obj = v->lost,
+	                     .a = DB_MARK_LOST, .b = (int64_t)v->lost_from, .vcpu = at->vcpu, .kind = DB_MARKER,
+	                     .ctx = at->ctx, .preempt = -1, .tid = -1};
+
+	snprintf(text, sizeof(text), "%" PRIu64 " events lost (trace queue full) from icount %" PRIu64 " to %" PRIu64,
+	         v->lost, v->lost_from, v->lost_to);
+	if (db_writer_push_text(the.w, &m, text) == DB_OK)
+		v->lost = 0;
+}
+
 static void submit(struct vcpu *v, const struct db_event *ev, const char *text)
 {
+	int rc;
+
 	v->c.events++;
-	if (text)
-		db_writer_push_text(the.w, ev, text);
-	else
-		db_writer_push(the.w, ev);
+	if (v->lost)
+		report_loss(v, ev);
+	rc = text ? db_writer_push_text(the.w, ev, text) : db_writer_push(the.w, ev);
+	if (rc != DB_OK) {
+		if (!v->lost++)
+			v->lost_from = ev->icount;
+		v->lost_to = ev->icount;
+	}
 }
 
 static void push(struct vcpu *v, unsigned vcpu, int kind, uint64_t ic, uint64_t pc, uint64_t thread, uint64_t obj,
@@ -650,14 +674,17 @@ static int64_t operand(struct vcpu *v, const struct probe_loc *l)
 
 	switch (l->kind) {
 	case PROBE_LOC_REG:
-		x = reg(v, l->reg);
+		x = reg(v, l->reg) + (uint64_t)l->add;
 		break;
 	case PROBE_LOC_MEM:
-		x = reg(v, l->reg);
-		/* a NULL pointer (e.g. no timeout) reads as absent */
-		if (!x || peek(v, x + (uint64_t)l->disp, l->width, &val))
+		/* [SYMBOL+N]: disp is the address */
+		x = l->reg == PROBE_NREGS ? 0 : reg(v, l->reg);
+		/* a NULL pointer (e.g. no timeout) reads as absent, and so does a
+		 * NULL pointer read with an offset to add (container_of of NULL) */
+		if ((!x && l->reg != PROBE_NREGS) || peek(v, x + (uint64_t)l->disp, l->width, &val) ||
+		    (l->add && !val))
 			return INT64_MIN;
-		return (int64_t)val;
+		return (int64_t)(val + (uint64_t)l->add);
 	default:
 		return 0;
 	}
@@ -668,10 +695,10 @@ static int64_t operand(struct vcpu *v, const struct probe_loc *l)
 
 static void string_operand(struct vcpu *v, const struct probe_loc *l, char *out, size_t size)
 {
-	uint64_t p = reg(v, l->reg);
+	uint64_t p = l->reg == PROBE_NREGS ? 0 : reg(v, l->reg);
 
 	out[0] = '\0';
-	if (l->deref && (!p || peek(v, p + (uint64_t)l->disp, 8, &p)))
+	if (l->deref && ((!p && l->reg != PROBE_NREGS) || peek(v, p + (uint64_t)l->disp, 8, &p)))
 		return;
 	if (p)
 		peek_string(v, p, out, size);
@@ -1048,17 +1075,22 @@ static void on_store(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vad
 
 /* -------------------------------------------------------------- translation */
 
-static int in_ret_range(uint64_t pc)
+static int in_range(const GArray *ranges, uint64_t pc)
 {
 	guint i;
 
-	for (i = 0; i < the.ret_ranges->len; i++) {
-		const struct range *r = &g_array_index(the.ret_ranges, struct range, i);
+	for (i = 0; i < ranges->len; i++) {
+		const struct range *r = &g_array_index(ranges, struct range, i);
 
 		if (pc >= r->lo && pc < r->hi)
 			return 1;
 	}
 	return 0;
+}
+
+static int in_ret_range(uint64_t pc)
+{
+	return in_range(the.ret_ranges, pc);
 }
 
 /* Finds or makes the site for pc with these roles. Caller holds the.lock. */
@@ -1108,6 +1140,9 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		/* a jmp to a return thunk is a ret (before the kernel patches it into one) */
 		if (ii.cls == INSN_JMP && !g_hash_table_contains(the.thunks, GSIZE_TO_POINTER(ii.target)))
 			ii.cls = INSN_OTHER;
+		/* any 32-bit store in a probe's `eoi` function may be the EOI */
+		if (ii.cls == INSN_STORE32)
+			ii.cls = in_range(the.eoi_ranges, pc) ? INSN_STORE32_B0 : INSN_OTHER;
 		if ((ii.cls == INSN_RET || ii.cls == INSN_JMP) && in_ret_range(pc))
 			roles |= ROLE_RET;
 		if (roles || (ii.cls != INSN_OTHER && ii.cls != INSN_RET && ii.cls != INSN_JMP)) {
@@ -1186,7 +1221,9 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
 	(void)p;
 	if (!the.w)
 		return;
-	for (i = 0; i < the.nvcpus; i++) {
+	/* QEMU that refused its command line exits before any vCPU exists: no
+	 * scoreboard entry may be read then (qemu_plugin_scoreboard_find asserts). */
+	for (i = 0; i < the.nvcpus && i < qemu_plugin_num_vcpus(); i++) {
 		struct vcpu *v = &the.vcpus[i];
 
 		total += icount_now((unsigned)i);
@@ -1207,6 +1244,10 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
 			                      .vcpu = (uint16_t)i, .kind = DB_MARKER, .preempt = -1, .tid = -1};
 
 			submit(v, &ev, v->serial);
+		}
+		if (v->lost) {
+			struct db_event at = {.icount = v->lost_to, .thread = v->thread, .vcpu = (uint16_t)i};
+			report_loss(v, &at);
 		}
 	}
 	snprintf(buf, sizeof(buf), "%" PRIu64, total);
@@ -1273,7 +1314,7 @@ static void add_ret_range(const struct elfsym *fn, int depth)
 	g_free(code);
 }
 
-static int setup(const char *db, const char *probe_path, const char *symbols, char **err)
+static int setup(const char *db, const char *probe_path, const char *symbols, size_t queue, char **err)
 {
 	GString *notes = g_string_new(NULL);
 	char stamp[32];
@@ -1292,7 +1333,8 @@ static int setup(const char *db, const char *probe_path, const char *symbols, ch
 	}
 	if ((rc = insn_decoder_open(&the.dec, err)))
 		return rc;
-	if ((rc = db_writer_open(db, namer, NULL, &the.w, err)))
+	rc = queue ? db_writer_open_ring(db, namer, NULL, queue, &the.w, err) : db_writer_open(db, namer, NULL, &the.w, err);
+	if (rc)
 		return rc;
 	for (i = 0; the.syms && i < elfsym_count(the.syms); i++)
 		if (elfsym_is_return_thunk(elfsym_at(the.syms, i)))
@@ -1300,7 +1342,12 @@ static int setup(const char *db, const char *probe_path, const char *symbols, ch
 	for (i = 0; the.probe && i < the.probe->nprobes; i++) {
 		const struct probe *p = &the.probe->probes[i];
 
-		g_hash_table_insert(the.entries, GSIZE_TO_POINTER(p->addr), (gpointer)p);
+		if (p->kind == PROBE_EOI) {
+			struct range r = {p->addr, p->addr + p->size};
+			g_array_append_val(the.eoi_ranges, r);
+		} else {
+			g_hash_table_insert(the.entries, GSIZE_TO_POINTER(p->addr), (gpointer)p);
+		}
 		if (probe_needs_return(p))
 			add_ret_range(elfsym_find(the.syms, p->symbol), 3);
 		if (p->size_from_next) {
@@ -1348,8 +1395,9 @@ static int setup(const char *db, const char *probe_path, const char *symbols, ch
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc,
                                            char **argv)
 {
-	const char *db = NULL, *probe_path = NULL, *symbols = NULL;
-	char *err = NULL;
+	const char *db = NULL, *probe_path = NULL, *symbols = NULL, *queue_arg = NULL;
+	char *err = NULL, *end;
+	unsigned long queue = 0;
 	int i, rc = 0;
 
 	for (i = 0; i < argc; i++) {
@@ -1363,9 +1411,11 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			slot = &probe_path;
 		else if (klen == 7 && strncmp(argv[i], "symbols", 7) == 0)
 			slot = &symbols;
+		else if (klen == 5 && strncmp(argv[i], "queue", 5) == 0)
+			slot = &queue_arg;
 		if (!slot) {
 			fprintf(stderr,
-			        "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=)\n",
+			        "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=, queue=)\n",
 			        argv[i]);
 			return -1;
 		}
@@ -1379,6 +1429,14 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	if (!db) {
 		fprintf(stderr, "krewind: error: the plugin needs db=FILE\n");
 		return -1;
+	}
+	if (queue_arg) {
+		queue = strtoul(queue_arg, &end, 0);
+		if (*end || queue < 2 || queue > (1ul << 24) || (queue & (queue - 1))) {
+			fprintf(stderr, "krewind: error: queue=%s: expected a power of two, 2 to 16777216 events\n",
+			        queue_arg);
+			return -1;
+		}
 	}
 	if (probe_path && !symbols) {
 		fprintf(stderr, "krewind: error: probe=%s needs symbols=ELF\n", probe_path);
@@ -1396,13 +1454,14 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	the.all_sites = g_ptr_array_new_with_free_func(g_free);
 	the.frames = g_hash_table_new(NULL, NULL);
 	the.ret_ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
+	the.eoi_ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
 	the.tstacks = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	the.named = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	the.thunks = g_hash_table_new(NULL, NULL);
 	the.apic_base = XAPIC_DEFAULT_BASE;
 	the.nvcpus = info->system.max_vcpus > 0 ? info->system.max_vcpus : 1;
 	the.vcpus = g_new0(struct vcpu, the.nvcpus);
-	rc = setup(db, probe_path, symbols, &err);
+	rc = setup(db, probe_path, symbols, queue, &err);
 	if (rc) {
 		fprintf(stderr, "krewind: error: %s\n", err ? err : "cannot start the tracer");
 		free(err);

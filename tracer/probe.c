@@ -47,6 +47,7 @@ static const struct kind_desc kinds[PROBE_KIND_MAX + 1] = {
     [PROBE_PANIC] = {"panic", {"text"}, 0, 1, 0},
     [PROBE_SYSCALL] = {"syscall", {"number"}, 1, 0, 0},
     [PROBE_MODULE_LOAD] = {"module-load", {"module"}, 1, 0, 0},
+    [PROBE_EOI] = {"eoi", {NULL}, 0, 0, 0},
 };
 
 /* Words of the lock attributes, by enum value (db/db.h). */
@@ -140,13 +141,32 @@ static int parse_int(const char *s, int64_t *v)
 	return errno || *end ? -1 : 0;
 }
 
-/* REG | [REG] | [REG+N] | [REG-N], each optionally :WIDTH; or str:REG | str:[REG+N]. */
+/* 1 if s[0..n) is a symbol name: [A-Za-z_.][A-Za-z0-9_.$]* */
+static int is_symbol(const char *s, size_t n)
+{
+	size_t i;
+
+	if (!n || (!isalpha((unsigned char)s[0]) && s[0] != '_' && s[0] != '.'))
+		return 0;
+	for (i = 1; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '$')
+			return 0;
+	return 1;
+}
+
+/*
+ * REG | [REG] | [REG+N] | [REG-N] | [SYMBOL] | [SYMBOL+N] | [ADDRESS], then
+ * optionally +N or -N (added to the value: `rdi-0x20`, `[rdi]-8`, the
+ * object containing a member the operand points to), then optionally :WIDTH;
+ * or str:REG | str:[REG+N] | str:[SYMBOL].
+ */
 static int parse_loc(const char *s, int want_string, struct probe_loc *l, const char **why)
 {
-	const char *p = s, *close;
+	const char *p = s, *rest;
 	char *colon;
 	char buf[64];
 	int64_t width = 8;
+	size_t n;
 	int r;
 
 	memset(l, 0, sizeof(*l));
@@ -177,45 +197,66 @@ static int parse_loc(const char *s, int want_string, struct probe_loc *l, const 
 	}
 	l->width = (unsigned)width;
 	if (buf[0] == '[') {
-		size_t n;
+		char *inner = buf + 1, *close = strchr(buf, ']');
 
-		close = strchr(buf, ']');
-		if (!close || close[1] != '\0') {
+		if (!close) {
 			*why = "expected [REG], [REG+N] or [REG-N]";
 			return -1;
 		}
-		n = strcspn(buf + 1, "+-]");
-		r = parse_reg(buf + 1, n);
-		if (r < 0) {
+		*close = '\0';
+		rest = close + 1;
+		n = strcspn(inner, "+-");
+		r = parse_reg(inner, n);
+		if (r >= 0) {
+			l->reg = (enum probe_reg)r;
+		} else if (is_symbol(inner, n)) {
+			/* a global: its address, resolved by probe_resolve */
+			l->reg = PROBE_NREGS;
+			if (!(l->sym = strndup(inner, n))) {
+				*why = "out of memory";
+				return -1;
+			}
+		} else if (isdigit((unsigned char)inner[0])) {
+			l->reg = PROBE_NREGS;
+			if (parse_int(inner, &l->disp) || l->disp <= 0) {
+				*why = "bad address";
+				return -1;
+			}
+			n = strlen(inner);
+		} else {
 			*why = "unknown register in memory operand";
 			return -1;
 		}
-		if (buf[1 + n] != ']') {
-			char num[64];
-			size_t len = (size_t)(close - (buf + 1 + n));
-
-			memcpy(num, buf + 1 + n, len);
-			num[len] = '\0';
-			if (parse_int(num, &l->disp) || (num[1] == '+' || num[1] == '-')) {
-				*why = "bad displacement";
-				return -1;
-			}
+		if (inner[n] && (parse_int(inner + n, &l->disp) || inner[n + 1] == '+' || inner[n + 1] == '-')) {
+			free(l->sym);
+			l->sym = NULL;
+			*why = "bad displacement";
+			return -1;
 		}
-		l->reg = (enum probe_reg)r;
 		if (l->kind == PROBE_LOC_STR)
 			l->deref = 1;
 		else
 			l->kind = PROBE_LOC_MEM;
-		return 0;
+	} else {
+		n = strcspn(buf, "+-");
+		r = parse_reg(buf, n);
+		if (r < 0) {
+			*why = "unknown register (rax..r15, [REG+N], str:REG)";
+			return -1;
+		}
+		l->reg = (enum probe_reg)r;
+		rest = buf + n;
+		if (l->kind != PROBE_LOC_STR)
+			l->kind = PROBE_LOC_REG;
 	}
-	r = parse_reg(buf, strlen(buf));
-	if (r < 0) {
-		*why = "unknown register (rax..r15, [REG+N], str:REG)";
-		return -1;
+	if (*rest) {
+		if (l->kind == PROBE_LOC_STR || parse_int(rest, &l->add) || rest[1] == '+' || rest[1] == '-') {
+			free(l->sym);
+			l->sym = NULL;
+			*why = l->kind == PROBE_LOC_STR ? "a string operand takes no offset" : "bad offset (expected +N or -N)";
+			return -1;
+		}
 	}
-	l->reg = (enum probe_reg)r;
-	if (l->kind != PROBE_LOC_STR)
-		l->kind = PROBE_LOC_REG;
 	return 0;
 }
 
@@ -235,6 +276,9 @@ static int parse_place(char *arg, int need_seg, enum probe_seg *seg, char **sym,
 		*seg = PROBE_SEG_FS;
 	else if (need_seg) {
 		*why = "expected gs:OFFSET, fs:OFFSET or none";
+		return -1;
+	} else if (strchr(arg, ':')) {
+		*why = "expected gs:OFFSET, fs:OFFSET, an address or SYMBOL[+N]";
 		return -1;
 	}
 	if (*seg != PROBE_SEG_NONE)
@@ -257,7 +301,7 @@ static int parse_place(char *arg, int need_seg, enum probe_seg *seg, char **sym,
 	return *sym ? 0 : TRACER_E_NOMEM;
 }
 
-/* `thread gs:OFF`, `thread fs:SYMBOL+N`, `thread none` */
+/* `thread gs:OFF`, `thread fs:SYMBOL+N`, `thread SYMBOL+N` (a global: cpus[0].proc), `thread none` */
 static int parse_thread(struct probe_file *pf, char *arg, int line, char **err)
 {
 	const char *why = "";
@@ -266,13 +310,15 @@ static int parse_thread(struct probe_file *pf, char *arg, int line, char **err)
 
 	if (strcmp(arg, "none") == 0) {
 		pf->thread_seg = PROBE_SEG_NONE;
+		pf->thread_abs = 0;
 		return 0;
 	}
-	rc = parse_place(arg, 1, &pf->thread_seg, &sym, &pf->thread_off, &why);
+	rc = parse_place(arg, 0, &pf->thread_seg, &sym, &pf->thread_off, &why);
 	if (rc == TRACER_E_NOMEM)
 		return fail(err, rc, "out of memory");
 	if (rc)
 		return fail(err, TRACER_E_SYNTAX, "%s:%d: thread: %s", pf->path, line, why);
+	pf->thread_abs = pf->thread_seg == PROBE_SEG_NONE;
 	pf->thread_line = line;
 	free(pf->thread_sym);
 	pf->thread_sym = sym;
@@ -621,6 +667,23 @@ int probe_resolve(struct probe_file *p, const struct elfsym_table *syms, char **
 			return fail(err, TRACER_E_SYMBOL,
 			            "%s:%d: symbol '%s' in %s has no size, needed to find its returns",
 			            p->path, pr->line, pr->symbol, elfsym_path(syms));
+		if (pr->kind == PROBE_EOI && s->size == 0)
+			return fail(err, TRACER_E_SYMBOL,
+			            "%s:%d: symbol '%s' in %s has no size, needed to find its stores",
+			            p->path, pr->line, pr->symbol, elfsym_path(syms));
+		for (size_t j = 0; j < PROBE_MAX_OPS; j++) {
+			struct probe_loc *l = &pr->op[j];
+			const struct elfsym *g;
+
+			if (!l->sym)
+				continue;
+			if (!(g = elfsym_find(syms, l->sym)))
+				return fail(err, TRACER_E_SYMBOL, "%s:%d: symbol '%s' not found in %s", p->path,
+				            pr->line, l->sym, elfsym_path(syms));
+			l->disp += (int64_t)g->addr;
+			free(l->sym);
+			l->sym = NULL;
+		}
 		pr->addr = s->addr;
 		pr->size = s->size;
 		pr->size_from_next = s->size_from_next;
@@ -634,8 +697,11 @@ void probe_free(struct probe_file *p)
 
 	if (!p)
 		return;
-	for (i = 0; i < p->nprobes; i++)
+	for (i = 0; i < p->nprobes; i++) {
 		free(p->probes[i].symbol);
+		for (size_t j = 0; j < PROBE_MAX_OPS; j++)
+			free(p->probes[i].op[j].sym);
+	}
 	free(p->probes);
 	free(p->thread_sym);
 	free(p->preempt_sym);

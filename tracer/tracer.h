@@ -98,7 +98,8 @@ int elfsym_is_return_thunk(const struct elfsym *s);
 enum probe_loc_kind {
 	PROBE_LOC_NONE = 0,
 	PROBE_LOC_REG, /* the register's value */
-	PROBE_LOC_MEM, /* `width` bytes at [reg + disp] (a NULL reg reads as absent) */
+	PROBE_LOC_MEM, /* `width` bytes at [reg + disp] (a NULL reg reads as absent); reg
+	                  PROBE_NREGS: at the absolute address disp (a global) */
 	PROBE_LOC_STR, /* NUL-terminated string at reg, or at [reg+disp] when deref */
 };
 
@@ -108,6 +109,8 @@ struct probe_loc {
 	int64_t disp;
 	int deref;      /* PROBE_LOC_STR only: the string pointer is at [reg+disp] */
 	unsigned width; /* bytes kept of the value: 1, 2, 4 or 8 (zero-extended) */
+	int64_t add;    /* added to the value read (`rdi-0x20`: container_of); 0 for strings */
+	char *sym;      /* `[SYMBOL+N]` before probe_resolve adds its address to disp; then NULL */
 };
 
 /* What a probed function means. Operand names per kind: see docs/probe.md. */
@@ -134,7 +137,8 @@ enum probe_kind {
 	PROBE_PANIC,           /* [text=STR]: DB_BUGCHECK with a=0 and the text */
 	PROBE_SYSCALL,         /* number=LOC: DB_SYSCALL */
 	PROBE_MODULE_LOAD,     /* module=LOC: the module's symbols join the trace's (`module-layout`) */
-	PROBE_KIND_MAX = PROBE_MODULE_LOAD,
+	PROBE_EOI,             /* no operands: its 32-bit stores are checked for the xAPIC EOI (no event itself) */
+	PROBE_KIND_MAX = PROBE_EOI,
 };
 
 /* DB_IRQL events' obj says where the change came from. */
@@ -172,6 +176,7 @@ struct probe_file {
 	struct probe *probes;
 	size_t nprobes;
 	enum probe_seg thread_seg;
+	int thread_abs;     /* `thread SYMBOL+N`: at the absolute address thread_off, no segment */
 	char *thread_sym;   /* `thread gs:SYMBOL+N`: offset is the symbol's address + off */
 	int64_t thread_off; /* final offset after probe_resolve */
 	int thread_line;
@@ -243,6 +248,8 @@ enum insn_class {
 	                    Linux's `mov %esi,-0xa03000(%rdi)`, rdi = 0xb0) */
 	INSN_JMP,        /* direct jmp rel8/rel32: target in .target */
 	INSN_INT,        /* int N / int3 / int1 (a software interrupt): N in .reg */
+	INSN_STORE32,    /* any other 32-bit store to memory (an EOI candidate only inside a
+	                    probe's `eoi` function: `mov %esi,(%rax)`) */
 };
 
 /* A memory operand: address = base + index*scale + disp; base may be PROBE_NREGS

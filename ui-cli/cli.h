@@ -83,6 +83,30 @@ int cli_error_msg(int status, const char *prefix, char *msg);
 /* "krewind: warning: ..." on stderr. */
 void cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ------------------------------------------------------------ losses */
+
+/* What a trace lost (losses.c): meta dropped, whether it was cut, and the
+ * stretches its DB_MARK_LOST markers name. */
+struct cli_loss {
+	uint64_t n, from, to; /* events lost, icount of the first and the last */
+	int64_t event_id;     /* the marker saying so */
+};
+struct cli_losses {
+	uint64_t dropped;
+	int cut;
+	struct cli_loss *at;
+	size_t n;
+};
+struct db_reader;
+/* Fills l (free with cli_losses_free); -1 if the markers cannot be read. */
+int cli_losses_read(struct db_reader *rd, struct cli_losses *l);
+void cli_losses_free(struct cli_losses *l);
+int cli_losses_any(const struct cli_losses *l);
+/* The WARNING lines, each prefixed with indent; nothing if nothing was lost. */
+void cli_losses_print(FILE *f, const struct cli_losses *l, const char *indent);
+/* The first lost stretch that began at or before icount, or NULL. */
+const struct cli_loss *cli_losses_before(const struct cli_losses *l, uint64_t icount);
+
 /* ------------------------------------------------------------ progress */
 
 /* A progress line on stderr (progress.c): NULL (and every call a no-op) when

@@ -91,8 +91,10 @@ static const char *severity_color(const struct style *st, int severity)
 }
 
 static void print_finding(const struct analysis_finding *f, size_t index, const char *spec,
-			  const struct style *st)
+			  const struct style *st, const struct cli_losses *losses)
 {
+	const struct cli_loss *lost;
+	uint64_t last = f->icount;
 	size_t i;
 
 	printf("%s%zu. %s%s%s %s%s%s", st->bold, index, st->reset, severity_color(st, f->severity),
@@ -134,6 +136,13 @@ static void print_finding(const struct analysis_finding *f, size_t index, const 
 			       f->threads[i].name && *f->threads[i].name ? f->threads[i].name : "?");
 		putchar('\n');
 	}
+	for (i = 0; i < f->n_steps; i++)
+		if (f->steps[i].icount > last)
+			last = f->steps[i].icount;
+	if ((lost = cli_losses_before(losses, last)))
+		printf("   %sLOST%s: %" PRIu64 " events from icount %" PRIu64 " to %" PRIu64
+		       " before this finding's last event: it may be an artifact of the loss\n",
+		       st->bold, st->reset, lost->n, lost->from, lost->to);
 	if (f->event_id > 0) {
 		printf("   replay to event %" PRId64 " (icount %" PRIu64 ", cpu %u): %skrewind replay ", f->event_id,
 		       f->icount, f->vcpu, st->bold);
@@ -142,14 +151,20 @@ static void print_finding(const struct analysis_finding *f, size_t index, const 
 	}
 }
 
-static void print_text(const struct analysis_report *rep, const char *spec, const struct style *st)
+static void print_text(const struct analysis_report *rep, const char *spec, const struct style *st,
+		       const struct cli_losses *losses)
 {
 	size_t i, errors = 0, warnings = 0, notes = 0;
 
+	/* Losses first: every finding below is read in their light. */
+	if (losses->dropped || losses->n) {
+		cli_losses_print(stdout, losses, "");
+		putchar('\n');
+	}
 	for (i = 0; i < rep->n_findings; i++) {
 		if (i > 0)
 			putchar('\n');
-		print_finding(&rep->findings[i], i + 1, spec, st);
+		print_finding(&rep->findings[i], i + 1, spec, st, losses);
 		switch (rep->findings[i].severity) {
 		case ANALYSIS_SEV_ERROR: errors++; break;
 		case ANALYSIS_SEV_WARNING: warnings++; break;
@@ -263,6 +278,7 @@ int cmd_check(int argc, char **argv)
 	struct cli_args a;
 	struct cli_rec r;
 	struct style st = {"", "", "", "", ""};
+	struct cli_losses losses;
 	const char *v, *spec = NULL;
 	char *err = NULL;
 	int json = 0, quiet = 0, opt, rc;
@@ -298,7 +314,9 @@ int cmd_check(int argc, char **argv)
 			st.dim = "\033[2m";
 			st.reset = "\033[0m";
 		}
-		print_text(rep, spec, &st);
+		cli_losses_read(r.db, &losses);
+		print_text(rep, spec, &st, &losses);
+		cli_losses_free(&losses);
 	}
 	/* Notes (a lock still held when the trace ended, ...) are facts, not bugs. */
 	rc = CLI_OK;

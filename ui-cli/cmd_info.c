@@ -116,6 +116,13 @@ static void print_text(const struct info *in)
 	int k, wn = 4, wc = 5;
 	size_t i;
 
+	struct cli_losses losses;
+
+	if (cli_losses_read(in->r.db, &losses) == 0 && cli_losses_any(&losses)) {
+		cli_losses_print(stdout, &losses, "");
+		putchar('\n');
+	}
+	cli_losses_free(&losses);
 	printf("recording   %s\n", or_dash(rec->dir));
 	printf("trace       %s\n", or_dash(rec->db_path));
 	if (cli_rec_has_manifest(rec)) {

@@ -16,27 +16,35 @@
 static const char synopsis[] =
 	"krewind record --scenario NAME [-o DIR] [--timeout S] [--hang-after S] [--no-rr] [--json]\n"
 	"krewind record --kernel ELF [--symbols ELF] [--probe FILE] [--initrd FILE] [--append ARGS] [-o DIR] [-- QEMU-ARGS...]\n"
+	"krewind record --image DISK [--symbols ELF] [--probe FILE] [-o DIR] [-- QEMU-ARGS...]\n"
 	"krewind record --list-scenarios";
 static const char description[] =
 	"Boots a kernel under QEMU 10 with the krewind plugin and QEMU's record/replay\n"
 	"(icount, replay log, a snapshot at start) and writes one recording directory:\n"
 	"trace.db, replay.bin, snap.qcow2, kernel.elf, serial.log, manifest.json (inputs\n"
 	"over 32 MB are linked or referenced, not copied: see krewind pack).\n"
-	"--scenario boots krewind's own kernel with its probe file. The run ends when the\n"
+	"--scenario boots krewind's own kernel with its probe file; --image boots a disk\n"
+	"(its own bootloader or GRUB), and every disk in QEMU-ARGS (-hda, -cdrom, -drive)\n"
+	"is recorded through a qcow2 overlay in the recording (the image is never\n"
+	"written) and QEMU's blkreplay, so that it replays. The run ends when the\n"
 	"guest exits, resets, makes no progress for --hang-after seconds (no serial\n"
-	"output, no trace events besides interrupts when probed), or after --timeout\n"
+	"output, no trace events besides interrupts when probed) while a thread spins\n"
+	"on a lock or waits or the CPU is halted, or for --hang-insns instructions as\n"
+	"well while it is busy in code the probe does not see, or after --timeout\n"
 	"seconds; the outcome is kept in the manifest and the trace. Exit 0 whenever a\n"
 	"recording was made; 130 after Ctrl-C (SIGINT), which stops QEMU and keeps the\n"
 	"recording with the outcome \"interrupted\". Bad input (an unknown scenario, a\n"
 	"kernel that is neither an ELF nor a Linux bzImage, an unreadable probe) exits 2\n"
-	"before QEMU starts and leaves no recording.\n"
+	"before QEMU starts and leaves no recording; so does a command line QEMU\n"
+	"refuses (its own first error lines are printed).\n"
 	"Environment: KREWIND_PLUGIN, KREWIND_KERNEL, KREWIND_QEMU, KREWIND_TRACES.";
 
 enum { OPT_SCENARIO = 1, OPT_KERNEL, OPT_SYMBOLS, OPT_PROBE, OPT_APPEND, OPT_OUT, OPT_TIMEOUT, OPT_HANG, OPT_NORR,
-       OPT_NOPLUGIN, OPT_JSON, OPT_QUIET, OPT_LIST, OPT_INITRD };
+       OPT_NOPLUGIN, OPT_JSON, OPT_QUIET, OPT_LIST, OPT_INITRD, OPT_IMAGE, OPT_HANG_INSNS };
 static const struct cli_option options[] = {
 	{OPT_SCENARIO, "scenario", 0, "NAME", "boot krewind's kernel with scenario=NAME"},
 	{OPT_KERNEL, "kernel", 0, "ELF", "boot this kernel instead"},
+	{OPT_IMAGE, "image", 0, "DISK", "boot this disk image (raw or qcow2; kept unchanged, recorded through an overlay)"},
 	{OPT_SYMBOLS, "symbols", 0, "ELF", "unstripped twin of the kernel for symbols"},
 	{OPT_PROBE, "probe", 0, "FILE", "probe file (needs symbols)"},
 	{OPT_APPEND, "append", 0, "ARGS", "kernel command line"},
@@ -44,6 +52,7 @@ static const struct cli_option options[] = {
 	{OPT_OUT, "output", 'o', "DIR", "recording directory (default traces/NAME-N; never overwritten)"},
 	{OPT_TIMEOUT, "timeout", 0, "S", "stop the run after S seconds (default 60)"},
 	{OPT_HANG, "hang-after", 0, "S", "call it a hang after S seconds without progress (default 5)"},
+	{OPT_HANG_INSNS, "hang-insns", 0, "N", "and, while the CPU is busy and no lock spin or wait is open, N guest instructions (default 2G)"},
 	{OPT_NORR, "no-rr", 0, NULL, "no QEMU record/replay (the recording cannot be replayed)"},
 	{OPT_NOPLUGIN, "no-plugin", 0, NULL, "record without the tracer plugin (no trace.db)"},
 	{OPT_JSON, "json", 0, NULL, "print the summary as JSON"},
@@ -213,6 +222,8 @@ static void print_summary(const struct replay_recording *r, int json)
 	char *cwd = getcwd(NULL, 0);
 	const char *shown = r->dir;
 	size_t n = cwd ? strlen(cwd) : 0;
+	struct db_reader *rd = NULL;
+	char *e = NULL;
 	size_t i;
 
 	if (cwd && strncmp(r->dir, cwd, n) == 0 && r->dir[n] == '/')
@@ -236,6 +247,26 @@ static void print_summary(const struct replay_recording *r, int json)
 		cli_json_key(&j, "wall_seconds");
 		cli_json_double(&j, r->wall_seconds);
 		cli_json_kstr(&j, "replay_log", r->replay_log);
+		if (r->db_path && db_reader_open(r->db_path, &rd, &e) == 0) {
+			struct cli_losses losses;
+			if (cli_losses_read(rd, &losses) == 0) {
+				cli_json_kuint(&j, "dropped", losses.dropped);
+				cli_json_key(&j, "lost");
+				cli_json_array(&j);
+				for (i = 0; i < losses.n; i++) {
+					cli_json_object(&j);
+					cli_json_kuint(&j, "events", losses.at[i].n);
+					cli_json_kuint(&j, "from_icount", losses.at[i].from);
+					cli_json_kuint(&j, "to_icount", losses.at[i].to);
+					cli_json_kint(&j, "event", losses.at[i].event_id);
+					cli_json_close(&j);
+				}
+				cli_json_close(&j);
+			}
+			cli_losses_free(&losses);
+			db_reader_close(rd);
+		}
+		free(e);
 		cli_json_close(&j);
 		cli_json_end(&j);
 	} else {
@@ -250,6 +281,14 @@ static void print_summary(const struct replay_recording *r, int json)
 			printf("%s%s %lld", i ? ", " : "  ", r->counts[i].kind, (long long)r->counts[i].n);
 		if (r->n_counts)
 			printf("\n");
+		if (r->db_path && db_reader_open(r->db_path, &rd, &e) == 0) {
+			struct cli_losses losses;
+			if (cli_losses_read(rd, &losses) == 0 && (losses.dropped || losses.n))
+				cli_losses_print(stdout, &losses, "  ");
+			cli_losses_free(&losses);
+			db_reader_close(rd);
+		}
+		free(e);
 		printf("  next: krewind check %s", shown);
 		if (r->replay_log)
 			printf("; krewind replay %s --to EVENT", shown);
@@ -282,6 +321,7 @@ int cmd_record(int argc, char **argv)
 			break;
 		case OPT_SCENARIO: o.scenario = v; break;
 		case OPT_KERNEL: o.kernel = v; break;
+		case OPT_IMAGE: o.image = v; break;
 		case OPT_SYMBOLS: o.symbols = v; break;
 		case OPT_PROBE: o.probe = v; break;
 		case OPT_APPEND: o.append = v; break;
@@ -294,6 +334,10 @@ int cmd_record(int argc, char **argv)
 		case OPT_HANG:
 			if (parse_seconds(v, &o.hang_after_s) < 0)
 				return cli_usage_error("record", "--hang-after wants seconds, not '%s'", v);
+			break;
+		case OPT_HANG_INSNS:
+			if (cli_parse_u64(v, &o.hang_insns) < 0 || o.hang_insns == 0)
+				return cli_usage_error("record", "--hang-insns wants a number of instructions, not '%s'", v);
 			break;
 		case OPT_NORR: o.no_rr = 1; break;
 		case OPT_NOPLUGIN: no_plugin = 1; break;
@@ -308,11 +352,13 @@ int cmd_record(int argc, char **argv)
 		    strncmp(o.extra_args[i + 1], "1,", 2) != 0 && strncmp(o.extra_args[i + 1], "cpus=1", 6) != 0)
 			return cli_usage_error("record", "record/replay needs one vCPU (-smp %s refused; or use --no-rr)",
 					       o.extra_args[i + 1]);
-	if (!o.scenario && !o.kernel && !list)
-		return cli_usage_error("record", "give --scenario NAME or --kernel ELF");
+	if (!o.scenario && !o.kernel && !o.image && !list && !replay_args_have_disk(o.extra_args))
+		return cli_usage_error("record", "give --scenario NAME, --kernel ELF or --image DISK");
+	if (o.scenario && (o.image || replay_args_have_disk(o.extra_args)) && !o.kernel)
+		return cli_usage_error("record", "--scenario boots krewind's kernel: give disks with --kernel, or no --scenario");
 	if (o.scenario && (!*o.scenario || strpbrk(o.scenario, "/ \t")))
 		return cli_usage_error("record", "bad scenario name '%s'", o.scenario);
-	if (!o.kernel) {
+	if (!o.kernel && (o.scenario || list)) {
 		kernel = replay_find_file("KREWIND_KERNEL", "kernel/kernel.elf");
 		if (!kernel) {
 			rc = cli_error(CLI_USAGE, "cannot find krewind's kernel (build/kernel/kernel.elf; make kernel)");
@@ -329,8 +375,12 @@ int cmd_record(int argc, char **argv)
 		rc = list_scenarios(o.kernel);
 		goto out;
 	}
-	if ((rc = validate_kernel(o.kernel)) != CLI_OK)
+	if (o.kernel && (rc = validate_kernel(o.kernel)) != CLI_OK)
 		goto out;
+	if (o.image && access(o.image, R_OK) < 0) {
+		rc = cli_error(CLI_USAGE, "cannot read disk image %s", o.image);
+		goto out;
+	}
 	if (o.scenario && (rc = validate_scenario(o.kernel, o.scenario)) != CLI_OK)
 		goto out;
 	if (o.symbols && access(o.symbols, R_OK) < 0) {
@@ -343,6 +393,10 @@ int cmd_record(int argc, char **argv)
 	}
 	if (o.probe && access(o.probe, R_OK) < 0) {
 		rc = cli_error(CLI_USAGE, "cannot read probe file %s", o.probe);
+		goto out;
+	}
+	if (o.probe && !o.symbols && !o.kernel) {
+		rc = cli_error(CLI_USAGE, "a probe needs the kernel's symbols: give --symbols ELF");
 		goto out;
 	}
 	if (o.probe && (rc = validate_probe(o.probe, o.symbols ? o.symbols : o.kernel)) != CLI_OK)
@@ -367,7 +421,7 @@ int cmd_record(int argc, char **argv)
 	}
 	o.guard = g;
 	rc = replay_record(&o, &r, &err);
-	if (rc == REPLAY_E_EXISTS || rc == REPLAY_E_ARG || (rc == REPLAY_E_IO && !r)) {
+	if (rc == REPLAY_E_EXISTS || rc == REPLAY_E_ARG || ((rc == REPLAY_E_IO || rc == REPLAY_E_QEMU) && !r)) {
 		rc = cli_error_msg(CLI_USAGE, NULL, err);
 		goto out;
 	}

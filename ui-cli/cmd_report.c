@@ -1647,6 +1647,11 @@ int cmd_report(int argc, char **argv)
 		cli_json_close(&j);
 		cli_json_end(&j);
 	} else {
+		struct cli_losses losses;
+
+		if (cli_losses_read(r.db, &losses) == 0 && (losses.dropped || losses.n))
+			cli_losses_print(stdout, &losses, "");
+		cli_losses_free(&losses);
 		printf("wrote %s: %" PRId64 " events, %zu finding%s, %.1f KiB", path, rp.events,
 		       rp.findings->n_findings, rp.findings->n_findings == 1 ? "" : "s", rp.out_bytes / 1024.0);
 		if (!rp.complete)

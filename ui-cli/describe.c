@@ -111,6 +111,10 @@ static void describe_marker(const struct db_event *ev, const char *text, char *b
 	case DB_MARK_SERIAL:
 		snprintf(buf, size, "serial: %s", t);
 		break;
+	case DB_MARK_LOST:
+		snprintf(buf, size, "LOST %" PRIu64 " events (trace queue full) from icount %" PRId64 " to %" PRIu64,
+			 ev->obj, ev->b, ev->icount);
+		break;
 	default:
 		snprintf(buf, size, "marker: %s", t);
 		break;

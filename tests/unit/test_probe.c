@@ -297,7 +297,7 @@ static void test_probe_parses_every_event_kind(void **state)
 	    "l bugcheck code=rdi param=rsi text=str:rdx\nm result passed=rdi failed=rsi\n"
 	    "n scenario name=str:rdi\no marker text=str:rdi\np context softirq\n"
 	    "q defer-queue item=rdi\nr defer-run item=rdi\ns sleep timeout=[rdx]\nt panic text=str:rdi\n"
-	    "u syscall number=rax\nv module-load module=rdi\nmodule-layout 0x18 0x220 0 8 0x10\n";
+	    "u syscall number=rax\nv module-load module=rdi\nmodule-layout 0x18 0x220 0 8 0x10\nw eoi\n";
 	struct probe_file *p = parse_ok(text);
 	int k;
 
@@ -311,6 +311,49 @@ static void test_probe_parses_every_event_kind(void **state)
 	assert_int_equal(p->probes[PROBE_WAIT - 1].op[1].reg, PROBE_R8);
 	assert_int_equal(p->probes[PROBE_BUGCHECK - 1].op[2].kind, PROBE_LOC_STR);
 	probe_free(p);
+}
+
+/* A hobby kernel's places: the current thread in a global (cpus[0].proc),
+ * container_of operands (rdi-0x20, [rdi]-8), globals as memory operands. */
+static void test_probe_parses_globals_and_offsets(void **state)
+{
+	struct probe_file *p = parse_ok("thread cpus+0x10\n"
+	                                "swtch switch old=rdi-0x20 new=[cpus+0x10]\n"
+	                                "f lock-release lock=[rdi]-8 restore=[0x5000]:4\n"
+	                                "g marker text=str:[banner]\n");
+
+	(void)state;
+	assert_int_equal(p->thread_seg, PROBE_SEG_NONE);
+	assert_int_equal(p->thread_abs, 1);
+	assert_string_equal(p->thread_sym, "cpus");
+	assert_int_equal(p->thread_off, 0x10);
+	assert_int_equal(p->probes[0].op[0].kind, PROBE_LOC_REG);
+	assert_int_equal(p->probes[0].op[0].reg, PROBE_RDI);
+	assert_int_equal(p->probes[0].op[0].add, -0x20);
+	assert_int_equal(p->probes[0].op[1].kind, PROBE_LOC_MEM);
+	assert_int_equal(p->probes[0].op[1].reg, PROBE_NREGS);
+	assert_string_equal(p->probes[0].op[1].sym, "cpus");
+	assert_int_equal(p->probes[0].op[1].disp, 0x10);
+	assert_int_equal(p->probes[1].op[0].kind, PROBE_LOC_MEM);
+	assert_int_equal(p->probes[1].op[0].reg, PROBE_RDI);
+	assert_int_equal(p->probes[1].op[0].disp, 0);
+	assert_int_equal(p->probes[1].op[0].add, -8);
+	assert_int_equal(p->probes[1].op[1].reg, PROBE_NREGS);
+	assert_null(p->probes[1].op[1].sym);
+	assert_int_equal(p->probes[1].op[1].disp, 0x5000);
+	assert_int_equal(p->probes[1].op[1].width, 4);
+	assert_int_equal(p->probes[2].op[0].kind, PROBE_LOC_STR);
+	assert_int_equal(p->probes[2].op[0].deref, 1);
+	assert_string_equal(p->probes[2].op[0].sym, "banner");
+	probe_free(p);
+	p = parse_ok("thread none\n");
+	assert_int_equal(p->thread_abs, 0);
+	probe_free(p);
+	parse_fails("a switch old=rdi-x new=rsi\n", TRACER_E_SYNTAX,
+	            "t.probe:1: old=rdi-x: bad offset (expected +N or -N)");
+	parse_fails("a marker text=str:rdi+8\n", TRACER_E_SYNTAX,
+	            "t.probe:1: text=str:rdi+8: a string operand takes no offset");
+	parse_fails("a switch old=[9zz] new=rsi\n", TRACER_E_SYNTAX, "t.probe:1: old=[9zz]: bad address");
 }
 
 static void test_probe_parses_thread_declarations(void **state)
@@ -593,7 +636,7 @@ static void test_probe_rejects_bad_thread_declarations(void **state)
 {
 	(void)state;
 	parse_fails("thread ds:0x10\n", TRACER_E_SYNTAX,
-	            "t.probe:1: thread: expected gs:OFFSET, fs:OFFSET or none");
+	            "t.probe:1: thread: expected gs:OFFSET, fs:OFFSET, an address or SYMBOL[+N]");
 	parse_fails("thread-name 0x40\n", TRACER_E_SYNTAX,
 	            "t.probe:1: usage: thread-name OFFSET LENGTH (LENGTH 1..64)");
 	parse_fails("thread-name 0x40 100\n", TRACER_E_SYNTAX,
@@ -932,6 +975,33 @@ static void test_probe_resolves_preempt_symbol(void **state)
 	elfsym_free(t);
 }
 
+/* [SYMBOL+N] operands get the symbol's address; an eoi function needs a size. */
+static void test_probe_resolves_global_operands(void **state)
+{
+	struct elfsym_table *t = NULL;
+	struct probe_file *p = parse_ok("asm_exc_page_fault switch old=rdi-0x20 new=[handler+0x10]\nhandler eoi\n");
+	char *err = NULL;
+
+	(void)state;
+	write_elf(tmp("asm2.elf"), asm_syms, sizeof(asm_syms) / sizeof(asm_syms[0]), 1, NULL, 0);
+	assert_int_equal(elfsym_load(tmp("asm2.elf"), &t, &err), 0);
+	assert_int_equal(probe_resolve(p, t, &err), 0);
+	assert_null(p->probes[0].op[1].sym);
+	assert_int_equal(p->probes[0].op[1].disp, (int64_t)elfsym_find(t, "handler")->addr + 0x10);
+	probe_free(p);
+	p = parse_ok("handler switch old=rdi new=[nowhere]\n");
+	assert_int_equal(probe_resolve(p, t, &err), TRACER_E_SYMBOL);
+	assert_non_null(strstr(err, "t.probe:1: symbol 'nowhere' not found in "));
+	free(err), err = NULL;
+	probe_free(p);
+	p = parse_ok("last_label eoi\n");
+	assert_int_equal(probe_resolve(p, t, &err), TRACER_E_SYMBOL);
+	assert_non_null(strstr(err, "has no size, needed to find its stores"));
+	free(err);
+	probe_free(p);
+	elfsym_free(t);
+}
+
 static void test_probe_object_symbol_is_not_a_function(void **state)
 {
 	struct elfsym_table *t = NULL;
@@ -956,6 +1026,7 @@ int main(void)
 	    cmocka_unit_test(test_probe_parses_width_suffix),
 	    cmocka_unit_test(test_probe_parses_string_operands),
 	    cmocka_unit_test(test_probe_parses_every_event_kind),
+	    cmocka_unit_test(test_probe_parses_globals_and_offsets),
 	    cmocka_unit_test(test_probe_parses_thread_declarations),
 	    cmocka_unit_test(test_probe_at_return_is_recorded),
 	    cmocka_unit_test(test_probe_parses_lock_attributes),
@@ -992,6 +1063,7 @@ int main(void)
 	    cmocka_unit_test(test_probe_object_symbol_is_not_a_function),
 	    cmocka_unit_test(test_elfsym_loads_code_labels_sized_to_next_symbol),
 	    cmocka_unit_test(test_probe_resolves_preempt_symbol),
+	    cmocka_unit_test(test_probe_resolves_global_operands),
 	};
 
 	return cmocka_run_group_tests_name("probe", tests, make_tmp, rm_tmp);

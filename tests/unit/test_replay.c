@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "replay/internal.h"
 #include "replay/replay.h"
 
 static struct qmp_json *parse_ok(const char *text)
@@ -592,6 +593,50 @@ static void test_sha256_of_known_texts(void **state)
 	free(p);
 }
 
+/* Disk options krewind cannot record are refused before any file is made
+ * (replay/disk.c); the others are found among the QEMU arguments. */
+static void disk_refused(const char *want, char *const *args)
+{
+	struct replay_recording r = { .dir = "/nonexistent" };
+	char **disks = NULL, **rest = NULL, *err = NULL;
+
+	assert_int_equal(replay_disks_rewrite(&r, NULL, args, NULL, &disks, &rest, &err), REPLAY_E_ARG);
+	assert_non_null(err);
+	if (!strstr(err, want))
+		fail_msg("'%s' does not say '%s'", err, want);
+	assert_null(disks);
+	assert_null(rest);
+	free(err);
+}
+
+static void test_disks_refused_and_found(void **state)
+{
+	char *blockdev[] = { "-m", "64M", "-blockdev", "driver=file,filename=x,node-name=n", NULL };
+	char *opt[] = { "-drive", "file=a.img,werror=stop", NULL };
+	char *noid[] = { "-drive", "file=a.img,if=none", NULL };
+	char *nofile[] = { "-drive", "if=ide", NULL };
+	char *sd[] = { "-drive", "file=a.img,if=sd", NULL };
+	char *commas[] = { "-drive", "file=a,,b.img", NULL };
+	char *taken[] = { "-hda", "a.img", "-drive", "file=b.img,index=0", NULL };
+	char *novalue[] = { "-hda", NULL };
+	char *plain[] = { "-m", "64M", "-serial", "stdio", NULL };
+	char *cdrom[] = { "-m", "64M", "-cdrom", "x.iso", NULL };
+
+	(void)state;
+	disk_refused("give disks as --image, -hda or -drive", blockdev);
+	disk_refused("option 'werror=stop' is not supported", opt);
+	disk_refused("if=none needs id=", noid);
+	disk_refused("no file=", nofile);
+	disk_refused("if=sd is not supported", sd);
+	disk_refused("escaped commas", commas);
+	disk_refused("IDE index 0 is taken", taken);
+	disk_refused("-hda needs a value", novalue);
+	assert_int_equal(replay_args_have_disk(plain), 0);
+	assert_int_equal(replay_args_have_disk(cdrom), 1);
+	assert_int_equal(replay_args_have_disk(blockdev), 1);
+	assert_int_equal(replay_args_have_disk(NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -616,6 +661,7 @@ int main(void)
 		cmocka_unit_test(test_qmp_error_answer_carries_qemu_text),
 		cmocka_unit_test(test_registers_parse_qemu_dump),
 		cmocka_unit_test(test_sha256_of_known_texts),
+		cmocka_unit_test(test_disks_refused_and_found),
 	};
 	return cmocka_run_group_tests_name("replay", tests, NULL, NULL);
 }

@@ -1,0 +1,33 @@
+# tests/hobby: a disk-booted hobby-style kernel of our own (tests/hobby/README.md),
+# built from source: boot sector + flat kernel in a 1 MiB raw disk image, and the
+# kernel's ELF (symbols) beside it.
+HOBBY_DIR := $(TOP_BUILD)/tests/hobby
+HOBBY_IMG := $(HOBBY_DIR)/disk.img
+HOBBY_ELF := $(HOBBY_DIR)/hobby.elf
+HOBBY_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wa,--noexecstack -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
+	-fno-omit-frame-pointer -mno-red-zone -mgeneral-regs-only -mcmodel=small -fno-asynchronous-unwind-tables
+
+$(HOBBY_DIR)/boot.bin: tests/hobby/boot.S tests/hobby/boot.ld | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) -c tests/hobby/boot.S -o $(HOBBY_DIR)/boot.o
+	ld -T tests/hobby/boot.ld -o $@ $(HOBBY_DIR)/boot.o
+
+$(HOBBY_ELF): tests/hobby/entry.S tests/hobby/hobby.c tests/hobby/hobby.ld | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(HOBBY_CFLAGS) -c tests/hobby/entry.S -o $(HOBBY_DIR)/entry.o
+	$(CC) $(HOBBY_CFLAGS) -c tests/hobby/hobby.c -o $(HOBBY_DIR)/hobby.o
+	ld -T tests/hobby/hobby.ld -nostdlib --no-warn-rwx-segments -z noexecstack -o $@ $(HOBBY_DIR)/entry.o $(HOBBY_DIR)/hobby.o
+
+# The boot sector reads 127 sectors: the flat kernel must fit.
+$(HOBBY_IMG): $(HOBBY_DIR)/boot.bin $(HOBBY_ELF)
+	objcopy -O binary $(HOBBY_ELF) $(HOBBY_DIR)/hobby.bin
+	@test $$(stat -c %s $(HOBBY_DIR)/hobby.bin) -le 65024 || { echo "hobby.bin is over 127 sectors" >&2; exit 1; }
+	rm -f $@.tmp
+	truncate -s 1M $@.tmp
+	dd if=$(HOBBY_DIR)/boot.bin of=$@.tmp conv=notrunc status=none
+	dd if=$(HOBBY_DIR)/hobby.bin of=$@.tmp bs=512 seek=1 conv=notrunc status=none
+	mv $@.tmp $@
+
+.PHONY: hobby
+hobby: $(HOBBY_IMG)
+ALL_TARGETS += $(HOBBY_IMG)
