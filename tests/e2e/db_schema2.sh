@@ -69,6 +69,19 @@ out=$("$KREWIND" sql "$db" "SELECT group_concat(instance || '=' || class, ',') F
 check "a re-initialised lock is a new instance with its own class ($out)" \
 	sh -c "echo '$out' | grep -q '0=alloc@pool_init+0x10,1=alloc@pool_init+0x20'"
 
+# Notes only (a lock still held when the trace ended): exit 0, the note shown.
+"$MKTRACE" "$TMP/note.db" <<SCRIPT
+meta outcome exit
+thread $T tid=42 ls
+lock_try icount=1 thread=$T obj=$L tid=42 if=1
+lock_acq icount=2 thread=$T obj=$L tid=42 if=1
+marker icount=3 thread=$T tid=42 text=end
+SCRIPT
+"$KREWIND" check "$TMP/note.db" >"$TMP/note" 2>&1
+rc=$?
+check "check: only notes is exit 0, the note printed ($rc)" \
+	sh -c "[ $rc -eq 0 ] && grep -q 'lock-held-at-exit' '$TMP/note' && grep -q '1 note' '$TMP/note'"
+
 # A schema 1 trace: one line, exit 2, before any work.
 cp "$db" "$TMP/old.db"
 sqlite3 "$TMP/old.db" 'PRAGMA user_version = 1'
