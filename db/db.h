@@ -242,6 +242,11 @@ const char *db_lock_name(struct db_reader *r, uint64_t addr);
 /* Name of thread (addr, tid) as in db_event.thread/.tid; tid -1: as
  * db_thread_name. "" if none known; owned by r. */
 const char *db_thread_name_tid(struct db_reader *r, uint64_t addr, int32_t tid);
+/* The name of the thread at addr as of event id: the one that runs there
+ * first after it (a switch's incoming thread, where the address was reused
+ * by several threads); db_thread_name when the address has one thread.
+ * "" if none known; owned by r. */
+const char *db_thread_name_after(struct db_reader *r, uint64_t addr, int64_t id);
 
 /* Lock class (of the newest instance at addr): the lock's static symbol (+
  * offset inside it), or "alloc@<site symbol+off>" for locks initialised at

@@ -439,6 +439,33 @@ const char *db_thread_name_tid(struct db_reader *r, uint64_t addr, int32_t tid)
 	return name ? name : "";
 }
 
+/* How far past the event the next run of the thread is looked for. */
+#define NAME_AFTER_WINDOW 20000
+
+const char *db_thread_name_after(struct db_reader *r, uint64_t addr, int64_t id)
+{
+	sqlite3_stmt *st;
+	const char *name = NULL;
+	int64_t rows = 0;
+
+	if (!addr)
+		return "";
+	if (prepare(r, "SELECT (SELECT count(*) FROM threads WHERE addr = ?1), (SELECT coalesce(t.name, '')"
+		       " FROM event_rows e JOIN threads t ON t.id = e.thread_id WHERE e.id > ?2 AND e.id <= ?2 + ?3"
+		       " AND t.addr = ?1 ORDER BY e.id LIMIT 1)", &st, NULL) != DB_OK)
+		return "";
+	sqlite3_bind_int64(st, 1, (int64_t)addr);
+	sqlite3_bind_int64(st, 2, id);
+	sqlite3_bind_int64(st, 3, NAME_AFTER_WINDOW);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		rows = sqlite3_column_int64(st, 0);
+		if (rows > 1 && sqlite3_column_type(st, 1) != SQLITE_NULL)
+			name = keep_str(r, (const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	return name ? name : db_thread_name(r, addr);
+}
+
 /* Loads the symbols table the first time it is needed. */
 static void load_symbols(struct db_reader *r)
 {

@@ -44,10 +44,8 @@ static int fail(char **err, int code, const char *fmt, ...)
  * the schema-1 language can say it, in that (v1; NULL: left out there).
  * The interruptible and killable sleeping locks fail only when a signal
  * (or a timeout) ends the wait, so they are probed as acquires; a failed one
- * would show as held. down_trylock, which returns 0 on success, cannot be
- * said (lock-tryacquire takes a non-zero al as success), and it is how
- * console_sem is taken: struct semaphore is left out rather than traced as
- * thousands of releases without an acquire.
+ * would show as held. down_trylock and down_timeout return 0 on success
+ * (result=!eax); down_timeout can time out, so it is a tryacquire too.
  */
 struct entry {
 	const char *group; /* starts a commented group when not NULL */
@@ -111,6 +109,14 @@ static const struct entry entries[] = {
 	{NULL, "down_write_trylock", "lock-tryacquire lock=rdi flavor=rwsem-write", NULL},
 	{NULL, "up_write", "lock-release lock=rdi flavor=rwsem-write", NULL},
 	{NULL, "__init_rwsem", "lock-init lock=rdi flavor=rwsem-write", NULL},
+
+	{"Semaphores (struct semaphore, counting; any thread may up): down_trylock and down_timeout\n"
+	 "# return 0 when they got it", "down", "lock-acquire lock=rdi flavor=sem", NULL},
+	{NULL, "down_interruptible", "lock-acquire lock=rdi flavor=sem", NULL},
+	{NULL, "down_killable", "lock-acquire lock=rdi flavor=sem", NULL},
+	{NULL, "down_trylock", "lock-tryacquire lock=rdi flavor=sem result=!eax", NULL},
+	{NULL, "down_timeout", "lock-tryacquire lock=rdi flavor=sem result=!eax", NULL},
+	{NULL, "up", "lock-release lock=rdi flavor=sem", NULL},
 
 	{"Context switch: __switch_to(prev, next) runs with prev's registers", "__switch_to", "switch old=rdi new=rsi",
 	 "switch old=rdi new=rsi"},
@@ -420,9 +426,6 @@ int linuxprobe_write(const char *vmlinux, int schema, FILE *out, char **err)
 			     "module-layout  0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 "\n"
 			     "%-42s module-load module=rdi\n",
 			l.mod[0], l.mod[1], l.mod[2], l.mod[3], l.mod[4], "do_init_module");
-	if (schema >= 2 && elfsym_find(t, "down_trylock"))
-		fprintf(out, "\n# struct semaphore (down, up) is not probed: down_trylock, how console_sem is taken,\n"
-			     "# returns 0 on success, which lock-tryacquire cannot say.\n");
 	elfsym_free(t);
 	if (fflush(out) != 0 || ferror(out))
 		return fail(err, TRACER_E_IO, "writing the probe failed: %s", strerror(errno));

@@ -942,7 +942,8 @@ static void on_ret(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t
 			const struct probe_loc *res = &pr->op[PROBE_OP_RESULT];
 			unsigned w = res->kind ? res->width : 1;
 
-			got = reg(v, res->kind ? res->reg : PROBE_RAX) & (w < 8 ? (1ull << (8 * w)) - 1 : ~0ull);
+			got = (reg(v, res->kind ? res->reg : PROBE_RAX) & (w < 8 ? (1ull << (8 * w)) - 1 : ~0ull)) != 0;
+			got ^= pr->result_zero;
 		}
 		ev = event(v, vcpu, got ? DB_LOCK_ACQ : DB_LOCK_FAIL, ic, s->pc, thread, (uint64_t)f->val[0], irql(v),
 		           got ? (int64_t)(ic - f->icount) : 0);

@@ -460,9 +460,15 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: operand '%s' given twice", pf->path, line,
 			            tok[i]);
 		val = eq + 1;
-		/* result=eax / result=al: the register's low 4 bytes / low byte */
-		if (pr.kind == PROBE_LOCK_TRYACQUIRE && j == PROBE_OP_RESULT)
+		/* result=eax / result=al: the register's low 4 bytes / low byte;
+		 * result=!eax: success is 0 (down_trylock, down_timeout) */
+		if (pr.kind == PROBE_LOCK_TRYACQUIRE && j == PROBE_OP_RESULT) {
+			if (*val == '!') {
+				pr.result_zero = 1;
+				val++;
+			}
 			val = strcmp(val, "eax") == 0 ? "rax:4" : strcmp(val, "al") == 0 ? "rax:1" : val;
+		}
 		if (parse_loc(val, !!(kd->strings & (1u << j)), &pr.op[j], &why))
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: %s=%s: %s", pf->path, line, tok[i], eq + 1,
 			            why);

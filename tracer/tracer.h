@@ -163,6 +163,7 @@ struct probe {
 	 * default spin and none); subclass=, restore= and result= are operands. */
 	uint8_t flavor, irq;
 	uint8_t ctx; /* PROBE_CONTEXT: enum db_ctx */
+	uint8_t result_zero; /* lock-tryacquire result=!REG: got it when the register is 0 (down_trylock) */
 	/* Filled by probe_resolve: */
 	uint64_t addr, size;
 	int size_from_next; /* a code label without an ELF size: size is up to the next symbol */

@@ -177,6 +177,21 @@ static const char *irql_of(const struct cli_names *names, const struct db_event 
 	return buf;
 }
 
+/* A switch's thread named as it was then: the outgoing one is the event's
+ * own (its tid), the incoming one the thread that runs at that address next. */
+static const char *switch_label(const struct cli_names *names, const struct db_event *ev, uint64_t addr, char *buf,
+				size_t size)
+{
+	const char *n = NULL;
+
+	if (names && names->thread_at && addr)
+		n = names->thread_at(names->ctx, addr, addr == ev->thread ? ev->tid : -1, ev->id);
+	if (!n || !*n)
+		return cli_thread_label(names, addr, buf, size);
+	snprintf(buf, size, "%s", n);
+	return buf;
+}
+
 char *cli_describe_event(const struct db_event *ev, const char *text, const struct cli_names *names, char *buf,
 			 size_t size)
 {
@@ -238,8 +253,8 @@ char *cli_describe_event(const struct db_event *ev, const char *text, const stru
 		snprintf(buf, size, "signal %s", cli_lock_label(names, ev->obj, o, sizeof(o)));
 		break;
 	case DB_SWITCH:
-		snprintf(buf, size, "switch %s -> %s", cli_thread_label(names, (uint64_t)ev->a, o, sizeof(o)),
-			 cli_thread_label(names, (uint64_t)ev->b, t2, sizeof(t2)));
+		snprintf(buf, size, "switch %s -> %s", switch_label(names, ev, (uint64_t)ev->a, o, sizeof(o)),
+			 switch_label(names, ev, (uint64_t)ev->b, t2, sizeof(t2)));
 		break;
 	case DB_EOI:
 		snprintf(buf, size, "eoi (%s)", ev->a == 1 ? "x2apic" : ev->a == 2 ? "xapic" : "?");

@@ -88,6 +88,11 @@ static const char *db_thread_cb(void *ctx, uint64_t addr)
 	return db_thread_name(ctx, addr);
 }
 
+static const char *db_thread_at_cb(void *ctx, uint64_t addr, int32_t tid, int64_t id)
+{
+	return tid >= 0 ? db_thread_name_tid(ctx, addr, tid) : db_thread_name_after(ctx, addr, id);
+}
+
 static const char *db_lock_cb(void *ctx, uint64_t addr)
 {
 	const char *n = db_lock_name(ctx, addr);
@@ -103,6 +108,7 @@ static char *db_symbol_cb(void *ctx, uint64_t addr, char *buf, size_t size)
 void cli_names_from_db(struct cli_names *n, struct db_reader *r)
 {
 	n->thread = db_thread_cb;
+	n->thread_at = db_thread_at_cb;
 	n->lock = db_lock_cb;
 	n->symbol = db_symbol_cb;
 	n->ctx = r;

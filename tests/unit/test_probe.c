@@ -385,10 +385,11 @@ static void test_probe_parses_lock_attributes(void **state)
 	                                "e lock-tryacquire lock=[rdi+8] irq=bh result=al\n"
 	                                "f lock-init lock=rdi flavor=rwsem-write\n"
 	                                "g lock-acquire lock=rdi flavor=mutex irq=at-dispatch\n"
-	                                "h lock-acquire lock=rdi flavor=sem irq=irq\n");
+	                                "h lock-acquire lock=rdi flavor=sem irq=irq\n"
+	                                "i lock-tryacquire lock=rdi flavor=sem result=!eax\n");
 
 	(void)state;
-	assert_int_equal(p->nprobes, 8);
+	assert_int_equal(p->nprobes, 9);
 	assert_int_equal(p->probes[0].flavor, DB_LF_SPIN);
 	assert_int_equal(p->probes[0].irq, DB_LI_RAISE_DISPATCH);
 	assert_int_equal(p->probes[1].flavor, DB_LF_WRITE);
@@ -407,6 +408,9 @@ static void test_probe_parses_lock_attributes(void **state)
 	assert_int_equal(p->probes[6].irq, DB_LI_AT_DISPATCH);
 	assert_int_equal(p->probes[7].flavor, DB_LF_SEM);
 	assert_int_equal(p->probes[7].irq, DB_LI_IRQ);
+	assert_int_equal(p->probes[3].result_zero, 0);
+	assert_int_equal(p->probes[8].result_zero, 1); /* down_trylock: 0 is success */
+	assert_int_equal(p->probes[8].op[PROBE_OP_RESULT].width, 4);
 	probe_free(p);
 }
 
