@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <qemu-plugin.h>
 
@@ -143,6 +144,11 @@ static struct tracer {
 	uint64_t fresh_pc;    /* its first pc */
 	GHashTable *gs_votes; /* kernel GS base -> uint32_t[nvcpus] votes */
 	GByteArray *idbuf;
+	/* stop=N: hold the machine before instruction N (serial mode) */
+	int stopping;
+	uint64_t stop_at;
+	const char *stopfile;
+	GArray *regs;         /* qemu_plugin_reg_descriptor of vCPU 0, for the stop report */
 } the;
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
@@ -338,15 +344,58 @@ static unsigned identify(unsigned baked, uint64_t pc, int learn)
 
 /* Serial mode: counts an instruction without a site; the first one of a
  * block also learns who runs it when the block is fresh. */
+/*
+ * stop=N (a re-execution's exact stop, replay/smp.c): before instruction N of
+ * the machine, write what the vCPU that runs it holds to stopfile (renamed
+ * into place when complete) and keep the vCPU thread here. With one host
+ * thread for all vCPUs that freezes the whole machine at that instruction,
+ * virtual time included. The thread leaves, ending QEMU, when the reader
+ * deletes the file (or after 10 minutes).
+ */
+static void hold(unsigned baked, uint64_t pc)
+{
+	unsigned vcpu = identify(baked, pc, 0);
+	gchar *tmp = g_strconcat(the.stopfile, ".tmp", NULL);
+	FILE *f = fopen(tmp, "w");
+	guint i;
+	int waited;
+
+	if (f) {
+		fprintf(f, "icount %" PRIu64 "\nvcpu %u\npc 0x%" PRIx64 "\n", the.gcount, vcpu, pc);
+		g_byte_array_set_size(the.idbuf, 0);
+		if (qemu_plugin_read_memory_vaddr(pc, the.idbuf, 16)) {
+			fprintf(f, "code ");
+			for (i = 0; i < 16; i++)
+				fprintf(f, "%02x", the.idbuf->data[i]);
+			fprintf(f, "\n");
+		}
+		for (i = 0; the.regs && i < the.regs->len; i++) {
+			qemu_plugin_reg_descriptor *d = &g_array_index(the.regs, qemu_plugin_reg_descriptor, i);
+
+			if (strncmp(d->name, "st", 2) && strncmp(d->name, "xmm", 3) && strncmp(d->name, "ymm", 3) &&
+			    strncmp(d->name, "f", 1))
+				fprintf(f, "%s 0x%" PRIx64 "\n", d->name, id_reg(d->handle));
+		}
+		if (fclose(f) == 0)
+			rename(tmp, the.stopfile);
+	}
+	g_free(tmp);
+	for (waited = 0; waited < 60000 && access(the.stopfile, F_OK) == 0; waited++)
+		g_usleep(10000);
+	_exit(0);
+}
+
 static void on_count(unsigned int vcpu, void *udata)
 {
-	(void)vcpu;
-	(void)udata;
+	if (the.stopping && the.gcount == the.stop_at)
+		hold(vcpu, GPOINTER_TO_SIZE(udata));
 	the.gcount++;
 }
 
 static void on_block(unsigned int vcpu, void *udata)
 {
+	if (the.stopping && the.gcount == the.stop_at)
+		hold(vcpu, GPOINTER_TO_SIZE(udata));
 	if (the.fresh && GPOINTER_TO_SIZE(udata) == the.fresh_pc)
 		identify(vcpu, the.fresh_pc, 1);
 	the.gcount++;
@@ -1090,6 +1139,8 @@ static void on_site(unsigned int vcpu, void *udata)
 		site(vcpu, s);
 		return;
 	}
+	if (the.stopping && the.gcount == the.stop_at)
+		hold(vcpu, s->pc);
 	site(identify(vcpu, s->pc, 1), s);
 	the.gcount++; /* after: the site saw the count of the instructions before it */
 }
@@ -1202,8 +1253,11 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		if (the.serial && i == 0)
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_block, QEMU_PLUGIN_CB_R_REGS,
 			                                       GSIZE_TO_POINTER(pc));
-		else if (the.serial)
-			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_count, QEMU_PLUGIN_CB_NO_REGS, NULL);
+		else if (the.serial) /* registers only for a stop's report */
+			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_count,
+			                                       the.stopping ? QEMU_PLUGIN_CB_R_REGS
+			                                                    : QEMU_PLUGIN_CB_NO_REGS,
+			                                       GSIZE_TO_POINTER(pc));
 		else /* after the callback: callbacks see the count of instructions before theirs */
 			qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
 			                                                    the.icount, 1);
@@ -1253,7 +1307,9 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
 		else if (strcmp(d->name, "k_gs_base") == 0 || strcmp(d->name, "kernel_gs_base") == 0)
 			v->kgs_base = d->handle;
 	}
-	if (regs)
+	if (regs && vcpu == 0 && !the.regs)
+		the.regs = regs;
+	else if (regs)
 		g_array_free(regs, TRUE);
 }
 
@@ -1438,7 +1494,7 @@ static int setup(const char *db, const char *probe_path, const char *symbols, ch
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc,
                                            char **argv)
 {
-	const char *db = NULL, *probe_path = NULL, *symbols = NULL;
+	const char *db = NULL, *probe_path = NULL, *symbols = NULL, *stop = NULL, *stopfile = NULL;
 	char *err = NULL;
 	int i, rc = 0;
 
@@ -1453,9 +1509,13 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			slot = &probe_path;
 		else if (klen == 7 && strncmp(argv[i], "symbols", 7) == 0)
 			slot = &symbols;
+		else if (klen == 4 && strncmp(argv[i], "stop", 4) == 0)
+			slot = &stop;
+		else if (klen == 8 && strncmp(argv[i], "stopfile", 8) == 0)
+			slot = &stopfile;
 		if (!slot) {
 			fprintf(stderr,
-			        "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=)\n",
+			        "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=, stop=, stopfile=)\n",
 			        argv[i]);
 			return -1;
 		}
@@ -1473,6 +1533,21 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	if (probe_path && !symbols) {
 		fprintf(stderr, "krewind: error: probe=%s needs symbols=ELF\n", probe_path);
 		return -1;
+	}
+	if (!stop != !stopfile) {
+		fprintf(stderr, "krewind: error: stop= and stopfile= go together\n");
+		return -1;
+	}
+	if (stop) {
+		char *end;
+
+		the.stop_at = strtoull(stop, &end, 0);
+		if (*end) {
+			fprintf(stderr, "krewind: error: stop=%s is not an instruction count\n", stop);
+			return -1;
+		}
+		the.stopping = 1;
+		the.stopfile = stopfile;
 	}
 	if (!info->system_emulation) {
 		fprintf(stderr, "krewind: error: the plugin needs full-system emulation\n");
@@ -1493,6 +1568,10 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	the.nvcpus = info->system.max_vcpus > 0 ? info->system.max_vcpus : 1;
 	the.vcpus = g_new0(struct vcpu, the.nvcpus);
 	the.serial = serial_mode(the.nvcpus);
+	if (the.stopping && !the.serial) {
+		fprintf(stderr, "krewind: error: stop= needs several vCPUs under -icount\n");
+		return -1;
+	}
 	the.gs_votes = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	the.idbuf = g_byte_array_new();
 	rc = setup(db, probe_path, symbols, &err);
