@@ -32,6 +32,10 @@
 #define CLOCK_VECTOR    0xD1
 #define SPURIOUS_VECTOR 0xFF
 
+/* Where an application processor starts (mp.c, ap.S): a SIPI vector's page. */
+#define KI_AP_TRAMPOLINE 0x8000
+#define KI_MAX_CPUS      4
+
 #ifndef __ASSEMBLER__
 
 #include <stdarg.h>
@@ -486,6 +490,14 @@ enum {
 };
 extern volatile ULONG KiBugFlags;
 extern KSPIN_LOCK ScenarioIsrLock;
+
+/* ---- several processors (mp.c) ---- */
+extern KPCR KiPcr;
+extern volatile ULONG KiProcessorsStarted; /* the BSP and the APs running, 1 before KeStartProcessors */
+ULONG KeStartProcessors(ULONG Count);
+void KeRunOnProcessor(ULONG Number, void (*Routine)(void));
+void KeWaitForProcessors(void);
+ULONG KeGetCurrentProcessorNumber(void);
 
 #endif /* __ASSEMBLER__ */
 #endif

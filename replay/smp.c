@@ -294,8 +294,8 @@ int replay_smp_compare(const char *rec_db, const char *run_db, struct replay_smp
 	if (c->ok)
 		snprintf(c->detail, sizeof(c->detail),
 			 "%" PRId64 " events identical (kind, icount, vCPU, pc, thread, operands) through the guest's "
-			 "last serial line (event %" PRId64 ", icount %" PRIu64 "); then %" PRId64 " recorded and %" PRId64
-			 " re-run events until QEMU acted on the power-off",
+			 "last serial line (event %" PRId64 ", icount %" PRIu64 "); after it %" PRId64 " recorded and %" PRId64
+			 " re-run events differ or are missing (where a run ends is the host's moment)",
 			 c->same, c->cut_id, c->cut_icount, c->rec_events - c->same, c->run_events - c->same);
 	rc = 0;
 out:

@@ -349,8 +349,8 @@ static unsigned identify(unsigned baked, uint64_t pc, int learn)
  * the machine, write what the vCPU that runs it holds to stopfile (renamed
  * into place when complete) and keep the vCPU thread here. With one host
  * thread for all vCPUs that freezes the whole machine at that instruction,
- * virtual time included. The thread leaves, ending QEMU, when the reader
- * deletes the file (or after 10 minutes).
+ * virtual time included. When the reader deletes the file (or after 10
+ * minutes) the trace is closed, complete up to the stop, and QEMU ends.
  */
 static void hold(unsigned baked, uint64_t pc)
 {
@@ -382,6 +382,7 @@ static void hold(unsigned baked, uint64_t pc)
 	g_free(tmp);
 	for (waited = 0; waited < 60000 && access(the.stopfile, F_OK) == 0; waited++)
 		g_usleep(10000);
+	on_exit_cb(the.id, NULL); /* the trace up to here, complete */
 	_exit(0);
 }
 

@@ -146,16 +146,24 @@ out:
 /* A recording with several vCPUs (manifest mode "reexec") has no replay log:
  * it is run again with the plugin and the two traces and serial logs compared
  * (replay/smp.c; docs/replay.md "SMP mode and its limits"). */
+static int guest_ended(const char *outcome);
+
 static int verify_smp(const struct replay_recording *r, const char *tmp, struct qemu_guard *g, int json)
 {
 	struct replay_smp_run run = { 0 };
 	struct replay_smp_cmp cmp;
-	char *db = NULL, *serial = NULL, *err = NULL;
+	char *db = NULL, *serial = NULL, *stop = NULL, *err = NULL;
 	long n = 0;
 	int rc, serial_ok, ok;
 
-	if (asprintf(&db, "%s/trace.db", tmp) < 0 || asprintf(&serial, "%s/serial.log", tmp) < 0)
+	if (asprintf(&db, "%s/trace.db", tmp) < 0 || asprintf(&serial, "%s/serial.log", tmp) < 0 ||
+	    asprintf(&stop, "%s/stop", tmp) < 0)
 		return cli_error(CLI_FAIL, "out of memory");
+	/* A run krewind ended (hang, timeout) is re-run to the same instruction. */
+	if (!guest_ended(r->outcome) && r->exit_status == 0 && r->icount_total) {
+		run.stop_at = r->icount_total;
+		run.stopfile = stop;
+	}
 	run.plugin = replay_find_file("KREWIND_PLUGIN", "tracer/libkrewind.so");
 	run.db_path = db;
 	run.serial_path = serial;
@@ -207,6 +215,9 @@ static int verify_smp(const struct replay_recording *r, const char *tmp, struct 
 	rc = ok ? CLI_OK : CLI_FAIL;
 out:
 	free(err);
+	free(run.stop);
+	unlink(stop);
+	free(stop);
 	unlink(serial);
 	unlink(db);
 	free(serial);
