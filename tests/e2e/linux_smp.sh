@@ -9,6 +9,7 @@
 #   last serial line, the serial log byte for byte;
 # - `krewind replay --to EVENT` on an event of vCPU 1 holds vCPU 1 at the
 #   event's instruction;
+# - `--smp 4`: the same identities on four vCPUs;
 # - the tracer in multi-threaded TCG (QEMU's default, not re-executable):
 #   the same identities, per-vCPU counts;
 # - what would make the run non-re-executable is refused.
@@ -82,6 +83,18 @@ check "replay --to $ev (vCPU 1): exit 0, held vCPU 1, no warning" \
 	[ $rc -eq 0 ] && grep -q "held vCPU 1 before instruction" "$TMP/replay.out" && ! grep -q warning "$TMP/replay.err"
 check "... at the event's pc 0x$pc" grep -q "^pc  *0x0*$pc" "$TMP/replay.out"
 check "... in the thread the trace names" grep -q "^thread  *$(q "SELECT thread_name FROM events WHERE id = $ev") " "$TMP/replay.out"
+
+# --- four vCPUs: the same identities
+rec4=$TMP/smp4
+timeout -s INT 400 build/krewind record -q --smp 4 --kernel "$LINUX_VMLINUZ" --symbols "$LINUX_VMLINUX" \
+	--initrd "$LINUX_INITRD" --probe "$PROBE" --append "console=ttyS0 nokaslr panic=-1" --timeout 300 \
+	-o "$rec4" </dev/null >"$rec4.out" 2>&1
+check "record --smp 4: the guest powered off" [ "$(jq -r .outcome "$rec4/manifest.json")" = exit ]
+q4() { sqlite3 "$rec4/trace.db" "$1"; }
+bad=$(q4 "SELECT count(*) FROM events WHERE thread_name GLOB 'swapper/[0-3]' AND vcpu != CAST(substr(thread_name, 9) AS INTEGER)")
+idle=$(q4 "SELECT count(DISTINCT vcpu) FROM events WHERE thread_name GLOB 'swapper/[0-3]'")
+check "-smp 4: swapper/N only on vCPU N, all four idle tasks seen ($idle, $bad misplaced)" [ "$bad" -eq 0 ] && [ "$idle" -eq 4 ]
+check "-smp 4: events on every vCPU" [ "$(q4 "SELECT count(DISTINCT vcpu) FROM events")" -eq 4 ]
 
 # --- multi-threaded TCG: the index QEMU passes is right, counts are per vCPU
 mt=$TMP/mttcg.db
