@@ -320,11 +320,12 @@ static int gs_owner(uint64_t gs)
 static unsigned identify(unsigned baked, uint64_t pc, int learn)
 {
 	struct vcpu *any = &the.vcpus[0]; /* register handles are the same on every vCPU */
-	uint64_t gs = id_reg(any->gs_base);
+	uint64_t gs;
 	int who;
 
 	if (!the.serial)
 		return baked < (unsigned)the.nvcpus ? baked : 0;
+	gs = id_reg(any->gs_base);
 	if (learn && the.fresh && pc == the.fresh_pc) {
 		the.fresh = 0;
 		if (gs && baked < (unsigned)the.nvcpus) {
