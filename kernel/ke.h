@@ -31,6 +31,7 @@
  * every class <= its value, so a vector's class is its IRQL. */
 #define CLOCK_VECTOR    0xD1
 #define SPURIOUS_VECTOR 0xFF
+#define IPI_VECTOR      0xE1 /* IPI_LEVEL (14): a processor calls another (mp.c) */
 
 /* Where an application processor starts (mp.c, ap.S): a SIPI vector's page. */
 #define KI_AP_TRAMPOLINE 0x8000
@@ -393,6 +394,7 @@ void KiTrapDispatch(PKTRAP_FRAME Frame);
 extern char KiTrapStubs[];
 void KiClockInterruptEntry(void);
 void KiSpuriousInterruptEntry(void);
+void KiIpiInterruptEntry(void);
 void KiSwapContext(PKTHREAD Old, PKTHREAD New);
 void KiThreadStartupEntry(void);
 
@@ -497,6 +499,8 @@ extern volatile ULONG KiProcessorsStarted; /* the BSP and the APs running, 1 bef
 ULONG KeStartProcessors(ULONG Count);
 void KeRunOnProcessor(ULONG Number, void (*Routine)(void));
 void KeWaitForProcessors(void);
+BOOLEAN KeIpiProcessor(ULONG Number);
+void KiIpiInterrupt(void);
 ULONG KeGetCurrentProcessorNumber(void);
 
 #endif /* __ASSEMBLER__ */

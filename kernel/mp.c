@@ -4,8 +4,9 @@
  * ap.S copied below 1 MiB. Each AP gets its own KPCR (GS base, so
  * gs:[0x188] is its current thread), GDT and TSS, stack and a KTHREAD of its
  * own ("CpuN"), loads the BSP's IDT, enables its local APIC (timer masked:
- * the clock ticks on the BSP only) and waits at PASSIVE_LEVEL with
- * interrupts off for work the BSP hands it (KeRunOnProcessor). Without the
+ * the clock ticks on the BSP only) and waits at PASSIVE_LEVEL, interrupts
+ * on, for work the BSP hands it (KeRunOnProcessor) and for IPIs
+ * (KeIpiProcessor, IPI_VECTOR). Without the
  * APs (-smp 1) KeStartProcessors returns 1 after a bounded wait and the
  * kernel runs on one CPU, as before.
  */
@@ -26,6 +27,7 @@ struct KiProcessor {
 	UCHAR Stack[16384] __attribute__((aligned(16)));
 	void (*volatile Work)(void);
 	volatile ULONG Busy;
+	volatile ULONG Ipis; /* IPIs this processor took */
 };
 
 static struct KiProcessor KiProcessors[KI_MAX_CPUS];
@@ -100,6 +102,7 @@ void KiApStartup(void)
 	__asm__ volatile("lidt %0" : : "m"(idtr));
 	HalInitializeApic();
 	KiWriteCr8(PASSIVE_LEVEL);
+	_enable(); /* its timer is masked: only IPIs come */
 	__atomic_add_fetch(&KiProcessorsStarted, 1, __ATOMIC_RELEASE);
 	for (;;) {
 		void (*w)(void) = p->Work;
@@ -149,6 +152,28 @@ void KeRunOnProcessor(ULONG Number, void (*Routine)(void))
 
 	__atomic_store_n(&p->Busy, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->Work, Routine, __ATOMIC_RELEASE);
+}
+
+/* The IPI's handler, at IPI_LEVEL (trap.c dispatches it). */
+void KiIpiInterrupt(void)
+{
+	struct KiProcessor *p = &KiProcessors[KeGetCurrentProcessorNumber()];
+
+	__atomic_add_fetch(&p->Ipis, 1, __ATOMIC_RELEASE);
+	KiApicEndOfInterrupt();
+}
+
+/* Interrupts processor Number with IPI_VECTOR (fixed delivery) and waits,
+ * bounded, until it took it. */
+BOOLEAN KeIpiProcessor(ULONG Number)
+{
+	struct KiProcessor *p = &KiProcessors[Number];
+	ULONG before = p->Ipis;
+
+	KiSendIpi(Number, IPI_VECTOR);
+	for (ULONG64 i = 0; i < AP_WAIT_SPIN && p->Ipis == before; i++)
+		YieldProcessor();
+	return p->Ipis != before;
 }
 
 /* Until every AP finished the work it was handed. */

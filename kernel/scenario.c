@@ -395,6 +395,11 @@ static void SmpClean(void)
 	SmpLockAB();
 	KeWaitForProcessors();
 	DbgPrint("smp-clean: both CPUs took A then B %d times\n", SMP_ROUNDS);
+	if (!KeIpiProcessor(1)) {
+		DbgPrint("smp-clean: cpu 1 did not take its IPI\n");
+		KiPowerOff(KI_EXIT_FAIL);
+	}
+	DbgPrint("smp-clean: cpu 1 took an IPI\n");
 	KiPowerOff(KI_EXIT_PASS);
 }
 

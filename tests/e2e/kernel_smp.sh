@@ -3,7 +3,7 @@
 # (the re-executable mode, replay/smp.c):
 # - smp-clean: the AP started by INIT-SIPI-SIPI runs on its own KPCR
 #   (thread Cpu1, only ever on vCPU 1), both CPUs contend for A and B in one
-#   order: pass, no finding, verify deterministic;
+#   order, then CPU 0 sends it an IPI: pass, no finding, verify deterministic;
 # - smp-lock-order: CPU 0 takes A then B while CPU 1 takes B then A: a real
 #   deadlock (hang), which check names with both CPUs' spins, and the lock
 #   order; verify re-runs the hang to its last instruction; replay --to CPU
@@ -32,6 +32,9 @@ bad=$(q clean "SELECT count(*) FROM events WHERE (thread_name = 'Cpu1') != (vcpu
 check "Cpu1's $n1 acquisitions all on vCPU 1, nothing else there ($bad misplaced)" [ "$n1" -eq 400 ] && [ "$bad" -eq 0 ]
 spun=$(q clean "SELECT count(*) FROM events WHERE kind = 'lock_acq' AND b > 0")
 check "the CPUs contended: acquisitions that spun ($spun)" [ "$spun" -gt 0 ]
+ipi=$(q clean "SELECT count(*) FROM events WHERE vcpu = 1 AND kind = 'trap' AND a = 225")
+ipi_eoi=$(q clean "SELECT count(*) FROM events WHERE vcpu = 1 AND kind IN ('eoi', 'iret')")
+check "CPU 0's IPI (vector 0xe1) taken on vCPU 1: its trap, EOI and iret there" [ "$ipi" -eq 1 ] && [ "$ipi_eoi" -eq 2 ]
 "$K" check "$TMP/clean" >"$TMP/clean.check" 2>&1
 check "check smp-clean: no findings (exit 0)" [ $? -eq 0 ] && grep -q "no findings" "$TMP/clean.check"
 "$K" verify -q "$TMP/clean" >"$TMP/clean.verify" 2>&1
