@@ -4,7 +4,7 @@
 #   "reexec", fixed icount, no host entropy or clock), the tracer in
 #   single-threaded TCG (one host thread, shared translation blocks): every
 #   event on the vCPU that ran it (the idle task swapper/N only ever on vCPU
-#   N), the machine's instruction count in event order;
+#   N), the machine's instruction count in event order; check finds nothing;
 # - `krewind verify` re-runs it: every event identical through the guest's
 #   last serial line, the serial log byte for byte;
 # - `krewind replay --to EVENT` on an event of vCPU 1 holds vCPU 1 at the
@@ -64,6 +64,9 @@ back=$(q "SELECT count(*) FROM (SELECT icount, lag(icount) OVER (ORDER BY id) AS
 check "icounts never go back in event order (the machine's count: a global order)" [ "$back" -eq 0 ]
 check "icount_total is the last event's count or more" \
 	[ "$(m .icount_total)" -ge "$(q "SELECT max(icount) FROM events")" ]
+
+build/krewind check "$rec" >"$TMP/check.out" 2>&1
+check "check on the SMP boot: no findings (exit 0)" [ $? -eq 0 ] && grep -q "^no findings" "$TMP/check.out"
 
 # --- re-executed
 timeout 900 build/krewind verify -q "$rec" >"$TMP/verify.out" 2>&1
