@@ -153,6 +153,7 @@ static struct tracer {
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
 static void on_exit_cb(qemu_plugin_id_t id, void *p);
+static void retranslate(void);
 static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu);
 
 /* ------------------------------------------------------------ guest access */
@@ -340,6 +341,13 @@ static unsigned identify(unsigned baked, uint64_t pc, int learn)
 	}
 	if ((who = gs_owner(gs)) >= 0 || (who = gs_owner(id_reg(any->kgs_base))) >= 0)
 		return (unsigned)who;
+	/* A base nobody voted for yet, seen in code another vCPU translated (an
+	 * AP running boot code the first AP already ran): drop every
+	 * translation once, so the blocks its vCPU runs next are fresh and vote. */
+	if (gs && !g_hash_table_contains(the.gs_votes, GSIZE_TO_POINTER(gs))) {
+		g_hash_table_insert(the.gs_votes, GSIZE_TO_POINTER(gs), g_new0(uint32_t, the.nvcpus));
+		retranslate();
+	}
 	return baked < (unsigned)the.nvcpus ? baked : 0;
 }
 
