@@ -92,6 +92,7 @@ KiBootGdtr:
 
 	.section .bss
 	.balign 4096
+	.global KiBootPml4
 KiBootPml4:	.skip 4096
 KiBootPdpt:	.skip 4096
 KiBootPd:	.skip 4096

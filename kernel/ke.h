@@ -31,6 +31,11 @@
  * every class <= its value, so a vector's class is its IRQL. */
 #define CLOCK_VECTOR    0xD1
 #define SPURIOUS_VECTOR 0xFF
+#define IPI_VECTOR      0xE1 /* IPI_LEVEL (14): a processor calls another (mp.c) */
+
+/* Where an application processor starts (mp.c, ap.S): a SIPI vector's page. */
+#define KI_AP_TRAMPOLINE 0x8000
+#define KI_MAX_CPUS      4
 
 #ifndef __ASSEMBLER__
 
@@ -389,6 +394,7 @@ void KiTrapDispatch(PKTRAP_FRAME Frame);
 extern char KiTrapStubs[];
 void KiClockInterruptEntry(void);
 void KiSpuriousInterruptEntry(void);
+void KiIpiInterruptEntry(void);
 void KiSwapContext(PKTHREAD Old, PKTHREAD New);
 void KiThreadStartupEntry(void);
 
@@ -486,6 +492,16 @@ enum {
 };
 extern volatile ULONG KiBugFlags;
 extern KSPIN_LOCK ScenarioIsrLock;
+
+/* ---- several processors (mp.c) ---- */
+extern KPCR KiPcr;
+extern volatile ULONG KiProcessorsStarted; /* the BSP and the APs running, 1 before KeStartProcessors */
+ULONG KeStartProcessors(ULONG Count);
+void KeRunOnProcessor(ULONG Number, void (*Routine)(void));
+void KeWaitForProcessors(void);
+BOOLEAN KeIpiProcessor(ULONG Number);
+void KiIpiInterrupt(void);
+ULONG KeGetCurrentProcessorNumber(void);
 
 #endif /* __ASSEMBLER__ */
 #endif

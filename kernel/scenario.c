@@ -359,6 +359,88 @@ static void NestedInstances(void)
 	ScenarioFinished("nested-instances");
 }
 
+/* ---- several CPUs (mp.c; record with --smp 2) ---- */
+#define SMP_ROUNDS 200
+static volatile ULONG SmpHoldsA, SmpHoldsB;
+
+/* Cross-CPU contention in one order: A then B, many times. */
+static void SmpLockAB(void)
+{
+	for (int i = 0; i < SMP_ROUNDS; i++) {
+		KIRQL old;
+		KeAcquireSpinLock(&ScenarioLockA, &old);
+		KeAcquireSpinLockAtDpcLevel(&ScenarioLockB);
+		KeReleaseSpinLockFromDpcLevel(&ScenarioLockB);
+		KeReleaseSpinLock(&ScenarioLockA, old);
+	}
+}
+
+static ULONG SmpStart(const char *Name)
+{
+	KeInitializeSpinLock(&ScenarioLockA);
+	KeInitializeSpinLock(&ScenarioLockB);
+	ULONG n = KeStartProcessors(2);
+	DbgPrint("%s: %lu CPUs\n", Name, (ULONG64)n);
+	return n;
+}
+
+/* Both CPUs contend for A and B in the same order: no finding, pass. */
+static void SmpClean(void)
+{
+	if (SmpStart("smp-clean") < 2) {
+		DbgPrint("smp-clean: needs two CPUs (record --smp 2)\n");
+		KiPowerOff(KI_EXIT_FAIL);
+	}
+	KeRunOnProcessor(1, SmpLockAB);
+	SmpLockAB();
+	KeWaitForProcessors();
+	DbgPrint("smp-clean: both CPUs took A then B %d times\n", SMP_ROUNDS);
+	if (!KeIpiProcessor(1)) {
+		DbgPrint("smp-clean: cpu 1 did not take its IPI\n");
+		KiPowerOff(KI_EXIT_FAIL);
+	}
+	DbgPrint("smp-clean: cpu 1 took an IPI\n");
+	KiPowerOff(KI_EXIT_PASS);
+}
+
+/* On CPU 1: B then A, once CPU 0 holds A. */
+static void SmpLockBA(void)
+{
+	KIRQL old;
+	KeAcquireSpinLock(&ScenarioLockB, &old);
+	SmpHoldsB = 1;
+	while (!SmpHoldsA)
+		YieldProcessor();
+	DbgPrint("smp-lock-order: %s holds B, wants A\n", KeGetCurrentThread()->Name);
+	KeAcquireSpinLockAtDpcLevel(&ScenarioLockA);
+	KeReleaseSpinLockFromDpcLevel(&ScenarioLockA);
+	KeReleaseSpinLock(&ScenarioLockB, old);
+}
+
+/* AB-BA on spinlocks: CPU 0 takes A then B while CPU 1 takes B then A, each
+ * holding its first lock until the other holds its own: both spin forever.
+ * With one CPU the two orders run one after the other and never meet. */
+static void SmpLockOrder(void)
+{
+	ULONG n = SmpStart("smp-lock-order");
+	KIRQL old;
+
+	if (n >= 2)
+		KeRunOnProcessor(1, SmpLockBA);
+	KeAcquireSpinLock(&ScenarioLockA, &old);
+	SmpHoldsA = 1;
+	while (n >= 2 && !SmpHoldsB)
+		YieldProcessor();
+	DbgPrint("smp-lock-order: %s holds A, wants B\n", KeGetCurrentThread()->Name);
+	KeAcquireSpinLockAtDpcLevel(&ScenarioLockB);
+	KeReleaseSpinLockFromDpcLevel(&ScenarioLockB);
+	KeReleaseSpinLock(&ScenarioLockA, old);
+	if (n < 2)
+		SmpLockBA();
+	KeWaitForProcessors();
+	ScenarioFinished("smp-lock-order");
+}
+
 static const struct {
 	const char *Name;
 	void (*Run)(void);
@@ -379,6 +461,8 @@ static const struct {
     {"spinlock-preempted", SpinlockPreempted},
     {"spinlock-wrong-restore", SpinlockWrongRestore},
     {"nested-instances", NestedInstances},
+    {"smp-clean", SmpClean},
+    {"smp-lock-order", SmpLockOrder},
 };
 
 void KiRunScenario(const char *Name)

@@ -71,6 +71,14 @@ KiClockInterruptEntry:
 	jmp KiTrapCommon
 	.size KiClockInterruptEntry, . - KiClockInterruptEntry
 
+	.global KiIpiInterruptEntry
+	.type KiIpiInterruptEntry, @function
+KiIpiInterruptEntry:
+	push $0
+	push $IPI_VECTOR
+	jmp KiTrapCommon
+	.size KiIpiInterruptEntry, . - KiIpiInterruptEntry
+
 	.global KiSpuriousInterruptEntry
 	.type KiSpuriousInterruptEntry, @function
 KiSpuriousInterruptEntry:

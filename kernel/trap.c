@@ -77,6 +77,7 @@ void KiInitializeIdt(void)
 		KiSetGate(v, (void (*)(void))(KiTrapStubs + 16 * v), v == 8 ? 1 : 0);
 	KiSetGate(CLOCK_VECTOR, KiClockInterruptEntry, 0);
 	KiSetGate(SPURIOUS_VECTOR, KiSpuriousInterruptEntry, 0);
+	KiSetGate(IPI_VECTOR, KiIpiInterruptEntry, 0);
 	struct {
 		uint16_t Limit;
 		ULONG64 Base;
@@ -110,7 +111,10 @@ static void KiInterruptDispatch(PKTRAP_FRAME f)
 	/* As on NT, the ISR runs with interrupts enabled: CR8 alone masks
 	 * everything at or below its level. */
 	_enable();
-	KiClockInterrupt(f); /* the ISR sends its own EOI */
+	if (f->Vector == IPI_VECTOR)
+		KiIpiInterrupt(); /* mp.c; sends its own EOI too */
+	else
+		KiClockInterrupt(f); /* the ISR sends its own EOI */
 	_disable();
 	KiLowerIrql(old);
 }

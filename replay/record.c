@@ -355,10 +355,16 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	uint64_t icount = 0, progress_icount = 0;
 	int stuck = 0;
 	int rc = 0, status = -1, qemu_ran = 0, interrupted = 0, drawn = 0, krewind_stopped = 0, guest_ended = 0;
+	int rr = !o->no_rr && o->smp <= 1; /* several vCPUs: re-executable instead (smp.c) */
 	size_t i;
 
 	if (!o->kernel && !o->image && !replay_args_have_disk(o->extra_args))
 		return replay_set_err(err, REPLAY_E_ARG, "no kernel and no disk given");
+	if (o->smp > 1 && replay_smp_refused_arg(o->extra_args))
+		return replay_set_err(err, REPLAY_E_ARG,
+				      "%s: a run with several vCPUs must be re-executable: no disk, network, input "
+				      "or other clock (docs/replay.md, SMP mode)",
+				      replay_smp_refused_arg(o->extra_args));
 	if (o->kernel && access(o->kernel, R_OK) < 0)
 		return replay_set_err(err, REPLAY_E_IO, "cannot read kernel %s: %s", o->kernel, strerror(errno));
 	if (o->image && access(o->image, R_OK) < 0)
@@ -452,9 +458,17 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		goto out;
 	}
 	rc = 0;
+	if (o->smp > 1) {
+		char *smp_append = replay_smp_append(o->kernel, append);
+
+		free(append);
+		append = smp_append;
+		r->mode = strdup(REPLAY_MODE_REEXEC);
+	}
+	r->vcpus = o->smp > 1 ? o->smp : 1;
 	r->append = append ? strdup(append) : NULL;
 
-	if (!o->no_rr) {
+	if (rr) {
 		char *img_argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "snap.qcow2", "64M", NULL };
 		struct qemu_spawn_opts so = { .cwd = dir, .stderr_path = qlog };
 		struct qemu_proc *img = NULL;
@@ -477,11 +491,11 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	/* The recorded command line: relative names, run in dir. */
 	add(&a, qemu_binary());
 	add(&a, "-cpu");
-	add(&a, "max");
+	add(&a, o->smp > 1 ? "max,-rdrand,-rdseed" : "max");
 	add(&a, "-m");
 	add(&a, "128M");
 	add(&a, "-smp");
-	add(&a, "1");
+	addf(&a, "%d", o->smp > 1 ? o->smp : 1);
 	if (o->kernel) {
 		add(&a, "-kernel");
 		add(&a, "kernel.elf");
@@ -505,7 +519,9 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	add(&a, "isa-debug-exit,iobase=0xf4,iosize=0x04");
 	add(&a, "-net");
 	add(&a, "none");
-	if (!o->no_rr) {
+	for (i = 0; o->smp > 1 && replay_smp_machine_args()[i]; i++)
+		add(&a, replay_smp_machine_args()[i]);
+	if (rr) {
 		add(&a, "-icount");
 		add(&a, "shift=auto,rr=record,rrfile=replay.bin,rrsnapshot=init");
 		add(&a, "-drive");
@@ -598,7 +614,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		}
 		progress = trace_progress(&rd, r->db_path, o->probe != NULL, &events, &stuck);
 		serial = file_size(r->serial_log);
-		if (!o->no_rr)
+		if (rr)
 			qmp_replay_icount(q, &icount, NULL);
 		if (progress != last_progress || serial != last_serial) {
 			last_progress = progress;
@@ -616,10 +632,10 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		 * hang_insns guest instructions as well. Without an icount (--no-rr)
 		 * only the seconds count. */
 		if (t - last_progress_t >= hang_after &&
-		    (o->no_rr || stuck || icount - progress_icount < HALTED_INSNS || icount - progress_icount >= hang_insns)) {
-			int halted = !o->no_rr && !stuck && icount - progress_icount < HALTED_INSNS;
+		    (!rr || stuck || icount - progress_icount < HALTED_INSNS || icount - progress_icount >= hang_insns)) {
+			int halted = rr && !stuck && icount - progress_icount < HALTED_INSNS;
 			char insns[64] = "";
-			if (!o->no_rr && !stuck && !halted)
+			if (rr && !stuck && !halted)
 				snprintf(insns, sizeof(insns), " and %llu instructions",
 					 (unsigned long long)(icount - progress_icount));
 			outcome = "hang";
@@ -657,7 +673,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 			qmp_execute(q, "stop", NULL, NULL, &e);
 			free(e);
 		}
-		if (q && !o->no_rr)
+		if (q && rr)
 			qmp_replay_icount(q, &icount, NULL);
 		if (q) {
 			char *e = NULL;
@@ -701,7 +717,7 @@ finish:
 		rd = NULL;
 	}
 	count_events(r);
-	if (!krewind_stopped || guest_ended)
+	if (!krewind_stopped || guest_ended || o->smp > 1) /* SMP: no query-replay, the plugin counts */
 		plugin_icount(r);
 	if (access(r->db_path, F_OK) == 0) {
 		char *e = NULL;

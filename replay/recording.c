@@ -52,6 +52,7 @@ void replay_recording_free(struct replay_recording *r)
 	free(r->symbols);
 	free(r->probe);
 	free(r->replay_log);
+	free(r->mode);
 	free(r->snapshot_image);
 	free(r->scenario);
 	free(r->append);
@@ -135,6 +136,10 @@ int replay_manifest_write(const struct replay_recording *r, char **err)
 	kstr(&b, "serial_log", relative(r->dir, r->serial_log));
 	kstr(&b, "outcome", r->outcome);
 	kstr(&b, "outcome_detail", r->outcome_detail);
+	if (r->mode) /* SMP: re-executed, not replayed (smp.c) */
+		kstr(&b, "mode", r->mode);
+	if (r->vcpus)
+		qmp_buf_printf(&b, ",\n  \"vcpus\": %d", r->vcpus);
 	qmp_buf_printf(&b, ",\n  \"exit_status\": %d", r->exit_status);
 	qmp_buf_printf(&b, ",\n  \"icount_total\": %llu", (unsigned long long)r->icount_total);
 	qmp_buf_printf(&b, ",\n  \"events_total\": %lld", (long long)r->events_total);
@@ -251,7 +256,7 @@ int replay_manifest_parse(const char *text, size_t len, const char *dir, struct 
 	    take_str(m, "replay_log", dir, &r->replay_log) ||
 	    take_str(m, "snapshot_image", dir, &r->snapshot_image) ||
 	    take_str(m, "serial_log", dir, &r->serial_log) || take_str(m, "outcome", NULL, &r->outcome) ||
-	    take_str(m, "outcome_detail", NULL, &r->outcome_detail)) {
+	    take_str(m, "outcome_detail", NULL, &r->outcome_detail) || take_str(m, "mode", NULL, &r->mode)) {
 		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -266,6 +271,8 @@ int replay_manifest_parse(const char *text, size_t len, const char *dir, struct 
 	if ((v = qmp_json_get(m, "exit_status")) && v->type == QMP_JSON_NUMBER && v->is_int)
 		r->exit_status = v->negative ? -(int)v->u : (int)v->u;
 	qmp_json_get_u64(m, "icount_total", &r->icount_total);
+	if ((v = qmp_json_get(m, "vcpus")) && v->type == QMP_JSON_NUMBER && v->is_int && !v->negative)
+		r->vcpus = (int)v->u;
 	if ((v = qmp_json_get(m, "events_total")) && v->type == QMP_JSON_NUMBER && v->is_int)
 		r->events_total = v->negative ? -(int64_t)v->u : (int64_t)v->u;
 	if ((v = qmp_json_get(m, "wall_seconds")) && v->type == QMP_JSON_NUMBER)

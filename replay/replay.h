@@ -60,6 +60,9 @@ struct replay_recording {
 	/* Added for large kernels (recording.c, "inputs" in the manifest): */
 	struct replay_input *inputs; /* the files QEMU and the plugin read */
 	size_t n_inputs;
+	/* Added for SMP (smp.c): */
+	char *mode;          /* "reexec": several vCPUs, re-executed (no replay log); NULL: QEMU rr or none */
+	int vcpus;           /* -smp N; 0 when recorded before this field */
 };
 
 /* A file the recorded run read (kernel, symbols, initrd), kept in the
@@ -292,6 +295,7 @@ struct replay_record_opts {
 	char *const *extra_args; /* more QEMU arguments (NULL-terminated), or NULL */
 	int progress;           /* 1: one updating progress line on stderr */
 	struct qemu_guard *guard; /* signals stop the recording (may be NULL) */
+	int smp;                /* > 1: that many vCPUs, re-executable (smp.c) instead of QEMU rr */
 };
 
 /* Records a run into a new recording directory: boots QEMU with the plugin and
@@ -378,6 +382,59 @@ int replay_session_read(struct replay_session *s, uint64_t addr, uint8_t *buf, s
 void qemu_guard_clear(struct qemu_guard *g);
 /* Quits QEMU (QMP quit, then signals), removes the session's temporary files. */
 void replay_session_end(struct replay_session *s);
+
+/* ============================================================ SMP re-execution */
+
+/* smp.c: QEMU's record/replay runs one vCPU; a run with several is made
+ * re-executable instead (fixed icount, no host entropy or time, no guest
+ * input: docs/replay.md "SMP mode and its limits") and re-run to verify it
+ * or to stop in it. */
+#define REPLAY_MODE_REEXEC "reexec"
+
+/* 1 if r was recorded in the re-executable SMP mode. */
+int replay_smp_is(const struct replay_recording *r);
+/* The QEMU argument (of extra, NULL-terminated) that makes a run not
+ * re-executable: a disk, a network, an input device, another -icount/-rtc/
+ * -accel; NULL if none. */
+const char *replay_smp_refused_arg(char *const *extra);
+/* The machine options of the mode (NULL-terminated), after -smp N. */
+const char *const *replay_smp_machine_args(void);
+/* The kernel command line for kernel: append plus random.trust_cpu=off for a
+ * Linux bzImage (its RNG must not take the host's). malloc'd. */
+char *replay_smp_append(const char *kernel, const char *append);
+
+struct replay_smp_run {
+	const char *plugin;     /* libkrewind.so (the recorded one if NULL) */
+	const char *db_path;    /* the re-run's trace (absolute, must not exist) */
+	const char *serial_path; /* its serial output (absolute) */
+	uint64_t stop_at;       /* > 0: hold the machine before instruction N (stopfile) */
+	const char *stopfile;   /* with stop_at: where the plugin writes the stop */
+	double timeout_s;
+	struct qemu_guard *guard;
+	int status;             /* out: QEMU's exit status (-1: stopped by us) */
+	char *stop;             /* out: the stop report (stop_at), malloc'd */
+};
+/* Re-runs r's recorded command line with these outputs. 0 when QEMU exited
+ * (or, with stop_at, when the stop report came); REPLAY_E_TIMEOUT,
+ * REPLAY_E_INTERRUPTED, REPLAY_E_QEMU (exited before the stop). */
+int replay_smp_rerun(const struct replay_recording *r, struct replay_smp_run *o, char **err);
+
+/* Re-runs r to the instruction at machine count icount and reads what the
+ * vCPU that runs it holds: its registers (rip: the instruction), *vcpu, and
+ * the instruction's 16 bytes (*have_code). */
+int replay_smp_stop(const struct replay_recording *r, uint64_t icount, struct qemu_guard *g, struct replay_regs *regs,
+		    int *vcpu, uint8_t code[16], int *have_code, char **err);
+
+struct replay_smp_cmp {
+	int64_t same;       /* events identical from the first (kind, icount, vcpu, pc, thread, obj, a, b) */
+	int64_t rec_events, run_events;
+	int64_t cut_id;     /* the recording's last serial line event: the guest's last word */
+	uint64_t cut_icount;
+	int ok;             /* identical through the cut, and one a prefix of the other */
+	char detail[320];
+};
+/* Compares a re-run's trace with the recording's. */
+int replay_smp_compare(const char *rec_db, const char *run_db, struct replay_smp_cmp *c, char **err);
 
 /* ================================================================ trace state */
 

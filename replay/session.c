@@ -50,6 +50,12 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 		s->progress = o->progress;
 		s->progress_ctx = o->progress_ctx;
 	}
+	if (replay_smp_is(r)) { /* several vCPUs: re-executed, not replayed (smp.c) */
+		rc = replay_set_err(err, REPLAY_E_ARG,
+				    "%s has %d vCPUs and no replay log: only verify and replay --to re-execute it "
+				    "(docs/replay.md, SMP mode)", r->name, r->vcpus);
+		goto fail;
+	}
 	if (!r->replay_log || access(r->replay_log, R_OK) < 0) {
 		rc = replay_set_err(err, REPLAY_E_ARG, "%s has no replay log (recorded with --no-rr?)", r->name);
 		goto fail;

@@ -8,7 +8,9 @@
  * probed function entries and their rets or jumps to a return thunk, 32-bit
  * stores that may be an xAPIC EOI) and hangs one callback on each. Every instruction also bumps an inline per-vCPU
  * counter, so each event carries the exact count of instructions retired
- * before it on its vCPU, the count QEMU's record/replay uses. Each event
+ * before it on its vCPU, the count QEMU's record/replay uses. With several
+ * vCPUs on one host thread (single-threaded TCG, -icount) the count is the
+ * machine's and the vCPU is told by its GS base ("Several vCPUs" below). Each event
  * carries RFLAGS.IF, the vCPU's execution context (kept per thread from the
  * open trap frames and probe `context` functions), and the preemption count
  * and thread id where the probe declares them. Events go to the trace through
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <qemu-plugin.h>
 
@@ -136,10 +139,23 @@ static struct tracer {
 	unsigned idt_limit;
 	uint64_t apic_base;
 	int resetting;
+	/* several vCPUs on one host thread (see "Several vCPUs") */
+	int serial;
+	uint64_t gcount;      /* instructions retired by the whole machine */
+	int fresh;            /* the block translated last has not run yet */
+	uint64_t fresh_pc;    /* its first pc */
+	GHashTable *gs_votes; /* kernel GS base -> uint32_t[nvcpus] votes */
+	GByteArray *idbuf;
+	/* stop=N: hold the machine before instruction N (serial mode) */
+	int stopping;
+	uint64_t stop_at;
+	const char *stopfile;
+	GArray *regs;         /* qemu_plugin_reg_descriptor of vCPU 0, for the stop report */
 } the;
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
 static void on_exit_cb(qemu_plugin_id_t id, void *p);
+static void retranslate(void);
 static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu);
 
 /* ------------------------------------------------------------ guest access */
@@ -228,7 +244,173 @@ static void peek_string(struct vcpu *v, uint64_t addr, char *out, size_t size)
 
 static uint64_t icount_now(unsigned vcpu)
 {
-	return qemu_plugin_u64_get(the.icount, vcpu);
+	return the.serial ? the.gcount : qemu_plugin_u64_get(the.icount, vcpu);
+}
+
+/* Takes back the count of an instruction QEMU rolled back (a fault). */
+static void icount_undo(unsigned vcpu)
+{
+	if (the.serial)
+		the.gcount--;
+	else
+		qemu_plugin_u64_add(the.icount, vcpu, (uint64_t)-1);
+}
+
+/* ------------------------------------------------------------ several vCPUs */
+
+/*
+ * Multi-threaded TCG (one host thread per vCPU, QEMU's default) loads the vCPU
+ * index at run time: callbacks get the right one and the inline per-vCPU
+ * counters are exact.
+ *
+ * Single-threaded TCG (-icount, -accel tcg,thread=single) runs every vCPU on
+ * one host thread, round-robin, and they share translation blocks. QEMU 10.0
+ * then bakes the index of the vCPU that *translated* a block into its
+ * callbacks, and its inline ops scale that constant in place (plugin-gen.c
+ * gen_cpu_index / gen_plugin_u64_ptr): from vCPU 1 on, a block's second
+ * inline op addresses slot 8, then 64, ... and QEMU crashes. So with several
+ * vCPUs on one thread (the.serial) the plugin uses no inline op:
+ * - every instruction has one callback that counts it in the.gcount, the
+ *   machine's instruction count (QEMU's own icount in that mode, one host
+ *   thread: no atomics needed); events carry it, a global order and the
+ *   coordinate a re-execution stops at;
+ * - the vCPU of an event is told from its own state: the kernel's GS base,
+ *   per CPU in every SMP x86-64 kernel. Which vCPU owns a base is learnt at
+ *   the first run of a freshly translated block, which the vCPU that
+ *   translated it runs (votes, in case it did not); a base not learnt yet, or
+ *   none (early boot, firmware), falls back to the baked index.
+ */
+static int serial_mode(int nvcpus)
+{
+	gchar *cmd = NULL;
+	gsize len = 0, i;
+	int serial = 0;
+
+	if (nvcpus < 2 || !g_file_get_contents("/proc/self/cmdline", &cmd, &len, NULL))
+		return 0;
+	for (i = 0; i < len; i += strlen(cmd + i) + 1)
+		if (strcmp(cmd + i, "-icount") == 0 || strcmp(cmd + i, "--icount") == 0 ||
+		    strstr(cmd + i, "thread=single"))
+			serial = 1;
+	g_free(cmd);
+	return serial;
+}
+
+static uint64_t id_reg(struct qemu_plugin_register *h)
+{
+	int n;
+
+	if (!h)
+		return 0;
+	g_byte_array_set_size(the.idbuf, 0);
+	n = qemu_plugin_read_register(h, the.idbuf);
+	return n > 0 ? le(the.idbuf->data, n > 8 ? 8 : (unsigned)n) : 0;
+}
+
+static int gs_owner(uint64_t gs)
+{
+	uint32_t *n = gs ? g_hash_table_lookup(the.gs_votes, GSIZE_TO_POINTER(gs)) : NULL;
+	int best = -1, i;
+
+	for (i = 0; n && i < the.nvcpus; i++)
+		if (n[i] && (best < 0 || n[i] > n[best]))
+			best = i;
+	return best;
+}
+
+/* The vCPU running this callback; baked is the index QEMU passed, pc the
+ * callback's instruction (learn: it may start a block). */
+static unsigned identify(unsigned baked, uint64_t pc, int learn)
+{
+	struct vcpu *any = &the.vcpus[0]; /* register handles are the same on every vCPU */
+	uint64_t gs;
+	int who;
+
+	if (!the.serial)
+		return baked < (unsigned)the.nvcpus ? baked : 0;
+	gs = id_reg(any->gs_base);
+	if (learn && the.fresh && pc == the.fresh_pc) {
+		the.fresh = 0;
+		if (gs && baked < (unsigned)the.nvcpus) {
+			uint32_t *n = g_hash_table_lookup(the.gs_votes, GSIZE_TO_POINTER(gs));
+
+			if (!n) {
+				n = g_new0(uint32_t, the.nvcpus);
+				g_hash_table_insert(the.gs_votes, GSIZE_TO_POINTER(gs), n);
+			}
+			n[baked]++;
+		}
+	}
+	if ((who = gs_owner(gs)) >= 0 || (who = gs_owner(id_reg(any->kgs_base))) >= 0)
+		return (unsigned)who;
+	/* A base nobody voted for yet, seen in code another vCPU translated (an
+	 * AP running boot code the first AP already ran): drop every
+	 * translation once, so the blocks its vCPU runs next are fresh and vote. */
+	if (gs && !g_hash_table_contains(the.gs_votes, GSIZE_TO_POINTER(gs))) {
+		g_hash_table_insert(the.gs_votes, GSIZE_TO_POINTER(gs), g_new0(uint32_t, the.nvcpus));
+		retranslate();
+	}
+	return baked < (unsigned)the.nvcpus ? baked : 0;
+}
+
+/* Serial mode: counts an instruction without a site; the first one of a
+ * block also learns who runs it when the block is fresh. */
+/*
+ * stop=N (a re-execution's exact stop, replay/smp.c): before instruction N of
+ * the machine, write what the vCPU that runs it holds to stopfile (renamed
+ * into place when complete) and keep the vCPU thread here. With one host
+ * thread for all vCPUs that freezes the whole machine at that instruction,
+ * virtual time included. When the reader deletes the file (or after 10
+ * minutes) the trace is closed, complete up to the stop, and QEMU ends.
+ */
+static void hold(unsigned baked, uint64_t pc)
+{
+	unsigned vcpu = identify(baked, pc, 0);
+	gchar *tmp = g_strconcat(the.stopfile, ".tmp", NULL);
+	FILE *f = fopen(tmp, "w");
+	guint i;
+	int waited;
+
+	if (f) {
+		fprintf(f, "icount %" PRIu64 "\nvcpu %u\npc 0x%" PRIx64 "\n", the.gcount, vcpu, pc);
+		g_byte_array_set_size(the.idbuf, 0);
+		if (qemu_plugin_read_memory_vaddr(pc, the.idbuf, 16)) {
+			fprintf(f, "code ");
+			for (i = 0; i < 16; i++)
+				fprintf(f, "%02x", the.idbuf->data[i]);
+			fprintf(f, "\n");
+		}
+		for (i = 0; the.regs && i < the.regs->len; i++) {
+			qemu_plugin_reg_descriptor *d = &g_array_index(the.regs, qemu_plugin_reg_descriptor, i);
+
+			if (strncmp(d->name, "st", 2) && strncmp(d->name, "xmm", 3) && strncmp(d->name, "ymm", 3) &&
+			    strncmp(d->name, "f", 1))
+				fprintf(f, "%s 0x%" PRIx64 "\n", d->name, id_reg(d->handle));
+		}
+		if (fclose(f) == 0)
+			rename(tmp, the.stopfile);
+	}
+	g_free(tmp);
+	for (waited = 0; waited < 60000 && access(the.stopfile, F_OK) == 0; waited++)
+		g_usleep(10000);
+	on_exit_cb(the.id, NULL); /* the trace up to here, complete */
+	_exit(0);
+}
+
+static void on_count(unsigned int vcpu, void *udata)
+{
+	if (the.stopping && the.gcount == the.stop_at)
+		hold(vcpu, GPOINTER_TO_SIZE(udata));
+	the.gcount++;
+}
+
+static void on_block(unsigned int vcpu, void *udata)
+{
+	if (the.stopping && the.gcount == the.stop_at)
+		hold(vcpu, GPOINTER_TO_SIZE(udata));
+	if (the.fresh && GPOINTER_TO_SIZE(udata) == the.fresh_pc)
+		identify(vcpu, the.fresh_pc, 1);
+	the.gcount++;
 }
 
 static int64_t irql(struct vcpu *v)
@@ -511,7 +693,7 @@ static void on_trap(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_
 	v->c.trap++;
 	v->pending_int = -1;
 	if (vec < 32 && !soft && fault_counted_twice(v, vec)) {
-		qemu_plugin_u64_add(the.icount, vcpu, (uint64_t)-1);
+		icount_undo(vcpu);
 		ic--;
 	}
 	rsp = reg(v, PROBE_RSP);
@@ -1011,9 +1193,8 @@ static void on_out(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t
 		v->serial[v->serial_len++] = c;
 }
 
-static void on_site(unsigned int vcpu, void *udata)
+static void site(unsigned int vcpu, const struct site *s)
 {
-	const struct site *s = udata;
 	struct vcpu *v = &the.vcpus[vcpu];
 	uint64_t ic = icount_now(vcpu);
 
@@ -1052,6 +1233,20 @@ static void on_site(unsigned int vcpu, void *udata)
 	}
 }
 
+static void on_site(unsigned int vcpu, void *udata)
+{
+	const struct site *s = udata;
+
+	if (!the.serial) {
+		site(vcpu, s);
+		return;
+	}
+	if (the.stopping && the.gcount == the.stop_at)
+		hold(vcpu, s->pc);
+	site(identify(vcpu, s->pc, 1), s);
+	the.gcount++; /* after: the site saw the count of the instructions before it */
+}
+
 /* A 32-bit store that may reach the xAPIC EOI register (INSN_STORE32_B0):
  * an EOI if its physical address, whatever the virtual mapping and the
  * registers that formed it, is the APIC base + 0xb0. */
@@ -1060,8 +1255,10 @@ static void on_store(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vad
 	const struct site *s = udata;
 	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
 	uint64_t base = __atomic_load_n(&the.apic_base, __ATOMIC_RELAXED), phys;
-	struct vcpu *v = &the.vcpus[vcpu];
+	struct vcpu *v;
 
+	vcpu = identify(vcpu, 0, 0);
+	v = &the.vcpus[vcpu];
 	v->c.store++;
 	if (!hw || !qemu_plugin_hwaddr_is_io(hw))
 		return;
@@ -1119,6 +1316,10 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
 	(void)id;
 	g_mutex_lock(&the.lock);
+	if (the.serial) {
+		the.fresh = 1;
+		the.fresh_pc = qemu_plugin_tb_vaddr(tb);
+	}
 	for (i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 		uint64_t pc = qemu_plugin_insn_vaddr(insn);
@@ -1152,13 +1353,24 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			if (ii.cls == INSN_STORE32_B0)
 				qemu_plugin_register_vcpu_mem_cb(insn, on_store, QEMU_PLUGIN_CB_R_REGS,
 				                                 QEMU_PLUGIN_MEM_W, s);
-			if (roles || ii.cls != INSN_STORE32_B0)
+			if (roles || ii.cls != INSN_STORE32_B0) {
 				qemu_plugin_register_vcpu_insn_exec_cb(insn, on_site, QEMU_PLUGIN_CB_R_REGS,
 				                                       s);
+				if (the.serial)
+					continue; /* on_site counts it */
+			}
 		}
-		/* after the callback: callbacks see the count of instructions before theirs */
-		qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
-		                                                    the.icount, 1);
+		if (the.serial && i == 0)
+			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_block, QEMU_PLUGIN_CB_R_REGS,
+			                                       GSIZE_TO_POINTER(pc));
+		else if (the.serial) /* registers only for a stop's report */
+			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_count,
+			                                       the.stopping ? QEMU_PLUGIN_CB_R_REGS
+			                                                    : QEMU_PLUGIN_CB_NO_REGS,
+			                                       GSIZE_TO_POINTER(pc));
+		else /* after the callback: callbacks see the count of instructions before theirs */
+			qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
+			                                                    the.icount, 1);
 	}
 	g_mutex_unlock(&the.lock);
 }
@@ -1205,7 +1417,9 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
 		else if (strcmp(d->name, "k_gs_base") == 0 || strcmp(d->name, "kernel_gs_base") == 0)
 			v->kgs_base = d->handle;
 	}
-	if (regs)
+	if (regs && vcpu == 0 && !the.regs)
+		the.regs = regs;
+	else if (regs)
 		g_array_free(regs, TRUE);
 }
 
@@ -1251,8 +1465,14 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
 			report_loss(v, &at);
 		}
 	}
+	if (the.serial)
+		total = the.gcount;
 	snprintf(buf, sizeof(buf), "%" PRIu64, total);
 	db_writer_set_meta(the.w, "icount_total", buf);
+	/* what an event's icount counts (docs/tracer.md "Several vCPUs") */
+	snprintf(buf, sizeof(buf), "%d", the.nvcpus);
+	db_writer_set_meta(the.w, "vcpus", buf);
+	db_writer_set_meta(the.w, "icount_scope", the.serial ? "machine" : "vcpu");
 	/* what the recording cost, for make bench (docs/tracer.md) */
 	db_writer_stats(the.w, &st);
 	str = g_string_new(NULL);
@@ -1396,7 +1616,7 @@ static int setup(const char *db, const char *probe_path, const char *symbols, si
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc,
                                            char **argv)
 {
-	const char *db = NULL, *probe_path = NULL, *symbols = NULL, *queue_arg = NULL;
+	const char *db = NULL, *probe_path = NULL, *symbols = NULL, *queue_arg = NULL, *stop = NULL, *stopfile = NULL;
 	char *err = NULL, *end;
 	unsigned long queue = 0;
 	int i, rc = 0;
@@ -1414,9 +1634,13 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			slot = &symbols;
 		else if (klen == 5 && strncmp(argv[i], "queue", 5) == 0)
 			slot = &queue_arg;
+		else if (klen == 4 && strncmp(argv[i], "stop", 4) == 0)
+			slot = &stop;
+		else if (klen == 8 && strncmp(argv[i], "stopfile", 8) == 0)
+			slot = &stopfile;
 		if (!slot) {
 			fprintf(stderr,
-			        "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=, queue=)\n",
+			        "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=, queue=, stop=, stopfile=)\n",
 			        argv[i]);
 			return -1;
 		}
@@ -1443,6 +1667,19 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		fprintf(stderr, "krewind: error: probe=%s needs symbols=ELF\n", probe_path);
 		return -1;
 	}
+	if (!stop != !stopfile) {
+		fprintf(stderr, "krewind: error: stop= and stopfile= go together\n");
+		return -1;
+	}
+	if (stop) {
+		the.stop_at = strtoull(stop, &end, 0);
+		if (*end) {
+			fprintf(stderr, "krewind: error: stop=%s is not an instruction count\n", stop);
+			return -1;
+		}
+		the.stopping = 1;
+		the.stopfile = stopfile;
+	}
 	if (!info->system_emulation) {
 		fprintf(stderr, "krewind: error: the plugin needs full-system emulation\n");
 		return -1;
@@ -1462,6 +1699,13 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	the.apic_base = XAPIC_DEFAULT_BASE;
 	the.nvcpus = info->system.max_vcpus > 0 ? info->system.max_vcpus : 1;
 	the.vcpus = g_new0(struct vcpu, the.nvcpus);
+	the.serial = serial_mode(the.nvcpus);
+	if (the.stopping && !the.serial) {
+		fprintf(stderr, "krewind: error: stop= needs several vCPUs under -icount\n");
+		return -1;
+	}
+	the.gs_votes = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+	the.idbuf = g_byte_array_new();
 	rc = setup(db, probe_path, symbols, queue, &err);
 	if (rc) {
 		fprintf(stderr, "krewind: error: %s\n", err ? err : "cannot start the tracer");

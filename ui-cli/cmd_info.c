@@ -138,7 +138,10 @@ static void print_text(const struct info *in)
 			printf("symbols     %s\n", rec->symbols);
 		if (rec->probe)
 			printf("probe       %s\n", rec->probe);
-		printf("replay log  %s\n", rec->replay_log ? rec->replay_log : "none (recorded without rr)");
+		if (replay_smp_is(rec)) /* several vCPUs: docs/replay.md, SMP mode */
+			printf("replay log  none (re-executable: %d vCPUs, mode %s)\n", rec->vcpus, rec->mode);
+		else
+			printf("replay log  %s\n", rec->replay_log ? rec->replay_log : "none (recorded without rr)");
 		printf("icount      %" PRIu64 "\n", rec->icount_total);
 		printf("events      %" PRId64 "\n", in->counts[0]);
 	} else {

@@ -14,7 +14,7 @@
 #include "ui-cli/cli.h"
 
 static const char synopsis[] =
-	"krewind record --scenario NAME [-o DIR] [--timeout S] [--hang-after S] [--no-rr] [--json]\n"
+	"krewind record --scenario NAME [-o DIR] [--timeout S] [--hang-after S] [--no-rr] [--smp N] [--json]\n"
 	"krewind record --kernel ELF [--symbols ELF] [--probe FILE] [--initrd FILE] [--append ARGS] [-o DIR] [-- QEMU-ARGS...]\n"
 	"krewind record --image DISK [--symbols ELF] [--probe FILE] [-o DIR] [-- QEMU-ARGS...]\n"
 	"krewind record --list-scenarios";
@@ -37,10 +37,13 @@ static const char description[] =
 	"kernel that is neither an ELF nor a Linux bzImage, an unreadable probe) exits 2\n"
 	"before QEMU starts and leaves no recording; so does a command line QEMU\n"
 	"refuses (its own first error lines are printed).\n"
+	"--smp N (or -- -smp N) with N > 1 records N vCPUs: QEMU's record/replay runs one,\n"
+	"so the run is made re-executable instead (fixed icount, no host entropy or time,\n"
+	"no disk, network or input; manifest mode \"reexec\"): verify and replay re-run it.\n"
 	"Environment: KREWIND_PLUGIN, KREWIND_KERNEL, KREWIND_QEMU, KREWIND_TRACES.";
 
 enum { OPT_SCENARIO = 1, OPT_KERNEL, OPT_SYMBOLS, OPT_PROBE, OPT_APPEND, OPT_OUT, OPT_TIMEOUT, OPT_HANG, OPT_NORR,
-       OPT_NOPLUGIN, OPT_JSON, OPT_QUIET, OPT_LIST, OPT_INITRD, OPT_IMAGE, OPT_HANG_INSNS };
+       OPT_NOPLUGIN, OPT_JSON, OPT_QUIET, OPT_LIST, OPT_INITRD, OPT_IMAGE, OPT_HANG_INSNS, OPT_SMP };
 static const struct cli_option options[] = {
 	{OPT_SCENARIO, "scenario", 0, "NAME", "boot krewind's kernel with scenario=NAME"},
 	{OPT_KERNEL, "kernel", 0, "ELF", "boot this kernel instead"},
@@ -55,11 +58,53 @@ static const struct cli_option options[] = {
 	{OPT_HANG_INSNS, "hang-insns", 0, "N", "and, while the CPU is busy and no lock spin or wait is open, N guest instructions (default 2G)"},
 	{OPT_NORR, "no-rr", 0, NULL, "no QEMU record/replay (the recording cannot be replayed)"},
 	{OPT_NOPLUGIN, "no-plugin", 0, NULL, "record without the tracer plugin (no trace.db)"},
+	{OPT_SMP, "smp", 0, "N", "N vCPUs (1-16); N > 1: a re-executable run instead of QEMU rr"},
 	{OPT_JSON, "json", 0, NULL, "print the summary as JSON"},
 	{OPT_QUIET, "quiet", 'q', NULL, "no progress line"},
 	{OPT_LIST, "list-scenarios", 0, NULL, "print the scenarios of krewind's kernel, one a line"},
 	{0},
 };
+
+/* -smp's value: N, or cpus=N[,...], or N,...; 0 if not a count of 1-16. */
+static int parse_smp(const char *s)
+{
+	char *end;
+	long n;
+
+	if (strncmp(s, "cpus=", 5) == 0)
+		s += 5;
+	n = strtol(s, &end, 10);
+	if (end == s || (*end && *end != ',') || n < 1 || n > 16)
+		return 0;
+	return (int)n;
+}
+
+/* Takes `-smp N` out of the QEMU arguments after "--" into o->smp: krewind
+ * builds the machine. A copy of the rest in *kept (caller frees). */
+static int take_smp(struct replay_record_opts *o, char ***kept)
+{
+	size_t n = 0, k = 0, i;
+
+	*kept = NULL;
+	while (o->extra_args && o->extra_args[n])
+		n++;
+	if (!n)
+		return 0;
+	if (!(*kept = calloc(n + 1, sizeof(char *))))
+		return cli_error(CLI_FAIL, "out of memory");
+	for (i = 0; i < n; i++) {
+		if (strcmp(o->extra_args[i], "-smp") == 0 || strcmp(o->extra_args[i], "--smp") == 0) {
+			if (!o->extra_args[i + 1] || !(o->smp = parse_smp(o->extra_args[i + 1])))
+				return cli_usage_error("record", "-smp wants a vCPU count of 1-16, not '%s'",
+						       o->extra_args[i + 1] ? o->extra_args[i + 1] : "");
+			i++;
+			continue;
+		}
+		(*kept)[k++] = o->extra_args[i];
+	}
+	o->extra_args = *kept;
+	return 0;
+}
 
 static int parse_seconds(const char *s, double *out)
 {
@@ -304,7 +349,7 @@ int cmd_record(int argc, char **argv)
 	struct qemu_guard *g = NULL;
 	struct cli_args a;
 	const char *v;
-	char *kernel = NULL, *probe = NULL, *plugin = NULL, *err = NULL;
+	char *kernel = NULL, *probe = NULL, *plugin = NULL, *err = NULL, **kept = NULL;
 	int opt, json = 0, quiet = 0, no_plugin = 0, list = 0, rc;
 
 	cli_args_init(&a, "record", argc, argv);
@@ -344,14 +389,21 @@ int cmd_record(int argc, char **argv)
 		case OPT_JSON: json = 1; break;
 		case OPT_QUIET: quiet = 1; break;
 		case OPT_LIST: list = 1; break;
+		case OPT_SMP:
+			if (!(o.smp = parse_smp(v)))
+				return cli_usage_error("record", "--smp wants a vCPU count of 1-16, not '%s'", v);
+			break;
 		}
 	}
-	/* QEMU's record/replay runs one vCPU only: say so before QEMU does. */
-	for (int i = 0; !o.no_rr && o.extra_args && o.extra_args[i]; i++)
-		if (strcmp(o.extra_args[i], "-smp") == 0 && o.extra_args[i + 1] && strcmp(o.extra_args[i + 1], "1") != 0 &&
-		    strncmp(o.extra_args[i + 1], "1,", 2) != 0 && strncmp(o.extra_args[i + 1], "cpus=1", 6) != 0)
-			return cli_usage_error("record", "record/replay needs one vCPU (-smp %s refused; or use --no-rr)",
-					       o.extra_args[i + 1]);
+	/* QEMU's record/replay runs one vCPU only: several make a re-executable
+	 * run instead (replay/smp.c), with nothing from the host in it. */
+	if ((rc = take_smp(&o, &kept)) != 0)
+		goto out;
+	if (o.smp > 1 && (o.image || replay_smp_refused_arg(o.extra_args))) {
+		rc = cli_usage_error("record", "%s refused with several vCPUs: the run must be re-executable (no disk, "
+				     "network, input or other clock)", o.image ? "--image" : replay_smp_refused_arg(o.extra_args));
+		goto out;
+	}
 	if (!o.scenario && !o.kernel && !o.image && !list && !replay_args_have_disk(o.extra_args))
 		return cli_usage_error("record", "give --scenario NAME, --kernel ELF or --image DISK");
 	if (o.scenario && (o.image || replay_args_have_disk(o.extra_args)) && !o.kernel)
@@ -445,5 +497,6 @@ out:
 	free(kernel);
 	free(probe);
 	free(plugin);
+	free(kept);
 	return rc;
 }

@@ -317,6 +317,33 @@ int cmd_replay_error(int rc, char *err)
 	return cli_error_msg(rc == REPLAY_E_ARG ? CLI_USAGE : CLI_FAIL, NULL, err);
 }
 
+/* Several vCPUs (manifest mode "reexec"): no replay log, the run is
+ * re-executed and the plugin holds the machine before the instruction
+ * (replay/smp.c). The registers are those of the vCPU that runs it. */
+static int replay_smp(struct view *v, struct qemu_guard *g, int json, int context, struct cli_progress *prog)
+{
+	char *err = NULL;
+	int vcpu, rc;
+
+	rc = replay_smp_stop(v->rec.rec, v->icount, g, &v->regs, &vcpu, v->code, &v->have_code, &err);
+	cli_progress_end(prog);
+	if (rc < 0)
+		return cmd_replay_error(rc, err);
+	disassemble(v);
+	if (json)
+		print_json(v, context);
+	else
+		print_text(v, context);
+	if (!json)
+		printf("\nre-executed (%d vCPUs): held vCPU %d before instruction %" PRIu64 " of the machine%s\n",
+		       v->rec.rec->vcpus, vcpu, v->icount,
+		       v->ev.id > 0 && vcpu != v->ev.vcpu ? "; NOT the event's vCPU" : "");
+	if (v->ev.id > 0 && (vcpu != v->ev.vcpu || v->ev.pc != v->regs.rip))
+		cli_warning("the re-run held vCPU %d at pc %#" PRIx64 "; event %" PRId64 " is on vCPU %u at pc %#" PRIx64,
+			    vcpu, v->regs.rip, v->ev.id, v->ev.vcpu, v->ev.pc);
+	return CLI_OK;
+}
+
 int cmd_replay(int argc, char **argv)
 {
 	struct view v;
@@ -367,6 +394,11 @@ int cmd_replay(int argc, char **argv)
 	so.progress = cli_progress_icount;
 	so.progress_ctx = prog;
 	v.trace_icount = v.icount;
+	if (replay_smp_is(v.rec.rec)) {
+		rc = replay_smp(&v, g, json, (int)context, prog);
+		prog = NULL;
+		goto out;
+	}
 	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) < 0 ||
 	    (rc = v.ev.id > 0 && v.ev.kind != DB_TRAP ? replay_session_land(s, v.icount, v.ev.pc, 16, &v.icount, &err)
 						      : replay_session_goto(s, v.icount, &err)) < 0) {

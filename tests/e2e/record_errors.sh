@@ -35,8 +35,11 @@ refused "kernel without symbols and a probe" "no symbols" \
 	"$KREWIND" record --kernel "$TMP/stripped.elf" --probe probes/krewind.probe
 refused "probe naming a missing symbol" "KeNoSuchFunction" \
 	"$KREWIND" record --kernel build/kernel/kernel.elf --probe "$TMP/missing.probe"
-refused "record/replay with two vCPUs" "one vCPU" \
-	"$KREWIND" record --kernel build/kernel/kernel.elf -- -smp 2
+# two vCPUs record a re-executable run (replay/smp.c): what would break it is refused
+refused "two vCPUs with a disk" "-drive" \
+	"$KREWIND" record --kernel build/kernel/kernel.elf -- -smp 2 -drive file=/dev/null,format=raw
+refused "a vCPU count out of range" "vCPU count of 1-16" \
+	"$KREWIND" record --kernel build/kernel/kernel.elf -- -smp 99
 refused "bad --hang-after" "hang-after" "$KREWIND" record --scenario clean --hang-after x
 refused "replay of a missing recording" "no recording named nope" "$KREWIND" replay nope --to 1
 refused "replay without --to" "--to" "$KREWIND" replay nope

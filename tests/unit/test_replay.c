@@ -294,6 +294,86 @@ static void test_manifest_round_trips(void **state)
 	free(dir);
 }
 
+/* SMP (replay/smp.c): the mode and vCPU count survive the manifest, a
+ * recording without them is not "reexec". */
+static void test_manifest_keeps_smp_mode(void **state)
+{
+	char *dir = make_tmpdir(), *err = NULL;
+	struct replay_recording *w = sample(dir), *r = NULL;
+
+	(void)state;
+	assert_int_equal(replay_manifest_write(w, &err), 0);
+	assert_int_equal(replay_recording_open(dir, &r, &err), 0);
+	assert_false(replay_smp_is(r));
+	assert_null(r->mode);
+	replay_recording_free(r);
+	w->mode = strdup(REPLAY_MODE_REEXEC);
+	w->vcpus = 4;
+	assert_int_equal(replay_manifest_write(w, &err), 0);
+	assert_int_equal(replay_recording_open(dir, &r, &err), 0);
+	assert_true(replay_smp_is(r));
+	assert_int_equal(r->vcpus, 4);
+	replay_recording_free(r);
+	replay_recording_free(w);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* What makes a run with several vCPUs not re-executable is named. */
+static void test_smp_refuses_host_inputs(void **state)
+{
+	char *ok[] = {"-m", "256M", "-device", "isa-debug-exit,iobase=0xf4", "-net", "none", NULL};
+	char *disk[] = {"-m", "256M", "-drive", "file=x.img", NULL};
+	char *nic[] = {"-device", "e1000,netdev=n", NULL};
+	char *net[] = {"-net", "user", NULL};
+	char *clock[] = {"--icount", "shift=auto", NULL};
+	char *kbd[] = {"-device", "usb-kbd", NULL};
+
+	(void)state;
+	assert_null(replay_smp_refused_arg(ok));
+	assert_null(replay_smp_refused_arg(NULL));
+	assert_string_equal(replay_smp_refused_arg(disk), "-drive");
+	assert_string_equal(replay_smp_refused_arg(nic), "e1000,netdev=n");
+	assert_string_equal(replay_smp_refused_arg(net), "-net");
+	assert_string_equal(replay_smp_refused_arg(clock), "--icount");
+	assert_string_equal(replay_smp_refused_arg(kbd), "usb-kbd");
+}
+
+/* Only a Linux bzImage gets random.trust_cpu=off, once. */
+static void test_smp_append_for_linux(void **state)
+{
+	char *dir = make_tmpdir(), path[512], *s;
+	unsigned char img[0x300] = {0};
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/bzImage", dir);
+	memcpy(img + 0x202, "HdrS", 4);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(img, 1, sizeof(img), f), sizeof(img));
+	fclose(f);
+	s = replay_smp_append(path, "console=ttyS0");
+	assert_string_equal(s, "console=ttyS0 random.trust_cpu=off");
+	free(s);
+	s = replay_smp_append(path, NULL);
+	assert_string_equal(s, "random.trust_cpu=off");
+	free(s);
+	s = replay_smp_append(path, "random.trust_cpu=on");
+	assert_string_equal(s, "random.trust_cpu=on");
+	free(s);
+	memset(img + 0x202, 0, 4); /* not a bzImage (our kernel is an ELF) */
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(img, 1, sizeof(img), f), sizeof(img));
+	fclose(f);
+	s = replay_smp_append(path, "scenario=smp-clean");
+	assert_string_equal(s, "scenario=smp-clean");
+	free(s);
+	rm_rf(dir);
+	free(dir);
+}
+
 static void test_manifest_stores_relative_paths(void **state)
 {
 	char *dir = make_tmpdir(), *err = NULL, *m = NULL, text[8192];
@@ -651,6 +731,9 @@ int main(void)
 		cmocka_unit_test(test_json_writer_escapes_and_round_trips),
 		cmocka_unit_test(test_manifest_round_trips),
 		cmocka_unit_test(test_manifest_stores_relative_paths),
+		cmocka_unit_test(test_manifest_keeps_smp_mode),
+		cmocka_unit_test(test_smp_refuses_host_inputs),
+		cmocka_unit_test(test_smp_append_for_linux),
 		cmocka_unit_test(test_manifest_without_qemu_args_is_refused),
 		cmocka_unit_test(test_recording_resolves_name_dir_and_trace),
 		cmocka_unit_test(test_mkdir_takes_next_free_number),
