@@ -386,13 +386,21 @@ static int split(char *s, char **tok, int max)
 	}
 }
 
-static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, char **err)
+static void free_ops(struct probe *pr)
 {
-	struct probe pr = {0};
+	for (int j = 0; j < PROBE_MAX_OPS; j++) {
+		free(pr->op[j].sym);
+		pr->op[j].sym = NULL;
+	}
+}
+
+/* Fills *out from one probe line (operands may own symbol names, freed by
+ * free_ops when the line is refused). */
+static int probe_fields(struct probe_file *pf, char **tok, int ntok, int line, struct probe *out, char **err)
+{
 	const struct kind_desc *kd = NULL;
 	unsigned seen = 0;
 	int k, i, j;
-	struct probe *grown;
 
 	for (k = PROBE_RAISE; k <= PROBE_KIND_MAX; k++)
 		if (strcmp(tok[1], kinds[k].name) == 0)
@@ -400,16 +408,16 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 	if (!kd)
 		return fail(err, TRACER_E_SYNTAX, "%s:%d: unknown event '%s' for symbol '%s'", pf->path, line,
 		            tok[1], tok[0]);
-	pr.kind = (enum probe_kind)(kd - kinds);
-	pr.line = line;
+	out->kind = (enum probe_kind)(kd - kinds);
+	out->line = line;
 	i = 2;
-	if (pr.kind == PROBE_CONTEXT) {
+	if (out->kind == PROBE_CONTEXT) {
 		int c = ntok > 2 ? lookup_word(tok[2], contexts, DB_CTX_NMI + 1) : -1;
 
 		if (c < 0)
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: usage: SYMBOL context softirq|hardirq|nmi",
 			            pf->path, line);
-		pr.ctx = (uint8_t)c;
+		out->ctx = (uint8_t)c;
 		i = 3;
 	}
 	for (; i < ntok; i++) {
@@ -422,7 +430,7 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 		*eq = '\0';
 		if (strcmp(tok[i], "at") == 0) {
 			if (strcmp(eq + 1, "return") == 0 && !kd->has_return)
-				pr.at_return = 1;
+				out->at_return = 1;
 			else if (strcmp(eq + 1, "entry") != 0)
 				return fail(err, TRACER_E_SYNTAX,
 				            "%s:%d: at=%s: expected at=entry or at=return (not for %s)",
@@ -434,7 +442,7 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 			int w = fl ? lookup_word(eq + 1, flavors, DB_LF_SEM + 1)
 			           : lookup_word(eq + 1, lock_irqs, DB_LI_AT_DISPATCH + 1);
 
-			if (!is_lock_kind(pr.kind))
+			if (!is_lock_kind(out->kind))
 				return fail(err, TRACER_E_SYNTAX, "%s:%d: %s= is for lock events, not %s",
 				            pf->path, line, tok[i], kd->name);
 			if (w < 0)
@@ -445,9 +453,9 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 				                 "at-dispatch",
 				            pf->path, line, eq + 1);
 			if (fl)
-				pr.flavor = (uint8_t)w;
+				out->flavor = (uint8_t)w;
 			else
-				pr.irq = (uint8_t)w;
+				out->irq = (uint8_t)w;
 			continue;
 		}
 		for (j = 0; j < PROBE_MAX_OPS; j++)
@@ -462,17 +470,17 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 		val = eq + 1;
 		/* result=eax / result=al: the register's low 4 bytes / low byte;
 		 * result=!eax: success is 0 (down_trylock, down_timeout) */
-		if (pr.kind == PROBE_LOCK_TRYACQUIRE && j == PROBE_OP_RESULT) {
+		if (out->kind == PROBE_LOCK_TRYACQUIRE && j == PROBE_OP_RESULT) {
 			if (*val == '!') {
-				pr.result_zero = 1;
+				out->result_zero = 1;
 				val++;
 			}
 			val = strcmp(val, "eax") == 0 ? "rax:4" : strcmp(val, "al") == 0 ? "rax:1" : val;
 		}
-		if (parse_loc(val, !!(kd->strings & (1u << j)), &pr.op[j], &why))
+		if (parse_loc(val, !!(kd->strings & (1u << j)), &out->op[j], &why))
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: %s=%s: %s", pf->path, line, tok[i], eq + 1,
 			            why);
-		if (pr.kind == PROBE_LOCK_TRYACQUIRE && j == PROBE_OP_RESULT && pr.op[j].kind != PROBE_LOC_REG)
+		if (out->kind == PROBE_LOCK_TRYACQUIRE && j == PROBE_OP_RESULT && out->op[j].kind != PROBE_LOC_REG)
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: result=%s: expected a register (rax:1, eax, al)",
 			            pf->path, line, eq + 1);
 		seen |= 1u << j;
@@ -485,10 +493,24 @@ static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, ch
 		if (strcmp(pf->probes[j].symbol, tok[0]) == 0)
 			return fail(err, TRACER_E_SYNTAX, "%s:%d: symbol '%s' already probed at line %d",
 			            pf->path, line, tok[0], pf->probes[j].line);
+	return 0;
+}
+
+static int parse_probe(struct probe_file *pf, char **tok, int ntok, int line, char **err)
+{
+	struct probe pr = {0};
+	struct probe *grown;
+	int rc = probe_fields(pf, tok, ntok, line, &pr, err);
+
+	if (rc) {
+		free_ops(&pr);
+		return rc;
+	}
 	pr.symbol = strdup(tok[0]);
 	grown = realloc(pf->probes, (pf->nprobes + 1) * sizeof(*grown));
 	if (!pr.symbol || !grown) {
 		free(pr.symbol);
+		free_ops(&pr);
 		if (grown)
 			pf->probes = grown;
 		return fail(err, TRACER_E_NOMEM, "out of memory");

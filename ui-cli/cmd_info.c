@@ -201,6 +201,26 @@ static int print_json(const struct info *in)
 	cli_json_kstr(&j, "dir", rec->dir);
 	cli_json_kstr(&j, "trace", rec->db_path);
 	cli_json_kstr(&j, "outcome", cli_rec_outcome(&in->r));
+	{
+		struct cli_losses losses;
+		if (cli_losses_read(in->r.db, &losses) == 0) {
+			cli_json_kuint(&j, "dropped", losses.dropped);
+			cli_json_key(&j, "cut");
+			cli_json_bool(&j, losses.cut);
+			cli_json_key(&j, "lost");
+			cli_json_array(&j);
+			for (i = 0; i < losses.n; i++) {
+				cli_json_object(&j);
+				cli_json_kuint(&j, "events", losses.at[i].n);
+				cli_json_kuint(&j, "from_icount", losses.at[i].from);
+				cli_json_kuint(&j, "to_icount", losses.at[i].to);
+				cli_json_kint(&j, "event", losses.at[i].event_id);
+				cli_json_close(&j);
+			}
+			cli_json_close(&j);
+		}
+		cli_losses_free(&losses);
+	}
 	cli_json_key(&j, "manifest");
 	if (cli_rec_has_manifest(rec)) {
 		cli_json_object(&j);

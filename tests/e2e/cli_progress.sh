@@ -18,7 +18,8 @@ on_tty() { script -qec "$*" /dev/null </dev/null; }
 on_tty "$KREWIND" check "$TMP/big.db" >"$TMP/tty.out"
 check "on a terminal: a count of events checked against the total" grep -qaE "check: [0-9]+/$n events \([0-9]+%" "$TMP/tty.out"
 check "then what it is doing after the read" grep -qa "check: $n events read, building the report" "$TMP/tty.out"
-check "the line is erased before the result" grep -qa $'\r\033\\[Kno findings ('"$n"' events checked' "$TMP/tty.out"
+# (the result may start with a WARNING: mktrace's writer can drop events at this pace, and check says so first)
+check "the line is erased before the result" grep -qaE $'\r\033\\[K(WARNING: this trace lost|no findings \\('"$n"' events checked)' "$TMP/tty.out"
 on_tty "$KREWIND" check -q "$TMP/big.db" >"$TMP/q.out"
 if grep -qa 'check: ' "$TMP/q.out"; then not_ok "-q: no progress line on a terminal"; else ok "-q: no progress line on a terminal"; fi
 check "-q: the result is still printed" grep -qa "no findings ($n events checked" "$TMP/q.out"

@@ -32,6 +32,7 @@ check "with where it was" grep -q "^  7 from icount 6 to 9 (event 4 says so)" "$
 check "the finding after it is marked" grep -q "LOST: 7 events from icount 6 to 9 before this finding's last event" "$TMP/check"
 $K info "$TMP/known" >"$TMP/info" 2>&1
 check "info: the loss comes first" grep -q "^WARNING: this trace lost 7 events" <(head -1 "$TMP/info")
+check "info --json: dropped, cut and the stretch" q jq -e '.dropped == 7 and .cut == false and .lost == [{"events": 7, "from_icount": 6, "to_icount": 9, "event": 4}]' <($K info "$TMP/known" --json)
 $K events "$TMP/known" --kind marker >"$TMP/events" 2>&1
 check "events describes the marker" grep -q "LOST 7 events (trace queue full) from icount 6 to 9" "$TMP/events"
 

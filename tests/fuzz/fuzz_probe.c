@@ -24,9 +24,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const struct probe *p = &pf->probes[i];
 			if (!p->symbol || !probe_kind_name(p->kind))
 				abort();
-			for (int j = 0; j < PROBE_MAX_OPS; j++)
-				if (p->op[j].kind != PROBE_LOC_NONE && !probe_reg_name(p->op[j].reg))
+			for (int j = 0; j < PROBE_MAX_OPS; j++) {
+				const struct probe_loc *l = &p->op[j];
+				/* a register, or a global: memory at a symbol or a non-zero address */
+				if (l->kind != PROBE_LOC_NONE && !probe_reg_name(l->reg) &&
+				    !(l->reg == PROBE_NREGS && (l->kind == PROBE_LOC_MEM || l->deref) &&
+				      (l->sym || l->disp > 0)))
 					abort();
+			}
 			(void)probe_needs_return(p);
 		}
 	} else if (!err || !*err || strchr(err, '\n')) {

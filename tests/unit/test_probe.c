@@ -297,7 +297,7 @@ static void test_probe_parses_every_event_kind(void **state)
 	    "l bugcheck code=rdi param=rsi text=str:rdx\nm result passed=rdi failed=rsi\n"
 	    "n scenario name=str:rdi\no marker text=str:rdi\np context softirq\n"
 	    "q defer-queue item=rdi\nr defer-run item=rdi\ns sleep timeout=[rdx]\nt panic text=str:rdi\n"
-	    "u syscall number=rax\nv module-load module=rdi\nmodule-layout 0x18 0x220 0 8 0x10\nw eoi\n";
+	    "u syscall number=rax\nv module-load module=rdi\nw eoi\nmodule-layout 0x18 0x220 0 8 0x10\n";
 	struct probe_file *p = parse_ok(text);
 	int k;
 
