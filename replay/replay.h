@@ -325,12 +325,13 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
  * REPLAY_E_ARG if the replay ends before that; REPLAY_E_TIMEOUT if it stops
  * moving (stall_s). */
 int replay_session_goto(struct replay_session *s, uint64_t icount, char **err);
-/* Exact landing on an event's own instruction: goes to icount and, if the
- * CPU's pc there is not pc (the plugin's count and QEMU's drift apart where
- * code is rewritten while it runs: self-modifying code, boot-time patching),
- * tries the window instructions on each side (one seek back, then single
- * forward steps) and stops on the instruction at pc nearest icount. *landed
- * gets where it stopped (icount itself if pc is nowhere in the window). */
+/* Exact landing on an event's own instruction: the plugin's count and QEMU's
+ * drift apart where code is rewritten while it runs (self-modifying code,
+ * Linux's alternatives and static keys), so this goes to icount - window and
+ * single-steps forward to the instruction at pc nearest icount, stopping
+ * there (forward only, unless a nearer match lies behind the last step).
+ * *landed gets where it stopped (icount itself if pc is nowhere within
+ * window instructions). */
 int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, unsigned window, uint64_t *landed,
 			char **err);
 /* Runs to the end of the recording; *status gets QEMU's exit status, -1 if

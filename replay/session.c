@@ -262,6 +262,11 @@ int replay_session_goto(struct replay_session *s, uint64_t icount, char **err)
 	return 0;
 }
 
+/* Exact landing, forward only: the one long replay goes to icount - window,
+ * then single steps look at each instruction's pc up to icount + window,
+ * stopping as soon as no later instruction can be nearer than the best match.
+ * Only a nearer match behind the position reached (the pc repeats in a loop)
+ * or none at all costs a seek back (a replay from the nearest snapshot). */
 int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, unsigned window, uint64_t *landed,
 			char **err)
 {
@@ -270,23 +275,25 @@ int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, 
 	int rc;
 
 	*landed = icount;
-	if ((rc = replay_session_goto(s, icount, err)) < 0 || (rc = replay_session_registers(s, &r, err)) < 0)
+	if ((rc = replay_session_goto(s, from, err)) < 0)
 		return rc;
-	if (r.rip == pc)
-		return 0;
 	for (i = from; i <= icount + window; i++) {
 		uint64_t d = i > icount ? i - icount : icount - i;
 		char *e = NULL;
 
-		if (d >= best_d)
+		if (i > icount && d >= best_d)
 			break; /* only farther ones are left */
 		if (replay_session_goto(s, i, &e) < 0 || replay_session_registers(s, &r, &e) < 0) {
-			free(e); /* past the end of the recording: stop looking */
-			break;
+			free(e);
+			if (i <= icount) /* the target itself is not there */
+				return replay_session_goto(s, icount, err);
+			break; /* past the end of the recording: stop looking */
 		}
-		if (r.rip == pc) {
+		if (r.rip == pc && d < best_d) {
 			best = i;
 			best_d = d;
+			if (d == 0)
+				break;
 		}
 	}
 	*landed = best;
