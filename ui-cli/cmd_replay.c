@@ -14,6 +14,9 @@
 #include "replay/replay.h"
 #include "ui-cli/cli.h"
 
+/* How far before an event's icount the exact landing starts looking. */
+#define LAND_WINDOW 16
+
 static const char synopsis[] = "krewind replay REC --to EVENT|icount:N|finding:N [--context N] [--json] [-q]";
 static const char description[] =
 	"Replays REC under QEMU (rr=replay, the recorded command line) and stops when\n"
@@ -42,6 +45,7 @@ struct view {
 	char *ev_text_copy;
 	uint64_t icount;
 	uint64_t trace_icount; /* the event's icount in the trace (icount: where QEMU stopped) */
+	uint64_t snapshot;     /* the replay started from the snapshot at this icount (0: the start) */
 	struct replay_regs regs;
 	uint8_t code[16];
 	int have_code;
@@ -216,6 +220,7 @@ static void print_json(struct view *v, int context)
 	cli_json_kuint(&j, "icount", v->icount);
 	cli_json_khex(&j, "icount_hex", v->icount);
 	cli_json_kint(&j, "icount_drift", (int64_t)(v->icount - v->trace_icount));
+	cli_json_kint(&j, "from_snapshot", (int64_t)v->snapshot);
 	if (v->ev.id > 0) {
 		cli_json_kint(&j, "event", v->ev.id);
 		cli_json_kstr(&j, "event_kind", db_kind_name(v->ev.kind));
@@ -367,9 +372,22 @@ int cmd_replay(int argc, char **argv)
 	so.progress = cli_progress_icount;
 	so.progress_ctx = prog;
 	v.trace_icount = v.icount;
-	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) < 0 ||
-	    (rc = v.ev.id > 0 && v.ev.kind != DB_TRAP ? replay_session_land(s, v.icount, v.ev.pc, 16, &v.icount, &err)
-						      : replay_session_goto(s, v.icount, &err)) < 0) {
+	/* Start from the nearest snapshot taken while recording; only if the
+	 * landing must step back (QEMU cannot seek there), again from the start. */
+	so.start_near = v.icount > LAND_WINDOW ? v.icount - LAND_WINDOW : 0;
+	while ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) == 0 &&
+	       (rc = v.ev.id > 0 && v.ev.kind != DB_TRAP
+			     ? replay_session_land(s, v.trace_icount, v.ev.pc, LAND_WINDOW, &v.icount, &err)
+			     : replay_session_goto(s, v.icount, &err)) == REPLAY_E_ARG &&
+	       replay_session_snapshot(s) && so.start_near) {
+		free(err);
+		err = NULL;
+		replay_session_end(s);
+		s = NULL;
+		so.start_near = 0;
+		v.icount = v.trace_icount;
+	}
+	if (rc < 0) {
 		cli_progress_end(prog);
 		prog = NULL;
 		rc = cmd_replay_error(rc, err);
@@ -377,6 +395,7 @@ int cmd_replay(int argc, char **argv)
 	}
 	cli_progress_end(prog);
 	prog = NULL;
+	v.snapshot = replay_session_snapshot(s);
 	if ((rc = replay_session_registers(s, &v.regs, &err)) < 0) {
 		rc = cli_error_msg(CLI_FAIL, NULL, err);
 		goto out;
