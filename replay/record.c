@@ -247,15 +247,17 @@ static int snapshot_due(double *next, double t)
 	return 1;
 }
 
-/* Takes a snapshot (a failure only costs the snapshot: one warning line);
- * returns the seconds the VM was stopped for it. */
-static double snapshot_now(struct qmp *q, const char *dir, struct qemu_guard *g)
+/* Takes a snapshot (a failure only costs the snapshot: one warning line,
+ * none when QEMU just ended or a signal came); returns the seconds the VM
+ * was stopped for it. */
+static double snapshot_now(struct qmp *q, struct qemu_proc *qemu, const char *dir, struct qemu_guard *g)
 {
 	double t = now_s();
 	uint64_t at;
 	char *e = NULL;
+	int status;
 
-	if (replay_snapshot_take(q, dir, g, &at, &e) < 0)
+	if (replay_snapshot_take(q, dir, g, &at, &e) < 0 && qemu_proc_poll(qemu, &status) == 0 && !qemu_guard_pending(g))
 		fprintf(stderr, "krewind: warning: no snapshot taken: %s\n", e ? e : "?");
 	free(e);
 	return now_s() - t;
@@ -595,7 +597,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 			drawn = 1;
 		}
 		if (!o->no_rr && q && snapshot_due(&next_snapshot, t)) {
-			double dt = snapshot_now(q, r->dir, o->guard);
+			double dt = snapshot_now(q, qemu, r->dir, o->guard);
 			last_progress_t += dt; /* the VM was stopped meanwhile */
 			continue;
 		}
