@@ -372,20 +372,21 @@ int cmd_replay(int argc, char **argv)
 	so.progress = cli_progress_icount;
 	so.progress_ctx = prog;
 	v.trace_icount = v.icount;
-	/* Start from the nearest snapshot taken while recording; only if the
-	 * landing must step back (QEMU cannot seek there), again from the start. */
+	/* Start from the nearest snapshot taken while recording. QEMU cannot
+	 * seek back there: when the landing found its instruction behind its
+	 * last step, a second QEMU from the same snapshot goes straight to it. */
 	so.start_near = v.icount > LAND_WINDOW ? v.icount - LAND_WINDOW : 0;
-	while ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) == 0 &&
-	       (rc = v.ev.id > 0 && v.ev.kind != DB_TRAP
+	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) == 0)
+		rc = v.ev.id > 0 && v.ev.kind != DB_TRAP
 			     ? replay_session_land(s, v.trace_icount, v.ev.pc, LAND_WINDOW, &v.icount, &err)
-			     : replay_session_goto(s, v.icount, &err)) == REPLAY_E_ARG &&
-	       replay_session_snapshot(s) && so.start_near) {
+			     : replay_session_goto(s, v.icount, &err);
+	if (rc == REPLAY_E_ARG && s && replay_session_snapshot(s)) {
 		free(err);
 		err = NULL;
 		replay_session_end(s);
 		s = NULL;
-		so.start_near = 0;
-		v.icount = v.trace_icount;
+		if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) == 0)
+			rc = replay_session_goto(s, v.icount, &err);
 	}
 	if (rc < 0) {
 		cli_progress_end(prog);
