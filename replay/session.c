@@ -302,11 +302,13 @@ int replay_session_goto(struct replay_session *s, uint64_t icount, char **err)
 	return 0;
 }
 
+#define NEAR_BEHIND 2
+
 /* Exact landing, forward only: the one long replay goes to icount - window,
  * then single steps look at each instruction's pc up to icount + window,
- * stopping as soon as no later instruction can be nearer than the best match.
- * Only a nearer match behind the position reached (the pc repeats in a loop)
- * or none at all costs a seek back (a replay from the nearest snapshot). */
+ * stopping at a match at most NEAR_BEHIND before icount or as soon as no
+ * later instruction can be nearer than the best match. Only a nearer match
+ * behind the position reached or none at all costs a seek back. */
 int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, unsigned window, uint64_t *landed,
 			char **err)
 {
@@ -332,7 +334,10 @@ int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, 
 		if (r.rip == pc && d < best_d) {
 			best = i;
 			best_d = d;
-			if (d == 0)
+			/* Exact, or a drift of 1 or 2 back (what boot-time patching
+			 * gives): an exact match too would need a loop of at most
+			 * that many instructions around the event's pc. */
+			if (d <= NEAR_BEHIND)
 				break;
 		}
 	}
