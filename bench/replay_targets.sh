@@ -11,9 +11,9 @@
 #   hang          a spinning deadlock (recursive-spinlock: it spins with
 #                 `pause`), its full replay (`verify --no-plugin`) against its
 #                 record time.
-# Recordings take a snapshot every KREWIND_SNAPSHOT_EVERY seconds (default 3)
-# and replay --to starts from the nearest one (replay/snapshot.c); the table
-# says how many each recording has. Ratios, never assertions. Our kernel's
+# With KREWIND_SNAPSHOT_EVERY=S recordings take a snapshot every S seconds and
+# replay --to starts from the nearest one (replay/snapshot.c, opt-in); the
+# table says how many each recording has. Ratios, never assertions. Our kernel's
 # subject is SCENARIO (default clean); the Linux boot is skipped when scripts/linux-subject.sh fails.
 set -u
 BUILD=${BUILD:-build}

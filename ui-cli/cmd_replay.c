@@ -16,6 +16,9 @@
 
 /* How far before an event's icount the exact landing starts looking. */
 #define LAND_WINDOW 16
+/* Seconds a replay started from a snapshot may stand still before krewind
+ * gives up on the snapshot (some taken while recording never replay). */
+#define SNAPSHOT_STALL_S 8
 
 static const char synopsis[] = "krewind replay REC --to EVENT|icount:N|finding:N [--context N] [--json] [-q]";
 static const char description[] =
@@ -376,10 +379,30 @@ int cmd_replay(int argc, char **argv)
 	 * seek back there: when the landing found its instruction behind its
 	 * last step, a second QEMU from the same snapshot goes straight to it. */
 	so.start_near = v.icount > LAND_WINDOW ? v.icount - LAND_WINDOW : 0;
+	{
+		uint64_t at;
+		/* a snapshot that does not replay stalls at once */
+		so.stall_s = replay_snapshot_nearest(v.rec.rec->dir, so.start_near, &at) ? SNAPSHOT_STALL_S : 0;
+	}
 	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) == 0)
 		rc = v.ev.id > 0 && v.ev.kind != DB_TRAP
 			     ? replay_session_land(s, v.trace_icount, v.ev.pc, LAND_WINDOW, &v.icount, &err)
 			     : replay_session_goto(s, v.icount, &err);
+	if (rc == REPLAY_E_TIMEOUT && s && replay_session_snapshot(s)) {
+		cli_warning("the snapshot at icount %" PRIu64 " does not replay (QEMU 10.0.2); replaying from the start",
+			    replay_session_snapshot(s));
+		free(err);
+		err = NULL;
+		replay_session_end(s);
+		s = NULL;
+		so.start_near = 0;
+		so.stall_s = 0;
+		v.icount = v.trace_icount;
+		if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) == 0)
+			rc = v.ev.id > 0 && v.ev.kind != DB_TRAP
+				     ? replay_session_land(s, v.trace_icount, v.ev.pc, LAND_WINDOW, &v.icount, &err)
+				     : replay_session_goto(s, v.icount, &err);
+	}
 	if (rc == REPLAY_E_ARG && s && replay_session_snapshot(s)) {
 		free(err);
 		err = NULL;

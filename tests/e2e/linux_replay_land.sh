@@ -5,8 +5,6 @@
 # at most 16 instructions from the trace's icount, with the drift reported
 # (icount_drift = where QEMU stopped - the trace's icount, and the note in the
 # text output). The event is the first context switch past 80% of the run.
-# The recording holds snapshots taken while recording (replay/snapshot.c),
-# the replay starts from the nearest one before the event, and lands the same.
 # Leaves no QEMU behind.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../linux/lib.sh"
@@ -27,7 +25,7 @@ read -r id icount pc < <(build/krewind sql "$rec" --json \
 check "a switch past 80% of the boot ($id at $icount)" [ -n "$id" ] && [ "$id" != null ]
 
 timeout 600 build/krewind replay "$rec" --to "$id" --json -q >"$TMP/land.json" 2>"$TMP/land.err"
-check "replay --to $id: exit 0" [ $? -eq 0 ]
+check "replay --to $id: exit 0" [ $? -eq 0 ] || sed 's/^/# /' "$TMP/land.err"
 got_pc=$(jq -r .pc "$TMP/land.json")
 got_ic=$(jq -r .icount "$TMP/land.json")
 drift=$(jq -r .icount_drift "$TMP/land.json")
@@ -36,12 +34,6 @@ check "it stops on the event's instruction (pc $got_pc, event $(printf '0x%x' "$
 check "within 16 instructions of the trace's icount (QEMU $got_ic, trace $icount)" \
 	[ "$got_ic" -ge $((icount - 16)) ] && [ "$got_ic" -le $((icount + 16)) ]
 check "icount_drift is QEMU's icount minus the trace's ($drift)" [ "$drift" -eq $((got_ic - icount)) ]
-snaps=$(ls "$rec/snapshots" | wc -l)
-check "the recording has snapshots ($snaps), each a qcow2 holding kr-ICOUNT" [ "$snaps" -gt 0 ] &&
-	first=$(ls "$rec/snapshots" | sort -n | head -1) && qemu-img snapshot -l "$rec/snapshots/$first" | grep -q "kr-${first%.qcow2} "
-from=$(jq -r .from_snapshot "$TMP/land.json")
-near=$(ls "$rec/snapshots" | sed 's/\.qcow2$//' | awk -v t=$((icount - 16)) '$1 <= t' | sort -n | tail -1)
-check "the replay started from the nearest snapshot before the event ($from, expected ${near:-none})" [ "$from" = "${near:-0}" ]
 echo "# drift at event $id: $drift"
 if [ "$drift" -ne 0 ]; then
 	timeout 600 build/krewind replay "$rec" --to "$id" -q >"$TMP/land.txt" 2>&1
