@@ -237,6 +237,40 @@ static int trace_panic(const char *db_path, const char *serial, char **text)
 	return 1;
 }
 
+/* Seconds of recording between two snapshots (replay/snapshot.c):
+ * $KREWIND_SNAPSHOT_EVERY; unset or 0 takes none (on the Linux boot most
+ * snapshots do not replay with QEMU 10.0.2, docs/replay.md). */
+static double snapshot_every(void)
+{
+	const char *e = getenv("KREWIND_SNAPSHOT_EVERY");
+	return e && *e ? atof(e) : 0;
+}
+
+/* Whether a snapshot is due at t; if so, schedules the next one. */
+static int snapshot_due(double *next, double t)
+{
+	if (*next <= 0 || t < *next)
+		return 0;
+	*next = t + snapshot_every();
+	return 1;
+}
+
+/* Takes a snapshot (a failure only costs the snapshot: one warning line,
+ * none when QEMU just ended or a signal came); returns the seconds the VM
+ * was stopped for it. */
+static double snapshot_now(struct qmp *q, struct qemu_proc *qemu, const char *dir, struct qemu_guard *g)
+{
+	double t = now_s();
+	uint64_t at;
+	char *e = NULL;
+	int status;
+
+	if (replay_snapshot_take(q, dir, g, &at, &e) < 0 && qemu_proc_poll(qemu, &status) == 0 && !qemu_guard_pending(g))
+		fprintf(stderr, "krewind: warning: no snapshot taken: %s\n", e ? e : "?");
+	free(e);
+	return now_s() - t;
+}
+
 static void progress_line(double elapsed, uint64_t icount, int64_t events, int64_t serial)
 {
 	fprintf(stderr, "\r\033[Krecording: %5.1f s  %12llu instructions  %9lld events  %6lld bytes serial", elapsed,
@@ -349,7 +383,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	char tmpl[] = "/tmp/krewind-rec.XXXXXX";
 	const char *outcome = NULL;
 	double t0 = now_s(), last_progress_t, timeout = o->timeout_s > 0 ? o->timeout_s : 60;
-	double hang_after = o->hang_after_s > 0 ? o->hang_after_s : 5;
+	double hang_after = o->hang_after_s > 0 ? o->hang_after_s : 5, next_snapshot;
 	uint64_t hang_insns = o->hang_insns > 0 ? o->hang_insns : REPLAY_HANG_INSNS;
 	int64_t last_progress = -1, last_serial = -1;
 	uint64_t icount = 0, progress_icount = 0;
@@ -597,6 +631,7 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 	}
 
 	last_progress_t = now_s();
+	next_snapshot = snapshot_every() > 0 ? last_progress_t + snapshot_every() : 0;
 	while (!interrupted) {
 		struct qmp_json *ev = NULL;
 		double t = now_s();
@@ -625,6 +660,11 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 		if (o->progress) {
 			progress_line(t - t0, icount, events, serial);
 			drawn = 1;
+		}
+		if (rr && q && snapshot_due(&next_snapshot, t)) {
+			double dt = snapshot_now(q, qemu, r->dir, o->guard);
+			last_progress_t += dt; /* the VM was stopped meanwhile */
+			continue;
 		}
 		/* A hang: no progress for hang_after seconds while a thread spins
 		 * on a lock or waits, or the CPU barely runs (halted); a CPU busy in

@@ -326,6 +326,9 @@ struct replay_session_opts {
 	int stall_s;             /* a replay whose icount does not move for this long
 				  * while running is stuck: REPLAY_E_TIMEOUT (0:
 				  * $KREWIND_STALL, else 60) */
+	uint64_t start_near;     /* > 0: start from the recording's nearest snapshot
+				  * at or before this icount (replay_snapshot_nearest),
+				  * if any; such a session only moves forward */
 	/* Called about 4 times a second while QEMU replays (may be NULL). */
 	void (*progress)(void *ctx, uint64_t icount, uint64_t target);
 	void *progress_ctx;
@@ -338,12 +341,13 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
  * REPLAY_E_ARG if the replay ends before that; REPLAY_E_TIMEOUT if it stops
  * moving (stall_s). */
 int replay_session_goto(struct replay_session *s, uint64_t icount, char **err);
-/* Exact landing on an event's own instruction: goes to icount and, if the
- * CPU's pc there is not pc (the plugin's count and QEMU's drift apart where
- * code is rewritten while it runs: self-modifying code, boot-time patching),
- * tries the window instructions on each side (one seek back, then single
- * forward steps) and stops on the instruction at pc nearest icount. *landed
- * gets where it stopped (icount itself if pc is nowhere in the window). */
+/* Exact landing on an event's own instruction: the plugin's count and QEMU's
+ * drift apart where code is rewritten while it runs (self-modifying code,
+ * Linux's alternatives and static keys), so this goes to icount - window and
+ * single-steps forward to the instruction at pc nearest icount, stopping
+ * there (forward only, unless a nearer match lies behind the last step).
+ * *landed gets where it stopped (icount itself if pc is nowhere within
+ * window instructions). */
 int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, unsigned window, uint64_t *landed,
 			char **err);
 /* Runs to the end of the recording; *status gets QEMU's exit status, -1 if
@@ -364,6 +368,17 @@ struct qemu_proc *replay_session_proc(struct replay_session *s);
 const char *replay_session_gdb_socket(const struct replay_session *s);
 /* With gdb: a second QMP socket for the gdb commands (owned by s). */
 const char *replay_session_gdb_qmp_socket(const struct replay_session *s);
+
+/* The icount of the snapshot a session started from (0: the start). */
+uint64_t replay_session_snapshot(const struct replay_session *s);
+
+/* Snapshots taken while recording (replay/snapshot.c): QEMU 10.0.2 can load
+ * a mid-run snapshot only when it starts (rrsnapshot=), never by replay-seek.
+ * replay_snapshot_take stops the VM, saves its state as DIR/snapshots/N.qcow2
+ * (N its icount, tag "kr-N") and lets it go on; *icount gets N. */
+int replay_snapshot_take(struct qmp *q, const char *dir, struct qemu_guard *g, uint64_t *icount, char **err);
+/* 1 and *at = the icount of DIR's latest snapshot at or before icount, or 0. */
+int replay_snapshot_nearest(const char *dir, uint64_t icount, uint64_t *at);
 
 /* Registers as QEMU shows them ("info registers"). */
 struct replay_regs {

@@ -1,5 +1,5 @@
 # replay: QMP client, QEMU process control, recordings, replay, gdb, bisection.
-REPLAY_SRCS := replay/disk.c replay/json.c replay/qemu.c replay/qmp.c replay/recording.c replay/sha256.c replay/record.c replay/paths.c replay/session.c replay/state.c replay/util.c
+REPLAY_SRCS := replay/disk.c replay/json.c replay/qemu.c replay/qmp.c replay/recording.c replay/sha256.c replay/record.c replay/paths.c replay/session.c replay/snapshot.c replay/state.c replay/util.c
 REPLAY_SRCS += replay/smp.c
 REPLAY_OBJS := $(REPLAY_SRCS:%.c=$(BUILD)/%.o)
 REPLAY_LIB := $(BUILD)/replay/libkrreplay.a

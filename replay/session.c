@@ -3,11 +3,14 @@
  * start, driven over QMP to exact instruction counts.
  *
  * Forward: replay-break N + cont, then wait for STOP. Backward: replay-seek N,
- * which loads the nearest snapshot (only "init" exists: rrsnapshot at start)
- * and replays forward to N, then stops. Either way query-replay must then
- * say icount N, or the step failed.
+ * which loads the start snapshot ("init", the only one in snap.qcow2) and
+ * replays forward to N, then stops. Either way query-replay must then say
+ * icount N, or the step failed. A session may instead start from a snapshot
+ * taken while recording (replay/snapshot.c: the drive is snapshots/N.qcow2,
+ * rrsnapshot=kr-N); QEMU cannot seek in it, so it refuses to go back.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +26,41 @@ struct replay_session {
 	char *tmpdir, *qmp_sock, *gdb_sock, *qmp2_sock;
 	char *shutdown_reason;
 	uint64_t last_icount;
+	uint64_t snapshot; /* started from snapshots/N.qcow2, or 0 */
 	int ended;
 	int stall_ms;
 	void (*progress)(void *ctx, uint64_t icount, uint64_t target);
 	void *progress_ctx;
 };
+
+/* Points argv's snapshot drive and rrsnapshot at snapshots/N.qcow2, kr-N. */
+static int from_snapshot(char **argv, uint64_t n, char **err)
+{
+	size_t i;
+	int done = 0;
+
+	for (i = 1; argv[i]; i++) {
+		char *v = NULL, *p;
+		if (strcmp(argv[i - 1], "-drive") == 0 && strstr(argv[i], "id=rrsnap") &&
+		    strncmp(argv[i], "file=", 5) == 0) {
+			p = strchr(argv[i], ',');
+			if (asprintf(&v, "file=snapshots/%" PRIu64 ".qcow2%s", n, p ? p : "") < 0)
+				return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+			done |= 1;
+		} else if (strcmp(argv[i - 1], "-icount") == 0 && (p = strstr(argv[i], "rrsnapshot="))) {
+			const char *rest = strchr(p, ',');
+			if (asprintf(&v, "%.*srrsnapshot=kr-%" PRIu64 "%s", (int)(p - argv[i]), argv[i], n,
+				     rest ? rest : "") < 0)
+				return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+			done |= 2;
+		}
+		if (v) {
+			free(argv[i]);
+			argv[i] = v;
+		}
+	}
+	return done == 3 ? 0 : replay_set_err(err, REPLAY_E_FORMAT, "the recording's QEMU arguments have no snapshot drive");
+}
 
 int replay_session_start(const struct replay_recording *r, const struct replay_session_opts *o,
 			 struct replay_session **out, char **err)
@@ -102,6 +135,9 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 		extra[n++] = owned[n_owned++];
 	}
 	if ((rc = replay_replay_argv(r, extra, &argv, err)) < 0)
+		goto fail;
+	if (o && o->start_near && replay_snapshot_nearest(r->dir, o->start_near, &s->snapshot) &&
+	    (rc = from_snapshot(argv, s->snapshot, err)) < 0)
 		goto fail;
 	/* The replayed serial output must not overwrite the recorded one. */
 	for (i = 0; argv[i]; i++)
@@ -255,6 +291,10 @@ int replay_session_goto(struct replay_session *s, uint64_t icount, char **err)
 		if ((rc = qmp_execute(s->qmp, "cont", NULL, NULL, err)) < 0)
 			return rc;
 	} else {
+		if (s->snapshot)
+			return replay_set_err(err, REPLAY_E_ARG,
+					      "cannot go back to icount %llu in a replay started from the snapshot at %llu",
+					      (unsigned long long)icount, (unsigned long long)s->snapshot);
 		if ((rc = qmp_execute(s->qmp, "replay-seek", args, NULL, err)) < 0)
 			return rc;
 	}
@@ -268,6 +308,13 @@ int replay_session_goto(struct replay_session *s, uint64_t icount, char **err)
 	return 0;
 }
 
+#define NEAR_BEHIND 2
+
+/* Exact landing, forward only: the one long replay goes to icount - window,
+ * then single steps look at each instruction's pc up to icount + window,
+ * stopping at a match at most NEAR_BEHIND before icount or as soon as no
+ * later instruction can be nearer than the best match. Only a nearer match
+ * behind the position reached or none at all costs a seek back. */
 int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, unsigned window, uint64_t *landed,
 			char **err)
 {
@@ -276,23 +323,28 @@ int replay_session_land(struct replay_session *s, uint64_t icount, uint64_t pc, 
 	int rc;
 
 	*landed = icount;
-	if ((rc = replay_session_goto(s, icount, err)) < 0 || (rc = replay_session_registers(s, &r, err)) < 0)
+	if ((rc = replay_session_goto(s, from, err)) < 0)
 		return rc;
-	if (r.rip == pc)
-		return 0;
 	for (i = from; i <= icount + window; i++) {
 		uint64_t d = i > icount ? i - icount : icount - i;
 		char *e = NULL;
 
-		if (d >= best_d)
+		if (i > icount && d >= best_d)
 			break; /* only farther ones are left */
 		if (replay_session_goto(s, i, &e) < 0 || replay_session_registers(s, &r, &e) < 0) {
-			free(e); /* past the end of the recording: stop looking */
-			break;
+			free(e);
+			if (i <= icount) /* the target itself is not there */
+				return replay_session_goto(s, icount, err);
+			break; /* past the end of the recording: stop looking */
 		}
-		if (r.rip == pc) {
+		if (r.rip == pc && d < best_d) {
 			best = i;
 			best_d = d;
+			/* Exact, or a drift of 1 or 2 back (what boot-time patching
+			 * gives): an exact match too would need a loop of at most
+			 * that many instructions around the event's pc. */
+			if (d <= NEAR_BEHIND)
+				break;
 		}
 	}
 	*landed = best;
@@ -350,6 +402,11 @@ int replay_session_run_to_end(struct replay_session *s, double timeout_s, int *s
 		if (timeout_s > 0 && (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 > timeout_s)
 			return replay_set_err(err, REPLAY_E_TIMEOUT, "the replay did not finish in %.0f s", timeout_s);
 	}
+}
+
+uint64_t replay_session_snapshot(const struct replay_session *s)
+{
+	return s->snapshot;
 }
 
 const char *replay_session_shutdown_reason(const struct replay_session *s)

@@ -14,6 +14,12 @@
 #include "replay/replay.h"
 #include "ui-cli/cli.h"
 
+/* How far before an event's icount the exact landing starts looking. */
+#define LAND_WINDOW 16
+/* Seconds a replay started from a snapshot may stand still before krewind
+ * gives up on the snapshot (some taken while recording never replay). */
+#define SNAPSHOT_STALL_S 8
+
 static const char synopsis[] = "krewind replay REC --to EVENT|icount:N|finding:N [--context N] [--json] [-q]";
 static const char description[] =
 	"Replays REC under QEMU (rr=replay, the recorded command line) and stops when\n"
@@ -42,6 +48,7 @@ struct view {
 	char *ev_text_copy;
 	uint64_t icount;
 	uint64_t trace_icount; /* the event's icount in the trace (icount: where QEMU stopped) */
+	uint64_t snapshot;     /* the replay started from the snapshot at this icount (0: the start) */
 	struct replay_regs regs;
 	uint8_t code[16];
 	int have_code;
@@ -216,6 +223,7 @@ static void print_json(struct view *v, int context)
 	cli_json_kuint(&j, "icount", v->icount);
 	cli_json_khex(&j, "icount_hex", v->icount);
 	cli_json_kint(&j, "icount_drift", (int64_t)(v->icount - v->trace_icount));
+	cli_json_kint(&j, "from_snapshot", (int64_t)v->snapshot);
 	if (v->ev.id > 0) {
 		cli_json_kint(&j, "event", v->ev.id);
 		cli_json_kstr(&j, "event_kind", db_kind_name(v->ev.kind));
@@ -399,9 +407,43 @@ int cmd_replay(int argc, char **argv)
 		prog = NULL;
 		goto out;
 	}
-	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) < 0 ||
-	    (rc = v.ev.id > 0 && v.ev.kind != DB_TRAP ? replay_session_land(s, v.icount, v.ev.pc, 16, &v.icount, &err)
-						      : replay_session_goto(s, v.icount, &err)) < 0) {
+	/* Start from the nearest snapshot taken while recording. QEMU cannot
+	 * seek back there: when the landing found its instruction behind its
+	 * last step, a second QEMU from the same snapshot goes straight to it. */
+	so.start_near = v.icount > LAND_WINDOW ? v.icount - LAND_WINDOW : 0;
+	{
+		uint64_t at;
+		/* a snapshot that does not replay stalls at once */
+		so.stall_s = replay_snapshot_nearest(v.rec.rec->dir, so.start_near, &at) ? SNAPSHOT_STALL_S : 0;
+	}
+	if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) == 0)
+		rc = v.ev.id > 0 && v.ev.kind != DB_TRAP
+			     ? replay_session_land(s, v.trace_icount, v.ev.pc, LAND_WINDOW, &v.icount, &err)
+			     : replay_session_goto(s, v.icount, &err);
+	if (rc == REPLAY_E_TIMEOUT && s && replay_session_snapshot(s)) {
+		cli_warning("the snapshot at icount %" PRIu64 " does not replay (QEMU 10.0.2); replaying from the start",
+			    replay_session_snapshot(s));
+		free(err);
+		err = NULL;
+		replay_session_end(s);
+		s = NULL;
+		so.start_near = 0;
+		so.stall_s = 0;
+		v.icount = v.trace_icount;
+		if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) == 0)
+			rc = v.ev.id > 0 && v.ev.kind != DB_TRAP
+				     ? replay_session_land(s, v.trace_icount, v.ev.pc, LAND_WINDOW, &v.icount, &err)
+				     : replay_session_goto(s, v.icount, &err);
+	}
+	if (rc == REPLAY_E_ARG && s && replay_session_snapshot(s)) {
+		free(err);
+		err = NULL;
+		replay_session_end(s);
+		s = NULL;
+		if ((rc = replay_session_start(v.rec.rec, &so, &s, &err)) == 0)
+			rc = replay_session_goto(s, v.icount, &err);
+	}
+	if (rc < 0) {
 		cli_progress_end(prog);
 		prog = NULL;
 		rc = cmd_replay_error(rc, err);
@@ -409,6 +451,7 @@ int cmd_replay(int argc, char **argv)
 	}
 	cli_progress_end(prog);
 	prog = NULL;
+	v.snapshot = replay_session_snapshot(s);
 	if ((rc = replay_session_registers(s, &v.regs, &err)) < 0) {
 		rc = cli_error_msg(CLI_FAIL, NULL, err);
 		goto out;
