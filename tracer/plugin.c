@@ -961,7 +961,10 @@ static void emit(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint64_t
 		break;
 	case PROBE_SWITCH:
 		push(v, vcpu, DB_SWITCH, ic, pc, (uint64_t)val[0], 0, val[0], val[1], NULL);
-		name_thread(v, (uint64_t)val[0], 0);
+		/* both re-read: a process that exec'd and exits before it is
+		 * switched in again is named by its last switch-out (Linux's
+		 * comm changes at exec) */
+		name_thread(v, (uint64_t)val[0], 1);
 		name_thread(v, (uint64_t)val[1], 1);
 		v->thread = (uint64_t)val[1];
 		v->tid_thread = 0;

@@ -274,7 +274,7 @@ struct cli_names {
 	const char *(*lock)(void *ctx, uint64_t addr);   /* "" if unknown */
 	char *(*symbol)(void *ctx, uint64_t addr, char *buf, size_t size);
 	void *ctx;
-	int no_irql; /* the kernel keeps no IRQL in CR8 (no irql event): lock events omit it */
+	int no_irql; /* the kernel keeps no IRQL in CR8 (no irql event): lock events at 0 omit it */
 	/* optional: the thread at addr as of event id (tid >= 0: that kernel
 	 * thread id), where a thread object was reused by several threads */
 	const char *(*thread_at)(void *ctx, uint64_t addr, int32_t tid, int64_t id);

@@ -171,7 +171,7 @@ char *cli_describe_state(const struct db_event *ev, const struct cli_names *name
 /* " (irql N)" for a lock event, "" on a kernel that keeps no IRQL. */
 static const char *irql_of(const struct cli_names *names, const struct db_event *ev, char *buf, size_t size)
 {
-	if (names && names->no_irql)
+	if (names && names->no_irql && ev->a <= 0)
 		return "";
 	snprintf(buf, size, " (irql %" PRId64 ")", ev->a);
 	return buf;
@@ -218,7 +218,7 @@ char *cli_describe_event(const struct db_event *ev, const char *text, const stru
 		snprintf(buf, size, "try %s%s", cli_lock_label(names, ev->obj, o, sizeof(o)), irql_of(names, ev, t2, sizeof(t2)));
 		break;
 	case DB_LOCK_ACQ:
-		if (names && names->no_irql)
+		if (names && names->no_irql && ev->a <= 0)
 			snprintf(buf, size, "acquire %s (spun %" PRId64 ")", cli_lock_label(names, ev->obj, o, sizeof(o)),
 				 ev->b);
 		else
@@ -230,7 +230,7 @@ char *cli_describe_event(const struct db_event *ev, const char *text, const stru
 			 irql_of(names, ev, t2, sizeof(t2)));
 		break;
 	case DB_WAIT:
-		if (names && names->no_irql)
+		if (names && names->no_irql && ev->a <= 0)
 			snprintf(buf, size, "wait %s (%s)", cli_lock_label(names, ev->obj, o, sizeof(o)),
 				 describe_timeout(ev->b, t2, sizeof(t2)));
 		else
