@@ -101,6 +101,9 @@ struct db_reader;
 /* Fills l (free with cli_losses_free); -1 if the markers cannot be read. */
 int cli_losses_read(struct db_reader *rd, struct cli_losses *l);
 void cli_losses_free(struct cli_losses *l);
+struct cli_json;
+/* Writes "lost": [{events, from_icount, to_icount, event}...] into the open JSON object. */
+void cli_losses_json(struct cli_json *j, const struct cli_losses *l);
 int cli_losses_any(const struct cli_losses *l);
 /* The WARNING lines, each prefixed with indent; nothing if nothing was lost. */
 void cli_losses_print(FILE *f, const struct cli_losses *l, const char *indent);

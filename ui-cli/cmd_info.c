@@ -207,17 +207,7 @@ static int print_json(const struct info *in)
 			cli_json_kuint(&j, "dropped", losses.dropped);
 			cli_json_key(&j, "cut");
 			cli_json_bool(&j, losses.cut);
-			cli_json_key(&j, "lost");
-			cli_json_array(&j);
-			for (i = 0; i < losses.n; i++) {
-				cli_json_object(&j);
-				cli_json_kuint(&j, "events", losses.at[i].n);
-				cli_json_kuint(&j, "from_icount", losses.at[i].from);
-				cli_json_kuint(&j, "to_icount", losses.at[i].to);
-				cli_json_kint(&j, "event", losses.at[i].event_id);
-				cli_json_close(&j);
-			}
-			cli_json_close(&j);
+			cli_losses_json(&j, &losses);
 		}
 		cli_losses_free(&losses);
 	}

@@ -296,17 +296,7 @@ static void print_summary(const struct replay_recording *r, int json)
 			struct cli_losses losses;
 			if (cli_losses_read(rd, &losses) == 0) {
 				cli_json_kuint(&j, "dropped", losses.dropped);
-				cli_json_key(&j, "lost");
-				cli_json_array(&j);
-				for (i = 0; i < losses.n; i++) {
-					cli_json_object(&j);
-					cli_json_kuint(&j, "events", losses.at[i].n);
-					cli_json_kuint(&j, "from_icount", losses.at[i].from);
-					cli_json_kuint(&j, "to_icount", losses.at[i].to);
-					cli_json_kint(&j, "event", losses.at[i].event_id);
-					cli_json_close(&j);
-				}
-				cli_json_close(&j);
+				cli_losses_json(&j, &losses);
 			}
 			cli_losses_free(&losses);
 			db_reader_close(rd);

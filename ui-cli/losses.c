@@ -96,3 +96,18 @@ const struct cli_loss *cli_losses_before(const struct cli_losses *l, uint64_t ic
 			return &l->at[i];
 	return NULL;
 }
+
+void cli_losses_json(struct cli_json *j, const struct cli_losses *l)
+{
+	cli_json_key(j, "lost");
+	cli_json_array(j);
+	for (size_t i = 0; i < l->n; i++) {
+		cli_json_object(j);
+		cli_json_kuint(j, "events", l->at[i].n);
+		cli_json_kuint(j, "from_icount", l->at[i].from);
+		cli_json_kuint(j, "to_icount", l->at[i].to);
+		cli_json_kint(j, "event", l->at[i].event_id);
+		cli_json_close(j);
+	}
+	cli_json_close(j);
+}
