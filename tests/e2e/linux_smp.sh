@@ -4,7 +4,8 @@
 #   "reexec", fixed icount, no host entropy or clock), the tracer in
 #   single-threaded TCG (one host thread, shared translation blocks): every
 #   event on the vCPU that ran it (the idle task swapper/N only ever on vCPU
-#   N), the machine's instruction count in event order; check finds nothing;
+#   N), the machine's instruction count in event order; check finds no error
+#   or warning;
 # - `krewind verify` re-runs it: every event identical through the guest's
 #   last serial line, the serial log byte for byte;
 # - `krewind replay --to EVENT` on an event of vCPU 1 holds vCPU 1 at the
@@ -65,8 +66,13 @@ check "icounts never go back in event order (the machine's count: a global order
 check "icount_total is the last event's count or more" \
 	[ "$(m .icount_total)" -ge "$(q "SELECT max(icount) FROM events")" ]
 
+# Notes are allowed: an unproven instance inversion (d_walk's parent/child
+# d_lock nesting, their memory reused) depends on the run's interleaving.
 build/krewind check "$rec" >"$TMP/check.out" 2>&1
-check "check on the SMP boot: no findings (exit 0)" [ $? -eq 0 ] && grep -q "^no findings" "$TMP/check.out"
+rc=$?
+check "check on the SMP boot: no error or warning ($(tail -n1 "$TMP/check.out"))" \
+	[ $rc -eq 0 ] && ! grep -qE '^[0-9]+\. (error|warning) ' "$TMP/check.out"
+[ $rc -eq 0 ] || grep -E '^[0-9]+\. ' "$TMP/check.out" | head -n 12 | sed 's/^/# /'
 
 # --- re-executed
 timeout 900 build/krewind verify -q "$rec" >"$TMP/verify.out" 2>&1
@@ -106,7 +112,8 @@ timeout 300 qemu-system-x86_64 -cpu max -m 128M -smp 2 -kernel "$LINUX_VMLINUZ" 
 	-net none -plugin "build/tracer/libkrewind.so,db=$mt,probe=$PROBE,symbols=$LINUX_VMLINUX" \
 	</dev/null >"$TMP/mt.out" 2>&1
 mq() { sqlite3 "$mt" "$1"; }
-check "multi-threaded TCG -smp 2: the guest powered off" grep -q "reboot: Power down" "$TMP/mt.log"
+check "multi-threaded TCG -smp 2: the guest powered off" grep -q "reboot: Power down" "$TMP/mt.log" ||
+	{ tail -n 20 "$TMP/mt.out" | sed 's/^/# qemu: /'; tail -n 5 "$TMP/mt.log" | sed 's/^/# guest: /'; }
 check "... icount_scope vcpu" [ "$(mq "SELECT value FROM meta WHERE key='icount_scope'")" = vcpu ]
 bad=$(mq "SELECT count(*) FROM events WHERE thread_name IN ('swapper/0', 'swapper/1') AND vcpu != CAST(substr(thread_name, 9) AS INTEGER)")
 check "... swapper/N only on vCPU N ($bad elsewhere), events on vCPU 1" \
