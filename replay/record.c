@@ -256,8 +256,9 @@ static int snapshot_due(double *next, double t)
 }
 
 /* Takes a snapshot (a failure only costs the snapshot: one warning line,
- * none when QEMU just ended or a signal came); returns the seconds the VM
- * was stopped for it. */
+ * none when QEMU is ending or a signal came: a guest that powers off while
+ * the snapshot is asked for closes QMP a moment before QEMU exits, so it
+ * is given 2 s to exit); returns the seconds the VM was stopped for it. */
 static double snapshot_now(struct qmp *q, struct qemu_proc *qemu, const char *dir, struct qemu_guard *g)
 {
 	double t = now_s();
@@ -265,7 +266,8 @@ static double snapshot_now(struct qmp *q, struct qemu_proc *qemu, const char *di
 	char *e = NULL;
 	int status;
 
-	if (replay_snapshot_take(q, dir, g, &at, &e) < 0 && qemu_proc_poll(qemu, &status) == 0 && !qemu_guard_pending(g))
+	if (replay_snapshot_take(q, dir, g, &at, &e) < 0 && qemu_proc_wait(qemu, g, 2000, &status) == REPLAY_E_TIMEOUT &&
+	    !qemu_guard_pending(g))
 		fprintf(stderr, "krewind: warning: no snapshot taken: %s\n", e ? e : "?");
 	free(e);
 	return now_s() - t;

@@ -103,8 +103,28 @@ echo "# recording: $((own / 1048576)) MB own files, $(q "SELECT count(*) FROM ev
 	"$(( $(stat -c %s "$rec/trace.db") / $(q "SELECT count(*) FROM events") )) bytes/event in trace.db"
 build/krewind verify "$rec" >"$TMP/verify.out" 2>&1
 rc=$?
-todo "verify: the Linux recording replays deterministically ($(head -n1 "$TMP/verify.out"))" \
-	"replay loses the last events before the ACPI poweroff (replay)" [ $rc -eq 0 ]
+check "verify: the Linux recording replays deterministically ($(head -n1 "$TMP/verify.out"))" [ $rc -eq 0 ]
+sed 's/^/# /' "$TMP/verify.out"
+# After the guest's shutdown request QEMU stops the vCPU at a host-dependent
+# moment, in the recording and in the replay: a recording whose vCPU ran on
+# further than the replay's does is compared up to the replay's end (a tail
+# added to a copy stands for that), and a difference before it still fails.
+tailrec=$TMP/tail
+mkdir "$tailrec" && for f in "$rec"/*; do
+	case ${f##*/} in symbols.elf) ln "$f" "$tailrec/" ;; *) cp -r "$f" "$tailrec/" ;; esac
+done
+sqlite3 "$tailrec/trace.db" "INSERT INTO event_rows (icount, vcpu, kind_id, pc, thread_id, obj, a, b, state, preempt, caller)
+	SELECT icount + 5000, vcpu, kind_id, pc, thread_id, obj, a, b, state, preempt, caller FROM event_rows
+	WHERE id = (SELECT max(id) FROM event_rows)"
+jq ".icount_total += 5000 | .events_total += 1" "$rec/manifest.json" >"$tailrec/manifest.json"
+build/krewind verify -q "$tailrec" >"$TMP/verify2.out" 2>&1
+check "verify: a recording that ran 5000 instructions past the replay's end is compared up to that end" \
+	[ $? -eq 0 ] && grep -q "instructions before the recording's end" "$TMP/verify2.out"
+sed 's/^/# /' "$TMP/verify2.out"
+sqlite3 "$tailrec/trace.db" "UPDATE event_rows SET pc = pc + 1 WHERE id = (SELECT max(id) - 1000 FROM event_rows)"
+build/krewind verify -q "$tailrec" >"$TMP/verify3.out" 2>&1
+check "... and an event changed before that end fails it" [ $? -eq 1 ] && grep -q "differs" "$TMP/verify3.out"
+rm -rf "$tailrec"
 links=$(stat -c %h "$rec/symbols.elf")
 build/krewind pack "$rec" >"$TMP/pack.out"
 check "krewind pack: exit 0 ($(head -n1 "$TMP/pack.out"))" [ $? -eq 0 ]
