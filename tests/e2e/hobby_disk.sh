@@ -114,7 +114,9 @@ check "and it verifies" q $K verify "$TMP/multi"
 $K record -q --image "$IMG" -o "$TMP/bd" -- -blockdev driver=file,filename=x,node-name=n >/dev/null 2>"$TMP/err"
 check "-blockdev: exit 2 saying to give -drive or --image" [ $? -eq 2 ] && grep -q "give disks as --image, -hda or -drive" "$TMP/err"
 check "and no recording" [ ! -e "$TMP/bd" ]
-$K record -q --kernel "$ELF" -o "$TMP/pvh" >/dev/null 2>"$TMP/err"
+# an ELF with neither a PVH note nor a multiboot header (the hobby ELF has one)
+printf 'hlt\n' | as -o "$TMP/nopvh.o" - && ld -Ttext=0x100000 -e 0x100000 -o "$TMP/nopvh.elf" "$TMP/nopvh.o"
+$K record -q --kernel "$TMP/nopvh.elf" -o "$TMP/pvh" >/dev/null 2>"$TMP/err"
 rc=$?
 check "a kernel QEMU refuses: exit 2 ($rc)" [ $rc -eq 2 ]
 check "with QEMU's own words" grep -q "Error loading uncompressed kernel without PVH ELF Note" "$TMP/err"

@@ -31,3 +31,26 @@ $(HOBBY_IMG): $(HOBBY_DIR)/boot.bin $(HOBBY_ELF)
 .PHONY: hobby
 hobby: $(HOBBY_IMG)
 ALL_TARGETS += $(HOBBY_IMG)
+
+# The same ELF on a GRUB rescue ISO (grub-mkrescue: an El Torito CD that is
+# also a bootable hard disk image), booted by GRUB's multiboot2 loader
+# (tests/hobby/grub.cfg). Built when GRUB's BIOS modules are installed
+# (scripts/install-deps.sh installs them); tests/e2e/boot_grub.sh says so
+# when they are not.
+HOBBY_ISO := $(HOBBY_DIR)/grub.iso
+GRUB_MKRESCUE := $(shell command -v grub-mkrescue 2>/dev/null)
+ifneq ($(GRUB_MKRESCUE),)
+ifneq ($(wildcard /usr/lib/grub/i386-pc/multiboot2.mod),)
+$(HOBBY_ISO): $(HOBBY_ELF) tests/hobby/grub.cfg tests/hobby/hobby.mk
+	rm -rf $(HOBBY_DIR)/iso $@.tmp
+	mkdir -p $(HOBBY_DIR)/iso/boot/grub
+	cp $(HOBBY_ELF) $(HOBBY_DIR)/iso/boot/hobby.elf
+	cp tests/hobby/grub.cfg $(HOBBY_DIR)/iso/boot/grub/grub.cfg
+	$(GRUB_MKRESCUE) -d /usr/lib/grub/i386-pc --locales= --fonts= --themes= \
+		--install-modules="multiboot multiboot2 normal configfile iso9660 biosdisk part_msdos" \
+		-o $@.tmp $(HOBBY_DIR)/iso 2>$(HOBBY_DIR)/grub-mkrescue.log || \
+		{ cat $(HOBBY_DIR)/grub-mkrescue.log >&2; exit 1; }
+	mv $@.tmp $@
+ALL_TARGETS += $(HOBBY_ISO)
+endif
+endif
