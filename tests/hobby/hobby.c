@@ -22,7 +22,8 @@
  * The result goes to LBA 201 and the serial line; QEMU exits with status 33.
  * Booted by a Multiboot or Multiboot2 loader (QEMU's -kernel, GRUB) instead,
  * the same words come from the loader's command line, and the kernel leaves
- * the disks alone (the boot disk is the loader's).
+ * the disks alone (the boot disk is the loader's). Without a legacy IDE disk
+ * (q35 has AHCI only) it runs the clean configuration and writes no result.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -144,6 +145,14 @@ NOINLINE void lapiceoi(void)
 }
 
 /* Primary IDE disk, PIO, polled (its interrupt is off). */
+/* Is there a legacy IDE disk at 0x1f0? A bus without drives reads 0, no
+ * controller at all (q35: AHCI only) reads 0xff. */
+static int ata_present(void)
+{
+	uint8_t s = inb(0x1f7);
+	return s != 0 && s != 0xff;
+}
+
 static void ata_wait(void)
 {
 	uint8_t s;
@@ -526,13 +535,15 @@ void kmain(uint32_t magic, uint32_t info)
 {
 	static uint16_t out[256];
 	struct proc *init = &ptable.proc[0];
-	int multiboot = magic == MB1_MAGIC || magic == MB2_MAGIC;
+	int multiboot = magic == MB1_MAGIC || magic == MB2_MAGIC, disk = !multiboot && ata_present();
 
 	outb(0x21, 0xff); /* the 8259s stay masked: the xAPIC timer is the only interrupt */
 	outb(0xa1, 0xff);
 	puts_raw(magic == MB1_MAGIC   ? "hobby: booted by a Multiboot loader\n"
 		 : magic == MB2_MAGIC ? "hobby: booted by a Multiboot2 loader\n"
 				      : "hobby: booted from disk\n");
+	if (!multiboot && !disk)
+		puts_raw("hobby: no IDE disk at 0x1f0 (AHCI only?): no configuration, no result sector\n");
 	idt_init();
 	initlock(&ptable.lock, "ptable");
 	initlock(&conslock, "console");
@@ -543,7 +554,7 @@ void kmain(uint32_t magic, uint32_t info)
 		const char *cmdline = boot_cmdline(magic, info);
 		if (cmdline)
 			parse_config(cmdline);
-	} else {
+	} else if (disk) {
 		static uint16_t buf[256];
 		ata_rw(200, buf, 0);
 		((char *)buf)[511] = 0;
@@ -572,7 +583,7 @@ void kmain(uint32_t magic, uint32_t info)
 	acquire(&tickslock);
 	__asm__ volatile("" ::: "memory");
 	release(&tickslock);
-	if (!multiboot) {
+	if (disk) {
 		const char *msg = "hobby: ran to the end\n";
 		char *o = (char *)out;
 		int i;
