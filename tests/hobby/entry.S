@@ -6,7 +6,9 @@
  * GRUB load the file flat at 0x10000, not as an ELF64) and a Multiboot2
  * header (GRUB's multiboot2 loads the ELF), so the same ELF boots from its
  * own boot sector, by -kernel and by GRUB; kmain gets the loader's magic
- * and information pointer. As in xv6 and most hobby kernels, these are plain labels: no
+ * and information pointer. Assembled with -DHOBBY_PVH (hobby-pvh.elf) it
+ * has a PVH entry note instead of the Multiboot headers (QEMU's -kernel
+ * prefers Multiboot when both are there). As in xv6 and most hobby kernels, these are plain labels: no
  * .type, no .size (untyped symbols the probe language has to cope with).
  */
 	.section .text.entry, "ax"
@@ -15,6 +17,17 @@
 start32:
 	jmp 1f
 
+#ifdef HOBBY_PVH
+	.pushsection .note.Xen, "a", @note
+	.p2align 2
+	.long 4, 4, 18          /* name size, descriptor size, XEN_ELFNOTE_PHYS32_ENTRY */
+	.asciz "Xen"
+	.long pvh_start
+	.popsection
+pvh_start:                      /* PVH: 32-bit protected mode, EBX = hvm_start_info, EAX undefined */
+	mov $0x336ec578, %eax   /* the start info's magic, as kmain's boot magic */
+	jmp 1f
+#else
 	.p2align 3
 mb1_header:                     /* Multiboot (v1): page-aligned modules, memory map, the addresses below */
 	.long 0x1badb002, 0x00010003, -(0x1badb002 + 0x00010003)
@@ -25,6 +38,7 @@ mb2_header:                     /* Multiboot2: i386 (32-bit protected mode entry
 	.word 0, 0
 	.long 8
 mb2_end:
+#endif
 
 1:	mov %eax, %esi          /* the loader's magic and information (Multiboot) */
 	mov $__bss_start, %edi  /* the boot sector loaded the file only */

@@ -506,6 +506,7 @@ static void parse_config(const char *s)
 
 #define MB1_MAGIC 0x2badb002u /* EAX from a Multiboot (v1) loader; EBX: its information */
 #define MB2_MAGIC 0x36d76289u /* from a Multiboot2 loader; EBX: its tags */
+#define PVH_MAGIC 0x336ec578u /* set by the PVH entry (entry.S); EBX: hvm_start_info */
 
 /* The loader's command line, or NULL: Multiboot's cmdline field (flags bit
  * 2), Multiboot2's tag 1. Both lie in the identity-mapped first GiB. */
@@ -514,6 +515,10 @@ static const char *boot_cmdline(uint32_t magic, uint32_t info)
 	if (magic == MB1_MAGIC) {
 		const uint32_t *mbi = (const uint32_t *)(uintptr_t)info;
 		return mbi[0] & 4 ? (const char *)(uintptr_t)mbi[4] : NULL;
+	}
+	if (magic == PVH_MAGIC) {
+		const uint64_t cmdline = *(const uint64_t *)(uintptr_t)(info + 24); /* cmdline_paddr */
+		return cmdline ? (const char *)(uintptr_t)cmdline : NULL;
 	}
 	if (magic == MB2_MAGIC) {
 		const uint8_t *p = (const uint8_t *)(uintptr_t)info, *end = p + *(const uint32_t *)p;
@@ -535,12 +540,13 @@ void kmain(uint32_t magic, uint32_t info)
 {
 	static uint16_t out[256];
 	struct proc *init = &ptable.proc[0];
-	int multiboot = magic == MB1_MAGIC || magic == MB2_MAGIC, disk = !multiboot && ata_present();
+	int multiboot = magic == MB1_MAGIC || magic == MB2_MAGIC || magic == PVH_MAGIC, disk = !multiboot && ata_present();
 
 	outb(0x21, 0xff); /* the 8259s stay masked: the xAPIC timer is the only interrupt */
 	outb(0xa1, 0xff);
 	puts_raw(magic == MB1_MAGIC   ? "hobby: booted by a Multiboot loader\n"
 		 : magic == MB2_MAGIC ? "hobby: booted by a Multiboot2 loader\n"
+		 : magic == PVH_MAGIC ? "hobby: booted by a PVH loader\n"
 				      : "hobby: booted from disk\n");
 	if (!multiboot && !disk)
 		puts_raw("hobby: no IDE disk at 0x1f0 (AHCI only?): no configuration, no result sector\n");

@@ -18,6 +18,15 @@ $(HOBBY_ELF): tests/hobby/entry.S tests/hobby/hobby.c tests/hobby/hobby.ld | $(D
 	$(CC) $(HOBBY_CFLAGS) -c tests/hobby/hobby.c -o $(HOBBY_DIR)/hobby.o
 	ld -T tests/hobby/hobby.ld -nostdlib --no-warn-rwx-segments -z noexecstack -o $@ $(HOBBY_DIR)/entry.o $(HOBBY_DIR)/hobby.o
 
+# The same kernel with a PVH entry note instead of the Multiboot headers,
+# linked at 1 MiB: QEMU loads a PVH ELF before the firmware runs, and the
+# firmware's own use of low memory would overwrite it at 0x10000.
+HOBBY_PVH := $(HOBBY_DIR)/hobby-pvh.elf
+$(HOBBY_PVH): $(HOBBY_ELF) tests/hobby/hobby.mk
+	$(CC) $(HOBBY_CFLAGS) -DHOBBY_PVH -c tests/hobby/entry.S -o $(HOBBY_DIR)/entry-pvh.o
+	ld --defsym=HOBBY_BASE=0x100000 -T tests/hobby/hobby.ld -nostdlib --no-warn-rwx-segments -z noexecstack -o $@ $(HOBBY_DIR)/entry-pvh.o $(HOBBY_DIR)/hobby.o
+ALL_TARGETS += $(HOBBY_PVH)
+
 # The boot sector reads 127 sectors: the flat kernel must fit.
 $(HOBBY_IMG): $(HOBBY_DIR)/boot.bin $(HOBBY_ELF)
 	objcopy -O binary $(HOBBY_ELF) $(HOBBY_DIR)/hobby.bin

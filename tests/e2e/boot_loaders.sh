@@ -2,8 +2,9 @@
 # Boot paths other than a kernel's own boot sector, on the hobby kernel of
 # our own (tests/hobby/: one ELF with a Multiboot header using the address
 # fields, the a.out kludge of 64-bit hobby kernels, and a Multiboot2
-# header): Multiboot (v1) by QEMU's -kernel (`record --kernel ELF`, its
-# command line from --append), and Multiboot2 through real GRUB from a
+# header; hobby-pvh.elf with a PVH note instead): Multiboot (v1) and PVH by
+# QEMU's -kernel (`record --kernel ELF`, the command line from --append),
+# and Multiboot2 through real GRUB from a
 # grub-mkrescue image given as a CD (-cdrom) and as a hard disk (-drive
 # ...,format=raw). Each is recorded with probes/hobby.probe and no change to
 # the kernel, says which loader booted it, has no finding, replays to its
@@ -51,6 +52,15 @@ q $K record -q --kernel "$ELF" --probe "$PROBE" --append "bug=abba" -o "$TMP/mb1
 $K check "$TMP/mb1-abba" >"$TMP/mb1-abba.check" 2>&1
 check "--append bug=abba: check names the AB-BA (exit 1)" [ $? -eq 1 ] &&
 	grep -q "lock-order: possible circular locking dependency: lock_a -> lock_b -> lock_a" "$TMP/mb1-abba.check"
+
+# PVH by QEMU's -kernel
+$K record -q --kernel build/tests/hobby/hobby-pvh.elf --probe "$PROBE" -o "$TMP/pvh" >"$TMP/pvh.out" 2>&1
+check "record --kernel hobby-pvh.elf (PVH): exit 0" [ $? -eq 0 ]
+boots "PVH -kernel" "$TMP/pvh" "a PVH loader"
+q $K record -q --kernel build/tests/hobby/hobby-pvh.elf --probe "$PROBE" --append "bug=abba" -o "$TMP/pvh-abba"
+$K check "$TMP/pvh-abba" >"$TMP/pvh-abba.check" 2>&1
+check "PVH --append bug=abba: check names the AB-BA (exit 1)" [ $? -eq 1 ] &&
+	grep -q "lock-order: possible circular locking dependency: lock_a -> lock_b -> lock_a" "$TMP/pvh-abba.check"
 
 # Multiboot2 through GRUB, from its rescue image
 if [ -e "$ISO" ]; then
