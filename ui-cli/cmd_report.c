@@ -1663,6 +1663,7 @@ int cmd_report(int argc, char **argv)
 		cli_json_kstr(&j, "path", path);
 		cli_json_kint(&j, "events", rp.events);
 		cli_json_kint(&j, "findings", (int64_t)rp.findings->n_findings);
+		cli_json_kuint(&j, "dropped", rp.findings->dropped);
 		cli_json_kint(&j, "detail_events", rp.detail_events);
 		cli_json_key(&j, "complete");
 		cli_json_bool(&j, rp.complete);

@@ -44,7 +44,8 @@ check "check --json: dropped and the stretch" q jq -e ".dropped == 7 and .cut ==
 check "check --json: the findings after it carry it, the one before has null" q jq -e \
 	"[.findings[] | select(.icount >= 9) | .lost == $stretch] == [true, true, true] and
 	 [.findings[] | select(.icount < 9) | .lost] == [null]" "$TMP/check.json"
-$K report "$TMP/known" -q -o "$TMP/known.html" >/dev/null 2>&1
+$K report "$TMP/known" -q -o "$TMP/known.html" --json >"$TMP/known.report.json" 2>&1
+check "report --json: dropped" q jq -e '.dropped == 7' "$TMP/known.report.json"
 sed -n 's/.*<script id="krewind-data" type="application\/json">\(.*\)<\/script>.*/\1/p' "$TMP/known.html" >"$TMP/known.data"
 check "report: the page's data carries dropped and the stretch" q jq -e \
 	'.dropped == 7 and .cut == false and .lost == [{"events": 7, "from": 6, "to": 9, "event": 8}]' "$TMP/known.data"
