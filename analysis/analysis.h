@@ -129,6 +129,14 @@ struct analysis_thread_ref {
 	char *name;          /* "" if unknown */
 };
 
+/* A stretch of events the tracer lost (its queue was full), from the
+ * DB_MARK_LOST marker the tracer writes when the queue takes events again. */
+struct analysis_lost {
+	uint64_t events;              /* how many were lost */
+	uint64_t from_icount, to_icount;
+	int64_t event_id;             /* the marker */
+};
+
 struct analysis_finding {
 	enum analysis_kind kind;
 	const char *kind_name;        /* static, = analysis_kind_name(kind) */
@@ -148,6 +156,9 @@ struct analysis_finding {
 	size_t n_lock_classes;
 	struct analysis_thread_ref *threads; /* distinct threads involved */
 	size_t n_threads;
+	const struct analysis_lost *lost; /* the last lost stretch that began before this finding's
+	                                     last event (the lock and interrupt state it read may be
+	                                     wrong: it may be an artifact of the loss), or NULL */
 };
 
 struct analysis_report {
@@ -158,6 +169,10 @@ struct analysis_report {
 	int cut;                /* 1 when the trace was cut: its writer never closed it
 				 * (QEMU killed, or still recording), so the last
 				 * events before the cut may be missing; set by analysis_run */
+	uint64_t dropped;       /* events the trace lost: the lost stretches' sum, raised by the
+				 * caller to the trace's `dropped` meta (analysis_run does) */
+	struct analysis_lost *lost; /* the lost stretches, oldest first */
+	size_t n_lost;
 	int64_t events;         /* events analysed */
 	int64_t last_event_id;
 	uint64_t lock_classes, lock_order_edges, threads; /* sizes of the state kept */
@@ -230,11 +245,13 @@ int analysis_run_progress(struct db_reader *r, analysis_progress_fn *fn, void *c
 
 /*
  * Writes the report as one JSON object followed by a newline:
- *   {"outcome": str, "hung": bool, "events": n, "findings": [
+ *   {"outcome": str, "hung": bool, "cut": bool, "events": n, "dropped": n,
+ *    "lost": [{"events": n, "from_icount": n, "to_icount": n, "event": id}...], "findings": [
  *     {"kind": "lock-order", "kind_id": 2, "severity": "error", "rank": 2,
  *      "title": str, "explanation": str, "count": n,
  *      "event": id, "icount": n, "vcpu": n,
  *      "lock_classes": [str...], "threads": [{"addr": "0x..", "name": str}...],
+ *      "lost": {"events": n, "from_icount": n, "to_icount": n, "event": id} | null,
  *      "steps": [{"role": str, "text": str, "event": id, "icount": n, "vcpu": n,
  *                 "pc": "0x..", "caller": "0x..", "where": str, "thread": "0x..", "thread_name": str,
  *                 "lock": "0x..", "lock_class": str, "irql": n|null, "vector": n|null}...]}...]}

@@ -306,6 +306,9 @@ struct analysis {
 	int have_crash;
 	struct site crash_site;
 
+	struct analysis_lost *lost; /* the DB_MARK_LOST markers seen, oldest first */
+	size_t n_lost, cap_lost;
+
 	struct u64map finding_map;
 	struct analysis_finding *findings;
 	size_t n_findings, cap_findings;

@@ -385,6 +385,20 @@ static int finding_cmp(const void *x, const void *y)
 	return 0;
 }
 
+/* The last lost stretch that began before the finding's last event. */
+static const struct analysis_lost *lost_before(const struct analysis_report *rep, const struct analysis_finding *f)
+{
+	const struct analysis_lost *lost = NULL;
+	uint64_t last = f->icount;
+
+	for (size_t i = 0; i < f->n_steps; i++)
+		if (f->steps[i].icount > last)
+			last = f->steps[i].icount;
+	for (size_t i = 0; i < rep->n_lost && rep->lost[i].from_icount <= last; i++)
+		lost = &rep->lost[i];
+	return lost;
+}
+
 int report_build(struct analysis *a, struct analysis_report *rep)
 {
 	for (size_t i = 0; i < a->n_findings; i++) {
@@ -400,6 +414,14 @@ int report_build(struct analysis *a, struct analysis_report *rep)
 	rep->n_findings = a->n_findings;
 	a->findings = NULL;
 	a->n_findings = a->cap_findings = 0;
+	rep->lost = a->lost;
+	rep->n_lost = a->n_lost;
+	a->lost = NULL;
+	a->n_lost = a->cap_lost = 0;
+	for (size_t i = 0; i < rep->n_lost; i++)
+		rep->dropped += rep->lost[i].events;
+	for (size_t i = 0; i < rep->n_findings; i++)
+		rep->findings[i].lost = lost_before(rep, &rep->findings[i]);
 	return 0;
 }
 
@@ -410,6 +432,7 @@ void analysis_report_free(struct analysis_report *rep)
 	for (size_t i = 0; i < rep->n_findings; i++)
 		finding_free(&rep->findings[i]);
 	free(rep->findings);
+	free(rep->lost);
 	free(rep->outcome);
 	free(rep);
 }
@@ -466,14 +489,27 @@ static void json_step(FILE *f, const struct analysis_step *st)
 	fputc('}', f);
 }
 
+static void json_lost(FILE *f, const struct analysis_lost *l)
+{
+	fprintf(f, "{\"events\": %" PRIu64 ", \"from_icount\": %" PRIu64 ", \"to_icount\": %" PRIu64
+		   ", \"event\": %" PRId64 "}",
+		l->events, l->from_icount, l->to_icount, l->event_id);
+}
+
 int analysis_report_json(const struct analysis_report *rep, FILE *f)
 {
 	if (!rep || !f)
 		return ANALYSIS_E_ARG;
 	fputs("{\"outcome\": ", f);
 	json_str(f, rep->outcome);
-	fprintf(f, ", \"hung\": %s, \"cut\": %s, \"events\": %" PRId64 ", \"findings\": [",
-		rep->hung ? "true" : "false", rep->cut ? "true" : "false", rep->events);
+	fprintf(f, ", \"hung\": %s, \"cut\": %s, \"events\": %" PRId64 ", \"dropped\": %" PRIu64 ", \"lost\": [",
+		rep->hung ? "true" : "false", rep->cut ? "true" : "false", rep->events, rep->dropped);
+	for (size_t i = 0; i < rep->n_lost; i++) {
+		if (i)
+			fputs(", ", f);
+		json_lost(f, &rep->lost[i]);
+	}
+	fputs("], \"findings\": [", f);
 	for (size_t i = 0; i < rep->n_findings; i++) {
 		const struct analysis_finding *fd = &rep->findings[i];
 		fputs(i ? ",\n  {" : "\n  {", f);
@@ -498,7 +534,12 @@ int analysis_report_json(const struct analysis_report *rep, FILE *f)
 			json_str(f, fd->threads[j].name);
 			fputc('}', f);
 		}
-		fputs("], \"steps\": [", f);
+		fputs("], \"lost\": ", f);
+		if (fd->lost)
+			json_lost(f, fd->lost);
+		else
+			fputs("null", f);
+		fputs(", \"steps\": [", f);
 		for (size_t j = 0; j < fd->n_steps; j++) {
 			fputs(j ? ",\n    " : "\n    ", f);
 			json_step(f, &fd->steps[j]);

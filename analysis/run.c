@@ -101,8 +101,13 @@ int analysis_run_progress(struct db_reader *r, analysis_progress_fn *fn, void *c
 		fn(ctx, done, 1);
 	rc = analysis_finish(a, db_meta(r, "outcome"), out, err);
 	/* The writer records events_total when it closes the trace. */
-	if (rc == ANALYSIS_OK)
+	if (rc == ANALYSIS_OK) {
 		(*out)->cut = db_meta(r, "events_total") == NULL;
+		const char *dropped = db_meta(r, "dropped");
+		uint64_t n = dropped ? strtoull(dropped, NULL, 10) : 0;
+		if (n > (*out)->dropped)
+			(*out)->dropped = n;
+	}
 out:
 	if (rc == ANALYSIS_E_DB && err) {
 		*err = dberr;

@@ -69,6 +69,7 @@ void analysis_free(struct analysis *a)
 	for (size_t i = 0; i < a->n_findings; i++)
 		finding_free(&a->findings[i]);
 	free(a->findings);
+	free(a->lost);
 	free(a->cap_steps);
 	u64map_free(&a->finding_map);
 	free(a);
@@ -384,6 +385,14 @@ int analysis_feed_text(struct analysis *a, const struct db_event *ev, const char
 		a->ctx_seen = 1;
 	if (DB_LOCKOP_SUBCLASS(ev->lockop))
 		a->subclass_seen = 1;
+	if (ev->kind == DB_MARKER && ev->a == DB_MARK_LOST) {
+		if (grow((void **)&a->lost, &a->cap_lost, a->n_lost + 1, sizeof(*a->lost))) {
+			fail(a, ANALYSIS_E_NOMEM);
+			return a->error;
+		}
+		a->lost[a->n_lost++] = (struct analysis_lost){
+			.events = ev->obj, .from_icount = (uint64_t)ev->b, .to_icount = ev->icount, .event_id = id};
+	}
 
 	struct vcpu *v = vcpu_get(a, ev->vcpu);
 	if (!v)

@@ -18,8 +18,11 @@
  * device the user asked for on that node: ide-hd / ide-cd on the IDE (or
  * q35's AHCI) bus by index, virtio-blk-pci, or none (`if=none`: the node is
  * named by the drive's id, so the user's own `-device ...,drive=ID` works,
- * e.g. an AHCI or virtio disk given by hand). The recorded command line is
- * the rewritten one, so a replay needs no rewriting (docs/disks.md).
+ * e.g. an AHCI or virtio disk given by hand). A `-blockdev` chain the user
+ * gives (a file node, with a raw or qcow2 node on it) is read for its image
+ * and format and replaced the same way, its top node's name kept for the
+ * user's -device. The recorded command line is the rewritten one, so a
+ * replay needs no rewriting (docs/disks.md).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +33,7 @@
 #include "replay/internal.h"
 
 #define MAX_DISKS 8
+#define MAX_NODES 16
 
 /* A NULL-terminated string vector. */
 struct vec {
@@ -163,6 +167,144 @@ out:
 	return rc;
 }
 
+/* One -blockdev node as the user gave it. */
+struct bnode {
+	const char *spec;
+	char *name, *driver;
+	char *file;     /* file=NODE: the node below */
+	char *filename; /* filename= (driver=file) or file.filename= (file.driver=file inline) */
+	int referenced;
+};
+
+static void bnode_clear(struct bnode *b)
+{
+	free(b->name);
+	free(b->driver);
+	free(b->file);
+	free(b->filename);
+}
+
+/* Options of a node that only tune the host side: dropped, as for -drive. */
+static int host_side_opt(const char *opt)
+{
+	static const char *const keys[] = { "cache.direct", "cache.no-flush", "aio", "discard", "detect-zeroes",
+					    "auto-read-only", "locking", "read-only", NULL };
+	const char *v;
+
+	if (strncmp(opt, "file.", 5) == 0)
+		opt += 5;
+	for (size_t i = 0; keys[i]; i++)
+		if (drive_opt(opt, keys[i], &v))
+			return 1;
+	return 0;
+}
+
+/* Parses one `-blockdev` value (key=value syntax) into b. */
+static int parse_blockdev(const char *spec, struct bnode *b, char **err)
+{
+	char *copy, *opt, *save = NULL, **slot;
+	const char *v;
+	int rc = 0;
+
+	b->spec = spec;
+	if (spec[0] == '{')
+		return replay_set_err(err, REPLAY_E_ARG, "-blockdev %s: JSON is not supported, give key=value options",
+				      spec);
+	if (strstr(spec, ",,"))
+		return replay_set_err(err, REPLAY_E_ARG, "-blockdev %s: escaped commas are not supported", spec);
+	if (!(copy = strdup(spec)))
+		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+	for (opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+		slot = drive_opt(opt, "node-name", &v)	   ? &b->name
+		       : drive_opt(opt, "driver", &v)	   ? &b->driver
+		       : drive_opt(opt, "file", &v)	   ? &b->file
+		       : drive_opt(opt, "filename", &v)	   ? &b->filename
+		       : drive_opt(opt, "file.filename", &v) ? &b->filename
+							     : NULL;
+		if (slot) {
+			free(*slot);
+			*slot = strdup(v);
+		} else if (drive_opt(opt, "file.driver", &v) && strcmp(v, "file") == 0) {
+			continue;
+		} else if (!host_side_opt(opt)) {
+			rc = replay_set_err(err, REPLAY_E_ARG, "-blockdev %s: option '%s' is not supported under record/replay",
+					    spec, opt);
+			goto out;
+		}
+	}
+	if (!b->name || !b->driver)
+		rc = replay_set_err(err, REPLAY_E_ARG, "-blockdev %s: needs driver= and node-name=", spec);
+	else if (b->file && b->filename)
+		rc = replay_set_err(err, REPLAY_E_ARG, "-blockdev %s: both file= and file.filename=", spec);
+out:
+	free(copy);
+	return rc;
+}
+
+static struct bnode *bnode_find(struct bnode *nodes, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(nodes[i].name, name) == 0)
+			return &nodes[i];
+	return NULL;
+}
+
+/* The user's -blockdev nodes as disks: each top node (one no other node
+ * names as its file) is a disk with that node's name as its id, over the
+ * image its chain ends in. Only chains of a file node, optionally under a
+ * raw or qcow2 node, are understood. */
+static int blockdevs_to_disks(struct bnode *nodes, int nn, struct disk *disks, int *n, char **err)
+{
+	int i;
+
+	for (i = 0; i < nn; i++) {
+		struct bnode *b = &nodes[i], *below;
+		if (bnode_find(nodes, i, b->name))
+			return replay_set_err(err, REPLAY_E_ARG, "-blockdev %s: node-name %s given twice", b->spec,
+					      b->name);
+		if (!b->file)
+			continue;
+		if (!(below = bnode_find(nodes, nn, b->file)))
+			return replay_set_err(err, REPLAY_E_ARG, "-blockdev %s: file=%s names no -blockdev node",
+					      b->spec, b->file);
+		if (below->referenced++)
+			return replay_set_err(err, REPLAY_E_ARG, "-blockdev %s: node %s is used twice", b->spec,
+					      below->name);
+	}
+	for (i = 0; i < nn; i++) {
+		struct bnode *b = &nodes[i], *f = b;
+		int proto = strcmp(b->driver, "file") == 0;
+		if (b->referenced) {
+			if (!proto || b->file)
+				return replay_set_err(err, REPLAY_E_ARG,
+						      "-blockdev %s: only a file node can be below another node "
+						      "(krewind rewrites file, raw and qcow2 nodes: docs/disks.md)",
+						      b->spec);
+			continue;
+		}
+		if (!proto && strcmp(b->driver, "raw") != 0 && strcmp(b->driver, "qcow2") != 0)
+			return replay_set_err(err, REPLAY_E_ARG,
+					      "-blockdev %s: driver=%s is not supported under record/replay (file, raw, "
+					      "qcow2)",
+					      b->spec, b->driver);
+		if (b->file)
+			f = bnode_find(nodes, nn, b->file);
+		if (!f->filename)
+			return replay_set_err(err, REPLAY_E_ARG, "-blockdev %s: no image file (filename= or file=NODE)",
+					      b->spec);
+		if (*n == MAX_DISKS)
+			return replay_set_err(err, REPLAY_E_ARG, "more than %d disks", MAX_DISKS);
+		disks[*n].iface = IF_NONE;
+		disks[*n].index = -1;
+		disks[*n].file = strdup(f->filename);
+		disks[*n].format = strdup(proto ? "raw" : b->driver);
+		disks[*n].id = strdup(b->name);
+		if (!disks[(*n)++].id)
+			return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
 /* "qcow2" if the file starts with the qcow2 magic, else "raw". */
 static const char *probe_format(const char *path)
 {
@@ -283,8 +425,9 @@ int replay_disks_rewrite(struct replay_recording *r, const char *image, char *co
 			 char ***disk_args, char ***rest, char **err)
 {
 	struct disk disks[MAX_DISKS] = { 0 };
+	struct bnode nodes[MAX_NODES] = { 0 };
 	struct vec out = { 0 }, other = { 0 };
-	int n = 0, used = 0, q35 = is_q35(args), rc = 0, k;
+	int n = 0, nn = 0, used = 0, q35 = is_q35(args), rc = 0, k;
 	size_t i;
 
 	*disk_args = *rest = NULL;
@@ -307,11 +450,14 @@ int replay_disks_rewrite(struct replay_recording *r, const char *image, char *co
 			goto out;
 		}
 		if (strcmp(a, "-blockdev") == 0) {
-			rc = replay_set_err(err, REPLAY_E_ARG,
-					    "-blockdev %s: give disks as --image, -hda or -drive (krewind builds the "
-					    "-blockdev chain record/replay needs: docs/disks.md)",
-					    v);
-			goto out;
+			if (nn == MAX_NODES) {
+				rc = replay_set_err(err, REPLAY_E_ARG, "more than %d -blockdev nodes", MAX_NODES);
+				goto out;
+			}
+			if ((rc = parse_blockdev(v, &nodes[nn++], err)) < 0)
+				goto out;
+			i += 2;
+			continue;
 		}
 		if (n == MAX_DISKS) {
 			rc = replay_set_err(err, REPLAY_E_ARG, "more than %d disks", MAX_DISKS);
@@ -335,6 +481,8 @@ int replay_disks_rewrite(struct replay_recording *r, const char *image, char *co
 		n++;
 		i += 2;
 	}
+	if ((rc = blockdevs_to_disks(nodes, nn, disks, &n, err)) < 0)
+		goto out;
 	/* IDE indexes: the given ones first, then the free ones in order. */
 	for (k = 0; k < n; k++)
 		if (disks[k].iface == IF_IDE && disks[k].index >= 0) {
@@ -374,6 +522,8 @@ int replay_disks_rewrite(struct replay_recording *r, const char *image, char *co
 out:
 	for (k = 0; k < n; k++)
 		disk_clear(&disks[k]);
+	for (k = 0; k < nn; k++)
+		bnode_clear(&nodes[k]);
 	replay_argv_free(out.v);
 	replay_argv_free(other.v);
 	if (rc < 0) {

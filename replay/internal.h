@@ -22,7 +22,8 @@ int64_t replay_now_ms(void);
 char *replay_path_join(const char *dir, const char *file);
 
 /* disk.c: the user's disks rewritten for record/replay. Takes the disk options
- * out of args (-hda..-hdd, -cdrom, -drive; -blockdev is refused) plus image
+ * out of args (-hda..-hdd, -cdrom, -drive, -blockdev chains of file, raw and
+ * qcow2 nodes: the top node names the disk for the user's -device) plus image
  * (--image, IDE index 0, or NULL): stores each as r->dir/diskN.img (an
  * input), makes diskN.qcow2 over it, and returns in *disk_args the -blockdev
  * qcow2 + blkreplay chain and device of each, in *rest the other arguments

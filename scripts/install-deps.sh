@@ -17,7 +17,8 @@ min_qemu_major=10
 
 packages=(gcc clang libclang-rt-14-dev make binutils gdb pkg-config sqlite3 libsqlite3-dev libcapstone-dev
           libelf-dev libdw-dev libcmocka-dev libglib2.0-dev qemu-utils xz-utils spin jq bc time chromium man-db
-          python3 procps protobuf-compiler cpio busybox-static)
+          python3 procps protobuf-compiler cpio busybox-static
+          grub-pc-bin grub-common xorriso mtools) # grub-*, xorriso, mtools: the hobby kernel's GRUB ISO (tests/hobby)
 
 say() { printf 'install-deps: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }

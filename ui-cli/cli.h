@@ -107,8 +107,6 @@ void cli_losses_json(struct cli_json *j, const struct cli_losses *l);
 int cli_losses_any(const struct cli_losses *l);
 /* The WARNING lines, each prefixed with indent; nothing if nothing was lost. */
 void cli_losses_print(FILE *f, const struct cli_losses *l, const char *indent);
-/* The first lost stretch that began at or before icount, or NULL. */
-const struct cli_loss *cli_losses_before(const struct cli_losses *l, uint64_t icount);
 
 /* ------------------------------------------------------------ progress */
 

@@ -91,10 +91,8 @@ static const char *severity_color(const struct style *st, int severity)
 }
 
 static void print_finding(const struct analysis_finding *f, size_t index, const char *spec,
-			  const struct style *st, const struct cli_losses *losses)
+			  const struct style *st)
 {
-	const struct cli_loss *lost;
-	uint64_t last = f->icount;
 	size_t i;
 
 	printf("%s%zu. %s%s%s %s%s%s", st->bold, index, st->reset, severity_color(st, f->severity),
@@ -136,13 +134,10 @@ static void print_finding(const struct analysis_finding *f, size_t index, const 
 			       f->threads[i].name && *f->threads[i].name ? f->threads[i].name : "?");
 		putchar('\n');
 	}
-	for (i = 0; i < f->n_steps; i++)
-		if (f->steps[i].icount > last)
-			last = f->steps[i].icount;
-	if ((lost = cli_losses_before(losses, last)))
+	if (f->lost)
 		printf("   %sLOST%s: %" PRIu64 " events from icount %" PRIu64 " to %" PRIu64
 		       " before this finding's last event: it may be an artifact of the loss\n",
-		       st->bold, st->reset, lost->n, lost->from, lost->to);
+		       st->bold, st->reset, f->lost->events, f->lost->from_icount, f->lost->to_icount);
 	if (f->event_id > 0) {
 		printf("   replay to event %" PRId64 " (icount %" PRIu64 ", cpu %u): %skrewind replay ", f->event_id,
 		       f->icount, f->vcpu, st->bold);
@@ -164,7 +159,7 @@ static void print_text(const struct analysis_report *rep, const char *spec, cons
 	for (i = 0; i < rep->n_findings; i++) {
 		if (i > 0)
 			putchar('\n');
-		print_finding(&rep->findings[i], i + 1, spec, st, losses);
+		print_finding(&rep->findings[i], i + 1, spec, st);
 		switch (rep->findings[i].severity) {
 		case ANALYSIS_SEV_ERROR: errors++; break;
 		case ANALYSIS_SEV_WARNING: warnings++; break;

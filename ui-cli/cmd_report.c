@@ -1271,6 +1271,24 @@ out:
 	return rc;
 }
 
+static void write_lost(FILE *f, const struct analysis_lost *l)
+{
+	fprintf(f, "{\"events\":%" PRIu64 ",\"from\":%" PRIu64 ",\"to\":%" PRIu64 ",\"event\":%" PRId64 "}",
+		l->events, l->from_icount, l->to_icount, l->event_id);
+}
+
+/* What the trace lost: the page says it before the findings. */
+static void write_losses(FILE *f, const struct analysis_report *rep)
+{
+	fprintf(f, ",\"cut\":%s,\"dropped\":%" PRIu64 ",\"lost\":[", rep->cut ? "true" : "false", rep->dropped);
+	for (size_t i = 0; i < rep->n_lost; i++) {
+		if (i)
+			putc(',', f);
+		write_lost(f, &rep->lost[i]);
+	}
+	putc(']', f);
+}
+
 static void write_findings(FILE *f, const struct report *rp)
 {
 	size_t i, k;
@@ -1299,6 +1317,10 @@ static void write_findings(FILE *f, const struct report *rp)
 			snprintf(cmd, sizeof(cmd), "krewind gdb %s --at %" PRId64, word, fd->event_id);
 			fputs(",\"gdb\":", f);
 			put_str(f, cmd);
+		}
+		if (fd->lost) {
+			fputs(",\"lost\":", f);
+			write_lost(f, fd->lost);
 		}
 		fputs(",\"steps\":[", f);
 		for (k = 0; k < fd->n_steps; k++) {
@@ -1419,6 +1441,7 @@ static void write_meta(FILE *f, struct report *rp)
 		fprintf(f, "%s[%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%" PRId64 "]", w ? "," : "", rp->windows[w].ic_lo,
 			rp->windows[w].ic_hi, rp->windows[w].lo, rp->windows[w].hi);
 	fputs("]}", f);
+	write_losses(f, rp->findings);
 }
 
 /* Writes the data object (everything but the events goes after them: the
@@ -1640,6 +1663,7 @@ int cmd_report(int argc, char **argv)
 		cli_json_kstr(&j, "path", path);
 		cli_json_kint(&j, "events", rp.events);
 		cli_json_kint(&j, "findings", (int64_t)rp.findings->n_findings);
+		cli_json_kuint(&j, "dropped", rp.findings->dropped);
 		cli_json_kint(&j, "detail_events", rp.detail_events);
 		cli_json_key(&j, "complete");
 		cli_json_bool(&j, rp.complete);

@@ -3,9 +3,8 @@
  * queue refused (meta `dropped`; where, from the DB_MARK_LOST markers the
  * plugin writes when the queue takes events again) and a cut trace (its
  * writer never closed it: QEMU killed). record, check, info and report print
- * this before anything else; check marks each finding whose events come
- * after a lost stretch, since a lost acquire or release makes the lock
- * state, and so the finding, unreliable.
+ * this before anything else (the analysis marks each finding whose events
+ * come after a lost stretch: analysis_finding.lost).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -85,16 +84,6 @@ void cli_losses_print(FILE *f, const struct cli_losses *l, const char *indent)
 	if (l->cut)
 		fprintf(f, "%sWARNING: this trace was cut: its tracer never closed it (QEMU was killed, or is still\n"
 			   "%s  recording), so the last events before the cut may be missing.\n", indent, indent);
-}
-
-const struct cli_loss *cli_losses_before(const struct cli_losses *l, uint64_t icount)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		if (l->at[i].from <= icount)
-			return &l->at[i];
-	return NULL;
 }
 
 void cli_losses_json(struct cli_json *j, const struct cli_losses *l)

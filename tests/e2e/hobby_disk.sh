@@ -9,7 +9,8 @@
 # planted AB-BA (a configuration sector on a copy of the disk) is named by
 # check. Other ways to give the disk (-hda, -drive if=none + -device) record
 # and verify too; -blockdev and a kernel QEMU refuses are errors with QEMU's
-# own words and leave nothing behind.
+# own words and leave nothing behind (user -blockdev chains and q35's AHCI:
+# boot_disks.sh).
 source "$(dirname "$0")/lib.sh"
 K=$BUILD/krewind
 IMG=build/tests/hobby/disk.img
@@ -111,10 +112,13 @@ check "three blkreplay nodes" [ "$(jq '[.qemu_args[] | select(test("driver=blkre
 check "and it verifies" q $K verify "$TMP/multi"
 
 # errors: one message, exit 2, nothing left behind
-$K record -q --image "$IMG" -o "$TMP/bd" -- -blockdev driver=file,filename=x,node-name=n >/dev/null 2>"$TMP/err"
-check "-blockdev: exit 2 saying to give -drive or --image" [ $? -eq 2 ] && grep -q "give disks as --image, -hda or -drive" "$TMP/err"
+$K record -q --image "$IMG" -o "$TMP/bd" -- -blockdev driver=nbd,node-name=n,server.type=unix,server.path=/x >/dev/null 2>"$TMP/err"
+check "a -blockdev krewind cannot rewrite: exit 2 saying which option" [ $? -eq 2 ] &&
+	grep -q "option 'server.type=unix' is not supported under record/replay" "$TMP/err"
 check "and no recording" [ ! -e "$TMP/bd" ]
-$K record -q --kernel "$ELF" -o "$TMP/pvh" >/dev/null 2>"$TMP/err"
+# an ELF with neither a PVH note nor a multiboot header (the hobby ELF has one)
+printf 'hlt\n' | as -o "$TMP/nopvh.o" - && ld -Ttext=0x100000 -e 0x100000 -o "$TMP/nopvh.elf" "$TMP/nopvh.o"
+$K record -q --kernel "$TMP/nopvh.elf" -o "$TMP/pvh" >/dev/null 2>"$TMP/err"
 rc=$?
 check "a kernel QEMU refuses: exit 2 ($rc)" [ $rc -eq 2 ]
 check "with QEMU's own words" grep -q "Error loading uncompressed kernel without PVH ELF Note" "$TMP/err"

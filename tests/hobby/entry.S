@@ -1,13 +1,46 @@
 /*
  * entry.S - the hobby guest's assembly: the 32-bit entry its boot sector
  * jumps to (paging, long mode), the trap vectors and their common path, and
- * swtch. As in xv6 and most hobby kernels, these are plain labels: no
+ * swtch. The entry also carries a Multiboot (v1) header with the address
+ * fields (the "a.out kludge" 64-bit hobby kernels use: QEMU's -kernel and
+ * GRUB load the file flat at 0x10000, not as an ELF64) and a Multiboot2
+ * header (GRUB's multiboot2 loads the ELF), so the same ELF boots from its
+ * own boot sector, by -kernel and by GRUB; kmain gets the loader's magic
+ * and information pointer. Assembled with -DHOBBY_PVH (hobby-pvh.elf) it
+ * has a PVH entry note instead of the Multiboot headers (QEMU's -kernel
+ * prefers Multiboot when both are there). As in xv6 and most hobby kernels, these are plain labels: no
  * .type, no .size (untyped symbols the probe language has to cope with).
  */
 	.section .text.entry, "ax"
 	.code32
 	.globl start32
 start32:
+	jmp 1f
+
+#ifdef HOBBY_PVH
+	.pushsection .note.Xen, "a", @note
+	.p2align 2
+	.long 4, 4, 18          /* name size, descriptor size, XEN_ELFNOTE_PHYS32_ENTRY */
+	.asciz "Xen"
+	.long pvh_start
+	.popsection
+pvh_start:                      /* PVH: 32-bit protected mode, EBX = hvm_start_info, EAX undefined */
+	mov $0x336ec578, %eax   /* the start info's magic, as kmain's boot magic */
+	jmp 1f
+#else
+	.p2align 3
+mb1_header:                     /* Multiboot (v1): page-aligned modules, memory map, the addresses below */
+	.long 0x1badb002, 0x00010003, -(0x1badb002 + 0x00010003)
+	.long mb1_header, start32, __data_end, __bss_end, start32
+	.p2align 3
+mb2_header:                     /* Multiboot2: i386 (32-bit protected mode entry), no tags but the end */
+	.long 0xe85250d6, 0, mb2_end - mb2_header, -(0xe85250d6 + (mb2_end - mb2_header))
+	.word 0, 0
+	.long 8
+mb2_end:
+#endif
+
+1:	mov %eax, %esi          /* the loader's magic and information (Multiboot) */
 	mov $__bss_start, %edi  /* the boot sector loaded the file only */
 	mov $__bss_end, %ecx
 	sub %edi, %ecx
@@ -57,6 +90,8 @@ start64:
 	mov %ax, %fs
 	mov %ax, %gs
 	lea boot_stack_top(%rip), %rsp
+	mov %esi, %edi          /* kmain(magic, info) */
+	mov %ebx, %esi
 	call kmain
 2:	hlt
 	jmp 2b

@@ -20,7 +20,12 @@
  *   storm=N       worker-a first takes and releases lock A N thousand times
  *                 in a row (a lock-event storm, for the tracer's queue)
  * The result goes to LBA 201 and the serial line; QEMU exits with status 33.
+ * Booted by a Multiboot or Multiboot2 loader (QEMU's -kernel, GRUB) instead,
+ * the same words come from the loader's command line, and the kernel leaves
+ * the disks alone (the boot disk is the loader's). Without a legacy IDE disk
+ * (q35 has AHCI only) it runs the clean configuration and writes no result.
  */
+#include <stddef.h>
 #include <stdint.h>
 
 #define NPROC 4
@@ -140,6 +145,14 @@ NOINLINE void lapiceoi(void)
 }
 
 /* Primary IDE disk, PIO, polled (its interrupt is off). */
+/* Is there a legacy IDE disk at 0x1f0? A bus without drives reads 0, no
+ * controller at all (q35: AHCI only) reads 0xff. */
+static int ata_present(void)
+{
+	uint8_t s = inb(0x1f7);
+	return s != 0 && s != 0xff;
+}
+
 static void ata_wait(void)
 {
 	uint8_t s;
@@ -465,14 +478,9 @@ static uint64_t number(const char *d)
 	return n;
 }
 
-/* The configuration sector: words separated by blanks, NUL-terminated. */
-static void read_config(void)
+/* The configuration: words separated by blanks, NUL-terminated. */
+static void parse_config(const char *s)
 {
-	static uint16_t buf[256];
-	const char *s = (const char *)buf;
-
-	ata_rw(200, buf, 0);
-	((char *)buf)[511] = 0;
 	while (*s) {
 		if (starts_with(s, "bug=abba"))
 			bug_abba = 1;
@@ -496,21 +504,68 @@ static void read_config(void)
 }
 
 
-void kmain(void)
+#define MB1_MAGIC 0x2badb002u /* EAX from a Multiboot (v1) loader; EBX: its information */
+#define MB2_MAGIC 0x36d76289u /* from a Multiboot2 loader; EBX: its tags */
+#define PVH_MAGIC 0x336ec578u /* set by the PVH entry (entry.S); EBX: hvm_start_info */
+
+/* The loader's command line, or NULL: Multiboot's cmdline field (flags bit
+ * 2), Multiboot2's tag 1. Both lie in the identity-mapped first GiB. */
+static const char *boot_cmdline(uint32_t magic, uint32_t info)
+{
+	if (magic == MB1_MAGIC) {
+		const uint32_t *mbi = (const uint32_t *)(uintptr_t)info;
+		return mbi[0] & 4 ? (const char *)(uintptr_t)mbi[4] : NULL;
+	}
+	if (magic == PVH_MAGIC) {
+		const uint64_t cmdline = *(const uint64_t *)(uintptr_t)(info + 24); /* cmdline_paddr */
+		return cmdline ? (const char *)(uintptr_t)cmdline : NULL;
+	}
+	if (magic == MB2_MAGIC) {
+		const uint8_t *p = (const uint8_t *)(uintptr_t)info, *end = p + *(const uint32_t *)p;
+		for (p += 8; p + 8 <= end;) {
+			uint32_t type = ((const uint32_t *)p)[0], size = ((const uint32_t *)p)[1];
+			if (type == 0 || size < 8)
+				break;
+			if (type == 1)
+				return (const char *)(p + 8);
+			p += (size + 7) & ~7u;
+		}
+	}
+	return NULL;
+}
+
+/* magic and info: EAX and EBX as the loader left them (the boot sector's
+ * EAX is its jump address). */
+void kmain(uint32_t magic, uint32_t info)
 {
 	static uint16_t out[256];
 	struct proc *init = &ptable.proc[0];
+	int multiboot = magic == MB1_MAGIC || magic == MB2_MAGIC || magic == PVH_MAGIC, disk = !multiboot && ata_present();
 
 	outb(0x21, 0xff); /* the 8259s stay masked: the xAPIC timer is the only interrupt */
 	outb(0xa1, 0xff);
-	puts_raw("hobby: booted from disk\n");
+	puts_raw(magic == MB1_MAGIC   ? "hobby: booted by a Multiboot loader\n"
+		 : magic == MB2_MAGIC ? "hobby: booted by a Multiboot2 loader\n"
+		 : magic == PVH_MAGIC ? "hobby: booted by a PVH loader\n"
+				      : "hobby: booted from disk\n");
+	if (!multiboot && !disk)
+		puts_raw("hobby: no IDE disk at 0x1f0 (AHCI only?): no configuration, no result sector\n");
 	idt_init();
 	initlock(&ptable.lock, "ptable");
 	initlock(&conslock, "console");
 	initlock(&tickslock, "ticks");
 	initlock(&lock_a, "lock_a");
 	initlock(&lock_b, "lock_b");
-	read_config();
+	if (multiboot) {
+		const char *cmdline = boot_cmdline(magic, info);
+		if (cmdline)
+			parse_config(cmdline);
+	} else if (disk) {
+		static uint16_t buf[256];
+		ata_rw(200, buf, 0);
+		((char *)buf)[511] = 0;
+		parse_config((const char *)buf);
+	}
 	busy(boot_loop * 1000); /* a boot-time page scrub: no lock, no event */
 	setname(init, "init");
 	init->pid = 1;
@@ -534,7 +589,7 @@ void kmain(void)
 	acquire(&tickslock);
 	__asm__ volatile("" ::: "memory");
 	release(&tickslock);
-	{
+	if (disk) {
 		const char *msg = "hobby: ran to the end\n";
 		char *o = (char *)out;
 		int i;

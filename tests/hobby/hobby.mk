@@ -18,6 +18,15 @@ $(HOBBY_ELF): tests/hobby/entry.S tests/hobby/hobby.c tests/hobby/hobby.ld | $(D
 	$(CC) $(HOBBY_CFLAGS) -c tests/hobby/hobby.c -o $(HOBBY_DIR)/hobby.o
 	ld -T tests/hobby/hobby.ld -nostdlib --no-warn-rwx-segments -z noexecstack -o $@ $(HOBBY_DIR)/entry.o $(HOBBY_DIR)/hobby.o
 
+# The same kernel with a PVH entry note instead of the Multiboot headers,
+# linked at 1 MiB: QEMU loads a PVH ELF before the firmware runs, and the
+# firmware's own use of low memory would overwrite it at 0x10000.
+HOBBY_PVH := $(HOBBY_DIR)/hobby-pvh.elf
+$(HOBBY_PVH): $(HOBBY_ELF) tests/hobby/hobby.mk
+	$(CC) $(HOBBY_CFLAGS) -DHOBBY_PVH -c tests/hobby/entry.S -o $(HOBBY_DIR)/entry-pvh.o
+	ld --defsym=HOBBY_BASE=0x100000 -T tests/hobby/hobby.ld -nostdlib --no-warn-rwx-segments -z noexecstack -o $@ $(HOBBY_DIR)/entry-pvh.o $(HOBBY_DIR)/hobby.o
+ALL_TARGETS += $(HOBBY_PVH)
+
 # The boot sector reads 127 sectors: the flat kernel must fit.
 $(HOBBY_IMG): $(HOBBY_DIR)/boot.bin $(HOBBY_ELF)
 	objcopy -O binary $(HOBBY_ELF) $(HOBBY_DIR)/hobby.bin
@@ -31,3 +40,26 @@ $(HOBBY_IMG): $(HOBBY_DIR)/boot.bin $(HOBBY_ELF)
 .PHONY: hobby
 hobby: $(HOBBY_IMG)
 ALL_TARGETS += $(HOBBY_IMG)
+
+# The same ELF on a GRUB rescue ISO (grub-mkrescue: an El Torito CD that is
+# also a bootable hard disk image), booted by GRUB's multiboot2 loader
+# (tests/hobby/grub.cfg). Built when GRUB's BIOS modules are installed
+# (scripts/install-deps.sh installs them); tests/e2e/boot_grub.sh says so
+# when they are not.
+HOBBY_ISO := $(HOBBY_DIR)/grub.iso
+GRUB_MKRESCUE := $(shell command -v grub-mkrescue 2>/dev/null)
+ifneq ($(GRUB_MKRESCUE),)
+ifneq ($(wildcard /usr/lib/grub/i386-pc/multiboot2.mod),)
+$(HOBBY_ISO): $(HOBBY_ELF) tests/hobby/grub.cfg tests/hobby/hobby.mk
+	rm -rf $(HOBBY_DIR)/iso $@.tmp
+	mkdir -p $(HOBBY_DIR)/iso/boot/grub
+	cp $(HOBBY_ELF) $(HOBBY_DIR)/iso/boot/hobby.elf
+	cp tests/hobby/grub.cfg $(HOBBY_DIR)/iso/boot/grub/grub.cfg
+	$(GRUB_MKRESCUE) -d /usr/lib/grub/i386-pc --locales= --fonts= --themes= \
+		--install-modules="multiboot multiboot2 normal configfile iso9660 biosdisk part_msdos" \
+		-o $@.tmp $(HOBBY_DIR)/iso 2>$(HOBBY_DIR)/grub-mkrescue.log || \
+		{ cat $(HOBBY_DIR)/grub-mkrescue.log >&2; exit 1; }
+	mv $@.tmp $@
+ALL_TARGETS += $(HOBBY_ISO)
+endif
+endif

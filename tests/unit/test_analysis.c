@@ -1253,15 +1253,51 @@ static void test_json_has_the_documented_shape(void **state)
 	assert_int_equal(analysis_report_json(rep, f), 0);
 	fclose(f);
 	char want[128];
-	assert_non_null(strstr(buf, "{\"outcome\": \"hang\", \"hung\": true, \"cut\": false, \"events\": 4, \"findings\": ["));
+	assert_non_null(strstr(buf, "{\"outcome\": \"hang\", \"hung\": true, \"cut\": false, \"events\": 4, \"dropped\": 0, \"lost\": [], \"findings\": ["));
 	assert_non_null(strstr(buf, "\"kind\": \"recursive-spinlock\", \"kind_id\": 7, \"severity\": \"error\""));
 	snprintf(want, sizeof(want), "\"role\": \"try\", \"text\": \"worker1 tries the same lock again at KeAcquireSpinLockRaiseToDpc while holding it\", \"event\": %lld",
 		 (long long)again);
 	assert_non_null(strstr(buf, want));
 	assert_non_null(strstr(buf, "\"lock_classes\": [\"ScenarioLockA\"]"));
 	assert_non_null(strstr(buf, "\"threads\": [{\"addr\": \"0x200\", \"name\": \"worker1\"}]"));
+	assert_non_null(strstr(buf, "\"lost\": null, \"steps\": ["));
 	assert_string_equal(buf + len - 3, "]}\n");
 	free(buf);
+	analysis_report_free(rep);
+}
+
+/* A lost stretch (a DB_MARK_LOST marker) is kept in the report, counted in
+ * dropped, and marks the findings whose last event comes after it. */
+static void test_lost_stretch_marks_the_findings_after_it(void **state)
+{
+	(void)state;
+	struct trace t = {0};
+	spin_acquire(&t, T_W1, LOCK_A, 0);
+	ev(&t, DB_LOCK_TRY, T_W1, PC_SPIN, LOCK_A, 2, 0); /* recursive, before the loss */
+	int64_t marker = ev(&t, DB_MARKER, T_W1, 0, 40, DB_MARK_LOST, (int64_t)(100 * t.n + 50));
+	spin_acquire(&t, T_W2, LOCK_B, 0);
+	ev(&t, DB_LOCK_TRY, T_W2, PC_SPIN, LOCK_B, 2, 0); /* recursive, after it */
+	struct analysis_report *rep = analyse(&t, "fail");
+	assert_int_equal(rep->n_lost, 1);
+	assert_int_equal(rep->dropped, 40);
+	assert_int_equal(rep->lost[0].event_id, marker);
+	assert_int_equal(rep->lost[0].events, 40);
+	assert_int_equal(rep->lost[0].to_icount, 100 * (uint64_t)marker);
+	int before = 0, after = 0;
+	for (size_t i = 0; i < rep->n_findings; i++) {
+		const struct analysis_finding *f = &rep->findings[i];
+		if (f->kind != ANALYSIS_RECURSIVE_SPINLOCK)
+			continue;
+		if (f->icount < rep->lost[0].from_icount) {
+			before++;
+			assert_null(f->lost);
+		} else {
+			after++;
+			assert_ptr_equal(f->lost, &rep->lost[0]);
+		}
+	}
+	assert_int_equal(before, 1);
+	assert_int_equal(after, 1);
 	analysis_report_free(rep);
 }
 
@@ -1269,6 +1305,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clean_run_has_no_findings),
+		cmocka_unit_test(test_lost_stretch_marks_the_findings_after_it),
 		cmocka_unit_test(test_clean_run_with_unknown_outcome_is_not_a_hang),
 		cmocka_unit_test(test_lockorder_reports_abba_cycle),
 		cmocka_unit_test(test_lockorder_reports_three_lock_cycle_once),

@@ -692,6 +692,17 @@ static void disk_refused(const char *want, char *const *args)
 static void test_disks_refused_and_found(void **state)
 {
 	char *blockdev[] = { "-m", "64M", "-blockdev", "driver=file,filename=x,node-name=n", NULL };
+	char *bd_json[] = { "-blockdev", "{\"driver\": \"file\", \"filename\": \"x\", \"node-name\": \"n\"}", NULL };
+	char *bd_nbd[] = { "-blockdev", "driver=nbd,node-name=n,server.type=unix,server.path=/s", NULL };
+	char *bd_luks[] = { "-blockdev", "driver=file,node-name=f,filename=x", "-blockdev", "driver=luks,node-name=n,file=f", NULL };
+	char *bd_dangling[] = { "-blockdev", "driver=qcow2,node-name=n,file=f", NULL };
+	char *bd_twice[] = { "-blockdev", "driver=file,node-name=f,filename=x", "-blockdev", "driver=raw,node-name=a,file=f",
+			     "-blockdev", "driver=raw,node-name=b,file=f", NULL };
+	char *bd_noname[] = { "-blockdev", "driver=file,filename=x", NULL };
+	char *bd_stacked[] = { "-blockdev", "driver=file,node-name=f,filename=x", "-blockdev", "driver=raw,node-name=r,file=f",
+			       "-blockdev", "driver=qcow2,node-name=q,file=r", NULL };
+	char *bd_opt[] = { "-blockdev", "driver=qcow2,node-name=n,file.driver=file,file.filename=x,backing=b", NULL };
+	char *bd_proto[] = { "-blockdev", "driver=qcow2,node-name=n,file.driver=nbd,file.filename=x", NULL };
 	char *opt[] = { "-drive", "file=a.img,werror=stop", NULL };
 	char *noid[] = { "-drive", "file=a.img,if=none", NULL };
 	char *nofile[] = { "-drive", "if=ide", NULL };
@@ -703,7 +714,15 @@ static void test_disks_refused_and_found(void **state)
 	char *cdrom[] = { "-m", "64M", "-cdrom", "x.iso", NULL };
 
 	(void)state;
-	disk_refused("give disks as --image, -hda or -drive", blockdev);
+	disk_refused("-blockdev {\"driver\": \"file\", \"filename\": \"x\", \"node-name\": \"n\"}: JSON is not supported", bd_json);
+	disk_refused("option 'server.type=unix' is not supported", bd_nbd);
+	disk_refused("driver=luks is not supported under record/replay (file, raw, qcow2)", bd_luks);
+	disk_refused("file=f names no -blockdev node", bd_dangling);
+	disk_refused("node f is used twice", bd_twice);
+	disk_refused("needs driver= and node-name=", bd_noname);
+	disk_refused("driver=raw,node-name=r,file=f: only a file node can be below another node", bd_stacked);
+	disk_refused("option 'backing=b' is not supported", bd_opt);
+	disk_refused("option 'file.driver=nbd' is not supported", bd_proto);
 	disk_refused("option 'werror=stop' is not supported", opt);
 	disk_refused("if=none needs id=", noid);
 	disk_refused("no file=", nofile);
