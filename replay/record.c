@@ -25,9 +25,21 @@
 #include "db/db.h"
 #include "replay/internal.h"
 
-/* Fewer instructions than this since the last progress: the CPU is halted
- * (or only services interrupts), not busy. */
+/* Fewer instructions than this since the last progress, and the vCPU in
+ * hlt: the CPU is halted (or only services interrupts), not busy. */
 #define HALTED_INSNS 10000000ull
+
+/* Whether the vCPU sits in hlt now (QEMU's "HLT=1" in `info registers`).
+ * Few instructions alone do not say so: QEMU starved by a loaded host runs
+ * few instructions of a busy loop too. */
+static int cpu_in_hlt(struct qmp *q)
+{
+	char *out = NULL;
+	int h = q && qmp_hmp(q, "info registers", &out, NULL) == 0 && out && strstr(out, "HLT=1");
+
+	free(out);
+	return h;
+}
 
 static double now_s(void)
 {
@@ -669,13 +681,14 @@ int replay_record(const struct replay_record_opts *o, struct replay_recording **
 			continue;
 		}
 		/* A hang: no progress for hang_after seconds while a thread spins
-		 * on a lock or waits, or the CPU barely runs (halted); a CPU busy in
+		 * on a lock or waits, or the CPU is halted (few instructions, in hlt); a CPU busy in
 		 * code the probes do not see (a long lock-free loop) gets
 		 * hang_insns guest instructions as well. Without an icount (--no-rr)
 		 * only the seconds count. */
+		int halted = t - last_progress_t >= hang_after && rr && !stuck && icount - progress_icount < HALTED_INSNS &&
+			     cpu_in_hlt(q);
 		if (t - last_progress_t >= hang_after &&
-		    (!rr || stuck || icount - progress_icount < HALTED_INSNS || icount - progress_icount >= hang_insns)) {
-			int halted = rr && !stuck && icount - progress_icount < HALTED_INSNS;
+		    (!rr || stuck || halted || icount - progress_icount >= hang_insns)) {
 			char insns[64] = "";
 			if (rr && !stuck && !halted)
 				snprintf(insns, sizeof(insns), " and %llu instructions",
