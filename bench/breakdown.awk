@@ -27,6 +27,11 @@ BEGIN {
 	printf "        cost: setup %d ms; callbacks %d ms (%.1f%% of the run, %.2f us each); store callbacks %d ms; plugin lock held %d ms (%d holds, translating blocks included)\n",
 		v["setup_ms"], v["callback_ms"], 100 * v["callback_ms"] / (ms ? ms : 1), 1000 * v["callback_ms"] / cb,
 		v["store_ms"], v["lock_ms"], v["locks"]
-	printf "              writer thread %d ms CPU (%.2f us/event); translation flushes %d; rest of the %d ms difference (the inline count per instruction, translating instrumented blocks, noise) %d ms\n",
-		v["writer_cpu_ms"], 1000 * v["writer_cpu_ms"] / ev, v["resets"], extra, extra - inside
+	printf "              writer thread %d ms CPU (%.2f us/event); translation flushes %d; ",
+		v["writer_cpu_ms"], 1000 * v["writer_cpu_ms"] / ev, v["resets"]
+	if (extra > inside)
+		printf "rest of the %d ms difference (the inline count per instruction, translating instrumented blocks, noise) %d ms\n",
+			extra, extra - inside
+	else
+		printf "the %d ms difference is within the noise (less than the parts above)\n", extra
 }
