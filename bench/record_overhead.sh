@@ -15,7 +15,9 @@
 # Prints the median wall times and their ratio per setting (targets: 1.2x
 # for our kernel, 1.25x for Linux, issue #12), and what the plugin did in the
 # last run with it (meta tracer_counters): callbacks per second by role,
-# register and memory reads, the memory callbacks on candidate EOI stores.
+# register and memory reads, the memory callbacks on candidate EOI stores,
+# and where the time went (bench/breakdown.awk: setup, callbacks, the
+# plugin lock, the writer thread's CPU, translation flushes, the rest).
 # PLUGIN= and PROBE= run another build of the plugin (to compare).
 set -u
 BUILD=${BUILD:-build}
@@ -32,7 +34,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/krewind-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 # boot SETTING WITH_PLUGIN EXPECTED_STATUS PROBE SYMBOLS QEMU-ARGS...: prints
-# the wall time in ms of one boot
+# the wall time in ms of one boot; its CPU time (user + system, all of QEMU's
+# threads) goes to $tmp/cpu
 boot() {
 	local setting=$1 with=$2 want=$3 probe=$4 syms=$5 args=() start end rc
 	shift 5
@@ -43,45 +46,41 @@ boot() {
 	esac
 	[ "$with" = 1 ] && args+=(-plugin "$PLUGIN,db=$tmp/t.db,probe=$probe,symbols=$syms")
 	start=$(date +%s%N)
-	timeout -s KILL 600 qemu-system-x86_64 -cpu max -display none -no-reboot -monitor none -net none \
-		"$@" "${args[@]}" </dev/null >/dev/null 2>&1
+	/usr/bin/time -f '%U %S' -o "$tmp/time" timeout -s KILL 600 qemu-system-x86_64 -cpu max -display none \
+		-no-reboot -monitor none -net none "$@" "${args[@]}" </dev/null >/dev/null 2>&1
 	rc=$?
 	end=$(date +%s%N)
 	[ "$rc" -eq "$want" ] || { echo "record_overhead: boot failed ($setting, plugin=$with): status $rc" >&2; exit 1; }
+	awk '{printf "%d\n", ($1 + $2) * 1000}' "$tmp/time" | tail -n 1 >"$tmp/cpu"
 	echo $(((end - start) / 1000000))
 }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 meta() { sqlite3 "$tmp/t.db" "SELECT value FROM meta WHERE key='$1'" 2>/dev/null; }
 
-# breakdown MS: what the plugin did in the last run with it, per second of that run
+# breakdown MS EXTRA: where the time of the last run with the plugin went
+# (bench/breakdown.awk); EXTRA: median with minus median without
 breakdown() {
-	local c
-	c=$(meta tracer_counters)
-	[ -n "$c" ] || { echo "        (no tracer_counters: an older plugin)"; return; }
-	awk -v ms="$1" -v c="$c" 'BEGIN {
-		n = split(c, kv, " ")
-		for (i = 1; i <= n; i++) { split(kv[i], p, "="); v[p[1]] = p[2] }
-		s = ms / 1000
-		printf "        per second: %.0f callbacks (trap %.0f, entry %.0f, ret %.0f, iret %.0f), %.0f store callbacks (%.0f EOIs)\n",
-			v["callbacks"] / s, v["trap"] / s, v["entry"] / s, v["ret"] / s, v["iret"] / s, v["store"] / s, v["store_eoi"] / s
-		printf "        per event: %.1f register reads, %.1f memory reads; %d instrumented sites; %d events dropped\n",
-			v["reg_reads"] / (v["events"] ? v["events"] : 1), v["mem_reads"] / (v["events"] ? v["events"] : 1), v["sites"], v["dropped"]
-	}'
+	awk -f bench/breakdown.awk -v ms="$1" -v extra="$2" -v c="$(meta tracer_counters)"
 }
 
 # compare NAME REPS SETTING WANT PROBE SYMBOLS QEMU-ARGS...
 compare() {
-	local name=$1 reps=$2 setting=$3 want=$4 probe=$5 syms=$6 a b
+	local name=$1 reps=$2 setting=$3 want=$4 probe=$5 syms=$6 a b ca cb
 	shift 6
-	: >"$tmp/without"; : >"$tmp/with"
+	: >"$tmp/without"; : >"$tmp/with"; : >"$tmp/cpu_without"; : >"$tmp/cpu_with"
 	for _ in $(seq "$reps"); do
 		boot "$setting" 0 "$want" "$probe" "$syms" "$@" >>"$tmp/without" || exit 1
+		cat "$tmp/cpu" >>"$tmp/cpu_without"
 		boot "$setting" 1 "$want" "$probe" "$syms" "$@" >>"$tmp/with" || exit 1
+		cat "$tmp/cpu" >>"$tmp/cpu_with"
 	done
 	a=$(median <"$tmp/without") b=$(median <"$tmp/with")
+	ca=$(median <"$tmp/cpu_without") cb=$(median <"$tmp/cpu_with")
 	printf '%-13s without %6d ms   with plugin %6d ms   ratio %s   (%s events, %s instructions, median of %d)\n' \
 		"$name" "$a" "$b" "$(echo "scale=2; $b / $a" | bc)" "$(meta events_total)" "$(meta icount_total)" "$reps"
-	breakdown "$(tail -n 1 "$tmp/with")"
+	printf '%-13s CPU time: without %6d ms   with plugin %6d ms   ratio %s   (user + system, all threads)\n' \
+		"" "$ca" "$cb" "$(echo "scale=2; $cb / $ca" | bc)"
+	breakdown "$(tail -n 1 "$tmp/with")" $((b - a))
 }
 
 for setting in fixed record plain; do

@@ -199,9 +199,11 @@ int db_writer_name_thread(struct db_writer *w, uint64_t addr, int32_t tid, const
 /* Names the newest instance of the lock at addr. */
 int db_writer_name_lock(struct db_writer *w, uint64_t addr, const char *name);
 
-/* Counters, readable at any time from any thread. */
+/* Counters, readable at any time from any thread. cpu_ns: the CPU time the
+ * writer thread has used so far (what recording costs beside the vCPUs). */
 struct db_writer_stats {
 	uint64_t queued, written, dropped;
+	uint64_t cpu_ns;
 };
 void db_writer_stats(struct db_writer *w, struct db_writer_stats *st);
 

@@ -6,6 +6,10 @@
  * (release), which publishes it. The consumer at tail waits for seq ==
  * tail + 1, copies the slot out and stores seq = tail + cap, handing the slot
  * to the producer one lap later. seq < head means the ring is full.
+ *
+ * A slot stores seq - i, so the ring starts as calloc's zeroes: its pages
+ * (25 MB for the writer's default ring) are not touched until events reach
+ * them, which a short recording never does.
  */
 #include <stdlib.h>
 
@@ -16,8 +20,6 @@ int db_queue_init(struct db_queue *q, size_t cap)
 	q->slots = calloc(cap, sizeof(*q->slots));
 	if (!q->slots)
 		return DB_E_NOMEM;
-	for (size_t i = 0; i < cap; i++)
-		atomic_init(&q->slots[i].seq, i);
 	q->mask = cap - 1;
 	atomic_init(&q->head, 0);
 	q->tail = 0;
@@ -44,7 +46,7 @@ int db_queue_push(struct db_queue *q, const struct db_event *ev, char *text)
 
 	for (;;) {
 		s = &q->slots[pos & q->mask];
-		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire) + (pos & q->mask);
 		int64_t dif = (int64_t)(seq - pos);
 		if (dif == 0) {
 			if (atomic_compare_exchange_weak_explicit(&q->head, &pos, pos + 1,
@@ -59,20 +61,20 @@ int db_queue_push(struct db_queue *q, const struct db_event *ev, char *text)
 	}
 	s->ev = *ev;
 	s->text = text;
-	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+	atomic_store_explicit(&s->seq, pos + 1 - (pos & q->mask), memory_order_release);
 	return DB_OK;
 }
 
 int db_queue_pop(struct db_queue *q, struct db_event *ev, char **text)
 {
 	struct db_slot *s = &q->slots[q->tail & q->mask];
-	uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+	uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire) + (q->tail & q->mask);
 
 	if (seq != q->tail + 1)
 		return 0;
 	*ev = s->ev;
 	*text = s->text;
-	atomic_store_explicit(&s->seq, q->tail + q->mask + 1, memory_order_release);
+	atomic_store_explicit(&s->seq, q->tail + q->mask + 1 - (q->tail & q->mask), memory_order_release);
 	q->tail++;
 	return 1;
 }

@@ -27,8 +27,9 @@
 #define QUEUE_SLOTS (1u << 18) /* ~260 ms of events at 1 M/s */
 #define DRAIN_BATCH 4096       /* events popped between checks of the clock */
 #define COMMIT_ROWS 16384      /* commit after this many rows... */
-#define COMMIT_MS 50           /* ...or when the transaction is this old */
-#define IDLE_SLEEP_US 1000     /* writer thread nap when the ring is empty */
+#define COMMIT_MS 100          /* ...or when the transaction is this old */
+#define IDLE_SLEEP_US 5000     /* writer thread nap when the ring is nearly empty (5 k events at 1 M/s)... */
+#define IDLE_BELOW 256         /* ...that is, when a round found fewer events than this */
 #define NAME_MAX_LEN 64
 #define ROW_BATCH 128          /* rows per multi-row INSERT statement */
 #define ROW_COLS 11            /* event_rows columns but the id */
@@ -712,11 +713,11 @@ static void *writer_main(void *arg)
 		if (w->in_txn && (stopping || w->txn_rows >= COMMIT_ROWS ||
 				  ms_since(&w->txn_start) >= COMMIT_MS))
 			commit(w);
-		if (n == 0) {
-			if (stopping)
-				break;
+		if (n == 0 && stopping)
+			break;
+		/* a nearly empty ring: nap, so that rounds are batches, not single events */
+		if (n < IDLE_BELOW && !stopping)
 			usleep(IDLE_SLEEP_US);
-		}
 	}
 	/* Only setters made after the last push can be left. */
 	run_ctl_before(w, UINT64_MAX);
@@ -985,9 +986,15 @@ int db_writer_name_lock(struct db_writer *w, uint64_t addr, const char *name)
 
 void db_writer_stats(struct db_writer *w, struct db_writer_stats *st)
 {
+	clockid_t clk;
+	struct timespec t;
+
 	st->queued = atomic_load_explicit(&w->q.head, memory_order_relaxed);
 	st->written = atomic_load_explicit(&w->written, memory_order_relaxed);
 	st->dropped = atomic_load_explicit(&w->dropped, memory_order_relaxed);
+	st->cpu_ns = 0;
+	if (pthread_getcpuclockid(w->thread, &clk) == 0 && clock_gettime(clk, &t) == 0)
+		st->cpu_ns = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 /* After the thread has stopped: lock classes, final counters, one commit. */

@@ -211,7 +211,7 @@ int elfsym_load(const char *path, struct elfsym_table **out, char **err)
 		rc = fail(err, TRACER_E_NOMEM, "out of memory reading %s", path);
 		goto out;
 	}
-	e = elf_begin(fd, ELF_C_READ, NULL);
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!e || elf_kind(e) != ELF_K_ELF || gelf_getclass(e) == ELFCLASSNONE) {
 		rc = fail(err, TRACER_E_ELF, "%s: not an ELF file", path);
 		goto out;
@@ -317,7 +317,7 @@ int elfsym_read(const struct elfsym_table *t, uint64_t addr, void *buf, size_t l
 	fd = open(t->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return fail(err, TRACER_E_IO, "cannot open %s: %s", t->path, strerror(errno));
-	e = elf_begin(fd, ELF_C_READ, NULL);
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	while (e && (scn = elf_nextscn(e, scn)) != NULL) {
 		Elf_Data *d;
 

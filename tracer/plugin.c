@@ -44,6 +44,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 #define XAPIC_DEFAULT_BASE 0xfee00000ull
 #define IDT_RESCAN_INSNS   (1ull << 22)
 #define RFLAGS_IF          (1ull << 9)
+#define COST_SAMPLE        16 /* time one callback (and one lock hold) in this many */
 
 /* Roles of an instrumented instruction (a site). */
 enum {
@@ -83,9 +84,11 @@ struct frame {
 	char *text;
 };
 
-/* What the plugin did, per vCPU (summed into meta "tracer_counters" at exit). */
+/* What the plugin did, per vCPU (summed into meta "tracer_counters" at exit).
+ * cb_cycles: TSC cycles in callbacks, timed on one callback in COST_SAMPLE. */
 struct counters {
 	uint64_t site, trap, entry, ret, iret, store, store_eoi, reg_reads, mem_reads, events;
+	uint64_t cb_calls, cb_cycles, store_cycles; /* store callbacks: all timed (they are rare) */
 };
 
 struct vcpu {
@@ -96,6 +99,7 @@ struct vcpu {
 	unsigned loaded;         /* bit r: regs[r] (or seg[r - REG_SEG]) is current for this callback */
 	uint64_t seg[3];         /* segment bases: fs, MSR_KERNEL_GS_BASE, gs */
 	int seg_ok[3];
+	uint64_t pc_at, pc_val;  /* REG_PREEMPT: the preempt count at pc_at, read with the thread */
 	int user_gs;             /* this callback runs before swapgs (a trap from or an iret to CPL 3):
 	                            the kernel's GS base is in MSR_KERNEL_GS_BASE */
 	int pending_int;         /* vector of the `int N` about to run, -1 if none */
@@ -135,6 +139,7 @@ static struct tracer {
 	GHashTable *tstacks; /* thread -> struct trap_stack * */
 	GHashTable *named;   /* thread -> the name last given to it (tid:name when declared) */
 	GHashTable *thunks;  /* return thunk address -> 1 */
+	GHashTable *tb_starts; /* first pc of every block translated so far (a set) */
 	uint64_t idt_base;
 	unsigned idt_limit;
 	uint64_t apic_base;
@@ -151,12 +156,52 @@ static struct tracer {
 	uint64_t stop_at;
 	const char *stopfile;
 	GArray *regs;         /* qemu_plugin_reg_descriptor of vCPU 0, for the stop report */
+	/* what recording costs (meta tracer_counters, docs/tracer.md "Cost") */
+	uint64_t setup_ns, resets;
+	uint64_t locks, lock_cycles, lock_t0; /* the.lock: acquisitions, sampled hold time */
+	uint64_t tsc0, mono0;                 /* at install, to convert cycles to ns */
 } the;
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
 static void on_exit_cb(qemu_plugin_id_t id, void *p);
 static void retranslate(void);
 static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu);
+
+/* ------------------------------------------------------------------ cost */
+
+static uint64_t cycles(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __builtin_ia32_rdtsc();
+#else
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+#endif
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* the.lock, counted, one hold in COST_SAMPLE timed */
+static void lock(void)
+{
+	g_mutex_lock(&the.lock);
+	the.lock_t0 = ++the.locks % COST_SAMPLE ? 0 : cycles();
+}
+
+static void unlock(void)
+{
+	if (the.lock_t0)
+		the.lock_cycles += cycles() - the.lock_t0;
+	g_mutex_unlock(&the.lock);
+}
 
 /* ------------------------------------------------------------ guest access */
 
@@ -197,6 +242,8 @@ static uint64_t reg(struct vcpu *v, int r)
 
 #define REG_RFLAGS PROBE_NREGS
 #define REG_SEG    (PROBE_NREGS + 1) /* loaded bits of v->seg[]: fs, kernel gs, gs */
+#define REG_PREEMPT (REG_SEG + 3)    /* loaded bit of v->pc_at/pc_val */
+#define PERCPU_SPAN 256              /* read the thread and the preempt count at once within this */
 
 static uint64_t rflags(struct vcpu *v)
 {
@@ -454,9 +501,9 @@ static void name_thread(struct vcpu *v, uint64_t t, int refresh)
 	if (!t || !the.probe || !the.probe->name_len || (!refresh && t == v->named_thread))
 		return;
 	v->named_thread = t;
-	g_mutex_lock(&the.lock);
+	lock();
 	old = g_hash_table_lookup(the.named, GSIZE_TO_POINTER(t));
-	g_mutex_unlock(&the.lock);
+	unlock();
 	if (old && !refresh)
 		return;
 	peek_string(v, t + (uint64_t)the.probe->name_off, name, the.probe->name_len + 1);
@@ -465,9 +512,9 @@ static void name_thread(struct vcpu *v, uint64_t t, int refresh)
 	if (!name[0] || (old && strcmp(old, key) == 0))
 		return;
 	db_writer_name_thread(the.w, t, tid, name);
-	g_mutex_lock(&the.lock);
+	lock();
 	g_hash_table_replace(the.named, GSIZE_TO_POINTER(t), g_strdup(key));
-	g_mutex_unlock(&the.lock);
+	unlock();
 }
 
 /* The segment base the probe's per-CPU places are relative to: the kernel's
@@ -490,13 +537,42 @@ static int seg_base(struct vcpu *v, enum probe_seg seg, uint64_t *base)
 	return v->seg_ok[slot] ? 0 : -1;
 }
 
+/*
+ * Reads the thread pointer at base + thread_off. The preemption count that
+ * every event also reads is, in the kernels that declare both, a per-CPU
+ * variable a few bytes away (Linux 6.1: current_task and __preempt_count 64
+ * bytes apart; 6.2+: both in pcpu_hot): when it is on the same segment and
+ * page, one read of the span gets both (one page walk instead of two), and
+ * preempt_count() takes its value from it.
+ */
+static int peek_thread(struct vcpu *v, uint64_t base, uint64_t *t)
+{
+	const struct probe_file *pf = the.probe;
+	uint64_t at = base + (uint64_t)pf->thread_off, pat = base + (uint64_t)pf->preempt_off, lo, hi;
+
+	if (!pf->preempt_len || pf->preempt_seg != pf->thread_seg)
+		return peek(v, at, 8, t);
+	lo = at < pat ? at : pat;
+	hi = at + 8 > pat + pf->preempt_len ? at + 8 : pat + pf->preempt_len;
+	if (hi - lo > PERCPU_SPAN || lo >> 12 != (hi - 1) >> 12)
+		return peek(v, at, 8, t);
+	v->c.mem_reads++;
+	g_byte_array_set_size(v->buf, 0);
+	if (!qemu_plugin_read_memory_vaddr(lo, v->buf, hi - lo))
+		return -1;
+	*t = le(v->buf->data + (at - lo), 8);
+	v->pc_at = pat;
+	v->pc_val = le(v->buf->data + (pat - lo), pf->preempt_len);
+	v->loaded |= 1u << REG_PREEMPT;
+	return 0;
+}
+
 static uint64_t current_thread(struct vcpu *v)
 {
 	uint64_t t = v->thread, base;
 
 	if (the.probe && (the.probe->thread_seg != PROBE_SEG_NONE || the.probe->thread_abs)) {
-		if (seg_base(v, the.probe->thread_seg, &base) ||
-		    peek(v, base + (uint64_t)the.probe->thread_off, 8, &t))
+		if (seg_base(v, the.probe->thread_seg, &base) || peek_thread(v, base, &t))
 			t = 0;
 	}
 	name_thread(v, t, 0);
@@ -507,10 +583,14 @@ static uint64_t current_thread(struct vcpu *v)
  * Bit 31 is dropped: x86 Linux keeps its inverted need-resched flag there. */
 static int32_t preempt_count(struct vcpu *v)
 {
-	uint64_t base, val;
+	uint64_t base, val, at;
 
-	if (!the.probe || !the.probe->preempt_len || seg_base(v, the.probe->preempt_seg, &base) ||
-	    peek(v, base + (uint64_t)the.probe->preempt_off, the.probe->preempt_len, &val))
+	if (!the.probe || !the.probe->preempt_len || seg_base(v, the.probe->preempt_seg, &base))
+		return -1;
+	at = base + (uint64_t)the.probe->preempt_off;
+	if ((v->loaded & (1u << REG_PREEMPT)) && v->pc_at == at)
+		val = v->pc_val;
+	else if (peek(v, at, the.probe->preempt_len, &val))
 		return -1;
 	return (int32_t)(val & 0x7fffffff);
 }
@@ -616,13 +696,13 @@ static struct trap_stack *trap_stack(struct vcpu *v, uint64_t thread)
 		return &v->traps;
 	if (thread == v->ts_thread)
 		return v->ts;
-	g_mutex_lock(&the.lock);
+	lock();
 	s = g_hash_table_lookup(the.tstacks, GSIZE_TO_POINTER(thread));
 	if (!s) {
 		s = g_new0(struct trap_stack, 1);
 		g_hash_table_insert(the.tstacks, GSIZE_TO_POINTER(thread), s);
 	}
-	g_mutex_unlock(&the.lock);
+	unlock();
 	v->ts_thread = thread;
 	v->ts = s;
 	return s;
@@ -715,7 +795,9 @@ static void on_trap(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_
 }
 
 /* Reads the IDT and records the handler of every present gate. Returns 1 if
- * handlers appeared that are not instrumented yet. Caller holds no lock. */
+ * a new handler starts a block already translated (without its trap
+ * callback); a handler no block starts at yet is instrumented when the first
+ * interrupt through it translates its block. Caller holds no lock. */
 static int scan_idt(struct vcpu *v)
 {
 	uint8_t idt[256 * 16];
@@ -723,10 +805,10 @@ static int scan_idt(struct vcpu *v)
 	unsigned n, i;
 	int changed = 0;
 
-	g_mutex_lock(&the.lock);
+	lock();
 	base = the.idt_base;
 	n = (the.idt_limit + 1) / 16;
-	g_mutex_unlock(&the.lock);
+	unlock();
 	if (n > 256)
 		n = 256;
 	if (!n)
@@ -735,7 +817,7 @@ static int scan_idt(struct vcpu *v)
 	if (!base || !qemu_plugin_read_memory_vaddr(base, v->buf, n * 16))
 		return 0;
 	memcpy(idt, v->buf->data, n * 16);
-	g_mutex_lock(&the.lock);
+	lock();
 	for (i = 0; i < n; i++) {
 		const uint8_t *g = idt + 16 * i;
 		uint64_t pc = le(g, 2) | le(g + 6, 2) << 16 | le(g + 8, 4) << 32;
@@ -746,10 +828,10 @@ static int scan_idt(struct vcpu *v)
 		old = g_hash_table_lookup(the.handlers, GSIZE_TO_POINTER(pc));
 		if (!old) {
 			g_hash_table_insert(the.handlers, GSIZE_TO_POINTER(pc), GSIZE_TO_POINTER(i + 1));
-			changed = 1;
+			changed |= g_hash_table_contains(the.tb_starts, GSIZE_TO_POINTER(pc));
 		}
 	}
-	g_mutex_unlock(&the.lock);
+	unlock();
 	return changed;
 }
 
@@ -758,9 +840,9 @@ static void after_reset(qemu_plugin_id_t id)
 	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
 	qemu_plugin_register_atexit_cb(id, on_exit_cb, NULL);
-	g_mutex_lock(&the.lock);
+	lock();
 	the.resetting = 0;
-	g_mutex_unlock(&the.lock);
+	unlock();
 }
 
 /* New handlers may already be translated without their trap callback:
@@ -769,12 +851,14 @@ static void retranslate(void)
 {
 	int go;
 
-	g_mutex_lock(&the.lock);
+	lock();
 	go = !the.resetting;
 	the.resetting = 1;
-	g_mutex_unlock(&the.lock);
-	if (go)
+	unlock();
+	if (go) {
+		the.resets++;
 		qemu_plugin_reset(the.id, after_reset);
+	}
 }
 
 static void on_lidt(struct vcpu *v, const struct site *s)
@@ -798,10 +882,10 @@ static void on_lidt(struct vcpu *v, const struct site *s)
 	}
 	if (peek(v, ea, 2, &limit) || peek(v, ea + 2, 8, &base))
 		return;
-	g_mutex_lock(&the.lock);
+	lock();
 	the.idt_base = base;
 	the.idt_limit = (unsigned)limit;
-	g_mutex_unlock(&the.lock);
+	unlock();
 	if (scan_idt(v))
 		retranslate();
 }
@@ -1081,10 +1165,10 @@ static void on_entry(struct vcpu *v, unsigned vcpu, const struct probe *pr, uint
 		f->caller = caller;
 		memcpy(f->val, val, sizeof(val));
 		f->text = text[0] ? g_strdup(text) : NULL;
-		g_mutex_lock(&the.lock);
+		lock();
 		old = g_hash_table_lookup(the.frames, GSIZE_TO_POINTER(rsp));
 		g_hash_table_replace(the.frames, GSIZE_TO_POINTER(rsp), f);
-		g_mutex_unlock(&the.lock);
+		unlock();
 		/* A probed function tail-called another (Linux's __do_softirq jumps
 		 * to handle_softirqs): one return ends both; the outer one's
 		 * context ends here, and only the inner one is waited for. */
@@ -1107,13 +1191,13 @@ static void on_ret(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t
 	struct frame *f;
 	uint64_t got;
 
-	g_mutex_lock(&the.lock);
+	lock();
 	/* the slot of the return address identifies the call being left, also
 	 * when the ret belongs to a function it tail-called */
 	f = g_hash_table_lookup(the.frames, GSIZE_TO_POINTER(rsp));
 	if (f)
 		g_hash_table_steal(the.frames, GSIZE_TO_POINTER(rsp));
-	g_mutex_unlock(&the.lock);
+	unlock();
 	if (!f)
 		return;
 	v->c.ret++;
@@ -1239,15 +1323,21 @@ static void site(unsigned int vcpu, const struct site *s)
 static void on_site(unsigned int vcpu, void *udata)
 {
 	const struct site *s = udata;
+	struct counters *c = vcpu < (unsigned)the.nvcpus ? &the.vcpus[vcpu].c : &the.vcpus[0].c;
+	uint64_t t0 = ++c->cb_calls % COST_SAMPLE ? 0 : cycles();
 
 	if (!the.serial) {
 		site(vcpu, s);
+		if (t0)
+			c->cb_cycles += cycles() - t0;
 		return;
 	}
 	if (the.stopping && the.gcount == the.stop_at)
 		hold(vcpu, s->pc);
 	site(identify(vcpu, s->pc, 1), s);
 	the.gcount++; /* after: the site saw the count of the instructions before it */
+	if (t0)
+		c->cb_cycles += cycles() - t0;
 }
 
 /* A 32-bit store that may reach the xAPIC EOI register (INSN_STORE32_B0):
@@ -1257,21 +1347,21 @@ static void on_store(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vad
 {
 	const struct site *s = udata;
 	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
-	uint64_t base = __atomic_load_n(&the.apic_base, __ATOMIC_RELAXED), phys;
+	uint64_t base = __atomic_load_n(&the.apic_base, __ATOMIC_RELAXED), phys, t0 = cycles();
 	struct vcpu *v;
 
 	vcpu = identify(vcpu, 0, 0);
 	v = &the.vcpus[vcpu];
 	v->c.store++;
-	if (!hw || !qemu_plugin_hwaddr_is_io(hw))
+	if (!hw || !qemu_plugin_hwaddr_is_io(hw) || (phys = qemu_plugin_hwaddr_phys_addr(hw)) != base + 0xb0) {
+		v->c.store_cycles += cycles() - t0;
 		return;
-	phys = qemu_plugin_hwaddr_phys_addr(hw);
-	if (phys != base + 0xb0)
-		return;
+	}
 	v->loaded = 0;
 	v->c.store_eoi++;
 	/* the memory callback runs after the store's instruction was counted */
 	push(v, vcpu, DB_EOI, icount_now(vcpu) - 1, s->pc, current_thread(v), 0, 2, 0, NULL);
+	v->c.store_cycles += cycles() - t0;
 }
 
 /* -------------------------------------------------------------- translation */
@@ -1318,7 +1408,8 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 	size_t n = qemu_plugin_tb_n_insns(tb), i;
 
 	(void)id;
-	g_mutex_lock(&the.lock);
+	lock();
+	g_hash_table_add(the.tb_starts, GSIZE_TO_POINTER(qemu_plugin_tb_vaddr(tb)));
 	if (the.serial) {
 		the.fresh = 1;
 		the.fresh_pc = qemu_plugin_tb_vaddr(tb);
@@ -1375,7 +1466,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
 			                                                    the.icount, 1);
 	}
-	g_mutex_unlock(&the.lock);
+	unlock();
 }
 
 /* ------------------------------------------------------------ life cycle */
@@ -1429,7 +1520,8 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
 static void on_exit_cb(qemu_plugin_id_t id, void *p)
 {
 	char buf[32], *err = NULL;
-	uint64_t total = 0;
+	uint64_t total = 0, now;
+	double per_ns;
 	struct counters c = {0};
 	struct db_writer_stats st;
 	GString *str;
@@ -1455,6 +1547,8 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
 		c.reg_reads += v->c.reg_reads;
 		c.mem_reads += v->c.mem_reads;
 		c.events += v->c.events;
+		c.cb_cycles += v->c.cb_cycles;
+		c.store_cycles += v->c.store_cycles;
 		if (v->serial_len) {
 			v->serial[v->serial_len] = '\0';
 			/* no vCPU is running: nothing to read but what we know */
@@ -1478,13 +1572,20 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
 	db_writer_set_meta(the.w, "icount_scope", the.serial ? "machine" : "vcpu");
 	/* what the recording cost, for make bench (docs/tracer.md) */
 	db_writer_stats(the.w, &st);
+	now = mono_ns();
+	per_ns = now > the.mono0 ? (double)(cycles() - the.tsc0) / (double)(now - the.mono0) : 1;
 	str = g_string_new(NULL);
 	g_string_printf(str,
 	                "callbacks=%" PRIu64 " trap=%" PRIu64 " entry=%" PRIu64 " ret=%" PRIu64 " iret=%" PRIu64
 	                " store=%" PRIu64 " store_eoi=%" PRIu64 " reg_reads=%" PRIu64 " mem_reads=%" PRIu64
-	                " events=%" PRIu64 " dropped=%" PRIu64 " sites=%u",
+	                " events=%" PRIu64 " dropped=%" PRIu64 " sites=%u"
+	                " run_ms=%.0f setup_ms=%.0f callback_ms=%.0f store_ms=%.0f locks=%" PRIu64 " lock_ms=%.1f"
+	                " writer_cpu_ms=%.0f resets=%" PRIu64,
 	                c.site, c.trap, c.entry, c.ret, c.iret, c.store, c.store_eoi, c.reg_reads, c.mem_reads,
-	                c.events, st.dropped, the.all_sites->len);
+	                c.events, st.dropped, the.all_sites->len, (double)(now - the.mono0) / 1e6,
+	                (double)the.setup_ns / 1e6, (double)c.cb_cycles * COST_SAMPLE / per_ns / 1e6,
+	                (double)c.store_cycles / per_ns / 1e6, the.locks,
+	                (double)the.lock_cycles * COST_SAMPLE / per_ns / 1e6, (double)st.cpu_ns / 1e6, the.resets);
 	db_writer_set_meta(the.w, "tracer_counters", str->str);
 	g_string_free(str, TRUE);
 	if (db_writer_close(the.w, &err))
@@ -1688,6 +1789,8 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		return -1;
 	}
 	the.id = id;
+	the.mono0 = mono_ns();
+	the.tsc0 = cycles();
 	g_mutex_init(&the.lock);
 	the.handlers = g_hash_table_new(NULL, NULL);
 	the.entries = g_hash_table_new(NULL, NULL);
@@ -1699,6 +1802,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	the.tstacks = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	the.named = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	the.thunks = g_hash_table_new(NULL, NULL);
+	the.tb_starts = g_hash_table_new(NULL, NULL);
 	the.apic_base = XAPIC_DEFAULT_BASE;
 	the.nvcpus = info->system.max_vcpus > 0 ? info->system.max_vcpus : 1;
 	the.vcpus = g_new0(struct vcpu, the.nvcpus);
@@ -1718,6 +1822,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		the.w = NULL;
 		return -1;
 	}
+	the.setup_ns = mono_ns() - the.mono0;
 	the.icount_sb = qemu_plugin_scoreboard_new(sizeof(uint64_t));
 	the.icount = qemu_plugin_scoreboard_u64(the.icount_sb);
 	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);

@@ -89,6 +89,36 @@ static void test_ring_delivers_everything_in_order(void **state)
 	db_queue_free(&q);
 }
 
+/* A fresh ring (calloc's zeroes: each slot stores its sequence minus its
+ * index) takes exactly cap events, refuses the next, and after each lap
+ * takes as many as were popped, in order. */
+static void test_ring_full_and_laps(void **state)
+{
+	struct db_queue q;
+	struct db_event ev = { 0 };
+	char *text;
+	uint64_t in = 0, out = 0;
+
+	(void)state;
+	assert_int_equal(db_queue_init(&q, 4), DB_OK);
+	for (int lap = 0; lap < 5; lap++) {
+		while (in - out < 4) {
+			ev.icount = in++;
+			assert_int_equal(db_queue_push(&q, &ev, NULL), DB_OK);
+		}
+		ev.icount = in;
+		assert_int_equal(db_queue_push(&q, &ev, NULL), DB_E_FULL);
+		for (int k = 0; k < 3 - lap % 3; k++) {
+			assert_int_equal(db_queue_pop(&q, &ev, &text), 1);
+			assert_int_equal(ev.icount, out++);
+		}
+	}
+	while (db_queue_pop(&q, &ev, &text))
+		assert_int_equal(ev.icount, out++);
+	assert_int_equal(out, in);
+	db_queue_free(&q);
+}
+
 /* ------------------------------------------------------------ writer */
 
 static void *writer_producer(void *arg)
@@ -212,6 +242,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ring_delivers_everything_in_order),
+		cmocka_unit_test(test_ring_full_and_laps),
 		cmocka_unit_test(test_writer_under_many_producers),
 	};
 	return cmocka_run_group_tests_name("db_stress", tests, NULL, NULL);
