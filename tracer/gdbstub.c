@@ -345,8 +345,10 @@ static void read_mem(GString *out, const char *args)
 		g_string_append(out, "E14");
 }
 
+/* A stop reply also makes the stopped thread gdb's general one (Hg). */
 static void stop_reply(GString *out, const struct gdbstub_stop *s)
 {
+	gs.g_thread = 0;
 	g_string_append_printf(out, "T%02xthread:%x;", s->signal, s->vcpu + 1);
 	if (s->signal == 5 && g_hash_table_contains(gs.bps, GSIZE_TO_POINTER(s->pc)))
 		g_string_append(out, "swbreak:;");
@@ -506,6 +508,26 @@ void gdbstub_serve(const struct gdbstub_stop *s, struct gdbstub_resume *r)
 			else
 				g_hash_table_remove(gs.bps, k);
 			g_string_append(out, "OK");
+		} else if (strcmp(p, "vCont?") == 0) {
+			g_string_append(out, "vCont;c;C;s;S");
+		} else if (strncmp(p, "vCont;", 6) == 0) {
+			/* vCont;s:T;c: step T, the others run as recorded meanwhile */
+			const char *a = strstr(p, ";s") ? strstr(p, ";s") : strstr(p, ";S");
+
+			if (a) {
+				const char *colon = a[2] == ':' ? a + 3 : NULL;
+
+				t = colon ? strtol(colon, NULL, 16) : 0;
+				r->action = GDBSTUB_STEP;
+				r->vcpu = t >= 1 && t <= s->nvcpus ? (int)t - 1 : s->vcpu;
+			} else {
+				r->action = GDBSTUB_CONTINUE;
+				r->until = gs.until;
+				r->ignore_bps = gs.ignore_bps;
+				gs.until = UINT64_MAX;
+			}
+			gs.resumed = 1;
+			break;
 		} else if (p[0] == 's' || p[0] == 'S') {
 			r->action = GDBSTUB_STEP;
 			r->vcpu = gs.c_thread > 0 ? gs.c_thread - 1 : s->vcpu;

@@ -466,6 +466,7 @@ static void hold(unsigned baked, uint64_t pc, int signal)
 /* Before each instruction of a stopping run: hold here? */
 static void maybe_hold(unsigned baked, uint64_t pc)
 {
+	the.last_pc = pc; /* the machine's last instruction, when on_gdb_block reads it */
 	if (the.gcount == the.stop_at)
 		hold(baked, pc, the.gdb_armed && the.gcount == the.gdb_end ? 3 : 5);
 	else if (!the.gdb_armed)
@@ -482,17 +483,15 @@ static void maybe_hold(unsigned baked, uint64_t pc)
  * block also learns who runs it when the block is fresh. */
 static void on_count(unsigned int vcpu, void *udata)
 {
-	if (the.stopping && (the.gcount == the.stop_at || the.gdb_armed))
+	if (the.stopping)
 		maybe_hold(vcpu, GPOINTER_TO_SIZE(udata));
-	the.last_pc = GPOINTER_TO_SIZE(udata);
 	the.gcount++;
 }
 
 static void on_block(unsigned int vcpu, void *udata)
 {
-	if (the.stopping && (the.gcount == the.stop_at || the.gdb_armed))
+	if (the.stopping)
 		maybe_hold(vcpu, GPOINTER_TO_SIZE(udata));
-	the.last_pc = GPOINTER_TO_SIZE(udata);
 	if (the.fresh && GPOINTER_TO_SIZE(udata) == the.fresh_pc)
 		identify(vcpu, the.fresh_pc, 1);
 	the.gcount++;
@@ -1329,9 +1328,8 @@ static void on_site(unsigned int vcpu, void *udata)
 		site(vcpu, s);
 		return;
 	}
-	if (the.stopping && (the.gcount == the.stop_at || the.gdb_armed))
+	if (the.stopping)
 		maybe_hold(vcpu, s->pc);
-	the.last_pc = s->pc;
 	site(identify(vcpu, s->pc, 1), s);
 	the.gcount++; /* after: the site saw the count of the instructions before it */
 }
