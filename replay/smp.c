@@ -314,6 +314,21 @@ out:
 
 /* ------------------------------------------------------------ stopping */
 
+/* A trace and its SQLite companions. */
+static void unlink_db(const char *db)
+{
+	char *p = NULL;
+
+	unlink(db);
+	if (asprintf(&p, "%s-wal", db) >= 0)
+		unlink(p);
+	free(p);
+	p = NULL;
+	if (asprintf(&p, "%s-shm", db) >= 0)
+		unlink(p);
+	free(p);
+}
+
 static void stop_field(const char *name, uint64_t v, struct replay_regs *g)
 {
 	static const char *const gpr[] = { "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
@@ -396,16 +411,8 @@ int replay_smp_stop(const struct replay_recording *r, uint64_t icount, struct qe
 	free(run.stop);
 	free((char *)run.plugin);
 out:
-	if (db) {
-		char *p = NULL;
-		unlink(db);
-		if (asprintf(&p, "%s-wal", db) >= 0)
-			unlink(p);
-		free(p);
-		if (asprintf(&p, "%s-shm", db) >= 0)
-			unlink(p);
-		free(p);
-	}
+	if (db)
+		unlink_db(db);
 	if (serial)
 		unlink(serial);
 	if (stopfile) {
@@ -423,20 +430,6 @@ out:
 }
 
 /* ------------------------------------------------------------ held for gdb */
-
-static void unlink_db(const char *db)
-{
-	char *p = NULL;
-
-	unlink(db);
-	if (asprintf(&p, "%s-wal", db) >= 0)
-		unlink(p);
-	free(p);
-	p = NULL;
-	if (asprintf(&p, "%s-shm", db) >= 0)
-		unlink(p);
-	free(p);
-}
 
 int replay_smp_hold(const struct replay_recording *r, uint64_t icount, const char *dir, struct qemu_guard *g,
 		    struct qemu_proc **out, char **err)

@@ -186,11 +186,12 @@ static int put_packet(const char *data)
 static int get_packet(void)
 {
 	for (;;) {
-		int c, n = 0, bad = 0;
+		int c, hi, lo, n = 0, i, bad = 0;
+		unsigned sum = 0;
+		char want[3];
 
 		while ((c = get_char()) >= 0 && c != '$')
-			if (c == 0x03)
-				gs.interrupted = 1; /* already stopped: nothing to interrupt */
+			; /* acks, and a Ctrl-C while stopped: nothing to interrupt */
 		if (c < 0)
 			return -1;
 		while ((c = get_char()) >= 0 && c != '#') {
@@ -199,9 +200,14 @@ static int get_packet(void)
 			else
 				bad = 1;
 		}
-		if (c < 0 || get_char() < 0 || get_char() < 0)
+		if (c < 0 || (hi = get_char()) < 0 || (lo = get_char()) < 0)
 			return -1;
 		gs.in[n] = '\0';
+		for (i = 0; i < n; i++)
+			sum += (unsigned char)gs.in[i];
+		snprintf(want, sizeof(want), "%02x", sum & 0xff);
+		if (!gs.noack && (g_ascii_tolower((gchar)hi) != want[0] || g_ascii_tolower((gchar)lo) != want[1]))
+			bad = 1;
 		if (!gs.noack && put_raw(bad ? "-" : "+", 1) < 0)
 			return -1;
 		if (!bad)
@@ -418,7 +424,6 @@ void gdbstub_serve(const struct gdbstub_stop *s, struct gdbstub_resume *r)
 		find_handles();
 	if (gs.fd < 0 && accept_gdb() < 0)
 		goto out;
-	gs.interrupted = 0;
 	gs.ignore_bps = 0;
 	if (gs.resumed) {
 		stop_reply(out, s);
@@ -559,5 +564,6 @@ out:
 	}
 	if (r->action == GDBSTUB_CONTINUE)
 		gs.ignore_bps = r->ignore_bps;
+	gs.interrupted = 0;
 	g_string_free(out, TRUE);
 }
