@@ -249,7 +249,7 @@ int cmd_gdb(int argc, char **argv)
 	char *err = NULL, *py = NULL, *ex_file = NULL, *ex_target = NULL, *ex_source = NULL;
 	char tmpl[] = "/tmp/krewind-gdb.XXXXXX", *tmp = NULL, *out_path = NULL, *sock = NULL, *ctl = NULL;
 	struct cli_progress *prog = NULL;
-	uint64_t icount;
+	uint64_t icount, held_at; /* where gdb started; smp: where the machine is held now */
 	int opt, rc, status = 0, json = 0, quiet = 0, smp, ctl_fd = -1;
 
 	cli_args_init(&a, "gdb", argc, argv);
@@ -312,6 +312,7 @@ int cmd_gdb(int argc, char **argv)
 		rc = cmd_replay_error(rc, err);
 		goto out;
 	}
+	held_at = icount;
 	if (smp && (asprintf(&ctl, "%s/ctl.sock", tmp) < 0 ||
 		    asprintf(&sock, "%s/gdb.sock", tmp) < 0 || (ctl_fd = ctl_listen(tmp)) < 0)) {
 		rc = cli_error(CLI_FAIL, "cannot listen on %s/ctl.sock", tmp);
@@ -336,7 +337,7 @@ int cmd_gdb(int argc, char **argv)
 		if (rc == 0)
 			break;
 		if (rc == REPLAY_E_TIMEOUT) { /* smp: krewind-gdb.py may ask to go back */
-			serve_ctl(ctl_fd, rec.rec, tmp, g, &held, &icount);
+			serve_ctl(ctl_fd, rec.rec, tmp, g, &held, &held_at);
 			continue;
 		}
 		/* Interactive gdb takes Ctrl-C for itself (it is in our process
