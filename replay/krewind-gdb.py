@@ -605,22 +605,22 @@ def _reverse_finish(quiet=False):
 
     def hit(n, ev):
         if (_reg("rsp") + 8) & MASK64 == fid[1]:
-            entries.append(n)
+            entries.append((n, _prev_insn(n)))  # held at the entry: the call is its vCPU's instruction before
 
     try:
         _Search().run(0, now, hit)
     finally:
         _delete(bps)
-    entries = [e for e in entries if 0 < e <= now]
+    entries = [e for n, e in entries if 0 < n <= now]
     if not entries:
         goto(now)
         if quiet:
             return False
         raise gdb.GdbError("krewind: the call of this frame is not in the recording "
                            "(entered before it started, or by an interrupt)")
-    if _stop_at_user(entries[-1] - 1, now):
+    if _stop_at_user(entries[-1], now):
         return True
-    goto(entries[-1] - 1)
+    goto(entries[-1])
     if not quiet:
         gdb.write("Run back to call of #0  %s" % _where())
     else:

@@ -11,6 +11,8 @@
 #   - a breakpoint continue stops at the next hit the trace has (Phase1's try
 #     of B, on vCPU 0), reverse-continue at the last one before it;
 #   - kr-goto back to Phase1's try of A: ScenarioLockA is free there;
+#   - reverse-finish goes back to the call on the same vCPU (--json reports
+#     the start);
 #   - stepping the other vCPU's thread holds the machine on it, and
 #     reverse-stepi takes it to its previous instruction, across the other
 #     vCPU's; writes are refused; no QEMU, gdb or temporary file left behind.
@@ -156,6 +158,23 @@ check "... which is before the event, at the pc gdb showed for thread 1" \
 	[ "$(kr oback_icount "$TMP/other.out")" -lt "$ev_ic" ] && [ "$(kr oback_pc "$TMP/other.out")" = "$(kr other_pc "$TMP/other.out")" ]
 same "a register write is refused" "$(kr set_reg "$TMP/other.out")" refused
 same "a memory write is refused" "$(kr set_mem "$TMP/other.out")" refused
+
+# --- reverse-finish (a search from the start, then a re-execution), --json
+cat "$TMP/kr.gdb" - >"$TMP/finish.gdb" <<'EOF'
+stepi
+reverse-finish
+python here("fin")
+python kr("fin_insn", gdb.execute("x/i $pc", to_string=True).split(":", 1)[1].split()[0])
+EOF
+timeout 600 "$K" gdb -q "$rec" --at "$ev" --batch "$TMP/finish.gdb" --json >"$TMP/finish.json" 2>"$TMP/finish.err"
+jq -r .output "$TMP/finish.json" >"$TMP/finish.out" 2>/dev/null
+fic=$(kr fin_icount "$TMP/finish.out")
+check "stepi, reverse-finish: back to the call ($(kr fin_insn "$TMP/finish.out") at $fic), before the event, on vCPU 1" \
+	[ "$(kr fin_insn "$TMP/finish.out")" = call ] && [ -n "$fic" ] && [ "$fic" -lt "$ev_ic" ] &&
+	[ "$(kr fin_thread "$TMP/finish.out")" = 2 ]
+same "--json: the event, its count and gdb's status" \
+	"$(jq -r '"\(.event) \(.icount) \(.gdb_status)"' "$TMP/finish.json")" "$ev $ev_ic 0"
+
 sleep 1
 same "no QEMU or gdb left behind" "$(leftovers)" ""
 same "no temporary directory left behind" "$(ls -d "$TMP"/krewind-* 2>/dev/null)" ""
