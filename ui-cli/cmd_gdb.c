@@ -46,7 +46,7 @@ static const char description[] =
 	"--batch FILE runs the gdb script FILE non-interactively and exits with gdb;\n"
 	"with --json its output comes back in one JSON document.\n"
 	"Environment: KREWIND_GDB (the gdb binary), KREWIND_WAIT (seconds one move in\n"
-	"time may take, default 600).";
+	"time may take, default 600), TMPDIR (where its temporary files go).";
 
 enum { OPT_AT = 1, OPT_BATCH, OPT_JSON, OPT_QUIET };
 static const struct cli_option options[] = {
@@ -247,7 +247,8 @@ int cmd_gdb(int argc, char **argv)
 	struct db_event ev;
 	const char *val, *spec = NULL, *at = NULL, *batch = NULL;
 	char *err = NULL, *py = NULL, *ex_file = NULL, *ex_target = NULL, *ex_source = NULL;
-	char tmpl[] = "/tmp/krewind-gdb.XXXXXX", *tmp = NULL, *out_path = NULL, *sock = NULL, *ctl = NULL;
+	char tmpl[256], *tmp = NULL, *out_path = NULL, *sock = NULL, *ctl = NULL;
+	const char *tmpdir = getenv("TMPDIR");
 	struct cli_progress *prog = NULL;
 	uint64_t icount, held_at; /* where gdb started; smp: where the machine is held now */
 	int opt, rc, status = 0, json = 0, quiet = 0, smp, ctl_fd = -1;
@@ -285,6 +286,8 @@ int cmd_gdb(int argc, char **argv)
 		goto out;
 	}
 	smp = replay_smp_is(rec.rec);
+	/* $TMPDIR's if set; its sockets' paths must stay short (108 bytes) */
+	snprintf(tmpl, sizeof(tmpl), "%s/krewind-gdb.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
 	if ((json || smp) && !(tmp = mkdtemp(tmpl))) {
 		rc = cli_error(CLI_FAIL, "cannot create a temporary directory: %s", strerror(errno));
 		goto out;
