@@ -15,8 +15,9 @@
 #     the start);
 #   - stepping the other vCPU's thread holds the machine on it, and
 #     reverse-stepi takes it to its previous instruction, across the other
-#     vCPU's; writes are refused; no QEMU, gdb or temporary file left behind.
-# With the Linux subject (KREWIND_LINUX_CACHE): one stop on vCPU 1 of the
+#     vCPU's; writes are refused; Ctrl-C interrupts a continue into the
+#     deadlock's spin; no QEMU, gdb or temporary file left behind.
+# With the Linux subject (KREWIND_LINUX_CACHE or build/linux): one stop on vCPU 1 of the
 # --smp 2 boot, at the event's pc, in its thread.
 source "$(dirname "$0")/lib.sh"
 K=build/krewind
@@ -99,7 +100,7 @@ t0=$(date +%s.%N)
 timeout 600 "$K" gdb -q "$rec" --at "$ev" --batch "$TMP/main.gdb" >"$TMP/main.out" 2>&1
 rc=$?
 t1=$(date +%s.%N)
-echo "# krewind gdb --at $ev, 2 re-executions back (reverse-stepi, reverse-continue x2, kr-goto): $(echo "$t1 - $t0" | bc) s"
+echo "# krewind gdb --at $ev with 4 re-executions back (reverse-stepi, reverse-continue: 2, kr-goto): $(echo "$t1 - $t0" | bc) s"
 [ $rc -eq 0 ] || sed 's/^/# /' "$TMP/main.out"
 check "krewind gdb --at $ev (Cpu1's try of A) on the SMP recording: exit 0" [ $rc -eq 0 ]
 same "held before the event's instruction: icount" "$(kr at_icount "$TMP/main.out")" "$ev_ic"
@@ -174,6 +175,22 @@ check "stepi, reverse-finish: back to the call ($(kr fin_insn "$TMP/finish.out")
 	[ "$(kr fin_thread "$TMP/finish.out")" = 2 ]
 same "--json: the event, its count and gdb's status" \
 	"$(jq -r '"\(.event) \(.icount) \(.gdb_status)"' "$TMP/finish.json")" "$ev $ev_ic 0"
+
+# --- Ctrl-C (SIGINT to gdb) during a continue into the deadlock's spin
+cat "$TMP/kr.gdb" - >"$TMP/int.gdb" <<'EOF'
+python
+import os, signal, threading
+threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+end
+continue
+python here("int")
+python kr("int_fn", gdb.selected_frame().name())
+EOF
+timeout 300 "$K" gdb -q "$rec" --at "$ev" --batch "$TMP/int.gdb" >"$TMP/int.out" 2>&1
+iic=$(kr int_icount "$TMP/int.out")
+check "Ctrl-C stops a continue (at count $iic, a multiple of 2^20 after the event), the session goes on" \
+	[ -n "$iic" ] && [ "$iic" -gt "$ev_ic" ] && [ $((iic % 1048576)) -eq 0 ] && grep -q "received signal SIGINT" "$TMP/int.out"
+same "... in the deadlock's spin" "$(kr int_fn "$TMP/int.out")" KxAcquireSpinLock
 
 sleep 1
 same "no QEMU or gdb left behind" "$(leftovers)" ""
