@@ -601,6 +601,8 @@ def _reverse_finish(quiet=False):
     if not fid or fid[1] is None:
         raise gdb.GdbError("krewind: cannot find the caller of this frame")
     entries = []
+    if _reg("pc") == fid[0] and (_reg("rsp") + 8) & MASK64 == fid[1]:
+        entries.append((now, _prev_insn(now)))  # at the entry itself: the search below stops before it
     bps = _temp_breaks([fid[0]])
 
     def hit(n, ev):
@@ -608,7 +610,10 @@ def _reverse_finish(quiet=False):
             entries.append((n, _prev_insn(n)))  # held at the entry: the call is its vCPU's instruction before
 
     try:
-        _Search().run(0, now, hit)
+        if entries:
+            del _users[:]  # no search: no user stops seen between
+        else:
+            _Search().run(0, now, hit)
     finally:
         _delete(bps)
     entries = [e for n, e in entries if 0 < n <= now]

@@ -11,7 +11,8 @@
 #   - a breakpoint continue stops at the next hit the trace has (Phase1's try
 #     of B, on vCPU 0), reverse-continue at the last one before it;
 #   - kr-goto back to Phase1's try of A: ScenarioLockA is free there;
-#   - reverse-finish goes back to the call on the same vCPU (--json reports
+#   - reverse-finish goes back to the call on the same vCPU, from inside the
+#     function and from its entry (--json reports
 #     the start);
 #   - stepping the other vCPU's thread holds the machine on it, and
 #     reverse-stepi takes it to its previous instruction, across the other
@@ -173,6 +174,14 @@ fic=$(kr fin_icount "$TMP/finish.out")
 check "stepi, reverse-finish: back to the call ($(kr fin_insn "$TMP/finish.out") at $fic), before the event, on vCPU 1" \
 	[ "$(kr fin_insn "$TMP/finish.out")" = call ] && [ -n "$fic" ] && [ "$fic" -lt "$ev_ic" ] &&
 	[ "$(kr fin_thread "$TMP/finish.out")" = 2 ]
+cat "$TMP/kr.gdb" - >"$TMP/entry.gdb" <<'EOF'
+python kr("entry_prev", gdb.execute("monitor prev", to_string=True).split()[-1])
+reverse-finish
+python here("entry")
+EOF
+timeout 600 "$K" gdb -q "$rec" --at "$ev" --batch "$TMP/entry.gdb" >"$TMP/entry.out" 2>&1
+same "reverse-finish at the function's entry (the event): vCPU 1's instruction before, the call" \
+	"$(kr entry_icount "$TMP/entry.out") $(kr entry_thread "$TMP/entry.out")" "$(kr entry_prev "$TMP/entry.out") 2"
 same "--json: the event, its count and gdb's status" \
 	"$(jq -r '"\(.event) \(.icount) \(.gdb_status)"' "$TMP/finish.json")" "$ev $ev_ic 0"
 
