@@ -12,8 +12,7 @@
 #     of B, on vCPU 0), reverse-continue at the last one before it;
 #   - kr-goto back to Phase1's try of A: ScenarioLockA is free there;
 #   - reverse-finish goes back to the call on the same vCPU, from inside the
-#     function and from its entry (--json reports
-#     the start);
+#     function and from its entry (--json reports the start);
 #   - stepping the other vCPU's thread holds the machine on it, and
 #     reverse-stepi takes it to its previous instruction, across the other
 #     vCPU's; writes are refused; Ctrl-C interrupts a continue into the
