@@ -12,6 +12,7 @@
 #   KREWIND_END       the exact last icount when krewind ended the run, else ""
 #   KREWIND_ICOUNT_MAX  no replay goes past this icount (the recorded total)
 #   KREWIND_WAIT      seconds one move may take before it is an error (600)
+#   KREWIND_SMP_CTL   set for a recording with several vCPUs (below)
 #
 # Moving in time is krewind's, not the gdbstub's: QEMU 10.0.2's own reverse
 # continue (the stub's "bc") hangs, and replay-seek with gdb attached
@@ -27,6 +28,14 @@
 # function and CFA, as gdb does). At the end of the recording the replay
 # pauses (like rr's end of history) and forward commands are refused there;
 # `run` goes back to the start.
+#
+# A recording with several vCPUs has no replay log and no QMP: QEMU re-runs
+# it and krewind's plugin holds the machine and is the gdb stub itself
+# (tracer/gdbstub.c, threads = vCPUs). Forward moves are the stub's (monitor
+# goto N + continue); a move back disconnects, asks krewind on the control
+# socket KREWIND_SMP_CTL to re-execute from the start to the earlier count,
+# and reattaches. reverse-stepi goes to the held vCPU's previous instruction
+# (monitor prev), which another vCPU's instructions may separate from now.
 
 import json
 import os
@@ -182,10 +191,83 @@ class _Qmp:
         self.s.close()
 
 
+SMP_CTL = os.environ.get("KREWIND_SMP_CTL")
+
+
+def _smp_ctl(line):
+    """Asks krewind (SMP) for a re-execution; raises gdb.GdbError with its answer."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(WAIT + 60)
+    try:
+        s.connect(SMP_CTL)
+        s.sendall((line + "\n").encode())
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (OSError, socket.timeout) as e:
+        raise gdb.GdbError("krewind: no answer to %r: %s" % (line, e))
+    finally:
+        s.close()
+    reply = data.decode(errors="replace").strip()
+    if reply != "ok":
+        raise gdb.GdbError(reply[7:] if reply.startswith("error: ") else "krewind: %r" % reply)
+
+
+def _smp_goto(icount, now):
+    """SMP: forward by the plugin's stub, backward by a re-execution."""
+    stub = os.environ.get("KREWIND_GDB_SOCK")
+    if icount > now:
+        _state["busy"] = True
+        try:
+            gdb.execute("monitor goto %d" % icount, to_string=True)
+            with _Quiet():
+                gdb.execute("continue", to_string=True)
+        finally:
+            _state["busy"] = False
+    else:
+        with _Quiet():
+            gdb.execute("disconnect", to_string=True)
+        try:
+            _smp_ctl("goto %d" % icount)
+        finally:
+            with _Quiet():
+                gdb.execute("target remote %s" % stub, to_string=True)
+    got = _icount()
+    if got != icount:
+        if got < icount:
+            _state["end"] = got
+            raise gdb.GdbError("krewind: the recording ends at icount %d, before icount %d: stopped at its end"
+                               % (got, icount))
+        raise gdb.GdbError("krewind: the re-execution stopped at icount %d, not %d" % (got, icount))
+
+
+def _prev_insn(now):
+    """The count of the current vCPU's previous instruction: now - 1 with one
+    vCPU; with several, the plugin's (another vCPU may have run between)."""
+    if not SMP_CTL:
+        return now - 1
+    out = gdb.execute("monitor prev", to_string=True)
+    m = re.search(r"prev (\d+)", out)
+    if not m:
+        raise gdb.GdbError("No more reverse-execution history.")
+    return int(m.group(1))
+
+
 def goto(icount):
     """Moves the replay to exactly icount instructions, gdb reattached.
     Raises gdb.GdbError (the replay stays where it stopped) if the recording
     ends before icount."""
+    if SMP_CTL:
+        top = _icount_max()
+        if icount < 0 or (top is not None and icount > top):
+            raise gdb.GdbError("krewind: icount %d is outside the recording (0 to %s)" % (icount, top))
+        now = _icount()
+        if now != icount:
+            _smp_goto(icount, now)
+        return
     qmp_path = os.environ.get("KREWIND_QMP")
     stub = os.environ.get("KREWIND_GDB_SOCK")
     if not qmp_path or not stub:
@@ -470,7 +552,7 @@ def _reverse_line(step):
     if step:
         # Just after a call returned, the previous line executed is the
         # callee's last one: reverse-step stops at its start.
-        goto(now - 1)
+        goto(_prev_insn(now))
         prev = _reg("pc")
         if not (rng[0] <= prev < rng[1]) and gdb.find_pc_line(prev).symtab:
             cfid = _frame_id()
@@ -519,26 +601,31 @@ def _reverse_finish(quiet=False):
     if not fid or fid[1] is None:
         raise gdb.GdbError("krewind: cannot find the caller of this frame")
     entries = []
+    if _reg("pc") == fid[0] and (_reg("rsp") + 8) & MASK64 == fid[1]:
+        entries.append((now, _prev_insn(now)))  # at the entry itself: the search below stops before it
     bps = _temp_breaks([fid[0]])
 
     def hit(n, ev):
         if (_reg("rsp") + 8) & MASK64 == fid[1]:
-            entries.append(n)
+            entries.append((n, _prev_insn(n)))  # held at the entry: the call is its vCPU's instruction before
 
     try:
-        _Search().run(0, now, hit)
+        if entries:
+            del _users[:]  # no search: no user stops seen between
+        else:
+            _Search().run(0, now, hit)
     finally:
         _delete(bps)
-    entries = [e for e in entries if 0 < e <= now]
+    entries = [e for n, e in entries if 0 < n <= now]
     if not entries:
         goto(now)
         if quiet:
             return False
         raise gdb.GdbError("krewind: the call of this frame is not in the recording "
                            "(entered before it started, or by an interrupt)")
-    if _stop_at_user(entries[-1] - 1, now):
+    if _stop_at_user(entries[-1], now):
         return True
-    goto(entries[-1] - 1)
+    goto(entries[-1])
     if not quiet:
         gdb.write("Run back to call of #0  %s" % _where())
     else:
@@ -575,7 +662,7 @@ def _reverse_stepi():
     now = _icount()
     if now == 0:
         raise gdb.GdbError("No more reverse-execution history.")
-    goto(now - 1)
+    goto(_prev_insn(now))
     gdb.execute("x/i $pc")
 
 
@@ -585,7 +672,7 @@ def _reverse_nexti():
         raise gdb.GdbError("No more reverse-execution history.")
     fid = _frame_id()
     rng = _function_range(fid[0]) if fid else None
-    goto(now - 1)
+    goto(_prev_insn(now))
     pc = _reg("pc")
     # The instruction before is a callee's (its ret): back to the call.
     if rng and not (rng[0] <= pc < rng[1]) and _reverse_finish(quiet=True):

@@ -428,6 +428,8 @@ struct replay_smp_run {
 	struct qemu_guard *guard;
 	int status;             /* out: QEMU's exit status (-1: stopped by us) */
 	char *stop;             /* out: the stop report (stop_at), malloc'd */
+	const char *gdb_sock;   /* the plugin serves gdb here at the stop (replay_smp_hold) */
+	uint64_t gdb_end;       /* with gdb_sock: the recording's last count (0: unknown) */
 };
 /* Re-runs r's recorded command line with these outputs. 0 when QEMU exited
  * (or, with stop_at, when the stop report came); REPLAY_E_TIMEOUT,
@@ -439,6 +441,16 @@ int replay_smp_rerun(const struct replay_recording *r, struct replay_smp_run *o,
  * the instruction's 16 bytes (*have_code). */
 int replay_smp_stop(const struct replay_recording *r, uint64_t icount, struct qemu_guard *g, struct replay_regs *regs,
 		    int *vcpu, uint8_t code[16], int *have_code, char **err);
+
+/* Re-runs r to machine count icount and leaves it held there, the plugin
+ * serving gdb (tracer/gdbstub.c) on DIR/gdb.sock; the re-run's trace, serial
+ * output and QEMU's stderr go to DIR (replaced). *out owns QEMU: release it
+ * with replay_smp_release. The wait is bounded and interruptible by g. */
+int replay_smp_hold(const struct replay_recording *r, uint64_t icount, const char *dir, struct qemu_guard *g,
+		    struct qemu_proc **out, char **err);
+/* Ends a held re-run: gives the plugin 5 s to close its trace after gdb left,
+ * then stops QEMU; frees p (NULL is fine). */
+void replay_smp_release(struct qemu_proc *p);
 
 struct replay_smp_cmp {
 	int64_t same;       /* events identical from the first (kind, icount, vcpu, pc, thread, obj, a, b) */

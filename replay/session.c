@@ -85,7 +85,7 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 	}
 	if (replay_smp_is(r)) { /* several vCPUs: re-executed, not replayed (smp.c) */
 		rc = replay_set_err(err, REPLAY_E_ARG,
-				    "%s has %d vCPUs and no replay log: only verify and replay --to re-execute it "
+				    "%s has %d vCPUs and no replay log: only verify, replay --to and gdb re-execute it "
 				    "(docs/replay.md, SMP mode)", r->name, r->vcpus);
 		goto fail;
 	}

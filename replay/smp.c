@@ -127,13 +127,19 @@ static char **rerun_argv(const struct replay_recording *r, const struct replay_s
 			const char *comma = strchr(a, ','), *db = strstr(a, ",db=");
 			const char *after = db ? strchr(db + 1, ',') : NULL;
 			int so_len = o->plugin ? (int)strlen(o->plugin) : comma ? (int)(comma - a) : (int)strlen(a);
-			char stop[64] = "";
+			char stop[64] = "", *gdb = NULL;
+			int stopping = o->stop_at || o->gdb_sock;
 
-			if (o->stop_at)
+			if (stopping)
 				snprintf(stop, sizeof(stop), ",stop=%" PRIu64 ",stopfile=", o->stop_at);
-			if (asprintf(&s, "%.*s,db=%s%s%s%s", so_len, o->plugin ? o->plugin : a, o->db_path,
-				     after ? after : "", stop, o->stop_at ? o->stopfile : "") < 0)
+			if (o->gdb_sock && (o->gdb_end ? asprintf(&gdb, ",gdb=%s,gdbend=%" PRIu64, o->gdb_sock, o->gdb_end)
+						       : asprintf(&gdb, ",gdb=%s", o->gdb_sock)) < 0)
+				gdb = NULL;
+			if ((o->gdb_sock && !gdb) ||
+			    asprintf(&s, "%.*s,db=%s%s%s%s%s", so_len, o->plugin ? o->plugin : a, o->db_path,
+				     after ? after : "", stop, stopping ? o->stopfile : "", gdb ? gdb : "") < 0)
 				s = NULL;
+			free(gdb);
 		} else if (strcmp(prev, "-serial") == 0) {
 			if (asprintf(&s, "file:%s", o->serial_path) < 0)
 				s = NULL;
@@ -308,6 +314,21 @@ out:
 
 /* ------------------------------------------------------------ stopping */
 
+/* A trace and its SQLite companions. */
+static void unlink_db(const char *db)
+{
+	char *p = NULL;
+
+	unlink(db);
+	if (asprintf(&p, "%s-wal", db) >= 0)
+		unlink(p);
+	free(p);
+	p = NULL;
+	if (asprintf(&p, "%s-shm", db) >= 0)
+		unlink(p);
+	free(p);
+}
+
 static void stop_field(const char *name, uint64_t v, struct replay_regs *g)
 {
 	static const char *const gpr[] = { "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
@@ -390,16 +411,8 @@ int replay_smp_stop(const struct replay_recording *r, uint64_t icount, struct qe
 	free(run.stop);
 	free((char *)run.plugin);
 out:
-	if (db) {
-		char *p = NULL;
-		unlink(db);
-		if (asprintf(&p, "%s-wal", db) >= 0)
-			unlink(p);
-		free(p);
-		if (asprintf(&p, "%s-shm", db) >= 0)
-			unlink(p);
-		free(p);
-	}
+	if (db)
+		unlink_db(db);
 	if (serial)
 		unlink(serial);
 	if (stopfile) {
@@ -414,4 +427,87 @@ out:
 	free(serial);
 	free(stopfile);
 	return rc;
+}
+
+/* ------------------------------------------------------------ held for gdb */
+
+int replay_smp_hold(const struct replay_recording *r, uint64_t icount, const char *dir, struct qemu_guard *g,
+		    struct qemu_proc **out, char **err)
+{
+	char *db = replay_path_join(dir, "trace.db"), *serial = replay_path_join(dir, "serial.log");
+	char *stopfile = replay_path_join(dir, "stop"), *sock = replay_path_join(dir, "gdb.sock");
+	char *log = replay_path_join(dir, "qemu.log"), **argv = NULL;
+	struct replay_smp_run run = { 0 };
+	struct qemu_spawn_opts so = { .cwd = r->dir, .own_group = 1 };
+	struct qemu_proc *p = NULL;
+	int64_t t0 = replay_now_ms(), limit = (int64_t)(600 + 30 * r->wall_seconds) * 1000;
+	int rc, status;
+
+	*out = NULL;
+	if (!db || !serial || !stopfile || !sock || !log) {
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+		goto out;
+	}
+	unlink_db(db);
+	unlink(stopfile);
+	run.plugin = replay_find_file("KREWIND_PLUGIN", "tracer/libkrewind.so");
+	run.db_path = db;
+	run.serial_path = serial;
+	run.stop_at = icount;
+	run.stopfile = stopfile;
+	run.gdb_sock = sock;
+	run.gdb_end = r->icount_total;
+	so.stderr_path = log;
+	if (!(argv = rerun_argv(r, &run))) {
+		rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = qemu_spawn(argv, &so, &p, err)) < 0)
+		goto out;
+	for (;;) {
+		if (access(stopfile, F_OK) == 0) {
+			*out = p;
+			p = NULL;
+			rc = 0;
+			break;
+		}
+		if (replay_now_ms() - t0 > limit) {
+			rc = replay_set_err(err, REPLAY_E_TIMEOUT, "the re-run did not reach instruction %" PRIu64
+					    " within %.0f s", icount, (double)limit / 1000);
+			break;
+		}
+		rc = qemu_proc_wait(p, g, 100, &status);
+		if (rc == REPLAY_E_INTERRUPTED) {
+			replay_set_err(err, rc, "interrupted");
+			break;
+		}
+		if (rc == 0) {
+			rc = replay_set_err(err, REPLAY_E_QEMU, "the re-run ended (QEMU status %d) before instruction %"
+					    PRIu64 " (see %s)", status, icount, log);
+			break;
+		}
+	}
+out:
+	if (p)
+		qemu_proc_stop(p, 500);
+	qemu_proc_free(p);
+	replay_argv_free(argv);
+	free((char *)run.plugin);
+	free(db);
+	free(serial);
+	free(stopfile);
+	free(sock);
+	free(log);
+	return rc;
+}
+
+void replay_smp_release(struct qemu_proc *p)
+{
+	int status;
+
+	if (!p)
+		return;
+	if (qemu_proc_wait(p, NULL, 5000, &status) != 0)
+		qemu_proc_stop(p, 500);
+	qemu_proc_free(p);
 }

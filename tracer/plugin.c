@@ -32,6 +32,7 @@
 #include <qemu-plugin.h>
 
 #include "db/db.h"
+#include "tracer/gdbstub.h"
 #include "tracer/tracer.h"
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
@@ -160,6 +161,16 @@ static struct tracer {
 	uint64_t setup_ns, resets;
 	uint64_t locks, lock_cycles, lock_t0; /* the.lock: acquisitions, sampled hold time */
 	uint64_t tsc0, mono0;                 /* at install, to convert cycles to ns */
+	/* gdb=SOCK: the hold serves gdb (gdbstub.c), which moves the machine on */
+	const char *gdb_path;
+	uint64_t gdb_end;     /* gdbend=N: the recording's last count, a hold there is its end */
+	int gdb_armed;        /* held once: gdb's step and breakpoints are checked */
+	int step_vcpu;        /* stepping this vCPU to its next instruction, -1 if not */
+	int cur_vcpu;         /* who runs the current block, -1 before the first */
+	uint64_t *last_ic;    /* per vCPU: the count of its last instruction before it was switched out */
+	uint64_t *resumed_at; /* per vCPU: the count it was switched in at */
+	uint64_t *out_pc;     /* per vCPU: the pc of its last instruction before it was switched out */
+	uint64_t last_pc;     /* the pc of the machine's last instruction */
 } the;
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
@@ -409,14 +420,13 @@ static unsigned identify(unsigned baked, uint64_t pc, int learn)
  * thread for all vCPUs that freezes the whole machine at that instruction,
  * virtual time included. When the reader deletes the file (or after 10
  * minutes) the trace is closed, complete up to the stop, and QEMU ends.
+ * With gdb=SOCK the hold serves gdb instead (below).
  */
-static void hold(unsigned baked, uint64_t pc)
+static void report(unsigned vcpu, uint64_t pc)
 {
-	unsigned vcpu = identify(baked, pc, 0);
 	gchar *tmp = g_strconcat(the.stopfile, ".tmp", NULL);
 	FILE *f = fopen(tmp, "w");
 	guint i;
-	int waited;
 
 	if (f) {
 		fprintf(f, "icount %" PRIu64 "\nvcpu %u\npc 0x%" PRIx64 "\n", the.gcount, vcpu, pc);
@@ -438,23 +448,97 @@ static void hold(unsigned baked, uint64_t pc)
 			rename(tmp, the.stopfile);
 	}
 	g_free(tmp);
-	for (waited = 0; waited < 60000 && access(the.stopfile, F_OK) == 0; waited++)
-		g_usleep(10000);
-	on_exit_cb(the.id, NULL); /* the trace up to here, complete */
-	_exit(0);
 }
 
+/*
+ * gdb=SOCK: who runs a block is noted at its first instruction (a vCPU
+ * switch happens only between blocks), with who(): identify() without its
+ * learning, which could retranslate and so differ from the recorded run.
+ * That gives the count of each vCPU's previous instruction (reverse-stepi)
+ * and the vCPU a step waits for.
+ */
+static unsigned who(unsigned baked)
+{
+	struct vcpu *any = &the.vcpus[0];
+	int w;
+
+	if ((w = gs_owner(id_reg(any->gs_base))) >= 0 || (w = gs_owner(id_reg(any->kgs_base))) >= 0)
+		return (unsigned)w;
+	return baked < (unsigned)the.nvcpus ? baked : 0;
+}
+
+static void on_gdb_block(unsigned int vcpu, void *udata)
+{
+	int v = (int)who(vcpu);
+
+	(void)udata;
+	if (v != the.cur_vcpu) {
+		if (the.cur_vcpu >= 0) {
+			the.last_ic[the.cur_vcpu] = the.gcount - 1;
+			the.out_pc[the.cur_vcpu] = the.last_pc;
+		}
+		the.resumed_at[v] = the.gcount;
+		the.cur_vcpu = v;
+	}
+}
+
+static void hold(unsigned baked, uint64_t pc, int signal)
+{
+	unsigned vcpu = the.gdb_path ? who(baked) : identify(baked, pc, 0);
+	struct gdbstub_stop st = { .vcpu = (int)vcpu, .nvcpus = the.nvcpus, .pc = pc, .icount = the.gcount,
+	                           .signal = signal, .out_pc = the.out_pc, .out_ic = the.last_ic };
+	struct gdbstub_resume r;
+	int waited;
+
+	if (!the.gdb_armed)
+		report(vcpu, pc);
+	if (!the.gdb_path) {
+		for (waited = 0; waited < 60000 && access(the.stopfile, F_OK) == 0; waited++)
+			g_usleep(10000);
+		on_exit_cb(the.id, NULL); /* the trace up to here, complete */
+		_exit(0);
+	}
+	st.prev = (int)vcpu == the.cur_vcpu && the.gcount > the.resumed_at[vcpu] ? the.gcount - 1
+	                                                                        : the.last_ic[vcpu];
+	gdbstub_serve(&st, &r);
+	if (r.action == GDBSTUB_END) {
+		on_exit_cb(the.id, NULL);
+		_exit(0);
+	}
+	the.gdb_armed = 1;
+	the.stop_at = r.action == GDBSTUB_CONTINUE ? r.until : UINT64_MAX;
+	the.step_vcpu = r.action == GDBSTUB_STEP ? r.vcpu : -1;
+}
+
+/* Before each instruction of a stopping run: hold here? */
+static void maybe_hold(unsigned baked, uint64_t pc)
+{
+	the.last_pc = pc; /* the machine's last instruction, when on_gdb_block reads it */
+	if (the.gcount == the.stop_at)
+		hold(baked, pc, the.gdb_armed && the.gcount == the.gdb_end ? 3 : 5);
+	else if (!the.gdb_armed)
+		return;
+	else if (the.gcount == the.gdb_end)
+		hold(baked, pc, 3);
+	else if (the.step_vcpu >= 0 ? the.cur_vcpu == the.step_vcpu : gdbstub_breakpoint(pc))
+		hold(baked, pc, 5);
+	else if ((the.gcount & 0xfffff) == 0 && the.step_vcpu < 0 && gdbstub_interrupted())
+		hold(baked, pc, 2);
+}
+
+/* Serial mode: counts an instruction without a site; the first one of a
+ * block also learns who runs it when the block is fresh. */
 static void on_count(unsigned int vcpu, void *udata)
 {
-	if (the.stopping && the.gcount == the.stop_at)
-		hold(vcpu, GPOINTER_TO_SIZE(udata));
+	if (the.stopping)
+		maybe_hold(vcpu, GPOINTER_TO_SIZE(udata));
 	the.gcount++;
 }
 
 static void on_block(unsigned int vcpu, void *udata)
 {
-	if (the.stopping && the.gcount == the.stop_at)
-		hold(vcpu, GPOINTER_TO_SIZE(udata));
+	if (the.stopping)
+		maybe_hold(vcpu, GPOINTER_TO_SIZE(udata));
 	if (the.fresh && GPOINTER_TO_SIZE(udata) == the.fresh_pc)
 		identify(vcpu, the.fresh_pc, 1);
 	the.gcount++;
@@ -1332,8 +1416,8 @@ static void on_site(unsigned int vcpu, void *udata)
 			c->cb_cycles += cycles() - t0;
 		return;
 	}
-	if (the.stopping && the.gcount == the.stop_at)
-		hold(vcpu, s->pc);
+	if (the.stopping)
+		maybe_hold(vcpu, s->pc);
 	site(identify(vcpu, s->pc, 1), s);
 	the.gcount++; /* after: the site saw the count of the instructions before it */
 	if (t0)
@@ -1426,6 +1510,8 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		gpointer hv;
 
 		insn_classify(the.dec, code, len, pc, &ii);
+		if (the.gdb_path && i == 0) /* first: the count callbacks below may hold */
+			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_gdb_block, QEMU_PLUGIN_CB_R_REGS, NULL);
 		/* an interrupt always starts a new TB at its handler */
 		if (i == 0 && (hv = g_hash_table_lookup(the.handlers, GSIZE_TO_POINTER(pc)))) {
 			roles |= ROLE_TRAP;
@@ -1721,6 +1807,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
                                            char **argv)
 {
 	const char *db = NULL, *probe_path = NULL, *symbols = NULL, *queue_arg = NULL, *stop = NULL, *stopfile = NULL;
+	const char *gdb = NULL, *gdbend = NULL;
 	char *err = NULL, *end;
 	unsigned long queue = 0;
 	int i, rc = 0;
@@ -1742,9 +1829,13 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			slot = &stop;
 		else if (klen == 8 && strncmp(argv[i], "stopfile", 8) == 0)
 			slot = &stopfile;
+		else if (klen == 3 && strncmp(argv[i], "gdb", 3) == 0)
+			slot = &gdb;
+		else if (klen == 6 && strncmp(argv[i], "gdbend", 6) == 0)
+			slot = &gdbend;
 		if (!slot) {
 			fprintf(stderr,
-			        "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=, queue=, stop=, stopfile=)\n",
+			        "krewind: error: unknown plugin argument '%s' (db=, probe=, symbols=, queue=, stop=, stopfile=, gdb=, gdbend=)\n",
 			        argv[i]);
 			return -1;
 		}
@@ -1784,6 +1875,21 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		the.stopping = 1;
 		the.stopfile = stopfile;
 	}
+	if ((gdb || gdbend) && !stop) {
+		fprintf(stderr, "krewind: error: gdb= and gdbend= need stop=\n");
+		return -1;
+	}
+	the.gdb_end = UINT64_MAX;
+	if (gdbend) {
+		the.gdb_end = strtoull(gdbend, &end, 0);
+		if (*end) {
+			fprintf(stderr, "krewind: error: gdbend=%s is not an instruction count\n", gdbend);
+			return -1;
+		}
+	}
+	if (gdb && gdbstub_listen(gdb) < 0)
+		return -1;
+	the.gdb_path = gdb;
 	if (!info->system_emulation) {
 		fprintf(stderr, "krewind: error: the plugin needs full-system emulation\n");
 		return -1;
@@ -1806,6 +1912,13 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	the.apic_base = XAPIC_DEFAULT_BASE;
 	the.nvcpus = info->system.max_vcpus > 0 ? info->system.max_vcpus : 1;
 	the.vcpus = g_new0(struct vcpu, the.nvcpus);
+	the.last_ic = g_new(uint64_t, the.nvcpus);
+	the.resumed_at = g_new0(uint64_t, the.nvcpus);
+	the.out_pc = g_new0(uint64_t, the.nvcpus);
+	for (i = 0; i < the.nvcpus; i++)
+		the.last_ic[i] = UINT64_MAX;
+	the.cur_vcpu = -1;
+	the.step_vcpu = -1;
 	the.serial = serial_mode(the.nvcpus);
 	if (the.stopping && !the.serial) {
 		fprintf(stderr, "krewind: error: stop= needs several vCPUs under -icount\n");
