@@ -9,14 +9,8 @@
 # switch and verifies; the user's images are left untouched. A chain
 # krewind cannot rewrite is exit 2 with nothing left behind.
 source "$(dirname "$0")/lib.sh"
-K=$BUILD/krewind
-IMG=build/tests/hobby/disk.img
-ELF=build/tests/hobby/hobby.elf
-PROBE=probes/hobby.probe
+source "$(dirname "$0")/../hobby/lib.sh"
 [ -e "$K" ] && [ -e "$IMG" ] && [ -e "$ELF" ] || { skip "boot disks" "the hobby kernel is not built"; done_testing; }
-export KREWIND_TRACES=$TMP/traces
-q() { "$@" >/dev/null 2>&1; }
-sql() { $K sql "$1" "$2" --json 2>/dev/null | jq -r '.rows[] | join(" ")'; }
 before=$(sha256sum "$IMG" | cut -d' ' -f1)
 qemu-img convert -O qcow2 "$IMG" "$TMP/disk.qcow2"
 qbefore=$(sha256sum "$TMP/disk.qcow2" | cut -d' ' -f1)
@@ -24,20 +18,14 @@ qbefore=$(sha256sum "$TMP/disk.qcow2" | cut -d' ' -f1)
 # records NAME REC ARGS...: records the hobby disk given by ARGS; it passed,
 # has no finding, replays to its last switch and verifies.
 records() {
-	local name=$1 rec=$2 last
+	local name=$1 rec=$2
 	shift 2
 	$K record -q --symbols "$ELF" --probe "$PROBE" -o "$rec" "$@" >"$rec.out" 2>&1
 	check "$name: recorded, outcome pass" [ "$(jq -r .outcome "$rec/manifest.json" 2>/dev/null)" = pass ]
 	check "$name: ran to its end" grep -q "hobby: done, shared=40" "$rec/serial.log"
 	check "$name: one blkreplay node over the overlay" \
 		q jq -e '[.qemu_args[] | select(test("driver=blkreplay"))] | length == 1' "$rec/manifest.json"
-	$K check "$rec" >"$rec.check" 2>&1
-	check "$name: check: no findings" [ $? -eq 0 ] && grep -q "^no findings" "$rec.check"
-	last=$(sql "$rec" "SELECT max(id) FROM events WHERE kind = 'switch'")
-	timeout 300 $K replay "$rec" --to "$last" >"$rec.replay" 2>&1
-	check "$name: replay --to the last switch ($last) arrives" [ $? -eq 0 ] && grep -q "before event $last" "$rec.replay"
-	timeout 300 $K verify "$rec" >"$rec.verify" 2>&1
-	check "$name: verify: deterministic" [ $? -eq 0 ] && grep -q "deterministic" "$rec.verify"
+	hobby_replays "$name" "$rec"
 }
 # the guest's result sector (LBA 201) as the recording's overlay holds it
 result() { qemu-img convert -O raw "$1/disk0.qcow2" "$TMP/after.raw" && dd if="$TMP/after.raw" bs=512 skip=201 count=1 status=none | tr -d '\0'; }

@@ -12,32 +12,21 @@
 # images are left untouched. A planted AB-BA given on the command line is
 # found.
 source "$(dirname "$0")/lib.sh"
-K=$BUILD/krewind
-ELF=build/tests/hobby/hobby.elf
+source "$(dirname "$0")/../hobby/lib.sh"
 ISO=build/tests/hobby/grub.iso
-PROBE=probes/hobby.probe
 [ -e "$K" ] && [ -e "$ELF" ] || { skip "boot paths" "the hobby kernel is not built"; done_testing; }
-export KREWIND_TRACES=$TMP/traces
-q() { "$@" >/dev/null 2>&1; }
-sql() { $K sql "$1" "$2" --json 2>/dev/null | jq -r '.rows[] | join(" ")'; }
 
 # boots NAME REC LOADER: the run passed, says LOADER booted it, has the
 # hobby kernel's threads, no finding, replays to its last switch and
 # verifies.
 boots() {
-	local name=$1 rec=$2 loader=$3 last
+	local name=$1 rec=$2 loader=$3
 	check "$name: recorded, outcome pass" [ "$(jq -r .outcome "$rec/manifest.json" 2>/dev/null)" = pass ]
 	check "$name: booted by $loader" grep -q "^hobby: booted by $loader\$" "$rec/serial.log"
 	check "$name: ran to its end" grep -q "hobby: done, shared=40" "$rec/serial.log"
 	check "$name: the probe names the switches" \
 		[ "$(sql "$rec" "SELECT count(DISTINCT t.name) FROM events e JOIN threads t ON t.addr = e.b WHERE e.kind = 'switch'")" = 3 ]
-	$K check "$rec" >"$rec.check" 2>&1
-	check "$name: check: no findings" [ $? -eq 0 ] && grep -q "^no findings" "$rec.check"
-	last=$(sql "$rec" "SELECT max(id) FROM events WHERE kind = 'switch'")
-	timeout 300 $K replay "$rec" --to "$last" >"$rec.replay" 2>&1
-	check "$name: replay --to the last switch ($last) arrives" [ $? -eq 0 ] && grep -q "before event $last" "$rec.replay"
-	timeout 300 $K verify "$rec" >"$rec.verify" 2>&1
-	check "$name: verify: deterministic" [ $? -eq 0 ] && grep -q "deterministic" "$rec.verify"
+	hobby_replays "$name" "$rec"
 }
 
 # Multiboot (v1) by QEMU's -kernel

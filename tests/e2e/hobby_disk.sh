@@ -12,14 +12,8 @@
 # own words and leave nothing behind (user -blockdev chains and q35's AHCI:
 # boot_disks.sh).
 source "$(dirname "$0")/lib.sh"
-K=$BUILD/krewind
-IMG=build/tests/hobby/disk.img
-ELF=build/tests/hobby/hobby.elf
-PROBE=probes/hobby.probe
+source "$(dirname "$0")/../hobby/lib.sh"
 [ -e "$K" ] && [ -e "$IMG" ] && [ -e "$ELF" ] || { skip "hobby kernel" "not built"; done_testing; }
-export KREWIND_TRACES=$TMP/traces
-q() { "$@" >/dev/null 2>&1; }
-sql() { $K sql "$1" "$2" --json 2>/dev/null | jq -r '.rows[] | join(" ")'; }
 before=$(sha256sum "$IMG" | cut -d' ' -f1)
 
 rec=$TMP/clean
