@@ -403,6 +403,16 @@ static void monitor(GString *out, const char *hex, const struct gdbstub_stop *s)
 
 /* ------------------------------------------------------------ serving */
 
+/* A continue (c, or vCont;c): to a breakpoint or to the count `monitor goto`
+ * set, which is used once. */
+static void resume_continue(struct gdbstub_resume *r)
+{
+	r->action = GDBSTUB_CONTINUE;
+	r->until = gs.until;
+	r->ignore_bps = gs.ignore_bps;
+	gs.until = UINT64_MAX;
+}
+
 static int accept_gdb(void)
 {
 	struct pollfd p = { .fd = gs.lfd, .events = POLLIN };
@@ -525,12 +535,8 @@ void gdbstub_serve(const struct gdbstub_stop *s, struct gdbstub_resume *r)
 				t = colon ? strtol(colon, NULL, 16) : 0;
 				r->action = GDBSTUB_STEP;
 				r->vcpu = t >= 1 && t <= s->nvcpus ? (int)t - 1 : s->vcpu;
-			} else {
-				r->action = GDBSTUB_CONTINUE;
-				r->until = gs.until;
-				r->ignore_bps = gs.ignore_bps;
-				gs.until = UINT64_MAX;
-			}
+			} else
+				resume_continue(r);
 			gs.resumed = 1;
 			break;
 		} else if (p[0] == 's' || p[0] == 'S') {
@@ -539,10 +545,7 @@ void gdbstub_serve(const struct gdbstub_stop *s, struct gdbstub_resume *r)
 			gs.resumed = 1;
 			break;
 		} else if (p[0] == 'c' || p[0] == 'C') {
-			r->action = GDBSTUB_CONTINUE;
-			r->until = gs.until;
-			r->ignore_bps = gs.ignore_bps;
-			gs.until = UINT64_MAX;
+			resume_continue(r);
 			gs.resumed = 1;
 			break;
 		} else if (p[0] == 'D') {
