@@ -4,9 +4,9 @@
 # (scripts/linux-subject.sh), generates its probe with `krewind probe linux`,
 # records a boot that runs a workload and powers off, and asserts on the
 # recording: outcome, events of every kind the probe promises, symbols, thread
-# names, size, inputs and `krewind pack`; then a panic and a reset.
-# Assertions that wait for another part of the work (tracer fixes, analysis)
-# are TAP "# TODO" known failures.
+# names, size, inputs, `verify` (also on a copy with a tail after the
+# replay's end, and with an event changed) and `krewind pack`; then a panic
+# and a reset.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../linux/lib.sh"
 
