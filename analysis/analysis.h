@@ -234,13 +234,6 @@ void analysis_free(struct analysis *a);
  * symbol), db_lock_name and db_thread_name. *out is owned by the caller. */
 int analysis_run(struct db_reader *r, struct analysis_report **out, char **err);
 
-/* analysis_run telling progress (fn may be NULL): fn(ctx, n, 0) every 4096
- * events read, fn(ctx, n, 1) once when all n are read and the findings are
- * being built. */
-typedef void analysis_progress_fn(void *ctx, uint64_t events_read, int finishing);
-int analysis_run_progress(struct db_reader *r, analysis_progress_fn *fn, void *ctx, struct analysis_report **out,
-			  char **err);
-
 /* ---------------------------------------------------------------- rendering */
 
 /*

@@ -44,12 +44,6 @@ static char *r_symbolize(void *ctx, uint64_t pc, char *buf, size_t size)
 
 int analysis_run(struct db_reader *r, struct analysis_report **out, char **err)
 {
-	return analysis_run_progress(r, NULL, NULL, out, err);
-}
-
-int analysis_run_progress(struct db_reader *r, analysis_progress_fn *fn, void *ctx, struct analysis_report **out,
-			  char **err)
-{
 	if (!r || !out) {
 		if (err)
 			*err = strdup("analysis_run: bad argument");
@@ -78,13 +72,10 @@ int analysis_run_progress(struct db_reader *r, analysis_progress_fn *fn, void *c
 	}
 	struct db_event ev;
 	const char *text;
-	uint64_t done = 0;
 	int got;
 	while ((got = db_cursor_next(c, &ev, &text)) == 1) {
 		if ((rc = analysis_feed_text(a, &ev, text)) != 0)
 			break;
-		if ((++done & 4095) == 0 && fn)
-			fn(ctx, done, 0);
 	}
 	if (got < 0) {
 		rc = ANALYSIS_E_DB;
@@ -97,8 +88,6 @@ int analysis_run_progress(struct db_reader *r, analysis_progress_fn *fn, void *c
 							     : "events out of order in the trace");
 		goto out;
 	}
-	if (fn)
-		fn(ctx, done, 1);
 	rc = analysis_finish(a, db_meta(r, "outcome"), out, err);
 	/* The writer records events_total when it closes the trace. */
 	if (rc == ANALYSIS_OK) {
