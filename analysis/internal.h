@@ -98,6 +98,8 @@ struct lock_class {
 	char *name;
 	int sleeping;             /* a class of sleeping locks: never the same class as a spinlock
 	                             of the same name (a semaphore and its own spinlock) */
+	int by_caller;            /* named by the call site of a first acquisition (lock@), not
+	                             by a symbol or an init site: a guess at the real class */
 	struct usage use[N_VIEWS][N_USAGE];
 	uint64_t self_nested;     /* instances of it nested in each other (without subclass) */
 	struct site self_outer, self_inner; /* the first such nesting */

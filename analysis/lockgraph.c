@@ -15,6 +15,10 @@
  *    reads: a recursive read acquisition does not wait while readers hold
  *    the lock, so a cycle that enters a class by a recursive read and leaves
  *    it from a shared hold is not a deadlock (lockdep's "strong path" rule).
+ *    A cycle through classes that are all guesses (named by the caller that
+ *    first took one of their locks: no symbol, no init seen) is a note: a
+ *    parent and a child of one real class, nested in a fixed order, would
+ *    form one.
  *    A rwlock read (DB_LF_READ) is recursive in interrupt context only, as
  *    lockdep has it for queued rwlocks (in process context a reader queues
  *    behind a waiting writer); rwsem reads are never recursive.
@@ -45,7 +49,10 @@ uint32_t held_class(struct analysis *a, const struct lock *l, const struct db_ev
 		return l->cls;
 	char name[300];
 	snprintf(name, sizeof(name), "%s/%d", class_name(a, l->cls), sub);
-	return class_intern(a, name, a->classes[l->cls].sleeping);
+	uint32_t cls = class_intern(a, name, a->classes[l->cls].sleeping);
+	if (!a->error)
+		a->classes[cls].by_caller = a->classes[l->cls].by_caller;
+	return cls;
 }
 
 void held_remove(struct thread *t, uint32_t lock)
@@ -518,8 +525,13 @@ static struct analysis_finding *report_cycle(struct analysis *a, const uint32_t 
 		return f;
 	f->count = 1;
 	size_t len = 1;
-	for (size_t i = 0; i < n; i++)
+	int guessed = 1;
+	for (size_t i = 0; i < n; i++) {
 		len += strlen(class_name(a, a->edges[cyc[i]].from)) + 4;
+		guessed &= a->classes[a->edges[cyc[i]].from].by_caller;
+	}
+	if (guessed)
+		f->severity = ANALYSIS_SEV_NOTE;
 	char *chain = malloc(len + strlen(class_name(a, a->edges[cyc[r]].from)) + 1);
 	if (!chain) {
 		fail(a, ANALYSIS_E_NOMEM);
@@ -541,15 +553,22 @@ static struct analysis_finding *report_cycle(struct analysis *a, const uint32_t 
 	}
 	strcat(chain, class_name(a, a->edges[cyc[r]].from));
 	finding_target(f, &a->edges[cyc[last]].acq);
-	finding_title(a, f, "possible circular locking dependency: %s", chain);
+	finding_title(a, f, "possible circular locking dependency: %s%s", chain,
+		      guessed ? " (not proven: classes named by their first callers, no init seen)" : "");
 	finding_explain(a, f,
 			"The lock classes %s are acquired in orders that form a cycle: each step above took the "
 			"second lock while holding the first. When these paths run at the same time each waits for "
 			"a lock the next one holds and they deadlock, even if this run did not (lockdep's 'possible "
 			"circular locking dependency'). Pick one order for these locks and take them in that order "
 			"on every path. count says how many other cycles through the same dependencies (variants "
-			"of this inversion) the graph holds.",
-			chain);
+			"of this inversion) the graph holds.%s",
+			chain,
+			guessed ? " None of these locks has a symbol or was seen initialised, so each class is only "
+				  "the call site that first took one of its locks: one real class can be split in two "
+				  "(a parent and a child object of one kind, nested in a fixed order, look like an "
+				  "inversion) and unrelated locks taken at one site merged. Declare the kernel's lock "
+				  "init function in the probe (lock-init) to name the classes by init site."
+				: "");
 	free(chain);
 	return f;
 }

@@ -207,15 +207,20 @@ static uint32_t class_for(struct analysis *a, uint64_t addr, int sleeping, const
 {
 	const char *n = static_name(a, addr, prefix && strcmp(prefix, "init") == 0);
 	char buf[300], where[256];
+	int by_caller = 0;
 	if (!n && prefix && s && (s->caller || s->pc)) {
 		snprintf(buf, sizeof(buf), "%s@%s", prefix, where_of(a, s, where, sizeof(where)));
 		n = buf;
+		by_caller = strcmp(prefix, "lock") == 0;
 	}
 	if (!n) {
 		snprintf(buf, sizeof(buf), "0x%" PRIx64, addr);
 		n = buf;
 	}
-	return class_intern(a, n, sleeping);
+	uint32_t cls = class_intern(a, n, sleeping);
+	if (by_caller && !a->error)
+		a->classes[cls].by_caller = 1;
+	return cls;
 }
 
 int lock_find(const struct analysis *a, uint64_t addr, int sleeping, uint32_t *idx)
