@@ -230,9 +230,15 @@ void analysis_free(struct analysis *a);
 /* ----------------------------------------------------------------- one call */
 
 /* Runs every check over the trace open in r (outcome from db_meta(r,
- * "outcome")), naming with db_symbolize (code, and locks by their static
- * symbol), db_lock_name and db_thread_name. *out is owned by the caller. */
+ * "outcome")), naming with db_symbolize (code), db_lock_class (locks by their
+ * static symbol), db_lock_name and db_thread_name. *out is owned by the
+ * caller. Every command that numbers findings (check, report, replay --to
+ * finding:N) goes through here, so finding N is the same finding in each. */
 int analysis_run(struct db_reader *r, struct analysis_report **out, char **err);
+/* The same, calling progress(ctx, events read so far, 0) every 4096 events
+ * and progress(ctx, all events, 1) before the report is built. */
+int analysis_run_progress(struct db_reader *r, void (*progress)(void *ctx, uint64_t events, int read_all), void *ctx,
+			  struct analysis_report **out, char **err);
 
 /* ---------------------------------------------------------------- rendering */
 

@@ -8,41 +8,41 @@
 
 #include "analysis/internal.h"
 
-/* A lock's static identity is its symbol (+ offset inside it): in memory,
- * from the recorded symbols. (db_lock_class would ask SQLite per address;
- * init sites and callers are the analysis's own business, state.c.) */
-struct run_names {
-	struct db_reader *r;
-	char buf[512];
-};
-
+/* A lock's static identity is what db_lock_class says: its symbol (+ offset
+ * inside it) from the recorded symbols, or "alloc@site"/"0x.." for the
+ * analysis to class by init site or first caller (state.c). */
 static const char *r_lock_class(void *ctx, uint64_t lock)
 {
-	struct run_names *n = ctx;
-	return db_symbolize(n->r, lock, n->buf, sizeof(n->buf));
+	return db_lock_class(ctx, lock);
 }
 
 static const char *r_lock_name(void *ctx, uint64_t lock)
 {
-	return db_lock_name(((struct run_names *)ctx)->r, lock);
+	return db_lock_name(ctx, lock);
 }
 
 static const char *r_thread_name(void *ctx, uint64_t thread)
 {
-	return db_thread_name(((struct run_names *)ctx)->r, thread);
+	return db_thread_name(ctx, thread);
 }
 
 static const char *r_thread_name_tid(void *ctx, uint64_t thread, int32_t tid)
 {
-	return db_thread_name_tid(((struct run_names *)ctx)->r, thread, tid);
+	return db_thread_name_tid(ctx, thread, tid);
 }
 
 static char *r_symbolize(void *ctx, uint64_t pc, char *buf, size_t size)
 {
-	return db_symbolize(((struct run_names *)ctx)->r, pc, buf, size);
+	return db_symbolize(ctx, pc, buf, size);
 }
 
 int analysis_run(struct db_reader *r, struct analysis_report **out, char **err)
+{
+	return analysis_run_progress(r, NULL, NULL, out, err);
+}
+
+int analysis_run_progress(struct db_reader *r, void (*progress)(void *ctx, uint64_t events, int read_all), void *ctx,
+			  struct analysis_report **out, char **err)
 {
 	if (!r || !out) {
 		if (err)
@@ -50,9 +50,8 @@ int analysis_run(struct db_reader *r, struct analysis_report **out, char **err)
 		return ANALYSIS_E_ARG;
 	}
 	*out = NULL;
-	struct run_names rn = {.r = r};
 	struct analysis_names names = {
-		.ctx = &rn,
+		.ctx = r,
 		.lock_class = r_lock_class,
 		.lock_name = r_lock_name,
 		.thread_name = r_thread_name,
@@ -72,11 +71,16 @@ int analysis_run(struct db_reader *r, struct analysis_report **out, char **err)
 	}
 	struct db_event ev;
 	const char *text;
+	uint64_t done = 0;
 	int got;
 	while ((got = db_cursor_next(c, &ev, &text)) == 1) {
 		if ((rc = analysis_feed_text(a, &ev, text)) != 0)
 			break;
+		if (progress && (++done & 4095) == 0)
+			progress(ctx, done, 0);
 	}
+	if (progress && got == 0 && !rc)
+		progress(ctx, done, 1);
 	if (got < 0) {
 		rc = ANALYSIS_E_DB;
 		dberr = strdup("reading the trace's events failed (corrupt or truncated trace?)");

@@ -181,94 +181,30 @@ static void print_text(const struct analysis_report *rep, const char *spec, cons
 	       rep->outcome && *rep->outcome ? rep->outcome : "unknown", rep->hung ? ", hung" : "");
 }
 
-/* Naming through the reader, as analysis_run does. */
-static const char *r_lock_class(void *ctx, uint64_t lock)
+struct check_progress {
+	struct cli_progress *pr;
+	uint64_t total;
+};
+
+static void check_progress(void *ctx, uint64_t done, int read_all)
 {
-	return db_lock_class(ctx, lock);
+	struct check_progress *p = ctx;
+	if (read_all)
+		cli_progress_note(p->pr, "%" PRIu64 " events read, building the report", done);
+	else
+		cli_progress_update(p->pr, done, p->total, "events");
 }
 
-static const char *r_lock_name(void *ctx, uint64_t lock)
-{
-	return db_lock_name(ctx, lock);
-}
-
-static const char *r_thread_name(void *ctx, uint64_t thread)
-{
-	return db_thread_name(ctx, thread);
-}
-
-static const char *r_thread_name_tid(void *ctx, uint64_t thread, int32_t tid)
-{
-	return db_thread_name_tid(ctx, thread, tid);
-}
-
-static char *r_symbolize(void *ctx, uint64_t pc, char *buf, size_t size)
-{
-	return db_symbolize(ctx, pc, buf, size);
-}
-
-/* analysis_run with a progress line: the same stream through the analysis's
- * streaming core (analysis_new/feed/finish), counting events against the
- * trace's total. Returns an ANALYSIS_ code; *err set on failure. */
+/* analysis_run with a progress line counting events against the trace's
+ * total. Returns an ANALYSIS_ code; *err set on failure. */
 static int run_checks(struct db_reader *db, int quiet, struct analysis_report **out, char **err)
 {
-	struct analysis_names names = {
-		.ctx = db,
-		.lock_class = r_lock_class,
-		.lock_name = r_lock_name,
-		.thread_name = r_thread_name,
-		.thread_name_tid = r_thread_name_tid,
-		.symbolize = r_symbolize,
-	};
-	struct cli_progress *pr = cli_progress_start("check", quiet);
 	int64_t counts[DB_KIND_MAX + 1] = {0};
-	struct analysis *a = NULL;
-	struct db_cursor *c = NULL;
-	struct db_filter f = {0};
-	struct db_event ev;
-	const char *text;
-	uint64_t done = 0;
-	int rc, got;
-
-	if (pr && db_count_by_kind(db, counts, NULL) != DB_OK)
-		counts[0] = 0;
-	if ((rc = analysis_new(&names, &a, err)) != ANALYSIS_OK)
-		goto out;
-	if (db_cursor_open(db, &f, &c, err) != DB_OK) {
-		rc = ANALYSIS_E_DB;
-		goto out;
-	}
-	while ((got = db_cursor_next(c, &ev, &text)) == 1) {
-		if ((rc = analysis_feed_text(a, &ev, text)) != ANALYSIS_OK)
-			break;
-		if ((++done & 4095) == 0)
-			cli_progress_update(pr, done, (uint64_t)counts[0], "events");
-	}
-	if (got < 0) {
-		rc = ANALYSIS_E_DB;
-		*err = strdup("reading the trace's events failed (corrupt or truncated trace?)");
-		goto out;
-	}
-	if (rc != ANALYSIS_OK) {
-		*err = strdup(rc == ANALYSIS_E_NOMEM ? "out of memory while analysing the trace"
-						     : "events out of order in the trace");
-		goto out;
-	}
-	cli_progress_note(pr, "%" PRIu64 " events read, building the report", done);
-	rc = analysis_finish(a, db_meta(db, "outcome"), out, err);
-	/* The writer records events_total when it closes the trace. */
-	if (rc == ANALYSIS_OK) {
-		const char *dropped = db_meta(db, "dropped");
-		uint64_t n = dropped ? strtoull(dropped, NULL, 10) : 0;
-		(*out)->cut = db_meta(db, "events_total") == NULL;
-		if (n > (*out)->dropped)
-			(*out)->dropped = n;
-	}
-out:
-	cli_progress_end(pr);
-	if (c)
-		db_cursor_close(c);
-	analysis_free(a);
+	struct check_progress p = {cli_progress_start("check", quiet), 0};
+	if (p.pr && db_count_by_kind(db, counts, NULL) == DB_OK)
+		p.total = (uint64_t)counts[0];
+	int rc = analysis_run_progress(db, p.pr ? check_progress : NULL, &p, out, err);
+	cli_progress_end(p.pr);
 	return rc;
 }
 
