@@ -9,10 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../linux/lib.sh"
 
-linux_subject || done_testing
-probe=$TMP/linux.probe
-build/krewind probe linux "$LINUX_VMLINUX" -o "$probe"
-linux_probe_for_parser "$probe"
+linux_setup
 
 # has_finding REC KINDS THREAD: a finding of a kind matching the regex KINDS
 # that names a thread starting with THREAD.

@@ -9,10 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../linux/lib.sh"
 
-linux_subject || done_testing
-probe=$TMP/linux.probe
-build/krewind probe linux "$LINUX_VMLINUX" -o "$probe"
-linux_probe_for_parser "$probe"
+linux_setup
 rec=$TMP/boot
 linux_record "$rec" ""
 check "record: exit 0" [ "$REC_RC" -eq 0 ]

@@ -17,10 +17,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../linux/lib.sh"
 
-linux_subject || done_testing
-probe=$TMP/linux.probe
-build/krewind probe linux "$LINUX_VMLINUX" -o "$probe" 2>/dev/null
-linux_probe_for_parser "$probe"
+linux_setup
 
 # --- refused before QEMU starts
 build/krewind record -q --smp 2 --kernel "$LINUX_VMLINUZ" -o "$TMP/disk" -- -drive file=/dev/null,format=raw \

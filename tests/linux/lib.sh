@@ -3,6 +3,8 @@
 # its probe and one recorded boot; todo, a known failure that stays visible.
 #
 #   linux_subject               fetch/build (scripts/linux-subject.sh); sets LINUX_*
+#   linux_setup                 linux_subject (else done_testing), then the probe
+#                               `krewind probe linux` writes for it: sets PROBE
 #   linux_probe_for_parser P    PROBE=P if the tracer's parser reads it, else
 #                               the --schema 1 probe (and a TODO line saying so)
 #   linux_probe_kinds P         the event kinds P's probes record
@@ -28,6 +30,12 @@ linux_subject() {
 	fi
 	eval "$env"
 	ok "Linux subject $LINUX_KVER: vmlinuz, vmlinux, headers, initramfs"
+}
+
+linux_setup() {
+	linux_subject || done_testing
+	build/krewind probe linux "$LINUX_VMLINUX" -o "$TMP/linux.probe" 2>"$TMP/probe-linux.err"
+	linux_probe_for_parser "$TMP/linux.probe"
 }
 
 linux_probe_for_parser() {
