@@ -89,9 +89,11 @@ struct usage {
 	struct site site; /* where that level was first seen */
 };
 
-/* Two instances of one class nested: outer held when inner was asked for. */
+/* Two instances of one class nested: outer held when inner was asked for,
+ * each in its generation then (struct lock's gen). */
 struct nesting {
 	struct site outer, inner;
+	uint32_t outer_gen, inner_gen;
 };
 
 struct lock_class {
@@ -118,6 +120,8 @@ struct lock {
 	uint8_t owned;            /* ownership is checked on release (not sem, not shared) */
 	uint8_t inited;           /* a lock_init named its class */
 	uint8_t acquired_once;    /* the trace showed an acquisition of it */
+	uint32_t gen;             /* instance generation: every lock_init of the address starts a
+	                             new one (freed memory reused by another object) */
 	uint32_t holder;          /* exclusive holder: thread index + 1, 0 = none */
 	uint32_t readers;         /* shared holders */
 	uint32_t depth;           /* mutex recursion count */

@@ -161,7 +161,9 @@ static void instance_inversion(struct analysis *a, struct thread *t, uint32_t cl
 }
 
 /* Remembers that h's instance was held when s's instance of the same class
- * was asked for. */
+ * was asked for. A nesting of an older generation at the same addresses
+ * (the memory re-initialised since: another object) is replaced, and only
+ * the other order between these very instances is an inversion. */
 static void note_nesting(struct analysis *a, struct thread *t, uint32_t cls, const struct held *h, uint32_t inner,
 			 const struct site *s)
 {
@@ -170,20 +172,28 @@ static void note_nesting(struct analysis *a, struct thread *t, uint32_t cls, con
 		c->self_outer = h->acq;
 		c->self_inner = *s;
 	}
+	uint32_t og = a->locks[h->lock].gen, ig = a->locks[inner].gen;
 	uint64_t key = (uint64_t)h->lock << 32 | inner, back = (uint64_t)inner << 32 | h->lock;
-	uint32_t idx;
-	if (u64map_get(&a->nesting_map, key, &idx))
+	uint32_t idx, bidx;
+	int known = u64map_get(&a->nesting_map, key, &idx);
+	if (known && a->nestings[idx].outer_gen == og && a->nestings[idx].inner_gen == ig)
 		return;
-	if (u64map_get(&a->nesting_map, back, &idx))
-		instance_inversion(a, t, cls, &a->nestings[idx], h, inner, s);
-	if (grow((void **)&a->nestings, &a->cap_nestings, a->n_nestings + 1, sizeof(*a->nestings))) {
-		fail(a, ANALYSIS_E_NOMEM);
-		return;
+	if (u64map_get(&a->nesting_map, back, &bidx) && a->nestings[bidx].outer_gen == ig &&
+	    a->nestings[bidx].inner_gen == og)
+		instance_inversion(a, t, cls, &a->nestings[bidx], h, inner, s);
+	if (!known) {
+		if (grow((void **)&a->nestings, &a->cap_nestings, a->n_nestings + 1, sizeof(*a->nestings))) {
+			fail(a, ANALYSIS_E_NOMEM);
+			return;
+		}
+		idx = (uint32_t)a->n_nestings++;
+		fail(a, u64map_put(&a->nesting_map, key, idx));
 	}
-	a->nestings[a->n_nestings].outer = h->acq;
-	a->nestings[a->n_nestings].inner = *s;
-	fail(a, u64map_put(&a->nesting_map, key, (uint32_t)a->n_nestings));
-	a->n_nestings++;
+	struct nesting *n = &a->nestings[idx];
+	n->outer = h->acq;
+	n->inner = *s;
+	n->outer_gen = og;
+	n->inner_gen = ig;
 }
 
 static void recursive_rule(struct analysis *a, enum analysis_kind kind, struct thread *t,

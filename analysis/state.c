@@ -270,6 +270,7 @@ void lock_init_event(struct analysis *a, const struct db_event *ev, const struct
 		held_remove(&a->threads[l->holder - 1], li);
 	l->cls = class_for(a, ev->obj, l->sleeping, "init", &init);
 	l->inited = 1;
+	l->gen++;
 	l->holder = l->readers = l->depth = 0;
 	l->handoff_to = 0;
 	l->acquired_once = 0;
