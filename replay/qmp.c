@@ -29,6 +29,7 @@ struct qmp {
 	struct event_node *head, *tail;
 	int closed;
 	int timeout_ms;        /* for command answers; -1: wait forever */
+	unsigned owed;         /* answers to commands that timed out: dropped when they come */
 };
 
 /* Takes one complete line from the input buffer, parsed. 1 if one was there. */
@@ -112,6 +113,11 @@ static int read_reply(struct qmp *q, int timeout_ms, struct qmp_json **msg, char
 				queue_event(q, m);
 				continue;
 			}
+			if (q->owed) { /* the late answer to a command given up on */
+				q->owed--;
+				qmp_json_free(m);
+				continue;
+			}
 			*msg = m;
 			return 0;
 		}
@@ -161,8 +167,10 @@ int qmp_execute(struct qmp *q, const char *command, const char *args, struct qmp
 	}
 	if ((rc = send_text(q, b.buf, b.len, err)) < 0)
 		goto out;
-	if ((rc = read_reply(q, q->timeout_ms, &m, err)) < 0)
+	if ((rc = read_reply(q, q->timeout_ms, &m, err)) < 0) {
+		q->owed += rc == REPLAY_E_TIMEOUT;
 		goto out;
+	}
 	if ((e = qmp_json_get(m, "error"))) {
 		const char *desc = qmp_json_get_str(e, "desc");
 		rc = replay_set_err(err, REPLAY_E_QEMU, "QEMU refused %s: %s", command, desc ? desc : "(no description)");
@@ -351,7 +359,10 @@ int qmp_connect(const char *path, struct qemu_proc *proc, struct qemu_guard *g, 
 	}
 	qmp_json_free(greeting);
 	greeting = NULL;
-	if ((rc = qmp_execute(q, "qmp_capabilities", NULL, NULL, err)) < 0)
+	q->timeout_ms = timeout_ms; /* connecting is bounded, whatever comes after */
+	rc = qmp_execute(q, "qmp_capabilities", NULL, NULL, err);
+	q->timeout_ms = -1;
+	if (rc < 0)
 		goto fail;
 	*out = q;
 	return 0;
@@ -361,9 +372,12 @@ fail:
 	return rc;
 }
 
-void qmp_set_timeout(struct qmp *q, int timeout_ms)
+int qmp_set_timeout(struct qmp *q, int timeout_ms)
 {
+	int old = q->timeout_ms;
+
 	q->timeout_ms = timeout_ms;
+	return old;
 }
 
 void qmp_close(struct qmp *q)

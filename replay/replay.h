@@ -246,9 +246,10 @@ void qmp_close(struct qmp *q);
  * "return" value, owned by the caller. An "error" answer is REPLAY_E_QEMU with
  * QEMU's description in *err. */
 int qmp_execute(struct qmp *q, const char *command, const char *args, struct qmp_json **ret, char **err);
-/* How long qmp_execute waits for an answer (REPLAY_E_TIMEOUT after); -1, the
- * default, waits until QEMU answers, exits or a signal arrives. */
-void qmp_set_timeout(struct qmp *q, int timeout_ms);
+/* How long qmp_execute waits for an answer (REPLAY_E_TIMEOUT after; the late
+ * answer, if it comes, is dropped); -1, the default, waits until QEMU answers,
+ * exits or a signal arrives. */
+int qmp_set_timeout(struct qmp *q, int timeout_ms); /* returns the previous one */
 /* human-monitor-command: *out gets the HMP output (malloc'd). */
 int qmp_hmp(struct qmp *q, const char *cmdline, char **out, char **err);
 /* Waits for the event named name (or any event if NULL) up to timeout_ms (-1:

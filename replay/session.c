@@ -19,6 +19,9 @@
 
 #include "replay/internal.h"
 
+#define WATCH_QUERY_MS 2000 /* for one query-replay while QEMU replays */
+#define ANSWER_MS 30000     /* for any other QMP command */
+
 struct replay_session {
 	struct qemu_proc *qemu;
 	struct qmp *qmp;
@@ -171,6 +174,9 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 		}
 		goto fail;
 	}
+	/* every answer bounded: a QEMU that stops answering (wedged, stopped)
+	 * is an error, not a wait without end */
+	qmp_set_timeout(s->qmp, s->stall_ms > ANSWER_MS ? s->stall_ms : ANSWER_MS);
 	goto done;
 oom:
 	rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
@@ -223,11 +229,14 @@ static int watch_progress(struct replay_session *s, uint64_t target, uint64_t *l
 {
 	uint64_t ic;
 	char *e = NULL;
+	int old = qmp_set_timeout(s->qmp, WATCH_QUERY_MS), rc = qmp_replay_icount(s->qmp, &ic, &e);
 
-	if (qmp_replay_icount(s->qmp, &ic, &e) < 0) {
-		free(e);
+	qmp_set_timeout(s->qmp, old);
+	free(e);
+	if (rc == REPLAY_E_TIMEOUT) /* alive but not answering (stopped, wedged): standing still */
+		return replay_now_ms() - *since > s->stall_ms ? REPLAY_E_TIMEOUT : 0;
+	if (rc < 0)
 		return 0; /* QEMU exiting: the caller sees it next */
-	}
 	if (s->progress)
 		s->progress(s->progress_ctx, ic, target);
 	if (ic != *last) {

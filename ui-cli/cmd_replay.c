@@ -373,7 +373,7 @@ int cmd_replay(int argc, char **argv)
 	struct replay_session_opts so = { 0 };
 	const char *val, *spec = NULL, *to = NULL;
 	char *err = NULL;
-	uint64_t context = 4;
+	uint64_t context = 4, snap_at = 0;
 	int opt, json = 0, quiet = 0, rc;
 	struct cli_progress *prog = NULL;
 
@@ -423,20 +423,17 @@ int cmd_replay(int argc, char **argv)
 	 * seek back there: when the landing found its instruction behind its
 	 * last step, a second QEMU from the same snapshot goes straight to it. */
 	so.start_near = v.icount > LAND_WINDOW ? v.icount - LAND_WINDOW : 0;
-	{
-		uint64_t at;
-		/* a snapshot that does not replay stalls at once */
-		so.stall_s = replay_snapshot_nearest(v.rec.rec->dir, so.start_near, &at) ? SNAPSHOT_STALL_S : 0;
-	}
+	/* a snapshot that does not replay stalls at once */
+	so.stall_s = replay_snapshot_nearest(v.rec.rec->dir, so.start_near, &snap_at) ? SNAPSHOT_STALL_S : 0;
 	rc = start_and_go(&v, &so, &s, &err);
 	/* A QEMU started from a snapshot now and then stands still at once (seen
-	 * once on our kernel, beside a loaded host): a second one from the same
-	 * snapshot goes on. When that one stands still too, the start. */
-	for (int tries = 0; rc == REPLAY_E_TIMEOUT && s && replay_session_snapshot(s); tries++) {
+	 * once on our kernel, beside a loaded host), before or after it answers
+	 * QMP: a second one from the same snapshot goes on. When that one stands
+	 * still too, the start. */
+	for (int tries = 0; rc == REPLAY_E_TIMEOUT && so.stall_s; tries++) {
 		if (tries == 1) {
 			cli_warning("the snapshot at icount %" PRIu64
-				    " does not replay (QEMU 10.0.2); replaying from the start",
-				    replay_session_snapshot(s));
+				    " does not replay (QEMU 10.0.2); replaying from the start", snap_at);
 			so.start_near = 0;
 			so.stall_s = 0;
 		}
