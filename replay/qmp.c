@@ -28,7 +28,7 @@ struct qmp {
 	struct qmp_buf in;     /* bytes read but not yet parsed */
 	struct event_node *head, *tail;
 	int closed;
-	int timeout_ms;        /* for command answers; -1: wait forever */
+	int timeout_ms;        /* for command answers; -1: wait forever (never the default) */
 	unsigned owed;         /* answers to commands that timed out: dropped when they come */
 };
 
@@ -326,7 +326,7 @@ int qmp_connect(const char *path, struct qemu_proc *proc, struct qemu_guard *g, 
 	if (!q)
 		return replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
 	q->guard = g;
-	q->timeout_ms = -1;
+	q->timeout_ms = QMP_ANSWER_MS;
 	for (;;) {
 		q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (q->fd < 0) {
@@ -359,10 +359,7 @@ int qmp_connect(const char *path, struct qemu_proc *proc, struct qemu_guard *g, 
 	}
 	qmp_json_free(greeting);
 	greeting = NULL;
-	q->timeout_ms = timeout_ms; /* connecting is bounded, whatever comes after */
-	rc = qmp_execute(q, "qmp_capabilities", NULL, NULL, err);
-	q->timeout_ms = -1;
-	if (rc < 0)
+	if ((rc = qmp_execute(q, "qmp_capabilities", NULL, NULL, err)) < 0)
 		goto fail;
 	*out = q;
 	return 0;

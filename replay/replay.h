@@ -247,8 +247,10 @@ void qmp_close(struct qmp *q);
  * QEMU's description in *err. */
 int qmp_execute(struct qmp *q, const char *command, const char *args, struct qmp_json **ret, char **err);
 /* How long qmp_execute waits for an answer (REPLAY_E_TIMEOUT after; the late
- * answer, if it comes, is dropped); -1, the default, waits until QEMU answers,
- * exits or a signal arrives. */
+ * answer, if it comes, is dropped): QMP_ANSWER_MS unless set; -1 waits until
+ * QEMU answers, exits or a signal arrives. A QEMU that stops answering
+ * (wedged, stopped) is then an error, not a wait without end. */
+#define QMP_ANSWER_MS 30000
 int qmp_set_timeout(struct qmp *q, int timeout_ms); /* returns the previous one */
 /* human-monitor-command: *out gets the HMP output (malloc'd). */
 int qmp_hmp(struct qmp *q, const char *cmdline, char **out, char **err);

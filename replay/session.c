@@ -20,7 +20,6 @@
 #include "replay/internal.h"
 
 #define WATCH_QUERY_MS 2000 /* for one query-replay while QEMU replays */
-#define ANSWER_MS 30000     /* for any other QMP command */
 
 struct replay_session {
 	struct qemu_proc *qemu;
@@ -174,9 +173,8 @@ int replay_session_start(const struct replay_recording *r, const struct replay_s
 		}
 		goto fail;
 	}
-	/* every answer bounded: a QEMU that stops answering (wedged, stopped)
-	 * is an error, not a wait without end */
-	qmp_set_timeout(s->qmp, s->stall_ms > ANSWER_MS ? s->stall_ms : ANSWER_MS);
+	if (s->stall_ms > QMP_ANSWER_MS) /* a longer stall bound (KREWIND_STALL): answers may take as long */
+		qmp_set_timeout(s->qmp, s->stall_ms);
 	goto done;
 oom:
 	rc = replay_set_err(err, REPLAY_E_NOMEM, "out of memory");
