@@ -30,7 +30,7 @@ BEGIN {
 	printf "              writer thread %d ms CPU (%.2f us/event); translation flushes %d; ",
 		v["writer_cpu_ms"], 1000 * v["writer_cpu_ms"] / ev, v["resets"]
 	if (extra > inside)
-		printf "rest of the %d ms difference (the inline count per instruction, translating instrumented blocks, noise) %d ms\n",
+		printf "rest of the %d ms difference (the inline count per block, translating instrumented blocks, noise) %d ms\n",
 			extra, extra - inside
 	else
 		printf "the %d ms difference is within the noise (less than the parts above)\n", extra

@@ -114,6 +114,51 @@ static int worth_decoding(const uint8_t *c, size_t len)
 }
 
 /*
+ * Whether QEMU can translate this instruction other than as the last of its
+ * block: not a control transfer (jmp, jcc, call, ret, iret, loop, int,
+ * syscall...) and not a rep string instruction (translated as a loop on
+ * itself). Undecodable bytes say yes. Legacy and REX prefixes are skipped
+ * as in 64-bit code (16/32-bit code's inc/dec then says yes: the safe side).
+ */
+int insn_mid_block(const uint8_t *c, size_t len)
+{
+	size_t i = 0;
+	int rep = 0;
+
+	/* a REX byte followed by a legacy prefix is ignored, not an error */
+	while (i < len &&
+	       (c[i] == 0x66 || c[i] == 0x67 || c[i] == 0xf0 || c[i] == 0xf2 || c[i] == 0xf3 || c[i] == 0x2e ||
+	        c[i] == 0x3e || c[i] == 0x26 || c[i] == 0x36 || c[i] == 0x64 || c[i] == 0x65 || (c[i] & 0xf0) == 0x40))
+		rep |= c[i] == 0xf2 || c[i] == 0xf3, i++;
+	if (i >= len)
+		return 1;
+	if (c[i] >= 0x70 && c[i] <= 0x7f) /* jcc rel8 */
+		return 0;
+	switch (c[i]) {
+	case 0xc2: case 0xc3: case 0xca: case 0xcb: /* ret, retf */
+	case 0xcc: case 0xcd: case 0xce: case 0xcf: /* int3, int N, into, iret */
+	case 0xe0: case 0xe1: case 0xe2: case 0xe3: /* loopnz, loopz, loop, jrcxz */
+	case 0xe8: case 0xe9: case 0xea: case 0xeb: /* call, jmp */
+	case 0x9a: case 0xf1:                       /* call far, int1 */
+		return 0;
+	case 0x6c: case 0x6d: case 0x6e: case 0x6f: /* ins, outs */
+	case 0xa4: case 0xa5: case 0xa6: case 0xa7: /* movs, cmps */
+	case 0xaa: case 0xab: case 0xac: case 0xad: /* stos, lods */
+	case 0xae: case 0xaf:                       /* scas */
+		return !rep;
+	case 0xff: /* /2 /3 call, /4 /5 jmp */
+		return i + 1 >= len || ((c[i + 1] >> 3) & 7) < 2 || ((c[i + 1] >> 3) & 7) > 5;
+	case 0x0f:
+		if (i + 1 >= len)
+			return 1;
+		/* jcc rel32; syscall, sysret, sysenter, sysexit */
+		return !((c[i + 1] >= 0x80 && c[i + 1] <= 0x8f) || c[i + 1] == 0x05 || c[i + 1] == 0x07 ||
+		         c[i + 1] == 0x34 || c[i + 1] == 0x35);
+	}
+	return 1;
+}
+
+/*
  * A 32-bit store that can reach the xAPIC EOI register (APIC base + 0xb0)
  * wherever the kernel mapped the APIC page: the displacement ends in 0xb0
  * (`mov [rax+0xb0], ecx` with rax = the page), or a register-based store

@@ -6,9 +6,10 @@
  * Decides at translation time which few instructions matter (lidt, mov cr8,
  * wrmsr, iretq, out dx,al, int N, trap handler entries found in the IDT,
  * probed function entries and their rets or jumps to a return thunk, 32-bit
- * stores that may be an xAPIC EOI) and hangs one callback on each. Every instruction also bumps an inline per-vCPU
- * counter, so each event carries the exact count of instructions retired
- * before it on its vCPU, the count QEMU's record/replay uses. With several
+ * stores that may be an xAPIC EOI) and hangs one callback on each. Every block
+ * also adds its instructions to an inline per-vCPU counter (count.c), so each
+ * event carries the exact count of instructions retired before it on its
+ * vCPU, the count QEMU's record/replay uses. With several
  * vCPUs on one host thread (single-threaded TCG, -icount) the count is the
  * machine's and the vCPU is told by its GS base ("Several vCPUs" below). Each event
  * carries RFLAGS.IF, the vCPU's execution context (kept per thread from the
@@ -32,6 +33,7 @@
 #include <qemu-plugin.h>
 
 #include "db/db.h"
+#include "tracer/count.h"
 #include "tracer/gdbstub.h"
 #include "tracer/tracer.h"
 
@@ -60,6 +62,13 @@ struct site {
 	int vector;                /* ROLE_TRAP: lowest vector whose gate points here */
 	const struct probe *entry; /* ROLE_ENTRY */
 	struct insn_info insn;
+};
+
+/* A site in the blocks where it is instruction i of n: the callbacks'
+ * user data, so that they know their count (count_back). */
+struct siteref {
+	const struct site *s;
+	unsigned back;
 };
 
 struct range {
@@ -124,8 +133,6 @@ static struct tracer {
 	struct db_writer *w;
 	struct probe_file *probe;
 	struct elfsym_table *syms;
-	struct qemu_plugin_scoreboard *icount_sb;
-	qemu_plugin_u64 icount;
 	struct vcpu *vcpus;
 	int nvcpus;
 	GMutex lock; /* guards everything below */
@@ -133,6 +140,7 @@ static struct tracer {
 	GHashTable *handlers; /* handler pc -> vector + 1 */
 	GHashTable *entries;  /* function address -> struct probe * */
 	GHashTable *sites;    /* pc -> struct site * (sites live until exit) */
+	GHashTable *siterefs; /* site | back << 48 -> struct siteref * (as long) */
 	GPtrArray *all_sites;
 	GArray *ret_ranges;  /* struct range: where the returns of probed calls are */
 	GArray *eoi_ranges;  /* struct range: probe `eoi` functions, whose 32-bit stores may be the EOI */
@@ -302,16 +310,7 @@ static void peek_string(struct vcpu *v, uint64_t addr, char *out, size_t size)
 
 static uint64_t icount_now(unsigned vcpu)
 {
-	return the.serial ? the.gcount : qemu_plugin_u64_get(the.icount, vcpu);
-}
-
-/* Takes back the count of an instruction QEMU rolled back (a fault). */
-static void icount_undo(unsigned vcpu)
-{
-	if (the.serial)
-		the.gcount--;
-	else
-		qemu_plugin_u64_add(the.icount, vcpu, (uint64_t)-1);
+	return the.serial ? the.gcount : count_now(vcpu);
 }
 
 /* ------------------------------------------------------------ several vCPUs */
@@ -807,15 +806,18 @@ static int pushes_error_code(int vec)
 }
 
 /*
- * A fault raised while an instruction runs (QEMU rolls the instruction back
- * and its own count with it) had its inline add done already: the count is
- * one ahead from here on. That is the case for faults raised by helpers and
- * memory accesses: #DE, #TS, #NP, #SS, #GP, #AC, #MF/#XM and data #PF. Faults
- * QEMU raises at translation time (#UD, #NM, privilege checks, int3/int n) and
+ * A fault raised while an instruction runs: QEMU rolls the instruction back,
+ * and its own count with it, to before that instruction; the plugin counted
+ * it already (serial mode: its callback ran; else its block counted it and
+ * what follows it, count_fault). That is the case for faults raised by
+ * helpers and memory accesses: #DE, #TS, #NP, #SS, #GP, #AC, #MF/#XM and data
+ * #PF. Faults QEMU raises at translation time (#UD, #NM, privilege checks,
+ * int3/int n: the last instruction of their block, counted by QEMU too) and
  * instruction-fetch #PF (CR2 inside the faulting instruction: never
- * translated, never counted) need nothing.
+ * translated, never counted) need nothing. frame: where the trap frame's RIP
+ * is.
  */
-static int fault_counted_twice(struct vcpu *v, int vec)
+static int rolled_back(struct vcpu *v, int vec, uint64_t frame)
 {
 	uint64_t rip, cr2;
 	int ok;
@@ -832,7 +834,7 @@ static int fault_counted_twice(struct vcpu *v, int vec)
 		return 1;
 	case 14:
 		cr2 = read_handle(v, v->cr2_reg, &ok);
-		if (!ok || peek(v, reg(v, PROBE_RSP) + 8, 8, &rip))
+		if (!ok || peek(v, frame, 8, &rip))
 			return 0;
 		return cr2 - rip >= 16;
 	}
@@ -856,14 +858,20 @@ static void on_trap(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_
 
 	v->c.trap++;
 	v->pending_int = -1;
-	if (vec < 32 && !soft && fault_counted_twice(v, vec)) {
-		icount_undo(vcpu);
-		ic--;
-	}
 	rsp = reg(v, PROBE_RSP);
 	if (errc && peek(v, rsp, 8, &err))
 		err = 0;
 	rsp += errc ? 8 : 0;
+	if (vec < 32 && !soft && rolled_back(v, vec, rsp)) {
+		uint64_t rip;
+
+		if (the.serial) {
+			the.gcount--;
+			ic--;
+		} else if (!peek(v, rsp, 8, &rip)) {
+			ic -= count_fault(vcpu, rip);
+		}
+	}
 	if (peek(v, rsp + 8, 8, &cs) || peek(v, rsp + 16, 8, &fl))
 		cs = fl = 0;
 	v->user_gs = (cs & 3) == 3;
@@ -1364,10 +1372,9 @@ static void on_out(struct vcpu *v, unsigned vcpu, const struct site *s, uint64_t
 		v->serial[v->serial_len++] = c;
 }
 
-static void site(unsigned int vcpu, const struct site *s)
+static void site(unsigned int vcpu, const struct site *s, uint64_t ic)
 {
 	struct vcpu *v = &the.vcpus[vcpu];
-	uint64_t ic = icount_now(vcpu);
 
 	v->loaded = 0;
 	v->c.site++;
@@ -1406,19 +1413,20 @@ static void site(unsigned int vcpu, const struct site *s)
 
 static void on_site(unsigned int vcpu, void *udata)
 {
-	const struct site *s = udata;
+	const struct siteref *r = udata;
+	const struct site *s = r->s;
 	struct counters *c = vcpu < (unsigned)the.nvcpus ? &the.vcpus[vcpu].c : &the.vcpus[0].c;
 	uint64_t t0 = ++c->cb_calls % COST_SAMPLE ? 0 : cycles();
 
 	if (!the.serial) {
-		site(vcpu, s);
+		site(vcpu, s, count_before(vcpu, r->back));
 		if (t0)
 			c->cb_cycles += cycles() - t0;
 		return;
 	}
 	if (the.stopping)
 		maybe_hold(vcpu, s->pc);
-	site(identify(vcpu, s->pc, 1), s);
+	site(identify(vcpu, s->pc, 1), s, the.gcount);
 	the.gcount++; /* after: the site saw the count of the instructions before it */
 	if (t0)
 		c->cb_cycles += cycles() - t0;
@@ -1429,11 +1437,14 @@ static void on_site(unsigned int vcpu, void *udata)
  * registers that formed it, is the APIC base + 0xb0. */
 static void on_store(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
 {
-	const struct site *s = udata;
+	const struct siteref *r = udata;
+	const struct site *s = r->s;
 	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
-	uint64_t base = __atomic_load_n(&the.apic_base, __ATOMIC_RELAXED), phys, t0 = cycles();
+	uint64_t base = __atomic_load_n(&the.apic_base, __ATOMIC_RELAXED), phys, t0 = cycles(), ic;
 	struct vcpu *v;
 
+	/* the serial count moved on at the store's instruction callback */
+	ic = the.serial ? the.gcount - 1 : count_before(vcpu, r->back);
 	vcpu = identify(vcpu, 0, 0);
 	v = &the.vcpus[vcpu];
 	v->c.store++;
@@ -1443,12 +1454,27 @@ static void on_store(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vad
 	}
 	v->loaded = 0;
 	v->c.store_eoi++;
-	/* the memory callback runs after the store's instruction was counted */
-	push(v, vcpu, DB_EOI, icount_now(vcpu) - 1, s->pc, current_thread(v), 0, 2, 0, NULL);
+	push(v, vcpu, DB_EOI, ic, s->pc, current_thread(v), 0, 2, 0, NULL);
 	v->c.store_cycles += cycles() - t0;
 }
 
 /* -------------------------------------------------------------- translation */
+
+/* The callbacks' user data for s as instruction i of n. Caller holds the.lock. */
+static const struct siteref *ref_for(const struct site *s, unsigned i, unsigned n, int mem)
+{
+	unsigned back = the.serial ? 0 : count_back(i, n, mem);
+	gpointer key = GSIZE_TO_POINTER((uint64_t)(uintptr_t)s | (uint64_t)back << 48);
+	struct siteref *r = g_hash_table_lookup(the.siterefs, key);
+
+	if (!r) {
+		r = g_new(struct siteref, 1);
+		r->s = s;
+		r->back = back;
+		g_hash_table_insert(the.siterefs, key, r);
+	}
+	return r;
+}
 
 static int in_range(const GArray *ranges, uint64_t pc)
 {
@@ -1490,9 +1516,12 @@ static struct site *site_for(uint64_t pc, unsigned roles, int vector, const stru
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
 	size_t n = qemu_plugin_tb_n_insns(tb), i;
+	const struct count_block *b = NULL;
 
 	(void)id;
 	lock();
+	if (!the.serial)
+		b = count_block(tb);
 	g_hash_table_add(the.tb_starts, GSIZE_TO_POINTER(qemu_plugin_tb_vaddr(tb)));
 	if (the.serial) {
 		the.fresh = 1;
@@ -1532,10 +1561,11 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
 			if (ii.cls == INSN_STORE32_B0)
 				qemu_plugin_register_vcpu_mem_cb(insn, on_store, QEMU_PLUGIN_CB_R_REGS,
-				                                 QEMU_PLUGIN_MEM_W, s);
+				                                 QEMU_PLUGIN_MEM_W,
+				                                 (void *)ref_for(s, (unsigned)i, (unsigned)n, 1));
 			if (roles || ii.cls != INSN_STORE32_B0) {
 				qemu_plugin_register_vcpu_insn_exec_cb(insn, on_site, QEMU_PLUGIN_CB_R_REGS,
-				                                       s);
+				                                       (void *)ref_for(s, (unsigned)i, (unsigned)n, 0));
 				if (the.serial)
 					continue; /* on_site counts it */
 			}
@@ -1548,9 +1578,8 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			                                       the.stopping ? QEMU_PLUGIN_CB_R_REGS
 			                                                    : QEMU_PLUGIN_CB_NO_REGS,
 			                                       GSIZE_TO_POINTER(pc));
-		else /* after the callback: callbacks see the count of instructions before theirs */
-			qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
-			                                                    the.icount, 1);
+		else if (i == 0) /* after its callbacks: they see the count before the block */
+			count_add(tb, b);
 	}
 	unlock();
 }
@@ -1666,12 +1695,13 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
 	                " store=%" PRIu64 " store_eoi=%" PRIu64 " reg_reads=%" PRIu64 " mem_reads=%" PRIu64
 	                " events=%" PRIu64 " dropped=%" PRIu64 " sites=%u"
 	                " run_ms=%.0f setup_ms=%.0f callback_ms=%.0f store_ms=%.0f locks=%" PRIu64 " lock_ms=%.1f"
-	                " writer_cpu_ms=%.0f resets=%" PRIu64,
+	                " writer_cpu_ms=%.0f resets=%" PRIu64 " io_reruns=%" PRIu64 " unmatched=%" PRIu64,
 	                c.site, c.trap, c.entry, c.ret, c.iret, c.store, c.store_eoi, c.reg_reads, c.mem_reads,
 	                c.events, st.dropped, the.all_sites->len, (double)(now - the.mono0) / 1e6,
 	                (double)the.setup_ns / 1e6, (double)c.cb_cycles * COST_SAMPLE / per_ns / 1e6,
 	                (double)c.store_cycles / per_ns / 1e6, the.locks,
-	                (double)the.lock_cycles * COST_SAMPLE / per_ns / 1e6, (double)st.cpu_ns / 1e6, the.resets);
+	                (double)the.lock_cycles * COST_SAMPLE / per_ns / 1e6, (double)st.cpu_ns / 1e6, the.resets,
+	                count_io_reruns(), count_unmatched());
 	db_writer_set_meta(the.w, "tracer_counters", str->str);
 	g_string_free(str, TRUE);
 	if (db_writer_close(the.w, &err))
@@ -1901,6 +1931,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	the.handlers = g_hash_table_new(NULL, NULL);
 	the.entries = g_hash_table_new(NULL, NULL);
 	the.sites = g_hash_table_new(NULL, NULL);
+	the.siterefs = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	the.all_sites = g_ptr_array_new_with_free_func(g_free);
 	the.frames = g_hash_table_new(NULL, NULL);
 	the.ret_ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
@@ -1936,8 +1967,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		return -1;
 	}
 	the.setup_ns = mono_ns() - the.mono0;
-	the.icount_sb = qemu_plugin_scoreboard_new(sizeof(uint64_t));
-	the.icount = qemu_plugin_scoreboard_u64(the.icount_sb);
+	count_init();
 	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
 	qemu_plugin_register_atexit_cb(id, on_exit_cb, NULL);

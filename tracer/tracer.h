@@ -281,6 +281,10 @@ void insn_decoder_free(struct insn_decoder *d);
  * undecodable). Not thread-safe: one decoder per thread or a lock. */
 int insn_classify(struct insn_decoder *d, const uint8_t *code, size_t len, uint64_t addr,
                   struct insn_info *info);
+/* 0 for an instruction QEMU always ends its translated block with (a control
+ * transfer, a rep string instruction), else 1: only those can be cut short by
+ * an MMIO access in the middle of a block (count.c). Opcode bytes only. */
+int insn_mid_block(const uint8_t *code, size_t len);
 /* Tail calls: the targets of direct jumps (jmp, jcc) in code[0..len) (a
  * function at addr) that leave [addr, addr+len). Fills up to max targets and
  * returns how many were found (possibly more than max). */

@@ -5,7 +5,7 @@
 # the top build/, from its own objects (build/tracer/obj/), db sources included.
 
 TRACER_PROBE_SRCS := tracer/probe.c tracer/elfsym.c
-TRACER_PLUGIN_SRCS := tracer/plugin.c tracer/insn.c tracer/gdbstub.c $(TRACER_PROBE_SRCS)
+TRACER_PLUGIN_SRCS := tracer/plugin.c tracer/count.c tracer/insn.c tracer/gdbstub.c $(TRACER_PROBE_SRCS)
 PLUGIN := $(TOP_BUILD)/tracer/libkrewind.so
 PLUGIN_OBJDIR := $(TOP_BUILD)/tracer/obj
 # Recursive (=): GLIB_CFLAGS runs pkg-config, which must happen when the recipe runs,

@@ -10,7 +10,8 @@ for f in "$PLUGIN" "$KERNEL"; do
 	[ -e "$f" ] || { skip "tracer replay" "$f not built"; done_testing; }
 done
 # -net none: the NIC's option ROM rewrites its own code while it runs, which
-# QEMU handles by restarting an instruction: the plugin would count it twice.
+# QEMU handles by restarting an instruction: the plugin would count the rest
+# of its block twice.
 qemu_rr() { # MODE [args]: killed after 120 s whatever happens
 	local mode=$1; shift
 	timeout -s KILL 120 qemu-system-x86_64 -cpu max -m 128M -kernel "$KERNEL" -append scenario=clean -display none \

@@ -1,10 +1,14 @@
 /*
  * guest.S - a minimal x86-64 guest for the tracer's own tests, independent of
  * the krewind kernel: PVH entry, long mode, an IDT, a breakpoint, a page
- * fault (with its error code), and an xAPIC (MMIO) periodic timer whose
- * handler writes the EOI register at APIC base + 0xB0. Prints on COM1 and
+ * fault (with its error code), the same code run at a second virtual
+ * address of its page (QEMU reuses the block translated at the first) and
+ * faulting in the middle of that block, and an xAPIC (MMIO) periodic timer
+ * whose handler writes the EOI register at APIC base + 0xB0. Prints on COM1 and
  * powers off through isa-debug-exit (status 33).
  */
+	.set ALIAS, 0x80000000     /* a second mapping of the first 2 MB */
+
 	.section .note.pvh, "a"
 	.align 4
 	.long 4, 4, 18          /* namesz, descsz, XEN_ELFNOTE_PHYS32_ENTRY */
@@ -17,7 +21,8 @@
 	.type _start32, @function
 _start32:
 	cli
-	/* 1 GB identity map with 2 MB pages, plus the APIC page at 0xfee00000 */
+	/* 1 GB identity map with 2 MB pages, the first one again at ALIAS, plus
+	 * the APIC page at 0xfee00000 */
 	lea pdpt, %eax
 	or $3, %eax
 	mov %eax, pml4
@@ -27,6 +32,10 @@ _start32:
 	lea pd_apic, %eax
 	or $3, %eax
 	mov %eax, pdpt + 3 * 8
+	lea pd_alias, %eax
+	or $3, %eax
+	mov %eax, pdpt + 2 * 8
+	movl $0x83, pd_alias     /* PS, RW, P: physical 0 at ALIAS */
 	movl $0xfee0009b, pd_apic + 0x1f7 * 8  /* PS, PCD, PWT, RW, P */
 	xor %ecx, %ecx
 1:	mov %ecx, %eax
@@ -77,6 +86,12 @@ start64:
 	mov $0x40000000, %rax   /* not mapped: #PF, error code 0 */
 	mov (%rax), %ebx        /* 2 bytes, skipped by the handler */
 	call iret_to_self
+	/* twice the same block: at its own address, then at ALIAS, faulting */
+	lea ticks(%rip), %rdi
+	call twice
+	mov $(twice + ALIAS), %eax
+	mov $0x40000000, %rdi   /* #PF in the middle of the block */
+	call *%rax
 	/* xAPIC timer, periodic, vector 0x30 */
 	mov $0xfee00000, %rax
 	movl $0x1ff, 0xf0(%rax) /* SVR: enable */
@@ -95,6 +110,15 @@ start64:
 3:	hlt
 	jmp 3b
 	.size start64, . - start64
+
+	.type twice, @function
+twice:                          /* rdi = address to read */
+	inc %rcx
+	inc %rcx
+	mov (%rdi), %ebx        /* 2 bytes, skipped by the handler on a fault */
+	inc %rcx
+	ret
+	.size twice, . - twice
 
 	.type set_gate, @function
 set_gate:                       /* rdi = handler, esi = vector */
@@ -199,6 +223,7 @@ pml4:	.skip 4096
 pdpt:	.skip 4096
 pd:	.skip 4096
 pd_apic: .skip 4096
+pd_alias: .skip 4096
 idt:	.skip 4096
 	.skip 16384
 stack_top:
