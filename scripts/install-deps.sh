@@ -79,6 +79,10 @@ SRC
 	apt_updated=0
 }
 
+# Another apt (a second checkout's make test, unattended-upgrades) may hold
+# the dpkg lock: wait for it, a bounded while, rather than fail at once.
+apt_wait="-o DPkg::Lock::Timeout=600"
+
 apt_updated=0
 apt_update() {
 	[ "$apt_updated" -eq 1 ] && return 0
@@ -91,7 +95,7 @@ install_qemu() {
 	add_backports
 	apt_update
 	say "installing qemu-system-x86 from bookworm-backports"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports \
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install $apt_wait -y -qq -t bookworm-backports \
 		qemu-system-x86 qemu-utils >/dev/null
 	[ "$(qemu_major)" -ge "$min_qemu_major" ] || die "qemu-system-x86_64 is still older than $min_qemu_major.0"
 }
@@ -129,7 +133,7 @@ if [ -n "${missing// /}" ]; then
 	apt_update
 	say "installing: $missing"
 	# shellcheck disable=SC2086
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install $apt_wait -y -qq $missing >/dev/null
 fi
 install_qemu
 fetch_plugin_header

@@ -101,7 +101,7 @@ fi
 headers=/usr/src/linux-headers-$kver
 if [ ! -e "$headers/Makefile" ]; then
 	say "installing linux-headers-$kver"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "linux-headers-$kver" >/dev/null ||
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq "linux-headers-$kver" >/dev/null ||
 		die "apt-get install linux-headers-$kver failed"
 fi
 busybox=/bin/busybox
