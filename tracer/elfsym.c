@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tracer/tracer.h"
@@ -191,6 +193,32 @@ int elfsym_is_return_thunk(const struct elfsym *s)
 	return s && s->is_func && strstr(s->name, "return_thunk") != NULL;
 }
 
+static uint64_t file_size(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : UINT64_MAX;
+}
+
+static int truncated(const char *path, int fd, uint64_t needed, char **err)
+{
+	return fail(err, TRACER_E_ELF, "%s is truncated: %" PRIu64 " bytes, its ELF needs %" PRIu64
+	            " (a partial download or copy?)", path, file_size(fd), needed);
+}
+
+/* A file cut short keeps a valid ELF header whose section headers (at the
+ * end, in a linker's output) are gone: say so, not "no symbols". */
+static int check_whole(Elf *e, int fd, const char *path, char **err)
+{
+	GElf_Ehdr eh;
+	uint64_t end;
+
+	if (!gelf_getehdr(e, &eh))
+		return fail(err, TRACER_E_ELF, "%s: damaged ELF header: %s", path, elf_errmsg(-1));
+	end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
+	return eh.e_shoff && end > file_size(fd) ? truncated(path, fd, end, err) : 0;
+}
+
 int elfsym_load(const char *path, struct elfsym_table **out, char **err)
 {
 	struct elfsym_table *t = NULL;
@@ -216,9 +244,15 @@ int elfsym_load(const char *path, struct elfsym_table **out, char **err)
 		rc = fail(err, TRACER_E_ELF, "%s: not an ELF file", path);
 		goto out;
 	}
+	if ((rc = check_whole(e, fd, path, err)))
+		goto out;
 	while ((scn = elf_nextscn(e, scn)) != NULL) {
 		if (!gelf_getshdr(scn, &sh)) {
 			rc = fail(err, TRACER_E_ELF, "%s: damaged section header: %s", path, elf_errmsg(-1));
+			goto out;
+		}
+		if (sh.sh_type != SHT_NOBITS && sh.sh_offset + sh.sh_size > file_size(fd)) {
+			rc = truncated(path, fd, sh.sh_offset + sh.sh_size, err);
 			goto out;
 		}
 		if (sh.sh_type == SHT_SYMTAB && (rc = read_symtab(e, scn, &sh, t, &names_len, err)))

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -781,6 +782,23 @@ static void test_elfsym_refuses_non_elf(void **state)
 	free(err);
 }
 
+static void test_elfsym_says_truncated(void **state)
+{
+	struct elfsym_table *t = NULL;
+	char *err = NULL;
+	struct stat st;
+
+	(void)state;
+	write_elf(tmp("cut.elf"), kernel_syms, sizeof(kernel_syms) / sizeof(kernel_syms[0]), 1, NULL, 0);
+	assert_int_equal(stat(tmp("cut.elf"), &st), 0);
+	/* a download cut short: the section headers at the end are gone */
+	assert_int_equal(truncate(tmp("cut.elf"), st.st_size / 2), 0);
+	assert_int_equal(elfsym_load(tmp("cut.elf"), &t, &err), TRACER_E_ELF);
+	assert_null(t);
+	assert_non_null(strstr(err, "cut.elf is truncated"));
+	free(err);
+}
+
 static void test_elfsym_read_copies_code_bytes(void **state)
 {
 	struct elfsym_table *t = NULL;
@@ -1058,6 +1076,7 @@ int main(void)
 	    cmocka_unit_test(test_elfsym_reads_build_id),
 	    cmocka_unit_test(test_elfsym_stripped_elf_loads_with_no_symbols),
 	    cmocka_unit_test(test_elfsym_refuses_non_elf),
+	    cmocka_unit_test(test_elfsym_says_truncated),
 	    cmocka_unit_test(test_elfsym_read_copies_code_bytes),
 	    cmocka_unit_test(test_probe_resolves_shipped_probe_against_kernel_symbols),
 	    cmocka_unit_test(test_probe_resolves_linux_probe_against_synthetic_vmlinux),
