@@ -772,7 +772,9 @@ finish:
 		rd = NULL;
 	}
 	count_events(r);
-	if (!krewind_stopped || guest_ended || o->smp > 1) /* SMP: no query-replay, the plugin counts */
+	/* SMP: no query-replay, the plugin counts; nor when krewind was
+	 * interrupted before QMP answered once (a loaded host): no icount read */
+	if (!krewind_stopped || guest_ended || o->smp > 1 || !r->icount_total)
 		plugin_icount(r);
 	if (access(r->db_path, F_OK) == 0) {
 		char *e = NULL;

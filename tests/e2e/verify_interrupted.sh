@@ -42,6 +42,20 @@ check "the end is the replay log's ($(json_get end.detail <"$TMP/v.json"))" \
 check "the end's icount drift is reported" grep -q '"icount_drift"' "$TMP/v.json"
 same "the events agree" "$(json_get events.ok <"$TMP/v.json")" True
 
+# --- interrupted as soon as QEMU runs the plugin, before QMP may have answered
+# once (a loaded host): the manifest takes the plugin's count, not 0
+early=$TMP/traces/early
+"$KREWIND" record --scenario missing-eoi --hang-after 60 --timeout 120 -q -o "$early" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 300); do [ -e "$early/trace.db" ] && break; sleep 0.01; done
+sleep 0.05
+kill -INT "$pid"
+wait "$pid"
+n=$(json_get icount_total <"$early/manifest.json")
+check "interrupted at once: the manifest has an icount ($n)" [ "$n" -gt 0 ]
+"$KREWIND" verify "$early" -q >"$TMP/early.out" 2>&1
+same "... and it verifies" "$?" 0 || sed 's/^/#   /' "$TMP/early.out"
+
 # --- replay --to past the end of a hang (an exact end): exit 2 at once, no QEMU
 "$KREWIND" record --scenario missing-eoi --hang-after 1 -q -o "$TMP/traces/hang" >/dev/null 2>&1
 total=$(json_get icount_total <"$TMP/traces/hang/manifest.json")
